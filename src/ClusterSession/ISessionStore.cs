@@ -1,0 +1,100 @@
+namespace ClusterSession;
+
+/// <summary>
+/// A shared session store. Every implementation passes the store conformance suite
+/// (tests/ClusterSession.Testing). Implementations are thread-safe, enforce expiry themselves
+/// (an expired session is absent), write only what a change set changes, and never bring back
+/// a session that was deleted or expired. Store outages surface as
+/// <see cref="SessionStoreUnavailableException"/>, never as a missing session.
+/// </summary>
+public interface ISessionStore
+{
+    /// <summary>
+    /// Creates a new session with its initial attributes and principal.
+    /// Returns false, writing nothing, when a session with that id already exists.
+    /// </summary>
+    ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Loads a session and counts the load as an access: when the last refresh is older than the
+    /// store's touch interval, the last access time and the expiry are refreshed in the same round trip.
+    /// Returns null when the session does not exist or has expired. The id must be well formed
+    /// (<see cref="SessionId.IsWellFormed(string?)"/>); callers filter bad input before it gets here.
+    /// </summary>
+    ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Applies a change set to an existing session and refreshes its last access and expiry.
+    /// Attributes not named in the change set are left as they are, so concurrent saves of
+    /// different attributes all land. Returns <see cref="SessionSaveResult.Gone"/>, writing nothing,
+    /// when the session was deleted, expired or moved to another id meanwhile.
+    /// </summary>
+    ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a session. Idempotent: returns whether a live session was deleted.</summary>
+    ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Moves a session, attributes and metadata, to <paramref name="newId"/>; afterwards
+    /// <paramref name="oldId"/> is absent and saves to it return <see cref="SessionSaveResult.Gone"/>.
+    /// A save to the old id that races with the move either lands before it (and is moved) or returns Gone.
+    /// Returns false when the old session does not exist (or has expired) or the new id is taken.
+    /// </summary>
+    ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Atomically replaces one attribute if its stored value still equals <paramref name="expected"/>
+    /// (null: the attribute is absent). A null <paramref name="replacement"/> removes it. Counts as an access.
+    /// Use <see cref="SessionStoreExtensions.UpdateAttributeAsync"/> for a read-modify-write loop.
+    /// </summary>
+    ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(
+        string id,
+        string name,
+        ReadOnlyMemory<byte>? expected,
+        byte[]? replacement,
+        CancellationToken cancellationToken = default);
+
+    /// <summary>The live sessions bound to <paramref name="principal"/>, in no particular order.</summary>
+    ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default);
+
+    /// <summary>The number of live sessions. May include sessions that expired moments ago and have not been swept yet.</summary>
+    ValueTask<long> CountAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>The result of <see cref="ISessionStore.SaveAsync"/>.</summary>
+public enum SessionSaveResult
+{
+    /// <summary>The change set was applied.</summary>
+    Saved,
+
+    /// <summary>The session no longer exists (deleted, expired or moved); nothing was written.</summary>
+    Gone,
+}
+
+/// <summary>The outcome of a compare-and-set.</summary>
+public enum AttributeCasStatus
+{
+    /// <summary>The attribute had the expected value and now has the replacement.</summary>
+    Succeeded,
+
+    /// <summary>The attribute had another value; <see cref="AttributeCasResult.Current"/> holds it.</summary>
+    Mismatch,
+
+    /// <summary>The session no longer exists; nothing was written.</summary>
+    Gone,
+}
+
+/// <summary>The result of <see cref="ISessionStore.CompareAndSetAttributeAsync"/>.</summary>
+/// <param name="Status">What happened.</param>
+/// <param name="Current">On <see cref="AttributeCasStatus.Mismatch"/>, the value found (null: absent).</param>
+public readonly record struct AttributeCasResult(AttributeCasStatus Status, byte[]? Current)
+{
+    /// <summary>A successful compare-and-set.</summary>
+    public static AttributeCasResult Succeeded => new(AttributeCasStatus.Succeeded, null);
+
+    /// <summary>The session is gone.</summary>
+    public static AttributeCasResult Gone => new(AttributeCasStatus.Gone, null);
+
+    /// <summary>A mismatch that found <paramref name="current"/>.</summary>
+    public static AttributeCasResult Mismatch(byte[]? current) => new(AttributeCasStatus.Mismatch, current);
+}

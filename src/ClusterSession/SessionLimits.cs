@@ -1,0 +1,93 @@
+namespace ClusterSession;
+
+/// <summary>
+/// Limits on attribute names, sizes and counts. Checked where a change is made
+/// (<see cref="TrackedSession"/>) and again by every store before it writes.
+/// </summary>
+public sealed class SessionLimits
+{
+    /// <summary>The default limits.</summary>
+    public static SessionLimits Default { get; } = new();
+
+    /// <summary>The longest attribute name, in characters. Default 256.</summary>
+    public int MaxNameLength { get; init; } = 256;
+
+    /// <summary>The largest attribute value, in bytes. Default 256 KiB.</summary>
+    public int MaxValueBytes { get; init; } = 256 * 1024;
+
+    /// <summary>The most attributes one session may hold. Default 1,000.</summary>
+    public int MaxAttributes { get; init; } = 1000;
+
+    /// <summary>Throws <see cref="SessionLimitExceededException"/> when <paramref name="name"/> is not an acceptable attribute name.</summary>
+    public void ValidateName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length == 0)
+        {
+            throw new SessionLimitExceededException("Attribute names must not be empty.");
+        }
+
+        if (name.Length > MaxNameLength)
+        {
+            throw new SessionLimitExceededException(
+                $"Attribute name of {name.Length} characters is longer than the limit of {MaxNameLength}: use a shorter name or raise SessionLimits.MaxNameLength.");
+        }
+
+        foreach (var c in name)
+        {
+            if (char.IsControl(c) || char.IsSurrogate(c))
+            {
+                throw new SessionLimitExceededException(
+                    "Attribute names must not contain control characters or unpaired surrogates.");
+            }
+        }
+    }
+
+    /// <summary>Throws <see cref="SessionLimitExceededException"/> when a value is larger than <see cref="MaxValueBytes"/>.</summary>
+    public void ValidateValue(string name, ReadOnlySpan<byte> value)
+    {
+        if (value.Length > MaxValueBytes)
+        {
+            throw new SessionLimitExceededException(
+                $"Attribute '{name}' has {value.Length} bytes, more than the limit of {MaxValueBytes}: store less in the session or raise SessionLimits.MaxValueBytes.");
+        }
+    }
+
+    /// <summary>Throws <see cref="SessionLimitExceededException"/> when a session would hold more than <see cref="MaxAttributes"/> attributes.</summary>
+    public void ValidateCount(int count)
+    {
+        if (count > MaxAttributes)
+        {
+            throw new SessionLimitExceededException(
+                $"A session may hold at most {MaxAttributes} attributes, this change would leave {count}: remove attributes or raise SessionLimits.MaxAttributes.");
+        }
+    }
+
+    /// <summary>Validates every name and value of <paramref name="changes"/>.</summary>
+    public void Validate(SessionChanges changes)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        foreach (var (name, value) in changes.Set)
+        {
+            ValidateName(name);
+            ValidateValue(name, value);
+        }
+
+        foreach (var name in changes.Removed)
+        {
+            ValidateName(name);
+        }
+    }
+
+    /// <summary>Validates every attribute of a new session.</summary>
+    public void Validate(SessionSnapshot session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ValidateCount(session.Attributes.Count);
+        foreach (var (name, value) in session.Attributes)
+        {
+            ValidateName(name);
+            ValidateValue(name, value);
+        }
+    }
+}

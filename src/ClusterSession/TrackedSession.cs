@@ -1,0 +1,233 @@
+namespace ClusterSession;
+
+/// <summary>
+/// The view of one session during one request: reads come from the loaded snapshot overlaid
+/// with this request's own changes, writes are recorded as a change set. Not thread-safe, like
+/// the request it belongs to.
+/// </summary>
+public sealed class TrackedSession
+{
+    private readonly SessionLimits _limits;
+    private readonly Dictionary<string, byte[]> _set = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _removed = new(StringComparer.Ordinal);
+    private string? _principal;
+    private bool _principalChanged;
+    private TimeSpan? _idleTimeout;
+
+    /// <summary>Tracks changes to an existing session loaded from a store.</summary>
+    public TrackedSession(SessionSnapshot snapshot, SessionLimits? limits = null)
+        : this(snapshot, isNew: false, limits)
+    {
+    }
+
+    private TrackedSession(SessionSnapshot snapshot, bool isNew, SessionLimits? limits)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        Snapshot = snapshot;
+        IsNew = isNew;
+        Id = snapshot.Id;
+        _principal = snapshot.Principal;
+        _limits = limits ?? SessionLimits.Default;
+    }
+
+    /// <summary>Starts a new session that exists only in this request until it is created in a store.</summary>
+    public static TrackedSession CreateNew(string id, DateTimeOffset now, TimeSpan idleTimeout, TimeSpan absoluteLifetime, SessionLimits? limits = null)
+        => new(SessionSnapshot.CreateNew(id, now, idleTimeout, absoluteLifetime), isNew: true, limits);
+
+    /// <summary>The session as loaded (or, for a new session, as started).</summary>
+    public SessionSnapshot Snapshot { get; private set; }
+
+    /// <summary>The current id; differs from <see cref="Snapshot"/>'s after <see cref="RenewId"/>.</summary>
+    public string Id { get; private set; }
+
+    /// <summary>Whether the session is new in this request and not yet in a store.</summary>
+    public bool IsNew { get; private set; }
+
+    /// <summary>Whether <see cref="RenewId"/> was called on a stored session.</summary>
+    public bool IdChanged => !IsNew && !string.Equals(Id, Snapshot.Id, StringComparison.Ordinal);
+
+    /// <summary>Whether <see cref="Invalidate"/> was called.</summary>
+    public bool IsInvalidated { get; private set; }
+
+    /// <summary>Whether the request changed attributes, principal or timeout.</summary>
+    public bool HasChanges => _set.Count > 0 || _removed.Count > 0 || _principalChanged || _idleTimeout is not null;
+
+    /// <summary>The principal the session is bound to, including this request's change.</summary>
+    public string? Principal => _principal;
+
+    /// <summary>The idle timeout, including this request's change.</summary>
+    public TimeSpan IdleTimeout => _idleTimeout ?? Snapshot.IdleTimeout;
+
+    /// <summary>The attribute names visible to this request.</summary>
+    public IEnumerable<string> Keys
+    {
+        get
+        {
+            foreach (var name in Snapshot.Attributes.Keys)
+            {
+                if (!_removed.Contains(name) && !_set.ContainsKey(name))
+                {
+                    yield return name;
+                }
+            }
+
+            foreach (var name in _set.Keys)
+            {
+                yield return name;
+            }
+        }
+    }
+
+    /// <summary>The number of attributes visible to this request.</summary>
+    public int Count
+    {
+        get
+        {
+            var count = _set.Count;
+            foreach (var name in Snapshot.Attributes.Keys)
+            {
+                if (!_removed.Contains(name) && !_set.ContainsKey(name))
+                {
+                    count++;
+                }
+            }
+
+            return count;
+        }
+    }
+
+    /// <summary>Reads an attribute as this request sees it.</summary>
+    public bool TryGetValue(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? value)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (_set.TryGetValue(name, out value))
+        {
+            return true;
+        }
+
+        if (!_removed.Contains(name) && Snapshot.Attributes.TryGetValue(name, out value))
+        {
+            return true;
+        }
+
+        value = null;
+        return false;
+    }
+
+    /// <summary>Sets an attribute. The array is kept, not copied: do not change it afterwards.</summary>
+    /// <exception cref="SessionLimitExceededException">The name, size or count is over the limits.</exception>
+    public void Set(string name, byte[] value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        ThrowIfInvalidated();
+        _limits.ValidateName(name);
+        _limits.ValidateValue(name, value);
+        var isAdded = !TryGetValue(name, out _);
+        if (isAdded)
+        {
+            _limits.ValidateCount(Count + 1);
+        }
+
+        _removed.Remove(name);
+        _set[name] = value;
+    }
+
+    /// <summary>Removes an attribute; returns whether it was visible.</summary>
+    public bool Remove(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ThrowIfInvalidated();
+        var existed = TryGetValue(name, out _);
+        _set.Remove(name);
+        if (Snapshot.Attributes.ContainsKey(name))
+        {
+            _removed.Add(name);
+        }
+
+        return existed;
+    }
+
+    /// <summary>Removes every attribute this request can see.</summary>
+    public void Clear()
+    {
+        ThrowIfInvalidated();
+        _set.Clear();
+        foreach (var name in Snapshot.Attributes.Keys)
+        {
+            _removed.Add(name);
+        }
+    }
+
+    /// <summary>Binds the session to a principal (null: anonymous).</summary>
+    public void SetPrincipal(string? principal)
+    {
+        ThrowIfInvalidated();
+        if (!string.Equals(principal, _principal, StringComparison.Ordinal))
+        {
+            _principal = principal;
+            _principalChanged = !string.Equals(principal, Snapshot.Principal, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Changes the idle timeout of this session.</summary>
+    public void SetIdleTimeout(TimeSpan idleTimeout)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(idleTimeout, TimeSpan.Zero);
+        ThrowIfInvalidated();
+        _idleTimeout = idleTimeout == Snapshot.IdleTimeout ? null : idleTimeout;
+    }
+
+    /// <summary>Gives the session a new id, keeping its data (session fixation protection).</summary>
+    public void RenewId(string newId)
+    {
+        SessionId.ThrowIfMalformed(newId);
+        ThrowIfInvalidated();
+        if (IsNew)
+        {
+            Snapshot = SessionSnapshot.CreateNew(newId, Snapshot.CreatedAt, Snapshot.IdleTimeout, Snapshot.AbsoluteExpiresAt - Snapshot.CreatedAt);
+        }
+
+        Id = newId;
+    }
+
+    /// <summary>Marks the session for deletion at commit; later writes throw.</summary>
+    public void Invalidate() => IsInvalidated = true;
+
+    /// <summary>The change set to save for a stored session, addressed to <see cref="Id"/>.</summary>
+    public SessionChanges GetChanges()
+        => new(Id, new Dictionary<string, byte[]>(_set, StringComparer.Ordinal), [.. _removed], _principalChanged, _principal, _idleTimeout);
+
+    /// <summary>The snapshot to create for a new session: its attributes, principal and timeouts.</summary>
+    public SessionSnapshot ToNewSnapshot()
+        => new(Id, Snapshot.CreatedAt, Snapshot.LastAccessedAt, IdleTimeout, Snapshot.AbsoluteExpiresAt, _principal, 0,
+            new Dictionary<string, byte[]>(_set, StringComparer.Ordinal));
+
+    /// <summary>
+    /// Records that the changes were written: the overlay becomes the new baseline, so a second
+    /// commit in the same request sends only what changed after the first.
+    /// </summary>
+    public void AcceptChanges()
+    {
+        var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var name in Keys)
+        {
+            TryGetValue(name, out var value);
+            attributes[name] = value!;
+        }
+
+        Snapshot = new SessionSnapshot(Id, Snapshot.CreatedAt, Snapshot.LastAccessedAt, IdleTimeout, Snapshot.AbsoluteExpiresAt, _principal, Snapshot.Version + 1, attributes);
+        _set.Clear();
+        _removed.Clear();
+        _principalChanged = false;
+        _idleTimeout = null;
+        IsNew = false;
+    }
+
+    private void ThrowIfInvalidated()
+    {
+        if (IsInvalidated)
+        {
+            throw new InvalidOperationException("The session was invalidated in this request; start a new request to get a new session.");
+        }
+    }
+}
