@@ -40,7 +40,7 @@ public static class SessionStoreExtensions
             cancellationToken.ThrowIfCancellationRequested();
             var replacement = update(current);
             var result = await store.CompareAndSetAttributeAsync(
-                id, name, current is null ? null : current.AsMemory(), replacement, cancellationToken).ConfigureAwait(false);
+                id, name, current is null ? (ReadOnlyMemory<byte>?)null : current, replacement, cancellationToken).ConfigureAwait(false);
             switch (result.Status)
             {
                 case AttributeCasStatus.Succeeded:
