@@ -10,7 +10,7 @@ public sealed class BadInputTests : IAsyncLifetime
     private AppCluster Cluster => _cluster!;
 
     public async Task InitializeAsync()
-        => _cluster = await AppCluster.StartAsync(new TemporaryTestStore(), instances: 1, options => options.Transports = SessionIdTransports.Cookie | SessionIdTransports.Header);
+        => _cluster = await AppCluster.StartAsync(new ClusterSession.InMemory.InMemorySessionStore(), instances: 1, options => options.Transports = SessionIdTransports.Cookie | SessionIdTransports.Header);
 
     public async Task DisposeAsync() => await _cluster!.DisposeAsync();
 

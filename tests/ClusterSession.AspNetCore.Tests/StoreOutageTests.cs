@@ -9,7 +9,7 @@ public sealed class StoreOutageTests : IAsyncLifetime
 
     private AppCluster Cluster => _cluster!;
 
-    public async Task InitializeAsync() => _cluster = await AppCluster.StartAsync(new TemporaryTestStore(), instances: 2);
+    public async Task InitializeAsync() => _cluster = await AppCluster.StartAsync(new ClusterSession.InMemory.InMemorySessionStore(), instances: 2);
 
     public async Task DisposeAsync() => await _cluster!.DisposeAsync();
 
