@@ -181,11 +181,11 @@ internal sealed class TestApp : IAsyncDisposable
             await context.SignOutAsync();
             return "signed out";
         });
-        app.MapGet("/c/sessions", async (HttpContext context, ISessionManager manager) =>
+        app.MapGet("/c/sessions", async (HttpContext context, [Microsoft.AspNetCore.Mvc.FromServices] ISessionManager manager) =>
             context.User.Identity?.Name is { } name ? Results.Json(await manager.ListAsync(name, context)) : Results.StatusCode(401));
-        app.MapPost("/c/revoke/{handle}", async (HttpContext context, ISessionManager manager, string handle) =>
+        app.MapPost("/c/revoke/{handle}", async (HttpContext context, [Microsoft.AspNetCore.Mvc.FromServices] ISessionManager manager, string handle) =>
             context.User.Identity?.Name is { } name ? Results.Text((await manager.RevokeAsync(name, handle)).ToString()) : Results.StatusCode(401));
-        app.MapPost("/c/revoke-all", async (HttpContext context, ISessionManager manager) =>
+        app.MapPost("/c/revoke-all", async (HttpContext context, [Microsoft.AspNetCore.Mvc.FromServices] ISessionManager manager) =>
         {
             if (context.User.Identity?.Name is not { } name)
             {
