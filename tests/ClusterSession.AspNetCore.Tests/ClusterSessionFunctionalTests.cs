@@ -325,4 +325,23 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         Assert.NotNull(write.SetCookie(CookieName));
         Assert.Equal("1", (await browser.GetAsync(Cluster[1], "/s/get/a")).Body);
     }
+
+    [Fact]
+    public async Task Write_to_a_session_deleted_meanwhile_is_409_and_brings_nothing_back()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        var id = browser.Cookies[CookieName];
+        var gate = (RequestGate)Cluster.Apps[1].Services.GetService(typeof(RequestGate))!;
+
+        var pending = browser.PostAsync(Cluster[1], "/c/gated-set/b/2");
+        await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(await Store.Inner.DeleteAsync(id));
+        gate.Release.SetResult();
+        var response = await pending;
+
+        Assert.Equal(HttpStatusCode.Conflict, response.Status);
+        Assert.Null(await Store.Inner.LoadAsync(id));
+        Assert.False(browser.Cookies.ContainsKey(CookieName));
+    }
 }
