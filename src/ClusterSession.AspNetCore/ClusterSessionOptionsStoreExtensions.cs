@@ -1,5 +1,7 @@
 using ClusterSession.InMemory;
+using ClusterSession.Redis;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace ClusterSession.AspNetCore;
 
@@ -23,5 +25,34 @@ public static class ClusterSessionOptionsStoreExtensions
             configure?.Invoke(storeOptions);
             return new InMemorySessionStore(storeOptions, sp.GetRequiredService<TimeProvider>());
         });
+    }
+
+    /// <summary>
+    /// Keeps sessions in Redis, Redis Cluster or Garnet, shared by every server of the application. The store's
+    /// limits default to <see cref="ClusterSessionOptions.Limits"/>.
+    /// </summary>
+    /// <param name="options">The ClusterSession options.</param>
+    /// <param name="configure">Sets the Redis store's options, at least <see cref="RedisSessionStoreOptions.Configuration"/>.</param>
+    /// <returns>The options, for chaining.</returns>
+    public static ClusterSessionOptions UseRedis(this ClusterSessionOptions options, Action<RedisSessionStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(configure);
+        return options.UseStore(sp =>
+        {
+            var storeOptions = new RedisSessionStoreOptions { Limits = options.Limits };
+            configure(storeOptions);
+            return new RedisSessionStore(storeOptions, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILogger<RedisSessionStore>>());
+        });
+    }
+
+    /// <summary>Keeps sessions in Redis at <paramref name="configuration"/> (a StackExchange.Redis configuration string such as <c>"127.0.0.1:6379"</c>).</summary>
+    /// <param name="options">The ClusterSession options.</param>
+    /// <param name="configuration">The Redis configuration string.</param>
+    /// <returns>The options, for chaining.</returns>
+    public static ClusterSessionOptions UseRedis(this ClusterSessionOptions options, string configuration)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
+        return options.UseRedis(redis => redis.Configuration = configuration);
     }
 }

@@ -276,7 +276,7 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         const int Requests = 60;
 
         var responses = await Task.WhenAll(Enumerable.Range(0, Requests).Select(i =>
-            Task.Run(() => browser.PostAsync(Cluster[i % 3], $"/s/set/k{i}/{i}"))));
+            Task.Run(() => browser.PostAsync(Cluster[i % 3], $"/s/set-async/k{i}/{i}"))));
 
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.Status));
         var keys = (await browser.GetAsync(Cluster[1], "/s/keys")).Body.Split(',');

@@ -85,6 +85,13 @@ internal sealed class TestApp : IAsyncDisposable
             context.Session.SetString(key, value);
             return "ok";
         });
+        app.MapPost("/s/set-async/{key}/{value}", async (HttpContext context, string key, string value) =>
+        {
+            // The pattern ASP.NET Core recommends for its own session: load asynchronously, then use it synchronously.
+            await context.Session.LoadAsync();
+            context.Session.SetString(key, value);
+            return "ok";
+        });
         app.MapPost("/s/int/{key}", (HttpContext context, string key) =>
         {
             var next = (context.Session.GetInt32(key) ?? 0) + 1;
@@ -251,6 +258,11 @@ internal sealed class AppCluster : IAsyncDisposable
         foreach (var app in Apps)
         {
             await app.DisposeAsync();
+        }
+
+        if (Store.Inner is IAsyncDisposable disposable)
+        {
+            await disposable.DisposeAsync();
         }
 
         _keys.Delete(recursive: true);
