@@ -344,4 +344,19 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         Assert.Null(await Store.Inner.LoadAsync(id));
         Assert.False(browser.Cookies.ContainsKey(CookieName));
     }
+
+    [Fact]
+    public async Task Authenticated_request_that_uses_the_session_loads_it_once_and_writes_nothing()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/login/alice");
+        Store.ResetCounts();
+
+        var response = await browser.GetAsync(Cluster[1], "/c/info");
+
+        Assert.Equal("alice|stored", response.Body);
+        Assert.Equal(1, Store.Calls("load"));
+        Assert.Equal(0, Store.Writes);
+        Assert.Empty(response.SetCookies);
+    }
 }
