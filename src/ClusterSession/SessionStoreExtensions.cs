@@ -39,8 +39,11 @@ public static class SessionStoreExtensions
         {
             cancellationToken.ThrowIfCancellationRequested();
             var replacement = update(current);
+
+            // The cast matters: a bare null would become an empty ReadOnlyMemory through byte[]'s
+            // implicit conversion, which means "an empty value", not "absent".
             var result = await store.CompareAndSetAttributeAsync(
-                id, name, current is null ? null : current.AsMemory(), replacement, cancellationToken).ConfigureAwait(false);
+                id, name, current is null ? (ReadOnlyMemory<byte>?)null : current.AsMemory(), replacement, cancellationToken).ConfigureAwait(false);
             switch (result.Status)
             {
                 case AttributeCasStatus.Succeeded:
