@@ -17,7 +17,9 @@ namespace ClusterSession.Testing;
 /// timeouts are minutes to hours long, so real-time TTLs never fire during a test).</item>
 /// <item>Its touch throttle (how old the last refresh must be before a load refreshes it again)
 /// is at most half the idle timeout. The sliding tests load every quarter of the idle timeout.</item>
-/// <item>It validates with <see cref="Limits"/> (<see cref="SessionLimits.Default"/> unless overridden).</item>
+/// <item>It validates with <see cref="Limits"/> (<see cref="SessionLimits.Default"/> unless overridden) before it
+/// writes: <see cref="SessionLimits.Validate(SessionChanges)"/> on a save, <see cref="SessionLimits.Validate(SessionSnapshot)"/>
+/// on a create, name and value on a compare-and-set. The count test only needs a change set that alone is over the limit.</item>
 /// <item>It stores times with at least millisecond precision; the clock starts on a whole millisecond.</item>
 /// </list>
 /// </remarks>
