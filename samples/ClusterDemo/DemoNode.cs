@@ -17,6 +17,9 @@ internal static class DemoNode
             return next(context);
         });
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/", () => Results.Content(
+            DemoPage.Render(new DemoPageModel(name, null, null, null, TimeSpan.FromSeconds(arguments.IdleTimeoutSeconds), [], [], [])),
+            "text/html; charset=utf-8"));
         _ = store;
         return app;
     }
