@@ -1,3 +1,5 @@
+using ClusterSession.AspNetCore;
+
 namespace ClusterDemo;
 
 /// <summary>The store chosen on the command line, ready for every node to connect to.</summary>
@@ -29,6 +31,19 @@ internal sealed class DemoSessionStore
                 return new DemoSessionStore(DemoStore.Redis, $"redis ({arguments.RedisConfiguration})", arguments.RedisConfiguration);
             default:
                 return new DemoSessionStore(DemoStore.Memory, "memory (in-process, this node only)", null);
+        }
+    }
+
+    /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
+    public void Configure(ClusterSessionOptions options)
+    {
+        if (Kind == DemoStore.Memory)
+        {
+            options.UseInMemory();
+        }
+        else
+        {
+            options.UseRedis(RedisConfiguration!);
         }
     }
 }
