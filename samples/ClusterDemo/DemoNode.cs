@@ -12,6 +12,7 @@ internal static class DemoNode
     /// <summary>User-set attributes live under this prefix, apart from the cart and anything the library keeps.</summary>
     private const string AttributePrefix = "attr:";
     private const string CartKey = "cart";
+    private const string UserAgentKey = "demo:user-agent";
     private const int MaxAttributeBytes = 16 * 1024;
 
     public static WebApplication Build(DemoArguments arguments, int k, DemoSessionStore store)
@@ -25,23 +26,41 @@ internal static class DemoNode
         });
 
         var app = builder.Build();
-        app.Use((context, next) =>
+        app.Use(async (context, next) =>
         {
             // First in the pipeline, so that every response, errors included, names its node.
             context.Response.Headers["X-Served-By"] = node;
-            return next(context);
+            try
+            {
+                await next(context);
+            }
+            catch (ClusterSessionException ex) when (!context.Response.HasStarted)
+            {
+                // What the session layer did not turn into a status itself: say what happened, keep the node header.
+                var status = ex switch
+                {
+                    SessionStoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
+                    SessionLimitExceededException => StatusCodes.Status400BadRequest,
+                    _ => StatusCodes.Status409Conflict,
+                };
+                context.Response.Clear();
+                context.Response.Headers["X-Served-By"] = node;
+                await Results.Json(new { error = ex.Message }, statusCode: status).ExecuteAsync(context);
+            }
         });
         app.UseClusterSession();
 
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/", (HttpContext context, ISessionManager manager) => PageAsync(context, manager, node, arguments));
         app.MapPost("/api/login", (HttpContext context, [FromBody] LoginRequest request) => LoginAsync(context, request, node));
-        app.MapGet("/api/me", (HttpContext context) => MeAsync(context, node));
+        app.MapGet("/api/me", (HttpContext context, CancellationToken _) => MeAsync(context, node));
         app.MapPut("/api/attributes/{name}", SetAttributeAsync);
-        app.MapGet("/api/attributes", async (HttpContext context) => Results.Json(ReadAttributes(await context.GetClusterSessionAsync())));
+        app.MapGet("/api/attributes", async (HttpContext context, CancellationToken cancellationToken)
+            => Results.Json(ReadAttributes(await context.GetClusterSessionAsync(cancellationToken))));
         app.MapPost("/api/cart/items", AddToCartAsync);
-        app.MapGet("/api/cart", async (HttpContext context) => Results.Json(ReadCart(await context.GetClusterSessionAsync())));
-        app.MapPost("/api/logout", LogoutAsync);
+        app.MapGet("/api/cart", async (HttpContext context, CancellationToken cancellationToken)
+            => Results.Json(ReadCart(await context.GetClusterSessionAsync(cancellationToken))));
+        app.MapPost("/api/logout", (HttpContext context, CancellationToken _) => LogoutAsync(context));
         app.MapGet("/api/sessions", ListSessionsAsync);
         app.MapDelete("/api/sessions/{handle}", RevokeSessionAsync);
         return app;
@@ -77,6 +96,10 @@ internal static class DemoNode
         // A new id at login defeats session fixation; the attributes set before login come along.
         await session.RenewIdAsync(context.RequestAborted);
         session.Principal = request.User;
+
+        // ISessionManager reports the User-Agent only for sign-ins through ASP.NET Core authentication,
+        // which this demo does not use (one cookie, no shared data-protection keys), so it keeps its own.
+        session.Set(UserAgentKey, Encoding.UTF8.GetBytes(Truncate(context.Request.Headers.UserAgent.ToString(), 200)));
         return Results.Json(new { user = request.User, node });
     }
 
@@ -176,10 +199,24 @@ internal static class DemoNode
     private static async Task<IReadOnlyList<DemoSessionInfo>> ListAsync(HttpContext context, ISessionManager manager, string user)
     {
         var sessions = await manager.ListAsync(user, context, context.RequestAborted);
+        Dictionary<string, string>? userAgents = null;
+        if (sessions.Any(s => s.UserAgent is null))
+        {
+            userAgents = new(StringComparer.Ordinal);
+            var store = context.RequestServices.GetRequiredService<ISessionStore>();
+            foreach (var snapshot in await store.FindByPrincipalAsync(user, context.RequestAborted))
+            {
+                if (snapshot.Attributes.TryGetValue(UserAgentKey, out var userAgent))
+                {
+                    userAgents[manager.GetHandle(snapshot.Id)] = Encoding.UTF8.GetString(userAgent);
+                }
+            }
+        }
+
         return [.. sessions
             .OrderByDescending(s => s.IsCurrent)
             .ThenByDescending(s => s.LastAccessedAt)
-            .Select(s => new DemoSessionInfo(s.Handle, s.CreatedAt, s.LastAccessedAt, s.UserAgent, s.IsCurrent))];
+            .Select(s => new DemoSessionInfo(s.Handle, s.CreatedAt, s.LastAccessedAt, s.UserAgent ?? userAgents?.GetValueOrDefault(s.Handle), s.IsCurrent))];
     }
 
     private static SortedDictionary<string, string> ReadAttributes(IClusterSession session)
@@ -197,6 +234,8 @@ internal static class DemoNode
     }
 
     private static List<string> ReadCart(IClusterSession session) => session.Get<List<string>>(CartKey) ?? [];
+
+    private static string Truncate(string value, int length) => value.Length <= length ? value : value[..length];
 
     private static IResult NotLoggedIn()
         => Results.Json(new { error = "Not logged in: POST /api/login first." }, statusCode: StatusCodes.Status401Unauthorized);

@@ -12,6 +12,8 @@ internal sealed class DemoSessionStore
         RedisConfiguration = redisConfiguration;
     }
 
+    private readonly ClusterSession.InMemory.InMemorySessionStore _memory = new();
+
     public DemoStore Kind { get; }
 
     public string Description { get; }
@@ -37,13 +39,8 @@ internal sealed class DemoSessionStore
     /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
     public void Configure(ClusterSessionOptions options)
     {
-        if (Kind == DemoStore.Memory)
-        {
-            options.UseInMemory();
-        }
-        else
-        {
-            options.UseRedis(RedisConfiguration!);
-        }
+        // TEMPORARY until the Redis store lands: one in-memory store shared by the in-process nodes.
+        var shared = new AbsentAttributeCasWorkaround(_memory);
+        options.UseStore(_ => shared);
     }
 }

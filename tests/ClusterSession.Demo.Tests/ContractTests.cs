@@ -277,7 +277,7 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
         { "forged well-formed id", $"{DemoClient.CookieName}={new string('A', 32)}" },
         { "forged random id", $"{DemoClient.CookieName}={Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_')}abcdefghij" },
         { "url-encoded junk", $"{DemoClient.CookieName}=%00%ff%2e%2e%2f" },
-        { "non-ascii", $"{DemoClient.CookieName}=ééééééééééééééééééééééééééééééé" },
+        { "separators", $"{DemoClient.CookieName}=a,b;c=d;;=;{DemoClient.CookieName}" },
         { "duplicate names", $"{DemoClient.CookieName}=AAAA; {DemoClient.CookieName}=BBBB" },
         { "quoted", $"{DemoClient.CookieName}=\"{new string('B', 32)}\"" },
         { "no value at all", DemoClient.CookieName },
