@@ -1,4 +1,6 @@
 using ClusterSession.AspNetCore;
+using ClusterSession.InMemory;
+using ClusterSession.Redis;
 
 namespace ClusterDemo;
 
@@ -11,8 +13,6 @@ internal sealed class DemoSessionStore
         Description = description;
         RedisConfiguration = redisConfiguration;
     }
-
-    private readonly ClusterSession.InMemory.InMemorySessionStore _memory = new();
 
     public DemoStore Kind { get; }
 
@@ -39,8 +39,19 @@ internal sealed class DemoSessionStore
     /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
     public void Configure(ClusterSessionOptions options)
     {
-        // TEMPORARY until the Redis store lands: one in-memory store shared by the in-process nodes.
-        var shared = new AbsentAttributeCasWorkaround(_memory);
-        options.UseStore(_ => shared);
+        // The decorator works around a core bug (see AbsentAttributeCasWorkaround). UseStore instead of
+        // UseInMemory()/UseRedis(...): the integration's UseInMemory() is still a placeholder and it has no UseRedis yet.
+        if (Kind == DemoStore.Memory)
+        {
+            options.UseStore(static sp => new AbsentAttributeCasWorkaround(new InMemorySessionStore(timeProvider: sp.GetService<TimeProvider>())));
+        }
+        else
+        {
+            var configuration = RedisConfiguration!;
+            options.UseStore(sp => new AbsentAttributeCasWorkaround(new RedisSessionStore(
+                new RedisSessionStoreOptions { Configuration = configuration, KeyPrefix = "clusterdemo:" },
+                sp.GetService<TimeProvider>(),
+                sp.GetService<ILogger<RedisSessionStore>>())));
+        }
     }
 }

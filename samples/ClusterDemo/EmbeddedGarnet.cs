@@ -1,7 +1,7 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Garnet;
-using Garnet.server;
 
 namespace ClusterDemo;
 
@@ -28,14 +28,17 @@ internal sealed class EmbeddedGarnet : IDisposable
         for (var attempt = 1; ; attempt++)
         {
             var endPoint = new IPEndPoint(IPAddress.Loopback, FreeLoopbackPort());
-            var server = new GarnetServer(new GarnetServerOptions
-            {
-                EndPoints = [endPoint],
-                QuietMode = true,
+            var server = new GarnetServer(
+            [
+                "--bind", "127.0.0.1",
+                "--port", endPoint.Port.ToString(CultureInfo.InvariantCulture),
                 // The Redis store runs its load and save operations as server-side scripts.
-                EnableLua = true,
-                LuaOptions = new LuaOptions(),
-            });
+                "--lua", "true",
+                // A demo holds a few sessions: a small log and index keep the process small.
+                "--memory", "256m",
+                "--index", "1m",
+                "--logger-level", "Warning",
+            ]);
             try
             {
                 server.Start();
