@@ -107,7 +107,7 @@ internal static class DemoPage
             }
             function logout() { call('POST', '/api/logout'); }
             function revoke(handle) { call('DELETE', '/api/sessions/' + encodeURIComponent(handle)); }
-            function setAttribute() {
+            function setSessionAttribute() {
               const name = document.getElementById('attribute-name').value;
               if (name) call('PUT', '/api/attributes/' + encodeURIComponent(name), document.getElementById('attribute-value').value, 'text/plain');
             }
@@ -159,7 +159,7 @@ internal static class DemoPage
 
         page.Append("""
             <p><input id="attribute-name" placeholder="name" size="12"> = <input id="attribute-value" placeholder="value" size="16">
-            <button type="button" onclick="setAttribute()">Set</button></p>
+            <button type="button" onclick="setSessionAttribute()">Set</button></p>
             </section>
             """).Append('\n');
     }
