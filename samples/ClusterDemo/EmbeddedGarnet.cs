@@ -1,7 +1,7 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Garnet;
+using Garnet.server;
 
 namespace ClusterDemo;
 
@@ -28,17 +28,14 @@ internal sealed class EmbeddedGarnet : IDisposable
         for (var attempt = 1; ; attempt++)
         {
             var endPoint = new IPEndPoint(IPAddress.Loopback, FreeLoopbackPort());
-            var server = new GarnetServer(
-            [
-                "--bind", "127.0.0.1",
-                "--port", endPoint.Port.ToString(CultureInfo.InvariantCulture),
+            var server = new GarnetServer(new GarnetServerOptions
+            {
+                EndPoints = [endPoint],
+                QuietMode = true,
                 // The Redis store runs its load and save operations as server-side scripts.
-                "--lua", "true",
-                // A demo holds a few sessions: a small log and index keep the process small.
-                "--memory", "256m",
-                "--index", "1m",
-                "--logger-level", "Warning",
-            ]);
+                EnableLua = true,
+                LuaOptions = new LuaOptions(),
+            });
             try
             {
                 server.Start();
