@@ -378,10 +378,6 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         }
     }
 
-    internal RedisKeys Keys => _keys;
-
-    internal TimeSpan OperationTimeout => _options.OperationTimeout;
-
     private static RedisSessionStoreOptions WithMultiplexer(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options)
     {
         ArgumentNullException.ThrowIfNull(multiplexer);

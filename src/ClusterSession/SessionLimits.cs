@@ -33,8 +33,15 @@ public sealed class SessionLimits
                 $"Attribute name of {name.Length} characters is longer than the limit of {MaxNameLength}: use a shorter name or raise SessionLimits.MaxNameLength.");
         }
 
-        foreach (var c in name)
+        for (var i = 0; i < name.Length; i++)
         {
+            var c = name[i];
+            if (char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]))
+            {
+                i++;
+                continue;
+            }
+
             if (char.IsControl(c) || char.IsSurrogate(c))
             {
                 throw new SessionLimitExceededException(

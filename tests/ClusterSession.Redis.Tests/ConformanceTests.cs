@@ -8,17 +8,17 @@ namespace ClusterSession.Redis.Tests;
 [Collection(StandaloneRedis.Name)]
 public sealed class StandaloneRedisConformanceTests(RedisServerFixture server) : SessionStoreConformanceTests
 {
-    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(server.Configuration, time);
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(server.Configuration, time, configure: o => o.Limits = Limits);
 }
 
 [Collection(ClusterRedis.Name)]
 public sealed class ClusterRedisConformanceTests(RedisClusterFixture cluster) : SessionStoreConformanceTests
 {
-    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(cluster.Configuration, time);
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(cluster.Configuration, time, configure: o => o.Limits = Limits);
 }
 
 [Collection(Garnet.Name)]
 public sealed class GarnetConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
 {
-    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(garnet.Configuration, time);
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(garnet.Configuration, time, configure: o => o.Limits = Limits);
 }

@@ -30,7 +30,7 @@ internal static class TestStores
     private static readonly ConcurrentDictionary<string, Lazy<Task<ConnectionMultiplexer>>> Multiplexers = new();
 
     public static Task<ConnectionMultiplexer> MultiplexerAsync(string configuration)
-        => Multiplexers.GetOrAdd(configuration, c => new Lazy<Task<ConnectionMultiplexer>>(() => ConnectionMultiplexer.ConnectAsync(c))).Value;
+        => Multiplexers.GetOrAdd(configuration, c => new Lazy<Task<ConnectionMultiplexer>>(() => ConnectionMultiplexer.ConnectAsync(c + ",allowAdmin=true"))).Value;
 
     public static string UniquePrefix() => "t" + Guid.NewGuid().ToString("N")[..12] + ":";
 

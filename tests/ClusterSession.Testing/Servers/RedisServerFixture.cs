@@ -22,7 +22,7 @@ public sealed class RedisServerFixture : IAsyncLifetime
     public string Configuration { get; private set; } = string.Empty;
 
     /// <summary>Whether this fixture runs the server process (and so can stop and restart it).</summary>
-    public bool OwnsProcess => _process is not null || Port != 0;
+    public bool OwnsProcess => Port != 0;
 
     /// <inheritdoc />
     public async Task InitializeAsync()
