@@ -36,16 +36,17 @@ public sealed class ClusterSessionOptions
 
     /// <summary>
     /// The status code of a request whose session changes could not be saved because the session was
-    /// deleted meanwhile (revoked, logged out elsewhere, expired). Default 409 (Conflict).
+    /// deleted meanwhile (revoked, logged out elsewhere, expired), or whose atomic update kept meeting
+    /// concurrent changes. Default 409 (Conflict).
     /// </summary>
-    public int SessionGoneStatusCode { get; set; } = StatusCodes.Status409Conflict;
+    public int ConflictStatusCode { get; set; } = StatusCodes.Status409Conflict;
 
     /// <summary>How long one store call may take before the request fails as unavailable. Default 5 seconds.</summary>
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Whether a sign-in through ASP.NET Core authentication gives the session a new id and binds it to
-    /// the signed-in principal (session fixation protection). Default true.
+    /// Whether a sign-in through ASP.NET Core authentication gives the session a new id (session fixation
+    /// protection). The session is bound to the signed-in principal either way. Default true.
     /// </summary>
     public bool RenewIdOnSignIn { get; set; } = true;
 

@@ -48,9 +48,9 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add($"ClusterSessionOptions.StoreUnavailableStatusCode must be an error status (400-599), not {options.StoreUnavailableStatusCode}.");
         }
 
-        if (options.SessionGoneStatusCode is < 400 or > 599)
+        if (options.ConflictStatusCode is < 400 or > 599)
         {
-            failures.Add($"ClusterSessionOptions.SessionGoneStatusCode must be an error status (400-599), not {options.SessionGoneStatusCode}.");
+            failures.Add($"ClusterSessionOptions.ConflictStatusCode must be an error status (400-599), not {options.ConflictStatusCode}.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

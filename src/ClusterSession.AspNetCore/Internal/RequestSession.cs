@@ -200,10 +200,18 @@ internal sealed class RequestSession : IClusterSession
         _expireId = _incomingId is not null || !session.IsNew;
     }
 
-    /// <summary>Binds the session to a principal that just signed in, with a new id (session fixation protection).</summary>
-    public async ValueTask SignInAsync(string? principal, string? userAgent, CancellationToken cancellationToken)
+    /// <summary>Binds the session to a principal that just signed in, normally with a new id (session fixation protection).</summary>
+    public async ValueTask SignInAsync(string? principal, string? userAgent, bool renewId, CancellationToken cancellationToken)
     {
-        await RenewIdAsync(cancellationToken).ConfigureAwait(false);
+        if (renewId)
+        {
+            await RenewIdAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await GetLoadedAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         var session = _session!;
         session.SetPrincipal(principal);
         if (!string.IsNullOrEmpty(userAgent))
@@ -267,7 +275,7 @@ internal sealed class RequestSession : IClusterSession
     public void Fail(ClusterSessionException exception, string operation)
     {
         HasFailed = true;
-        var status = exception is SessionGoneException ? _runtime.Options.SessionGoneStatusCode : _runtime.Options.StoreUnavailableStatusCode;
+        var status = exception is SessionStoreUnavailableException ? _runtime.Options.StoreUnavailableStatusCode : _runtime.Options.ConflictStatusCode;
         if (exception is SessionStoreUnavailableException)
         {
             Log.StoreUnavailable(_runtime.Logger, exception, operation, status);

@@ -31,9 +31,9 @@ internal sealed class SessionAuthenticationService : IAuthenticationService
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(principal);
-        if (_options.RenewIdOnSignIn && context.Features.Get<RequestSession>() is { } session)
+        if (context.Features.Get<RequestSession>() is { } session)
         {
-            await session.SignInAsync(principal.Identity?.Name, context.Request.Headers.UserAgent.ToString(), context.RequestAborted).ConfigureAwait(false);
+            await session.SignInAsync(principal.Identity?.Name, context.Request.Headers.UserAgent.ToString(), _options.RenewIdOnSignIn, context.RequestAborted).ConfigureAwait(false);
         }
 
         await _inner.SignInAsync(context, scheme, principal, properties).ConfigureAwait(false);
