@@ -1,5 +1,4 @@
 using ClusterSession.AspNetCore;
-using ClusterSession.InMemory;
 using ClusterSession.Redis;
 
 namespace ClusterDemo;
@@ -39,19 +38,18 @@ internal sealed class DemoSessionStore
     /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
     public void Configure(ClusterSessionOptions options)
     {
-        // The decorator works around a core bug (see AbsentAttributeCasWorkaround). UseStore instead of
-        // UseInMemory()/UseRedis(...): the integration's UseInMemory() is still a placeholder and it has no UseRedis yet.
         if (Kind == DemoStore.Memory)
         {
-            options.UseStore(static sp => new AbsentAttributeCasWorkaround(new InMemorySessionStore(timeProvider: sp.GetService<TimeProvider>())));
+            options.UseInMemory();
         }
         else
         {
+            // UseStore rather than UseRedis(...): the integration has no UseRedis yet.
             var configuration = RedisConfiguration!;
-            options.UseStore(sp => new AbsentAttributeCasWorkaround(new RedisSessionStore(
-                new RedisSessionStoreOptions { Configuration = configuration, KeyPrefix = "clusterdemo:" },
+            options.UseStore(sp => new RedisSessionStore(
+                new RedisSessionStoreOptions { Configuration = configuration, KeyPrefix = "clusterdemo:", Limits = options.Limits },
                 sp.GetService<TimeProvider>(),
-                sp.GetService<ILogger<RedisSessionStore>>())));
+                sp.GetService<ILogger<RedisSessionStore>>()));
         }
     }
 }
