@@ -59,4 +59,27 @@ public sealed class CommandLineTests
         Assert.Equal("node-1", Assert.Single(response.Headers.GetValues("X-Served-By")));
         Assert.Contains("Store: memory", demo.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task External_redis_store_shares_the_login_between_nodes()
+    {
+        var redis = new ClusterSession.Testing.Servers.RedisServerFixture();
+        await redis.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 2, "--redis", redis.Configuration);
+            using var client = new DemoClient();
+
+            using var login = await client.LoginAsync(demo.Node(1), "alice");
+            var me = await client.GetJsonAsync(demo.Node(2), "/api/me");
+
+            Assert.Equal(System.Net.HttpStatusCode.OK, login.StatusCode);
+            Assert.Equal("alice", me.GetProperty("user").GetString());
+            Assert.Contains("Store: redis", demo.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+        }
+    }
 }
