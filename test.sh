@@ -29,8 +29,11 @@ fi
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" == "0" ]]; then
     echo "Installing missing test dependencies: ${missing[*]}"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; }; then
+      echo "INSTALL FAILED for: ${missing[*]} (counted as 1 failure; no tests ran)"
+      echo "0 passed, 1 failed"
+      exit 1
+    fi
   else
     echo "Missing test dependencies: ${missing[*]}. Install them, then run ./test.sh again:" >&2
     echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2

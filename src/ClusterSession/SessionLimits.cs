@@ -70,10 +70,15 @@ public sealed class SessionLimits
         }
     }
 
-    /// <summary>Validates every name and value of <paramref name="changes"/>.</summary>
+    /// <summary>
+    /// Validates every name and value of <paramref name="changes"/>, and that the change set alone
+    /// does not set more than <see cref="MaxAttributes"/> attributes. (Whether the stored session plus
+    /// the change stays within the count is for the store to check where it knows the stored count.)
+    /// </summary>
     public void Validate(SessionChanges changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
+        ValidateCount(changes.Set.Count);
         foreach (var (name, value) in changes.Set)
         {
             ValidateName(name);

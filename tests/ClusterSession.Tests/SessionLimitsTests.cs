@@ -69,6 +69,8 @@ public sealed class SessionLimitsTests
 
         Assert.Throws<SessionLimitExceededException>(() => _limits.Validate(new SessionChanges(id, new Dictionary<string, byte[]> { ["ok"] = new byte[17] })));
         Assert.Throws<SessionLimitExceededException>(() => _limits.Validate(new SessionChanges(id, removed: ["bad\nname"])));
+        var tooMany = Enumerable.Range(0, 4).ToDictionary(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => new byte[1], StringComparer.Ordinal);
+        Assert.Contains("MaxAttributes", Assert.Throws<SessionLimitExceededException>(() => _limits.Validate(new SessionChanges(id, tooMany))).Message, StringComparison.Ordinal);
     }
 
     [Fact]

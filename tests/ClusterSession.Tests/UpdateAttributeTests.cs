@@ -30,6 +30,18 @@ public sealed class UpdateAttributeTests : IDisposable
     }
 
     [Fact]
+    public async Task An_absent_attribute_with_a_null_guess_is_written_at_the_first_attempt()
+    {
+        var id = await CreateAsync();
+        var calls = 0;
+
+        await _store.UpdateAttributeAsync(id, "n", current: null, _ => [(byte)++calls], maxAttempts: 1);
+
+        Assert.Equal(1, calls);
+        Assert.Equal(new byte[] { 1 }, (await _store.LoadAsync(id))!.Attributes["n"]);
+    }
+
+    [Fact]
     public async Task Returning_null_removes_the_attribute()
     {
         var id = await CreateAsync(new Dictionary<string, byte[]> { ["n"] = [5] });
