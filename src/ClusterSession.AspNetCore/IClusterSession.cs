@@ -32,7 +32,8 @@ public interface IClusterSession
 
     /// <summary>
     /// The principal (user name) the session is bound to, or null when anonymous. Sign-in through
-    /// ASP.NET Core authentication sets it automatically; set it yourself for custom sign-in flows.
+    /// ASP.NET Core authentication sets it automatically; set it yourself for custom sign-in flows (after
+    /// <see cref="RenewIdAsync"/>). Binding also records the request's User-Agent for <see cref="ISessionManager"/>.
     /// </summary>
     string? Principal { get; set; }
 

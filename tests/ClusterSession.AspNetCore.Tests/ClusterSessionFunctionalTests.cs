@@ -359,4 +359,22 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         Assert.Equal(0, Store.Writes);
         Assert.Empty(response.SetCookies);
     }
+
+    [Fact]
+    public async Task Binding_a_principal_by_hand_makes_the_session_listable_and_revocable()
+    {
+        var browser = new Browser { UserAgent = "Custom/2.0" };
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        await browser.PostAsync(Cluster[1], "/c/bind/carol");
+        var manager = (ISessionManager)Cluster.Apps[2].Services.GetService(typeof(ISessionManager))!;
+
+        var session = Assert.Single(await manager.ListAsync("carol"));
+
+        Assert.Equal("Custom/2.0", session.UserAgent);
+        Assert.False(session.IsCurrent);
+        Assert.Equal(manager.GetHandle(browser.Cookies[CookieName]), session.Handle);
+        Assert.True(await manager.RevokeAsync("carol", session.Handle));
+        Assert.Equal("(none)", (await browser.GetAsync(Cluster[0], "/s/get/a")).Body);
+        Assert.False(await manager.RevokeAsync("someone-else", session.Handle));
+    }
 }

@@ -175,6 +175,13 @@ internal sealed class TestApp : IAsyncDisposable
             session.Set(key, new Item(value, value.Length));
             return "ok";
         });
+        app.MapPost("/c/bind/{user}", async (HttpContext context, string user) =>
+        {
+            var session = await context.GetClusterSessionAsync();
+            await session.RenewIdAsync();
+            session.Principal = user;
+            return "bound";
+        });
         app.MapPost("/login/{user}", async (HttpContext context, string user) =>
         {
             var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, user)], CookieAuthenticationDefaults.AuthenticationScheme);

@@ -55,7 +55,7 @@ internal sealed class RequestSession : IClusterSession
     public string? Principal
     {
         get => Session.Principal;
-        set => Session.SetPrincipal(value);
+        set => BindPrincipal(Session, value);
     }
 
     public IEnumerable<string> Keys => Session.Keys.Where(static k => !k.StartsWith(ReservedPrefix, StringComparison.Ordinal));
@@ -201,7 +201,7 @@ internal sealed class RequestSession : IClusterSession
     }
 
     /// <summary>Binds the session to a principal that just signed in, normally with a new id (session fixation protection).</summary>
-    public async ValueTask SignInAsync(string? principal, string? userAgent, bool renewId, CancellationToken cancellationToken)
+    public async ValueTask SignInAsync(string? principal, bool renewId, CancellationToken cancellationToken)
     {
         if (renewId)
         {
@@ -212,12 +212,29 @@ internal sealed class RequestSession : IClusterSession
             await GetLoadedAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var session = _session!;
-        session.SetPrincipal(principal);
-        if (!string.IsNullOrEmpty(userAgent))
+        BindPrincipal(_session!, principal);
+    }
+
+    /// <summary>
+    /// Binds the session to <paramref name="principal"/> and remembers the User-Agent of the binding request,
+    /// which <see cref="ISessionManager.ListAsync"/> shows to tell a user's devices apart.
+    /// </summary>
+    private void BindPrincipal(TrackedSession session, string? principal)
+    {
+        if (string.Equals(principal, session.Principal, StringComparison.Ordinal))
         {
-            var bytes = System.Text.Encoding.UTF8.GetBytes(userAgent.Length > 256 ? userAgent[..256] : userAgent);
-            SetReserved(ReservedNames.UserAgent, bytes);
+            return;
+        }
+
+        session.SetPrincipal(principal);
+        var userAgent = _context.Request.Headers.UserAgent.ToString();
+        if (principal is not null && userAgent.Length > 0)
+        {
+            SetReserved(ReservedNames.UserAgent, System.Text.Encoding.UTF8.GetBytes(userAgent.Length > 256 ? userAgent[..256] : userAgent));
+        }
+        else if (session.TryGetValue(ReservedPrefix + ReservedNames.UserAgent, out _))
+        {
+            RemoveReserved(ReservedNames.UserAgent);
         }
     }
 

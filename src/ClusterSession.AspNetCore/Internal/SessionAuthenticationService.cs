@@ -33,7 +33,7 @@ internal sealed class SessionAuthenticationService : IAuthenticationService
         ArgumentNullException.ThrowIfNull(principal);
         if (context.Features.Get<RequestSession>() is { } session)
         {
-            await session.SignInAsync(principal.Identity?.Name, context.Request.Headers.UserAgent.ToString(), _options.RenewIdOnSignIn, context.RequestAborted).ConfigureAwait(false);
+            await session.SignInAsync(principal.Identity?.Name, _options.RenewIdOnSignIn, context.RequestAborted).ConfigureAwait(false);
         }
 
         await _inner.SignInAsync(context, scheme, principal, properties).ConfigureAwait(false);
