@@ -43,7 +43,7 @@ public interface IClusterSession
     /// <summary>Reads an attribute's raw bytes.</summary>
     bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? value);
 
-    /// <summary>Sets an attribute's raw bytes; saved when the request commits.</summary>
+    /// <summary>Sets an attribute's raw bytes; saved when the request commits. The array is kept, not copied: do not change it afterwards.</summary>
     /// <exception cref="SessionLimitExceededException">The name, size or count is over the configured limits.</exception>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1716", Justification = "Matches ISession.Set, which applications already use.")]
     void Set(string key, byte[] value);

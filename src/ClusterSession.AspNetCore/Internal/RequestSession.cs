@@ -149,7 +149,7 @@ internal sealed class RequestSession : IClusterSession
 
         var s = session.Snapshot;
         _session = new TrackedSession(
-            new SessionSnapshot(s.Id, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version + 1, attributes),
+            new SessionSnapshot(session.Id, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version + 1, attributes),
             _runtime.Options.Limits);
         return written;
     }
@@ -165,14 +165,11 @@ internal sealed class RequestSession : IClusterSession
             return;
         }
 
-        await CommitAsync(cancellationToken).ConfigureAwait(false);
+        // Pending changes stay pending and are saved under the new id at commit: sign-in costs the move plus one save.
         var oldId = session.Id;
         if (await _runtime.ChangeIdAsync(oldId, newId, cancellationToken).ConfigureAwait(false))
         {
-            var s = session.Snapshot;
-            _session = new TrackedSession(
-                new SessionSnapshot(newId, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version, s.Attributes),
-                _runtime.Options.Limits);
+            session.RenewId(newId);
             _sendId = true;
         }
         else
@@ -182,7 +179,7 @@ internal sealed class RequestSession : IClusterSession
             _expireId = true;
         }
 
-        Log.SessionRenewed(_runtime.Logger, SessionId.ToLogTag(oldId), SessionId.ToLogTag(_session.Id));
+        Log.SessionRenewed(_runtime.Logger, SessionId.ToLogTag(oldId), SessionId.ToLogTag(_session!.Id));
     }
 
     public async ValueTask InvalidateAsync(CancellationToken cancellationToken = default)
@@ -298,9 +295,12 @@ internal sealed class RequestSession : IClusterSession
             Log.StoreUnavailable(_runtime.Logger, exception, operation, status);
         }
 
+        // Other headers (the app's, an outer middleware's) stay; cookies go, since a sign-in whose session
+        // was not saved must not hand out an authentication cookie or a session id.
         var response = _context.Response;
-        response.Headers.Clear();
         response.StatusCode = status;
+        response.Headers.Remove(Microsoft.Net.Http.Headers.HeaderNames.SetCookie);
+        response.Headers.Remove(_runtime.Options.HeaderName);
         response.Headers.CacheControl = "no-store";
         if (exception is SessionGoneException)
         {
