@@ -28,8 +28,24 @@ internal sealed class ObservedStore : ISessionStore
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
         => Enter("create") ? _inner.CreateAsync(session, cancellationToken) : throw Down();
 
+    /// <summary>While set, loads wait for it to complete: a store that stopped answering.</summary>
+    public TaskCompletionSource? HangLoads { get; set; }
+
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
-        => Enter("load") ? _inner.LoadAsync(id, cancellationToken) : throw Down();
+    {
+        if (!Enter("load"))
+        {
+            throw Down();
+        }
+
+        return HangLoads is { } hang ? HungLoadAsync(hang.Task, id, cancellationToken) : _inner.LoadAsync(id, cancellationToken);
+    }
+
+    private async ValueTask<SessionSnapshot?> HungLoadAsync(Task hang, string id, CancellationToken cancellationToken)
+    {
+        await hang;
+        return await _inner.LoadAsync(id, cancellationToken);
+    }
 
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
         => Enter("save") ? _inner.SaveAsync(changes, cancellationToken) : throw Down();

@@ -74,4 +74,23 @@ public sealed class StoreOutageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.Status);
         Assert.Empty(response.SetCookies);
     }
+
+    [Fact]
+    public async Task Store_that_stops_answering_fails_the_request_after_the_store_timeout()
+    {
+        await using var cluster = await AppCluster.StartAsync(
+            new ClusterSession.InMemory.InMemorySessionStore(), instances: 1, options => options.StoreTimeout = TimeSpan.FromMilliseconds(200));
+        var browser = new Browser();
+        await browser.PostAsync(cluster[0], "/s/set/a/1");
+        var hang = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.Store.HangLoads = hang;
+
+        var response = await browser.PostAsync(cluster[0], "/c/set/b/2");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.Status);
+        hang.SetResult();
+        cluster.Store.HangLoads = null;
+        Assert.Equal("1", (await browser.GetAsync(cluster[0], "/s/get/a")).Body);
+        Assert.Equal("(none)", (await browser.GetAsync(cluster[0], "/c/get/b")).Body);
+    }
 }

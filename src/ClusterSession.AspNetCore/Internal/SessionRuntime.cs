@@ -55,52 +55,94 @@ internal sealed class SessionRuntime
             cancellationToken);
 
     /// <summary>
-    /// Runs one store operation with the configured timeout; a timeout or an unexpected exception becomes
-    /// <see cref="SessionStoreUnavailableException"/>, so callers handle exactly one kind of outage.
+    /// Runs one store operation with the configured timeout, metrics and a trace span. A timeout or an
+    /// unexpected exception becomes <see cref="SessionStoreUnavailableException"/>, so callers handle exactly
+    /// one kind of outage. A store that answers synchronously (in-memory) costs no extra allocation.
     /// </summary>
-    private async ValueTask<TResult> CallAsync<TState, TResult>(
+    private ValueTask<TResult> CallAsync<TState, TResult>(
         string operation,
         TState state,
         Func<ISessionStore, TState, CancellationToken, ValueTask<TResult>> call,
         CancellationToken cancellationToken)
     {
-        using var activity = SessionDiagnostics.ActivitySource.HasListeners()
+        var activity = SessionDiagnostics.ActivitySource.HasListeners()
             ? SessionDiagnostics.ActivitySource.StartActivity("session " + operation, ActivityKind.Client)
             : null;
         var started = Stopwatch.GetTimestamp();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(Options.StoreTimeout);
+        ValueTask<TResult> pending;
         try
         {
-            return await call(Store, state, timeout.Token).ConfigureAwait(false);
+            pending = call(Store, state, cancellationToken);
         }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception ex)
         {
-            Fail(activity, operation);
-            throw new SessionStoreUnavailableException(
+            var translated = Translate(ex, operation);
+            Complete(activity, operation, started, failed: translated is SessionStoreUnavailableException);
+            if (ReferenceEquals(translated, ex))
+            {
+                throw;
+            }
+
+            throw translated;
+        }
+
+        if (pending.IsCompletedSuccessfully)
+        {
+            var result = pending.Result;
+            Complete(activity, operation, started, failed: false);
+            return new ValueTask<TResult>(result);
+        }
+
+        return AwaitSlowAsync(pending.AsTask(), operation, activity, started, cancellationToken);
+    }
+
+    private async ValueTask<TResult> AwaitSlowAsync<TResult>(Task<TResult> pending, string operation, Activity? activity, long started, CancellationToken cancellationToken)
+    {
+        Exception? error = null;
+        try
+        {
+            return await pending.WaitAsync(Options.StoreTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            // The abandoned call may still fail later; observe it so it never surfaces as an unobserved exception.
+            _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            error = new SessionStoreUnavailableException(
                 $"The session store did not answer a {operation} within {Options.StoreTimeout.TotalSeconds:0.###} s: check the store, or raise ClusterSessionOptions.StoreTimeout.", ex);
+            throw error;
         }
-        catch (SessionStoreUnavailableException)
+        catch (Exception ex)
         {
-            Fail(activity, operation);
-            throw;
-        }
-        catch (Exception ex) when (ex is not ClusterSessionException and not OperationCanceledException and not ArgumentException)
-        {
-            Fail(activity, operation);
-            throw new SessionStoreUnavailableException($"The session store failed during a {operation}: {ex.Message}", ex);
+            error = Translate(ex, operation);
+            if (ReferenceEquals(error, ex))
+            {
+                throw;
+            }
+
+            throw error;
         }
         finally
         {
-            SessionDiagnostics.StoreDuration.Record(
-                Stopwatch.GetElapsedTime(started).TotalSeconds,
-                new KeyValuePair<string, object?>("cluster_session.operation", operation));
+            Complete(activity, operation, started, failed: error is SessionStoreUnavailableException);
         }
     }
 
-    private static void Fail(Activity? activity, string operation)
+    /// <summary>Store outages stay as they are; anything a store throws that is not ours or the caller's becomes an outage.</summary>
+    private static Exception Translate(Exception exception, string operation)
+        => exception is ClusterSessionException or OperationCanceledException or ArgumentException
+            ? exception
+            : new SessionStoreUnavailableException($"The session store failed during a {operation}: {exception.Message}", exception);
+
+    private static void Complete(Activity? activity, string operation, long started, bool failed)
     {
-        activity?.SetStatus(ActivityStatusCode.Error);
-        SessionDiagnostics.Failures.Add(1, new KeyValuePair<string, object?>("cluster_session.operation", operation));
+        var tag = new KeyValuePair<string, object?>("cluster_session.operation", operation);
+        SessionDiagnostics.StoreDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tag);
+        if (failed)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error);
+            SessionDiagnostics.Failures.Add(1, tag);
+        }
+
+        activity?.Dispose();
     }
 }
