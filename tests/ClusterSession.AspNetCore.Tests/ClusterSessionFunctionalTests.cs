@@ -377,4 +377,19 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         Assert.Equal("(none)", (await browser.GetAsync(Cluster[0], "/s/get/a")).Body);
         Assert.False(await manager.RevokeAsync("someone-else", session.Handle));
     }
+
+    [Fact]
+    public async Task Sign_in_of_a_stored_session_costs_one_load_one_move_and_one_save()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        Store.ResetCounts();
+
+        await browser.PostAsync(Cluster[1], "/login/alice");
+
+        Assert.Equal(1, Store.Calls("load"));
+        Assert.Equal(1, Store.Calls("change_id"));
+        Assert.Equal(1, Store.Calls("save"));
+        Assert.Equal(3, Store.TotalCalls);
+    }
 }
