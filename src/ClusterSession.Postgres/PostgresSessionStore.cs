@@ -54,7 +54,7 @@ public sealed class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDis
 
         _timeProvider = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _limits = options.SessionLimits;
+        _limits = options.Limits;
         _touchFraction = options.TouchIntervalFraction;
         _cleanupBatchSize = options.CleanupBatchSize;
         _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);

@@ -68,7 +68,7 @@ public sealed class PostgresSessionStoreOptions
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Attribute limits checked before every write. Default <see cref="SessionLimits.Default"/>.</summary>
-    public SessionLimits SessionLimits { get; set; } = SessionLimits.Default;
+    public SessionLimits Limits { get; set; } = SessionLimits.Default;
 
     /// <summary>
     /// Whether the store runs <see cref="PostgresSessionStore.CreateSchemaAsync"/> itself before its
@@ -132,9 +132,9 @@ public sealed class PostgresSessionStoreOptions
             failures.Add($"PostgresSessionStoreOptions.CommandTimeout is {CommandTimeout}: use 1 second to 1 hour (default 5 seconds).");
         }
 
-        if (SessionLimits is null)
+        if (Limits is null)
         {
-            failures.Add("PostgresSessionStoreOptions.SessionLimits must not be null: leave it at SessionLimits.Default or set limits.");
+            failures.Add("PostgresSessionStoreOptions.Limits must not be null: leave it at SessionLimits.Default or set limits.");
         }
 
         return failures;

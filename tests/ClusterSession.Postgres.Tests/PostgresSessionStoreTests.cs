@@ -184,7 +184,7 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
     [Fact]
     public async Task Save_over_the_attribute_limit_throws_and_writes_nothing()
     {
-        await using var store = await server.CreateStoreAsync(_time, configure: o => o.SessionLimits = new SessionLimits { MaxAttributes = 2 });
+        await using var store = await server.CreateStoreAsync(_time, configure: o => o.Limits = new SessionLimits { MaxAttributes = 2 });
         var session = NewSession(("a", "1"));
         await store.CreateAsync(session);
 
