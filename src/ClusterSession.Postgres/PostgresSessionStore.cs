@@ -706,7 +706,7 @@ public sealed class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDis
 
         return new SessionStoreUnavailableException(
             $"The PostgreSQL session store at {_serverDescription} failed during {operation}: {exception.Message} " +
-            $"Check that the server is running and reachable, that the pool (Max Pool Size) suits the load, and CommandTimeout ({_commandTimeoutSeconds}s).",
+            $"Check that the server is running and reachable, that the pool (connection string: Maximum Pool Size, Timeout) suits the load, and CommandTimeout ({_commandTimeoutSeconds}s).",
             exception);
     }
 

@@ -51,7 +51,7 @@ public sealed class PostgresFaultTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.CountAsync().AsTask());
 
-        Assert.Contains("Max Pool Size", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Maximum Pool Size", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
