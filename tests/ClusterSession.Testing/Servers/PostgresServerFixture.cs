@@ -1,7 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Xunit;
 
 namespace ClusterSession.Testing.Servers;
@@ -23,7 +20,6 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     public const string EnvironmentVariable = "CLUSTERSESSION_POSTGRES";
 
     private const string SystemUser = "postgres";
-    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
 
     private string? _directory;
     private string? _binDirectory;
@@ -72,7 +68,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         await RunAsync(Path.Combine(_binDirectory, "initdb"),
             ["-D", DataDirectory, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
             asSystemUser: _runAsSystemUser);
-        Port = FreePort();
+        Port = ServerProcess.FreePort();
         ConnectionString = string.Create(CultureInfo.InvariantCulture,
             $"Host=127.0.0.1;Port={Port};Username=postgres;Database=postgres;Timeout=5;Command Timeout=10");
         await StartAsync();
@@ -142,54 +138,16 @@ public sealed class PostgresServerFixture : IAsyncLifetime
                 $"or set {EnvironmentVariable} to the connection string of a running server.");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private async Task RunAsync(string file, IReadOnlyList<string> arguments, bool asSystemUser)
     {
-        var start = new ProcessStartInfo
-        {
-            FileName = asSystemUser ? "runuser" : file,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetTempPath(),
-        };
-        if (asSystemUser)
-        {
-            foreach (var a in (string[])["-u", SystemUser, "--", file])
-            {
-                start.ArgumentList.Add(a);
-            }
-        }
-
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(CommandTimeout);
+        string[] command = asSystemUser ? ["-u", SystemUser, "--", file, .. arguments] : [.. arguments];
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            await ServerProcess.RunAsync(asSystemUser ? "runuser" : file, command);
         }
-        catch (OperationCanceledException)
+        catch (InvalidOperationException ex)
         {
-            process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException($"{Path.GetFileName(file)} did not finish within {CommandTimeout.TotalSeconds}s.{ServerLog()}");
-        }
-
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"{Path.GetFileName(file)} {string.Join(' ', arguments)} failed with exit code {process.ExitCode}:\n{await stdout}\n{await stderr}{ServerLog()}");
+            throw new InvalidOperationException(ex.Message + ServerLog(), ex);
         }
     }
 
