@@ -105,6 +105,27 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
     }
 
     [Fact]
+    public async Task The_background_cleanup_runs_on_the_store_clock()
+    {
+        await using var store = await server.CreateStoreAsync(_time, configure: o => o.CleanupInterval = TimeSpan.FromMinutes(5));
+        var session = NewSession(("a", "1"));
+        await store.CreateAsync(session);
+
+        _time.Advance(Idle + TimeSpan.FromMinutes(1));
+
+        // The timer fired inside Advance; the cleanup itself runs asynchronously, so wait for its effect.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (await server.ScalarAsync($"SELECT count(*) FROM {store.SessionsTableName}") != 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The background cleanup did not delete the expired session within 30 seconds.");
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(0, await server.ScalarAsync($"SELECT count(*) FROM {store.AttributesTableName}"));
+        await server.DropAsync(store);
+    }
+
+    [Fact]
     public async Task Absolute_lifetime_ends_an_active_session()
     {
         var session = NewSession();
