@@ -16,6 +16,7 @@ public static class PostgresSessionStoreServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the options; at least <see cref="PostgresSessionStoreOptions.ConnectionString"/> or <see cref="PostgresSessionStoreOptions.DataSource"/>.</param>
+    /// <returns>The service collection.</returns>
     public static IServiceCollection AddPostgresSessionStore(this IServiceCollection services, Action<PostgresSessionStoreOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -35,6 +36,7 @@ public static class PostgresSessionStoreServiceCollectionExtensions
     /// <param name="services">The service collection.</param>
     /// <param name="connectionString">The Npgsql connection string.</param>
     /// <param name="configure">Sets further options, or null.</param>
+    /// <returns>The service collection.</returns>
     public static IServiceCollection AddPostgresSessionStore(this IServiceCollection services, string connectionString, Action<PostgresSessionStoreOptions>? configure = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
