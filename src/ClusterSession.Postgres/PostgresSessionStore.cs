@@ -129,6 +129,18 @@ public sealed class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDis
                         await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                     }
 
+                    // IF NOT EXISTS keeps tables made earlier with the other logging mode; say so rather than alter them.
+                    var persistence = new NpgsqlCommand("SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass($1)", connection, transaction);
+                    await using (persistence.ConfigureAwait(false))
+                    {
+                        persistence.CommandTimeout = _commandTimeoutSeconds;
+                        persistence.Parameters.Add(Text(_sql.SessionsTable));
+                        if (await persistence.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string mode && mode == "u" != _unlogged)
+                        {
+                            PostgresLog.LoggingModeMismatch(_logger, _sql.SessionsTable, mode == "u", _unlogged);
+                        }
+                    }
+
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }

@@ -112,14 +112,6 @@ public sealed class PostgresConcurrencyTests(PostgresTestServer server) : IAsync
         return next;
     }
 
-    private static string TablePrefixOf(PostgresSessionStore store)
-    {
-        // "cs_tests"."t0123456789ab_sessions" -> t0123456789ab_
-        var table = store.SessionsTableName;
-        var start = table.LastIndexOf(".\"", StringComparison.Ordinal) + 2;
-        return table[start..^"sessions\"".Length];
-    }
-
     private async Task<string[]> InsertSessionsAsync(int count, DateTimeOffset expiresAt)
     {
         var ids = Enumerable.Range(0, count).Select(_ => SessionId.Create()).ToArray();

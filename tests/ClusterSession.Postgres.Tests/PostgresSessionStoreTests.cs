@@ -239,6 +239,21 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
     }
 
     [Fact]
+    public async Task Create_schema_never_converts_existing_tables_and_warns_about_the_mismatch()
+    {
+        var options = PostgresTestServer.NewOptions(server.DataSource, unlogged: true);
+        options.TablePrefix = TablePrefixOf(_store);
+        var logger = new EventLogger();
+        await using var unloggedView = new PostgresSessionStore(options, _time, logger);
+
+        await unloggedView.CreateSchemaAsync();
+
+        Assert.Contains(2005, logger.EventIds);
+        Assert.Equal(2, await server.ScalarAsync(
+            $"SELECT count(*) FROM pg_class WHERE oid IN (to_regclass('{_store.SessionsTableName}'), to_regclass('{_store.AttributesTableName}')) AND relpersistence = 'p'"));
+    }
+
+    [Fact]
     public async Task A_missing_schema_is_reported_with_the_fix()
     {
         await using var store = new PostgresSessionStore(PostgresTestServer.NewOptions(server.DataSource), _time);
@@ -280,10 +295,32 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         return versions;
     }
 
+    internal static string TablePrefixOf(PostgresSessionStore store)
+    {
+        // "cs_tests"."t0123456789ab_sessions" -> t0123456789ab_
+        var table = store.SessionsTableName;
+        var start = table.LastIndexOf(".\"", StringComparison.Ordinal) + 2;
+        return table[start..^"sessions\"".Length];
+    }
+
     internal static Dictionary<string, byte[]> Values(params (string Name, string Value)[] attributes)
         => attributes.ToDictionary(a => a.Name, a => Bytes(a.Value), StringComparer.Ordinal);
 
     internal static byte[] Bytes(string value) => Encoding.UTF8.GetBytes(value);
 
     internal static string Text(byte[] value) => Encoding.UTF8.GetString(value);
+}
+
+/// <summary>Records the event ids the store logs.</summary>
+internal sealed class EventLogger : Microsoft.Extensions.Logging.ILogger<PostgresSessionStore>
+{
+    public System.Collections.Concurrent.ConcurrentBag<int> EventIds { get; } = [];
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        => EventIds.Add(eventId.Id);
 }
