@@ -1,4 +1,5 @@
 using ClusterSession.InMemory;
+using ClusterSession.Postgres;
 using ClusterSession.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -54,5 +55,35 @@ public static class ClusterSessionOptionsStoreExtensions
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
         return options.UseRedis(redis => redis.Configuration = configuration);
+    }
+
+    /// <summary>
+    /// Keeps sessions in PostgreSQL, shared by every server of the application. The store's limits default to
+    /// <see cref="ClusterSessionOptions.Limits"/>. Create the tables with <see cref="PostgresSessionStoreOptions.CreateSchemaOnStartup"/>
+    /// or by running the store's schema.sql.
+    /// </summary>
+    /// <param name="options">The ClusterSession options.</param>
+    /// <param name="configure">Sets the PostgreSQL store's options, at least <see cref="PostgresSessionStoreOptions.ConnectionString"/> or <see cref="PostgresSessionStoreOptions.DataSource"/>.</param>
+    /// <returns>The options, for chaining.</returns>
+    public static ClusterSessionOptions UsePostgres(this ClusterSessionOptions options, Action<PostgresSessionStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(configure);
+        return options.UseStore(sp =>
+        {
+            var storeOptions = new PostgresSessionStoreOptions { Limits = options.Limits };
+            configure(storeOptions);
+            return new PostgresSessionStore(storeOptions, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILogger<PostgresSessionStore>>());
+        });
+    }
+
+    /// <summary>Keeps sessions in PostgreSQL at <paramref name="connectionString"/> (an Npgsql connection string).</summary>
+    /// <param name="options">The ClusterSession options.</param>
+    /// <param name="connectionString">The Npgsql connection string.</param>
+    /// <returns>The options, for chaining.</returns>
+    public static ClusterSessionOptions UsePostgres(this ClusterSessionOptions options, string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        return options.UsePostgres(postgres => postgres.ConnectionString = connectionString);
     }
 }
