@@ -7,7 +7,7 @@ namespace ClusterSession.AspNetCore.Tests;
 /// One client with its own cookie jar that follows it across app instances (browsers share cookies
 /// across ports of one host, and a load balancer makes several servers one origin).
 /// </summary>
-internal sealed class Browser : IDisposable
+internal sealed class Browser
 {
     private static readonly HttpClient Client = new(new SocketsHttpHandler
     {
@@ -55,10 +55,6 @@ internal sealed class Browser : IDisposable
         }
 
         return new Response(response.StatusCode, await response.Content.ReadAsStringAsync(), setCookies, response.Headers);
-    }
-
-    public void Dispose()
-    {
     }
 }
 
