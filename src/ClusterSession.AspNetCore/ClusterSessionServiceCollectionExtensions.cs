@@ -51,12 +51,12 @@ public static class ClusterSessionServiceCollectionExtensions
     /// </summary>
     private static void DecorateAuthenticationService(IServiceCollection services)
     {
-        if (services.Any(static d => d.ServiceType == typeof(SessionAuthenticationService)))
+        if (services.Any(static d => d.ServiceType == typeof(AuthenticationDecorated)))
         {
             return;
         }
 
-        services.AddSingleton<SessionAuthenticationService>(static _ => throw new InvalidOperationException("Marker registration; never resolved."));
+        services.AddSingleton(new AuthenticationDecorated());
         var existing = services.LastOrDefault(static d => d.ServiceType == typeof(IAuthenticationService));
         Func<IServiceProvider, IAuthenticationService> inner = existing switch
         {

@@ -49,3 +49,6 @@ internal sealed class SessionAuthenticationService : IAuthenticationService
         }
     }
 }
+
+/// <summary>Marks a service collection whose authentication service ClusterSession already wraps.</summary>
+internal sealed class AuthenticationDecorated;
