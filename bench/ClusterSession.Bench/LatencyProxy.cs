@@ -10,13 +10,16 @@ namespace ClusterSession.Bench;
 /// A TCP proxy that delays every chunk, in each direction, by half the configured round trip,
 /// as if Redis were on another host. Task.Delay and timers tick at ~1 ms on Linux, far too coarse
 /// for 0.25 ms, so chunks go into one timestamp-ordered queue that a dedicated thread releases:
-/// it sleeps while the head is far from due and spins for the last stretch. All chunks get the
+/// it sleeps while the head is far from due (whole milliseconds with Thread.Sleep, then a
+/// microsecond usleep on Linux) and yields for the last ~100 µs. All chunks get the
 /// same delay, so arrival order is due order and bytes never overtake each other.
 /// It also counts what the apps send to Redis: bytes and top-level commands.
 /// </summary>
 internal sealed class LatencyProxy : IAsyncDisposable
 {
     private static readonly long SleepThresholdTicks = Stopwatch.Frequency * 15 / 10_000; // 1.5 ms
+    private static readonly long SpinThresholdTicks = Stopwatch.Frequency / 8_000; // 125 µs
+    private static readonly long TicksPerMicrosecond = Stopwatch.Frequency / 1_000_000;
 
     private readonly TcpListener _listener;
     private readonly IPEndPoint _upstream;
@@ -162,6 +165,13 @@ internal sealed class LatencyProxy : IAsyncDisposable
                 continue;
             }
 
+            if (remaining > SpinThresholdTicks && OperatingSystem.IsLinux())
+            {
+                // Linux wakes a usleep ~50-60 µs late (timer slack), so leave that margin to the yield loop.
+                _ = NativeMethods.usleep((uint)((remaining - SpinThresholdTicks) / TicksPerMicrosecond) + 25);
+                continue;
+            }
+
             if (remaining > 0)
             {
                 Thread.Yield();
@@ -203,6 +213,13 @@ internal sealed class LatencyProxy : IAsyncDisposable
     }
 
     private readonly record struct Chunk(long DueTimestamp, Socket Destination, byte[]? Buffer, int Length);
+}
+
+internal static partial class NativeMethods
+{
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]
+    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+    internal static extern int usleep(uint microseconds);
 }
 
 /// <summary>
