@@ -39,8 +39,10 @@ public static class SessionStoreExtensions
         {
             cancellationToken.ThrowIfCancellationRequested();
             var replacement = update(current);
+            // The cast matters: `null : current.AsMemory()` would type as Memory<byte> and turn null into
+            // an empty value, so "expect absent" became "expect empty" and every attempt mismatched.
             var result = await store.CompareAndSetAttributeAsync(
-                id, name, current is null ? null : current.AsMemory(), replacement, cancellationToken).ConfigureAwait(false);
+                id, name, current is null ? (ReadOnlyMemory<byte>?)null : current, replacement, cancellationToken).ConfigureAwait(false);
             switch (result.Status)
             {
                 case AttributeCasStatus.Succeeded:

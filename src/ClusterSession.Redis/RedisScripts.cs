@@ -1,0 +1,195 @@
+namespace ClusterSession.Redis;
+
+/// <summary>
+/// The Lua scripts of the store, one per operation, each touching exactly one key (so one hash slot:
+/// Redis Cluster safe). docs/redis-data-model.md describes every field and argument. Numbers go out
+/// through string.format('%d') so Lua 5.1 (Redis) and Lua 5.4 (Garnet) write the same digits.
+/// </summary>
+internal static class RedisScripts
+{
+    // HMGET of the metadata every write checks: 1 last access, 2 idle ms, 3 absolute expiry, 4 moving, 5 principal.
+    // A session is live when its metadata is complete, it is not being moved to a new id, and the
+    // store's clock (ARGV[1]) is before min(last access + idle, absolute expiry).
+    private const string Prelude = """
+        local unpack = unpack or table.unpack
+        local function n(x) return string.format('%d', x) end
+        local k = KEYS[1]
+        local now = tonumber(ARGV[1])
+        local function meta()
+          local m = redis.call('HMGET', k, '#a', '#i', '#x', '#m', '#p')
+          local access, idle, abs = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
+          if not access or not idle or not abs or m[4] then return nil end
+          if now >= math.min(access + idle, abs) then
+            redis.call('DEL', k)
+            return nil
+          end
+          return { access = access, idle = idle, abs = abs, principal = m[5] }
+        end
+        local function touch(idle, abs)
+          redis.call('HSET', k, '#a', ARGV[1])
+          redis.call('PEXPIRE', k, n(math.min(now + idle, abs) - now))
+        end
+        local function attributes()
+          return redis.call('HLEN', k) - 5 - redis.call('HEXISTS', k, '#p')
+        end
+
+        """;
+
+    // Reads the whole hash in one call; parses the metadata from it rather than with a second command.
+    private const string ReadAll = """
+        local function readall()
+          local h = redis.call('HGETALL', k)
+          if #h == 0 then return nil end
+          local access, idle, abs, moving, at
+          for i = 1, #h, 2 do
+            local f = h[i]
+            if f == '#a' then access = tonumber(h[i + 1]); at = i + 1
+            elseif f == '#i' then idle = tonumber(h[i + 1])
+            elseif f == '#x' then abs = tonumber(h[i + 1])
+            elseif f == '#m' then moving = true end
+          end
+          if not access or not idle or not abs or moving then return nil end
+          if now >= math.min(access + idle, abs) then
+            redis.call('DEL', k)
+            return nil
+          end
+          return h, access, idle, abs, at
+        end
+
+        """;
+
+    /// <summary>KEYS[1] session; ARGV now-ms, touch-fraction-per-mille. Returns the hash (flat field/value array) or nil.</summary>
+    public const string Load = Prelude + ReadAll + """
+        local h, access, idle, abs, at = readall()
+        if not h then return false end
+        if now - access >= idle * tonumber(ARGV[2]) / 1000 then
+          touch(idle, abs)
+          h[at] = ARGV[1]
+        end
+        return h
+        """;
+
+    /// <summary>KEYS[1] session; ARGV now-ms, ttl-ms, field/value pairs. Returns 1 created, 0 taken.</summary>
+    public const string Create = Prelude + """
+        if redis.call('EXISTS', k) == 1 then
+          if redis.call('HEXISTS', k, '#m') == 1 or meta() then return 0 end
+          redis.call('DEL', k)
+        end
+        redis.call('HSET', k, unpack(ARGV, 3))
+        redis.call('PEXPIRE', k, ARGV[2])
+        return 1
+        """;
+
+    /// <summary>
+    /// KEYS[1] session; ARGV now-ms, new-idle-ms or '', principal-op ('0' keep, '1' set, '2' clear),
+    /// principal, max-attributes, set-count, set field/value pairs, removed fields.
+    /// Returns {1, version, absolute-ms, had-principal, old-principal}, {0} gone, {-1, count} over the limit.
+    /// </summary>
+    public const string Save = Prelude + """
+        local s = meta()
+        if not s then return {0} end
+        local nset = tonumber(ARGV[6])
+        local first, last = 7, 6 + 2 * nset
+        local added, removed = 0, 0
+        for i = first, last, 2 do
+          if redis.call('HEXISTS', k, ARGV[i]) == 0 then added = added + 1 end
+        end
+        for i = last + 1, #ARGV do
+          if redis.call('HEXISTS', k, ARGV[i]) == 1 then removed = removed + 1 end
+        end
+        if added > removed then
+          local count = attributes() + added - removed
+          if count > tonumber(ARGV[5]) then return {-1, count} end
+        end
+        if #ARGV > last then redis.call('HDEL', k, unpack(ARGV, last + 1)) end
+        if nset > 0 then redis.call('HSET', k, unpack(ARGV, first, last)) end
+        if ARGV[3] == '1' then redis.call('HSET', k, '#p', ARGV[4])
+        elseif ARGV[3] == '2' then redis.call('HDEL', k, '#p') end
+        local idle = s.idle
+        if ARGV[2] ~= '' then
+          idle = tonumber(ARGV[2])
+          redis.call('HSET', k, '#i', ARGV[2])
+        end
+        local v = redis.call('HINCRBY', k, '#v', 1)
+        touch(idle, s.abs)
+        return {1, v, n(s.abs), s.principal and 1 or 0, s.principal or ''}
+        """;
+
+    /// <summary>
+    /// KEYS[1] session; ARGV now-ms, field, has-expected, expected, has-replacement, replacement, max-attributes.
+    /// Returns {1} set, {0} gone, {2, 1, current} or {2, 0} mismatch, {-1, count} over the limit.
+    /// </summary>
+    public const string CompareAndSet = Prelude + """
+        local s = meta()
+        if not s then return {0} end
+        local cur = redis.call('HGET', k, ARGV[2])
+        if ARGV[3] == '1' then
+          if cur ~= ARGV[4] then
+            if cur then return {2, 1, cur} else return {2, 0} end
+          end
+        elseif cur then
+          return {2, 1, cur}
+        end
+        if ARGV[5] == '1' then
+          if not cur then
+            local count = attributes() + 1
+            if count > tonumber(ARGV[7]) then return {-1, count} end
+          end
+          redis.call('HSET', k, ARGV[2], ARGV[6])
+        elseif cur then
+          redis.call('HDEL', k, ARGV[2])
+        end
+        redis.call('HINCRBY', k, '#v', 1)
+        touch(s.idle, s.abs)
+        return {1}
+        """;
+
+    /// <summary>KEYS[1] session; ARGV now-ms. Deletes the key. Returns {was-live, had-principal, principal}.</summary>
+    public const string Delete = Prelude + """
+        local s = meta()
+        redis.call('DEL', k)
+        if not s then return {0, 0, ''} end
+        return {1, s.principal and 1 or 0, s.principal or ''}
+        """;
+
+    /// <summary>
+    /// First step of an id change. KEYS[1] old session; ARGV now-ms. Marks a live session as moving
+    /// (saves and loads then treat it as gone) and returns its hash; nil when absent.
+    /// </summary>
+    public const string BeginMove = Prelude + ReadAll + """
+        local h = readall()
+        if not h then return false end
+        redis.call('HSET', k, '#m', '1')
+        return h
+        """;
+
+    /// <summary>Undoes <see cref="BeginMove"/> when the new id is taken. KEYS[1] old session.</summary>
+    public const string AbortMove = """
+        return redis.call('HDEL', KEYS[1], '#m')
+        """;
+
+    /// <summary>
+    /// KEYS[1] principal index; ARGV now-ms, then operations: 'a', id, absolute-ms (add) or 'r', id (remove).
+    /// Prunes entries whose absolute expiry has passed and sets the key's TTL to its latest expiry.
+    /// </summary>
+    public const string Index = """
+        local function n(x) return string.format('%d', x) end
+        local k = KEYS[1]
+        local now = tonumber(ARGV[1])
+        local i = 2
+        while i <= #ARGV do
+          if ARGV[i] == 'a' then
+            redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 1])
+            i = i + 3
+          else
+            redis.call('ZREM', k, ARGV[i + 1])
+            i = i + 2
+          end
+        end
+        redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[1])
+        local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+        if #top == 0 then return 0 end
+        redis.call('PEXPIRE', k, n(tonumber(top[2]) - now))
+        return 1
+        """;
+}

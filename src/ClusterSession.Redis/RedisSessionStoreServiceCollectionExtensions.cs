@@ -1,0 +1,34 @@
+using ClusterSession;
+using ClusterSession.Redis;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers <see cref="RedisSessionStore"/> as the application's <see cref="ISessionStore"/>.</summary>
+public static class RedisSessionStoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers a singleton <see cref="RedisSessionStore"/> as <see cref="ISessionStore"/> (replacing any
+    /// store registered before), with options validated at startup. The clock is the registered
+    /// <see cref="TimeProvider"/> (<see cref="TimeProvider.System"/> unless the application registers another).
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configure">Sets the options, at least <see cref="RedisSessionStoreOptions.Configuration"/>.</param>
+    /// <returns>The service collection.</returns>
+    public static IServiceCollection AddRedisSessionStore(this IServiceCollection services, Action<RedisSessionStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.AddOptions<RedisSessionStoreOptions>().Configure(configure).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisSessionStoreOptions>, RedisSessionStoreOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(provider => new RedisSessionStore(
+            provider.GetRequiredService<IOptions<RedisSessionStoreOptions>>().Value,
+            provider.GetService<TimeProvider>(),
+            provider.GetService<ILogger<RedisSessionStore>>()));
+        services.Replace(ServiceDescriptor.Singleton<ISessionStore>(provider => provider.GetRequiredService<RedisSessionStore>()));
+        return services;
+    }
+}

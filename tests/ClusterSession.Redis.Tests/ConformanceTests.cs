@@ -1,0 +1,24 @@
+using ClusterSession.Testing;
+using ClusterSession.Testing.Servers;
+using Microsoft.Extensions.Time.Testing;
+using Xunit;
+
+namespace ClusterSession.Redis.Tests;
+
+[Collection(StandaloneRedis.Name)]
+public sealed class StandaloneRedisConformanceTests(RedisServerFixture server) : SessionStoreConformanceTests
+{
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(server.Configuration, time, configure: o => o.Limits = Limits);
+}
+
+[Collection(ClusterRedis.Name)]
+public sealed class ClusterRedisConformanceTests(RedisClusterFixture cluster) : SessionStoreConformanceTests
+{
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(cluster.Configuration, time, configure: o => o.Limits = Limits);
+}
+
+[Collection(Garnet.Name)]
+public sealed class GarnetConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
+{
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(garnet.Configuration, time, configure: o => o.Limits = Limits);
+}

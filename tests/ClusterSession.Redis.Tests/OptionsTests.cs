@@ -1,0 +1,55 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Xunit;
+
+namespace ClusterSession.Redis.Tests;
+
+public sealed class OptionsTests
+{
+    [Fact]
+    public void Missing_configuration_is_rejected_with_a_message_naming_the_option()
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => new RedisSessionStore(new RedisSessionStoreOptions()));
+        Assert.Contains("RedisSessionStoreOptions.Configuration", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("app{x}:", "KeyPrefix")]
+    public void Prefix_with_a_hash_tag_brace_is_rejected(string prefix, string option)
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => new RedisSessionStore(new RedisSessionStoreOptions { Configuration = "127.0.0.1:1", KeyPrefix = prefix }));
+        Assert.Contains(option, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Out_of_range_touch_fraction_and_timeout_are_rejected()
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => new RedisSessionStore(new RedisSessionStoreOptions
+        {
+            Configuration = "127.0.0.1:1",
+            TouchIntervalFraction = 0.9,
+            OperationTimeout = TimeSpan.Zero,
+        }));
+        Assert.Contains("TouchIntervalFraction", error.Message, StringComparison.Ordinal);
+        Assert.Contains("OperationTimeout", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AddRedisSessionStore_registers_one_singleton_store_and_validates_on_start()
+    {
+        var services = new ServiceCollection();
+        services.AddRedisSessionStore(o => o.Configuration = "127.0.0.1:1");
+        await using (var provider = services.BuildServiceProvider())
+        {
+            var store = provider.GetRequiredService<ISessionStore>();
+            Assert.IsType<RedisSessionStore>(store);
+            Assert.Same(store, provider.GetRequiredService<ISessionStore>());
+            Assert.Same(store, provider.GetRequiredService<RedisSessionStore>());
+        }
+
+        var invalid = new ServiceCollection();
+        invalid.AddRedisSessionStore(o => o.KeyPrefix = "x");
+        await using var invalidProvider = invalid.BuildServiceProvider();
+        Assert.Throws<OptionsValidationException>(() => invalidProvider.GetRequiredService<IOptions<RedisSessionStoreOptions>>().Value);
+    }
+}
