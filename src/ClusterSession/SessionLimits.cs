@@ -33,8 +33,15 @@ public sealed class SessionLimits
                 $"Attribute name of {name.Length} characters is longer than the limit of {MaxNameLength}: use a shorter name or raise SessionLimits.MaxNameLength.");
         }
 
-        foreach (var c in name)
+        for (var i = 0; i < name.Length; i++)
         {
+            var c = name[i];
+            if (char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]))
+            {
+                i++;
+                continue;
+            }
+
             if (char.IsControl(c) || char.IsSurrogate(c))
             {
                 throw new SessionLimitExceededException(
@@ -63,10 +70,15 @@ public sealed class SessionLimits
         }
     }
 
-    /// <summary>Validates every name and value of <paramref name="changes"/>.</summary>
+    /// <summary>
+    /// Validates every name and value of <paramref name="changes"/>, and that the change set alone
+    /// does not set more than <see cref="MaxAttributes"/> attributes. (Whether the stored session plus
+    /// the change stays within the count is for the store to check where it knows the stored count.)
+    /// </summary>
     public void Validate(SessionChanges changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
+        ValidateCount(changes.Set.Count);
         foreach (var (name, value) in changes.Set)
         {
             ValidateName(name);

@@ -17,7 +17,9 @@ namespace ClusterSession.Testing;
 /// timeouts are minutes to hours long, so real-time TTLs never fire during a test).</item>
 /// <item>Its touch throttle (how old the last refresh must be before a load refreshes it again)
 /// is at most half the idle timeout. The sliding tests load every quarter of the idle timeout.</item>
-/// <item>It validates with <see cref="Limits"/> (<see cref="SessionLimits.Default"/> unless overridden).</item>
+/// <item>It validates with <see cref="Limits"/> (<see cref="SessionLimits.Default"/> unless overridden) before it
+/// writes: <see cref="SessionLimits.Validate(SessionChanges)"/> on a save, <see cref="SessionLimits.Validate(SessionSnapshot)"/>
+/// on a create, name and value on a compare-and-set. The count test only needs a change set that alone is over the limit.</item>
 /// <item>It stores times with at least millisecond precision; the clock starts on a whole millisecond.</item>
 /// </list>
 /// </remarks>
@@ -309,7 +311,7 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
     public async Task Concurrent_atomic_increments_lose_nothing()
     {
         const int writers = 32;
-        var id = await CreateSessionAsync(attributes: new() { ["counter"] = BitConverter.GetBytes(0) });
+        var id = await CreateSessionAsync();
         using var start = new ManualResetEventSlim();
 
         var tasks = Enumerable.Range(0, writers).Select(_ => Task.Run(async () =>
@@ -342,6 +344,34 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
         Assert.Null(missing.Current);
 
         AssertAttributes(Values(("x", "1")), (await LoadExistingAsync(id)).Attributes);
+    }
+
+    [Fact]
+    public async Task Compare_and_set_tells_an_empty_value_from_an_absent_attribute()
+    {
+        var id = await CreateSessionAsync(attributes: new() { ["empty"] = [] });
+
+        var emptyExpectedAbsent = await Store.CompareAndSetAttributeAsync(id, "empty", null, Bytes("x"));
+        Assert.Equal(AttributeCasStatus.Mismatch, emptyExpectedAbsent.Status);
+        Assert.NotNull(emptyExpectedAbsent.Current);
+        Assert.Empty(emptyExpectedAbsent.Current);
+
+        var absentExpectedEmpty = await Store.CompareAndSetAttributeAsync(id, "absent", ReadOnlyMemory<byte>.Empty, Bytes("x"));
+        Assert.Equal(AttributeCasStatus.Mismatch, absentExpectedEmpty.Status);
+        Assert.Null(absentExpectedEmpty.Current);
+
+        Assert.Equal(AttributeCasStatus.Succeeded, (await Store.CompareAndSetAttributeAsync(id, "empty", ReadOnlyMemory<byte>.Empty, Bytes("x"))).Status);
+        AssertAttributes(Values(("empty", "x")), (await LoadExistingAsync(id)).Attributes);
+    }
+
+    [Fact]
+    public async Task Atomic_update_of_an_absent_attribute_with_no_guess_writes_it()
+    {
+        var id = await CreateSessionAsync();
+
+        Assert.Equal(Bytes("1"), await Store.UpdateAttributeAsync(id, "new", null, _ => Bytes("1"), maxAttempts: 1));
+
+        AssertAttributes(Values(("new", "1")), (await LoadExistingAsync(id)).Attributes);
     }
 
     [Fact]

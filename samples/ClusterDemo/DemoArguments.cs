@@ -1,0 +1,189 @@
+using System.Globalization;
+
+namespace ClusterDemo;
+
+/// <summary>Where the demo keeps its sessions.</summary>
+internal enum DemoStore
+{
+    /// <summary>Microsoft Garnet started inside this process on a free loopback port.</summary>
+    Garnet,
+
+    /// <summary>An external Redis or Redis Cluster named by <c>--redis</c>.</summary>
+    Redis,
+
+    /// <summary>The process-local in-memory store; only one node can share it.</summary>
+    Memory,
+}
+
+/// <summary>The parsed command line of the demo.</summary>
+internal sealed record DemoArguments
+{
+    public const int DefaultPort = 5000;
+    public const int DefaultNodes = 3;
+    public const int DefaultIdleTimeoutSeconds = 1800;
+    public const int MaxNodes = 16;
+
+    public const string Usage = """
+        Usage: dotnet run --project samples/ClusterDemo -- [options]
+
+        Starts a session store, N app nodes and a round-robin load balancer, all on 127.0.0.1.
+
+        Options:
+          --store garnet|redis|memory  where sessions live (default garnet: embedded, nothing to install;
+                                       memory works only with --nodes 1)
+          --redis <configuration>      StackExchange.Redis configuration of an external Redis or
+                                       Redis Cluster, e.g. 127.0.0.1:6379 (implies --store redis)
+          --nodes N                    number of app nodes, 1..16 (default 3)
+          --port P                     load balancer on 127.0.0.1:P, node k on 127.0.0.1:P+k (default 5000)
+          --idle-timeout S             session idle timeout in seconds (default 1800)
+          --help                       show this text
+        """;
+
+    public DemoStore Store { get; init; } = DemoStore.Garnet;
+
+    public string? RedisConfiguration { get; init; }
+
+    public int Nodes { get; init; } = DefaultNodes;
+
+    public int Port { get; init; } = DefaultPort;
+
+    public int IdleTimeoutSeconds { get; init; } = DefaultIdleTimeoutSeconds;
+
+    public bool ShowHelp { get; init; }
+
+    /// <summary>The URL of node <paramref name="k"/> (1-based).</summary>
+    public string NodeUrl(int k) => "http://127.0.0.1:" + (Port + k).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The URL of the load balancer.</summary>
+    public string LoadBalancerUrl => "http://127.0.0.1:" + Port.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Parses <paramref name="args"/>; on failure returns null and a message that says what to fix.</summary>
+    public static DemoArguments? Parse(IReadOnlyList<string> args, out string? error)
+    {
+        var result = new DemoArguments();
+        string? store = null;
+        error = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i];
+            if (name is "--help" or "-h" or "-?")
+            {
+                return result with { ShowHelp = true };
+            }
+
+            // Both "--port 5000" and "--port=5000" work.
+            string? value = null;
+            var equals = name.IndexOf('=', StringComparison.Ordinal);
+            if (name.StartsWith("--", StringComparison.Ordinal) && equals > 0)
+            {
+                value = name[(equals + 1)..];
+                name = name[..equals];
+            }
+            else if (i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            {
+                value = args[++i];
+            }
+
+            switch (name)
+            {
+                case "--store":
+                    store = value;
+                    break;
+                case "--redis":
+                    if (string.IsNullOrWhiteSpace(value))
+                    {
+                        error = "--redis needs a configuration, e.g. --redis 127.0.0.1:6379.";
+                        return null;
+                    }
+
+                    result = result with { RedisConfiguration = value };
+                    break;
+                case "--nodes":
+                    if (!TryParseInt(name, value, 1, MaxNodes, out var nodes, out error))
+                    {
+                        return null;
+                    }
+
+                    result = result with { Nodes = nodes };
+                    break;
+                case "--port":
+                    if (!TryParseInt(name, value, 1, 65535 - MaxNodes, out var port, out error))
+                    {
+                        return null;
+                    }
+
+                    result = result with { Port = port };
+                    break;
+                case "--idle-timeout":
+                    if (!TryParseInt(name, value, 1, 30 * 24 * 3600, out var idle, out error))
+                    {
+                        return null;
+                    }
+
+                    result = result with { IdleTimeoutSeconds = idle };
+                    break;
+                default:
+                    error = $"Unknown option '{name}'.";
+                    return null;
+            }
+        }
+
+        return Validate(result, store, out error);
+    }
+
+    private static DemoArguments? Validate(DemoArguments result, string? store, out string? error)
+    {
+        error = null;
+        switch (store)
+        {
+            case null:
+                // An external Redis named without --store means that Redis.
+                result = result with { Store = result.RedisConfiguration is null ? DemoStore.Garnet : DemoStore.Redis };
+                break;
+            case "garnet":
+                result = result with { Store = DemoStore.Garnet };
+                break;
+            case "redis":
+                result = result with { Store = DemoStore.Redis };
+                break;
+            case "memory":
+                result = result with { Store = DemoStore.Memory };
+                break;
+            default:
+                error = $"--store must be garnet, redis or memory, not '{store}'.";
+                return null;
+        }
+
+        if (result.Store == DemoStore.Redis && result.RedisConfiguration is null)
+        {
+            error = "--store redis needs --redis <configuration>, e.g. --redis 127.0.0.1:6379.";
+            return null;
+        }
+
+        if (result.Store != DemoStore.Redis && result.RedisConfiguration is not null)
+        {
+            error = $"--redis is only used with --store redis, not --store {store}.";
+            return null;
+        }
+
+        if (result.Store == DemoStore.Memory && result.Nodes != 1)
+        {
+            error = $"--store memory keeps sessions inside one node, so it needs --nodes 1 (got --nodes {result.Nodes}); use --store garnet to share sessions between nodes.";
+            return null;
+        }
+
+        return result;
+    }
+
+    private static bool TryParseInt(string name, string? value, int min, int max, out int parsed, out string? error)
+    {
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out parsed) || parsed < min || parsed > max)
+        {
+            error = $"{name} must be a whole number from {min} to {max}, not '{value}'.";
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+}

@@ -1,0 +1,42 @@
+using System.Globalization;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.LoadBalancing;
+
+namespace ClusterDemo;
+
+/// <summary>A YARP reverse proxy on the demo port that sends requests to the nodes in turn.</summary>
+internal static class LoadBalancer
+{
+    public static WebApplication Build(DemoArguments arguments)
+    {
+        var builder = DemoHost.CreateBuilder(arguments.LoadBalancerUrl);
+        var destinations = new Dictionary<string, DestinationConfig>(StringComparer.Ordinal);
+        for (var k = 1; k <= arguments.Nodes; k++)
+        {
+            destinations["node-" + k.ToString(CultureInfo.InvariantCulture)] = new DestinationConfig { Address = arguments.NodeUrl(k) };
+        }
+
+        RouteConfig[] routes =
+        [
+            new RouteConfig { RouteId = "all", ClusterId = "nodes", Match = new RouteMatch { Path = "{**catch-all}" } },
+        ];
+        ClusterConfig[] clusters =
+        [
+            new ClusterConfig
+            {
+                ClusterId = "nodes",
+                // Round robin, not sticky: every request may land on another node, which is the point.
+                LoadBalancingPolicy = LoadBalancingPolicies.RoundRobin,
+                Destinations = destinations,
+            },
+        ];
+        builder.Services.AddReverseProxy().LoadFromMemory(routes, clusters);
+        // YARP protects affinity cookies with data protection; the demo uses no affinity, so keys
+        // need not outlive the process (and none are written to the user's profile).
+        builder.Services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(
+            new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider());
+        var app = builder.Build();
+        app.MapReverseProxy();
+        return app;
+    }
+}

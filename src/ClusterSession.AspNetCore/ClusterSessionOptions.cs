@@ -1,0 +1,113 @@
+using Microsoft.AspNetCore.Http;
+
+namespace ClusterSession.AspNetCore;
+
+/// <summary>Options of <c>services.AddClusterSession(...)</c>. Validated at startup.</summary>
+public sealed class ClusterSessionOptions
+{
+    internal Func<IServiceProvider, ISessionStore>? StoreFactory { get; private set; }
+
+    /// <summary>The sliding idle timeout of new sessions. Default 20 minutes (as ASP.NET Core's own session).</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(20);
+
+    /// <summary>The absolute lifetime of a session, however active it is. Default 12 hours.</summary>
+    public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromHours(12);
+
+    /// <summary>Limits on attribute names, sizes and counts. Default <see cref="SessionLimits.Default"/>.</summary>
+    public SessionLimits Limits { get; set; } = SessionLimits.Default;
+
+    /// <summary>How the session id travels between client and server. Default <see cref="SessionIdTransports.Cookie"/>.</summary>
+    public SessionIdTransports Transports { get; set; } = SessionIdTransports.Cookie;
+
+    /// <summary>The session cookie (used when <see cref="Transports"/> includes <see cref="SessionIdTransports.Cookie"/>).</summary>
+    public SessionCookieOptions Cookie { get; } = new();
+
+    /// <summary>
+    /// The request and response header carrying the session id for API clients (used when
+    /// <see cref="Transports"/> includes <see cref="SessionIdTransports.Header"/>). Default <c>X-Session-Id</c>.
+    /// </summary>
+    public string HeaderName { get; set; } = "X-Session-Id";
+
+    /// <summary>
+    /// The status code of a request that failed because the store was unavailable or a save did not land.
+    /// Default 503 (Service Unavailable).
+    /// </summary>
+    public int StoreUnavailableStatusCode { get; set; } = StatusCodes.Status503ServiceUnavailable;
+
+    /// <summary>
+    /// The status code of a request whose session changes could not be saved because the session was
+    /// deleted meanwhile (revoked, logged out elsewhere, expired), or whose atomic update kept meeting
+    /// concurrent changes. Default 409 (Conflict).
+    /// </summary>
+    public int ConflictStatusCode { get; set; } = StatusCodes.Status409Conflict;
+
+    /// <summary>How long one store call may take before the request fails as unavailable. Default 5 seconds.</summary>
+    public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Whether a sign-in through ASP.NET Core authentication gives the session a new id (session fixation
+    /// protection). The session is bound to the signed-in principal either way. Default true.
+    /// </summary>
+    public bool RenewIdOnSignIn { get; set; } = true;
+
+    /// <summary>Whether a sign-out through ASP.NET Core authentication invalidates the session. Default true.</summary>
+    public bool InvalidateOnSignOut { get; set; } = true;
+
+    /// <summary>
+    /// Whether cookie-authentication schemes keep their tickets in the session (server side) instead of in
+    /// the cookie, so that revoking a session logs that device out. Requires <c>app.UseClusterSession()</c>
+    /// before <c>app.UseAuthentication()</c>. Default true.
+    /// </summary>
+    public bool StoreAuthenticationTickets { get; set; } = true;
+
+    /// <summary>Uses the store <paramref name="factory"/> creates (once, as a singleton).</summary>
+    /// <returns>These options, for chaining.</returns>
+    public ClusterSessionOptions UseStore(Func<IServiceProvider, ISessionStore> factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        StoreFactory = factory;
+        return this;
+    }
+}
+
+/// <summary>The ways a session id can travel; combine them with <c>|</c>.</summary>
+[Flags]
+public enum SessionIdTransports
+{
+    /// <summary>A cookie (browsers).</summary>
+    Cookie = 1,
+
+    /// <summary>A request header, echoed in the response when the id is new or changed (API clients).</summary>
+    Header = 2,
+}
+
+/// <summary>The session cookie. HttpOnly and Path=/ always hold unless changed here; Secure follows the request.</summary>
+public sealed class SessionCookieOptions
+{
+    /// <summary>The cookie name. Default <c>.ClusterSession</c>.</summary>
+    public string Name { get; set; } = ".ClusterSession";
+
+    /// <summary>The cookie domain; null (default) means the request host only.</summary>
+    public string? Domain { get; set; }
+
+    /// <summary>The cookie path. Default <c>/</c>.</summary>
+    public string Path { get; set; } = "/";
+
+    /// <summary>The SameSite attribute. Default <see cref="SameSiteMode.Lax"/>.</summary>
+    public SameSiteMode SameSite { get; set; } = SameSiteMode.Lax;
+
+    /// <summary>When the cookie is marked Secure. Default <see cref="CookieSecurePolicy.SameAsRequest"/> (Secure on HTTPS).</summary>
+    public CookieSecurePolicy SecurePolicy { get; set; } = CookieSecurePolicy.SameAsRequest;
+
+    /// <summary>Whether the cookie is HttpOnly (invisible to scripts). Default true.</summary>
+    public bool HttpOnly { get; set; } = true;
+
+    /// <summary>
+    /// The cookie lifetime (Max-Age). Null (default) makes a browser-session cookie; the session itself still
+    /// ends at its idle timeout or absolute lifetime.
+    /// </summary>
+    public TimeSpan? MaxAge { get; set; }
+
+    /// <summary>Whether the cookie is essential (not subject to cookie consent). Default false, as ASP.NET Core's session.</summary>
+    public bool IsEssential { get; set; }
+}

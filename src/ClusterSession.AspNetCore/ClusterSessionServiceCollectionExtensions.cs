@@ -1,0 +1,79 @@
+using ClusterSession;
+using ClusterSession.AspNetCore;
+using ClusterSession.AspNetCore.Internal;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers ClusterSession.</summary>
+public static class ClusterSessionServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds ClusterSession: the session store chosen in <paramref name="configure"/> (<c>UseInMemory()</c>,
+    /// <c>UseRedis(...)</c>, <c>UseStore(...)</c>), <see cref="ISessionManager"/>, id renewal on sign-in and
+    /// server-side cookie-authentication tickets. Pair it with <c>app.UseClusterSession()</c>; it replaces
+    /// <c>services.AddSession()</c>.
+    /// </summary>
+    public static IServiceCollection AddClusterSession(this IServiceCollection services, Action<ClusterSessionOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+
+        services.AddOptions<ClusterSessionOptions>().Configure(configure).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, ClusterSessionOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ISessionStore>(static sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<ClusterSessionOptions>>().Value;
+            return options.StoreFactory?.Invoke(sp) ?? throw new InvalidOperationException(
+                "No session store configured: call options.UseInMemory(), options.UseRedis(...) or options.UseStore(...) in AddClusterSession, or register an ISessionStore.");
+        });
+        services.TryAddSingleton(static sp => new SessionRuntime(
+            sp.GetRequiredService<IOptions<ClusterSessionOptions>>(),
+            sp.GetRequiredService<ISessionStore>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>()));
+        services.TryAddSingleton<ISessionManager, SessionManager>();
+        services.TryAddSingleton<SessionTicketStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, ConfigureCookieTicketStore>());
+        DecorateAuthenticationService(services);
+        return services;
+    }
+
+    /// <summary>
+    /// Wraps the authentication service whether authentication is registered before or after us: an
+    /// existing registration is decorated; otherwise ours, wrapping the default, takes the place that
+    /// <c>AddAuthentication()</c> would fill with <c>TryAdd</c>.
+    /// </summary>
+    private static void DecorateAuthenticationService(IServiceCollection services)
+    {
+        if (services.Any(static d => d.ServiceType == typeof(SessionAuthenticationService)))
+        {
+            return;
+        }
+
+        services.AddSingleton<SessionAuthenticationService>(static _ => throw new InvalidOperationException("Marker registration; never resolved."));
+        var existing = services.LastOrDefault(static d => d.ServiceType == typeof(IAuthenticationService));
+        Func<IServiceProvider, IAuthenticationService> inner = existing switch
+        {
+            null => static sp => ActivatorUtilities.CreateInstance<AuthenticationService>(sp),
+            { ImplementationFactory: { } factory } => sp => (IAuthenticationService)factory(sp),
+            { ImplementationInstance: IAuthenticationService instance } => _ => instance,
+            { ImplementationType: { } type } => sp => (IAuthenticationService)ActivatorUtilities.CreateInstance(sp, type),
+            _ => static sp => ActivatorUtilities.CreateInstance<AuthenticationService>(sp),
+        };
+        if (existing is not null)
+        {
+            services.Remove(existing);
+        }
+
+        services.Add(ServiceDescriptor.Describe(
+            typeof(IAuthenticationService),
+            sp => new SessionAuthenticationService(inner(sp), sp.GetRequiredService<IOptions<ClusterSessionOptions>>()),
+            existing?.Lifetime ?? ServiceLifetime.Scoped));
+    }
+}

@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Options;
+
+namespace ClusterSession.AspNetCore.Internal;
+
+/// <summary>Checks <see cref="ClusterSessionOptions"/> at startup; each message names the option and the fix.</summary>
+internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterSessionOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ClusterSessionOptions options)
+    {
+        var failures = new List<string>();
+        if (options.IdleTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"ClusterSessionOptions.IdleTimeout must be positive (it is {options.IdleTimeout}).");
+        }
+
+        if (options.AbsoluteLifetime < options.IdleTimeout)
+        {
+            failures.Add($"ClusterSessionOptions.AbsoluteLifetime ({options.AbsoluteLifetime}) must be at least IdleTimeout ({options.IdleTimeout}): raise it or lower IdleTimeout.");
+        }
+
+        if (options.StoreTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"ClusterSessionOptions.StoreTimeout must be positive (it is {options.StoreTimeout}).");
+        }
+
+        if (options.Limits is null)
+        {
+            failures.Add("ClusterSessionOptions.Limits must not be null: leave the default or set a SessionLimits.");
+        }
+
+        if ((options.Transports & (SessionIdTransports.Cookie | SessionIdTransports.Header)) == 0)
+        {
+            failures.Add("ClusterSessionOptions.Transports must include Cookie, Header or both.");
+        }
+
+        if ((options.Transports & SessionIdTransports.Cookie) != 0 && string.IsNullOrWhiteSpace(options.Cookie.Name))
+        {
+            failures.Add("ClusterSessionOptions.Cookie.Name must not be empty while the cookie transport is on.");
+        }
+
+        if ((options.Transports & SessionIdTransports.Header) != 0 && string.IsNullOrWhiteSpace(options.HeaderName))
+        {
+            failures.Add("ClusterSessionOptions.HeaderName must not be empty while the header transport is on.");
+        }
+
+        if (options.StoreUnavailableStatusCode is < 400 or > 599)
+        {
+            failures.Add($"ClusterSessionOptions.StoreUnavailableStatusCode must be an error status (400-599), not {options.StoreUnavailableStatusCode}.");
+        }
+
+        if (options.ConflictStatusCode is < 400 or > 599)
+        {
+            failures.Add($"ClusterSessionOptions.ConflictStatusCode must be an error status (400-599), not {options.ConflictStatusCode}.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,60 @@
+using Microsoft.Extensions.Logging;
+
+namespace ClusterSession.AspNetCore.Internal;
+
+/// <summary>Event ids of ClusterSession.AspNetCore, one place so they never collide.</summary>
+internal static class EventIds
+{
+    public const int SessionLoaded = 1;
+    public const int SessionMiss = 2;
+    public const int SessionCreated = 3;
+    public const int SessionSaved = 4;
+    public const int SessionGone = 5;
+    public const int SessionRenewed = 6;
+    public const int SessionInvalidated = 7;
+    public const int StoreUnavailable = 8;
+    public const int LateCommitFailed = 9;
+    public const int MalformedId = 10;
+    public const int SessionsRevoked = 11;
+    public const int UpdateConflict = 12;
+}
+
+/// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventIds.SessionLoaded, LogLevel.Debug, "Session {Tag} loaded.")]
+    public static partial void SessionLoaded(ILogger logger, string tag);
+
+    [LoggerMessage(EventIds.SessionMiss, LogLevel.Debug, "Session {Tag} not found (expired, revoked or never existed); a new session starts if the request writes.")]
+    public static partial void SessionMiss(ILogger logger, string tag);
+
+    [LoggerMessage(EventIds.SessionCreated, LogLevel.Debug, "Session {Tag} created.")]
+    public static partial void SessionCreated(ILogger logger, string tag);
+
+    [LoggerMessage(EventIds.SessionSaved, LogLevel.Trace, "Session {Tag} saved.")]
+    public static partial void SessionSaved(ILogger logger, string tag);
+
+    [LoggerMessage(EventIds.SessionGone, LogLevel.Information, "Session {Tag} was deleted or expired before this request's changes could be saved; the changes were not saved.")]
+    public static partial void SessionGone(ILogger logger, string tag);
+
+    [LoggerMessage(EventIds.SessionRenewed, LogLevel.Debug, "Session {OldTag} renewed as {NewTag}.")]
+    public static partial void SessionRenewed(ILogger logger, string oldTag, string newTag);
+
+    [LoggerMessage(EventIds.SessionInvalidated, LogLevel.Debug, "Session {Tag} invalidated.")]
+    public static partial void SessionInvalidated(ILogger logger, string tag);
+
+    [LoggerMessage(EventIds.StoreUnavailable, LogLevel.Error, "The session store failed during {Operation}; the request fails with status {StatusCode}.")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation, int statusCode);
+
+    [LoggerMessage(EventIds.LateCommitFailed, LogLevel.Error, "Session changes made after the response started could not be saved; the client already got the response.")]
+    public static partial void LateCommitFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventIds.MalformedId, LogLevel.Debug, "A malformed session id was ignored (treated as no session).")]
+    public static partial void MalformedId(ILogger logger);
+
+    [LoggerMessage(EventIds.SessionsRevoked, LogLevel.Information, "{Count} session(s) of a principal revoked.")]
+    public static partial void SessionsRevoked(ILogger logger, int count);
+
+    [LoggerMessage(EventIds.UpdateConflict, LogLevel.Warning, "An atomic session update gave up after repeated concurrent changes.")]
+    public static partial void UpdateConflict(ILogger logger, Exception exception);
+}

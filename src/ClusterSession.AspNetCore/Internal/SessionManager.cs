@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+
+namespace ClusterSession.AspNetCore.Internal;
+
+/// <summary>
+/// <see cref="ISessionManager"/> over the store's principal index. A handle is a keyless one-way hash of
+/// the id: the id has 192 random bits, so the hash cannot be reversed, and every server computes the
+/// same handle without shared configuration.
+/// </summary>
+internal sealed class SessionManager : ISessionManager
+{
+    private readonly SessionRuntime _runtime;
+
+    public SessionManager(SessionRuntime runtime) => _runtime = runtime;
+
+    public async ValueTask<IReadOnlyList<SessionInfo>> ListAsync(string principal, HttpContext? current = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(principal);
+        var currentId = current?.Features.Get<RequestSession>()?.StoredIdOrNull;
+        var sessions = await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false);
+        return
+        [
+            .. sessions
+                .OrderByDescending(static s => s.CreatedAt)
+                .Select(s => new SessionInfo(
+                    GetHandle(s.Id),
+                    s.CreatedAt,
+                    s.LastAccessedAt,
+                    s.ExpiresAt,
+                    s.Attributes.TryGetValue(RequestSession.ReservedPrefix + ReservedNames.UserAgent, out var ua) ? Encoding.UTF8.GetString(ua) : null,
+                    string.Equals(s.Id, currentId, StringComparison.Ordinal))),
+        ];
+    }
+
+    public async ValueTask<bool> RevokeAsync(string principal, string handle, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(principal);
+        ArgumentNullException.ThrowIfNull(handle);
+        var wanted = Encoding.ASCII.GetBytes(handle);
+        foreach (var session in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        {
+            if (CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(GetHandle(session.Id)), wanted))
+            {
+                var deleted = await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false);
+                Log.SessionsRevoked(_runtime.Logger, deleted ? 1 : 0);
+                return deleted;
+            }
+        }
+
+        return false;
+    }
+
+    public async ValueTask<int> RevokeAllAsync(string principal, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(principal);
+        var count = 0;
+        foreach (var session in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        {
+            if (await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false))
+            {
+                count++;
+            }
+        }
+
+        Log.SessionsRevoked(_runtime.Logger, count);
+        return count;
+    }
+
+    public string GetHandle(string sessionId)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(Encoding.ASCII.GetBytes("ClusterSession.handle/" + sessionId), hash);
+        return System.Buffers.Text.Base64Url.EncodeToString(hash[..16]);
+    }
+}

@@ -1,0 +1,110 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace ClusterSession.AspNetCore.Internal;
+
+/// <summary>
+/// Keeps cookie-authentication tickets inside the request's session, so the authentication cookie holds
+/// only a random key. A ticket is found only through the session the request carries and only when the
+/// keys match; deleting or revoking the session therefore logs that device out on every server.
+/// </summary>
+internal sealed class SessionTicketStore : ITicketStore
+{
+    private const string NeedsContext = "The ClusterSession ticket store needs the HttpContext overloads (ASP.NET Core 7 or later calls them).";
+
+    public async Task<string> StoreAsync(AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
+        var key = Base64UrlKey();
+        session.SetReserved(ReservedNames.TicketKey, Encoding.ASCII.GetBytes(key));
+        session.SetReserved(ReservedNames.Ticket, TicketSerializer.Default.Serialize(ticket));
+        if (session.Principal is null && ticket.Principal.Identity?.Name is { } name)
+        {
+            session.Principal = name;
+        }
+
+        return key;
+    }
+
+    public async Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
+        if (Matches(session, key))
+        {
+            session.SetReserved(ReservedNames.Ticket, TicketSerializer.Default.Serialize(ticket));
+        }
+    }
+
+    public async Task<AuthenticationTicket?> RetrieveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
+        return Matches(session, key) && session.TryGetReserved(ReservedNames.Ticket, out var bytes)
+            ? TicketSerializer.Default.Deserialize(bytes)
+            : null;
+    }
+
+    public async Task RemoveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
+        if (Matches(session, key))
+        {
+            session.RemoveReserved(ReservedNames.TicketKey);
+            session.RemoveReserved(ReservedNames.Ticket);
+        }
+    }
+
+    public Task<string> StoreAsync(AuthenticationTicket ticket) => throw new NotSupportedException(NeedsContext);
+
+    public Task RenewAsync(string key, AuthenticationTicket ticket) => throw new NotSupportedException(NeedsContext);
+
+    public Task<AuthenticationTicket?> RetrieveAsync(string key) => throw new NotSupportedException(NeedsContext);
+
+    public Task RemoveAsync(string key) => throw new NotSupportedException(NeedsContext);
+
+    private static async ValueTask<RequestSession> LoadAsync(HttpContext httpContext, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        var session = RequestSession.Get(httpContext);
+        await session.GetLoadedAsync(cancellationToken).ConfigureAwait(false);
+        return session;
+    }
+
+    private static bool Matches(RequestSession session, string key)
+        => key is not null
+            && session.TryGetReserved(ReservedNames.TicketKey, out var stored)
+            && CryptographicOperations.FixedTimeEquals(stored, Encoding.ASCII.GetBytes(key));
+
+    private static string Base64UrlKey()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        return System.Buffers.Text.Base64Url.EncodeToString(bytes);
+    }
+}
+
+/// <summary>Points every cookie-authentication scheme at <see cref="SessionTicketStore"/> unless it has its own store.</summary>
+internal sealed class ConfigureCookieTicketStore : IPostConfigureOptions<CookieAuthenticationOptions>
+{
+    private readonly ClusterSessionOptions _options;
+    private readonly SessionTicketStore _store;
+
+    public ConfigureCookieTicketStore(IOptions<ClusterSessionOptions> options, SessionTicketStore store)
+    {
+        _options = options.Value;
+        _store = store;
+    }
+
+    public void PostConfigure(string? name, CookieAuthenticationOptions options)
+    {
+        if (_options.StoreAuthenticationTickets)
+        {
+            options.SessionStore ??= _store;
+        }
+    }
+}

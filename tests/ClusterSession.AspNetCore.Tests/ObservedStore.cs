@@ -1,0 +1,59 @@
+using System.Collections.Concurrent;
+
+namespace ClusterSession.AspNetCore.Tests;
+
+/// <summary>
+/// Wraps a real store to count its calls by operation and, when <see cref="IsDown"/> is set, to fail every
+/// call as an unreachable store does. Not a mock: every call that is not failed reaches the real store.
+/// </summary>
+internal sealed class ObservedStore : ISessionStore
+{
+    private readonly ISessionStore _inner;
+    private readonly ConcurrentDictionary<string, int> _calls = new(StringComparer.Ordinal);
+
+    public ObservedStore(ISessionStore inner) => _inner = inner;
+
+    public ISessionStore Inner => _inner;
+
+    public volatile bool IsDown;
+
+    public int Calls(string operation) => _calls.TryGetValue(operation, out var n) ? n : 0;
+
+    public int TotalCalls => _calls.Values.Sum();
+
+    public int Writes => Calls("create") + Calls("save") + Calls("delete") + Calls("change_id") + Calls("cas");
+
+    public void ResetCounts() => _calls.Clear();
+
+    public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
+        => Enter("create") ? _inner.CreateAsync(session, cancellationToken) : throw Down();
+
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
+        => Enter("load") ? _inner.LoadAsync(id, cancellationToken) : throw Down();
+
+    public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
+        => Enter("save") ? _inner.SaveAsync(changes, cancellationToken) : throw Down();
+
+    public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
+        => Enter("delete") ? _inner.DeleteAsync(id, cancellationToken) : throw Down();
+
+    public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
+        => Enter("change_id") ? _inner.ChangeIdAsync(oldId, newId, cancellationToken) : throw Down();
+
+    public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
+        => Enter("cas") ? _inner.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken) : throw Down();
+
+    public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
+        => Enter("find") ? _inner.FindByPrincipalAsync(principal, cancellationToken) : throw Down();
+
+    public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
+        => Enter("count") ? _inner.CountAsync(cancellationToken) : throw Down();
+
+    private bool Enter(string operation)
+    {
+        _calls.AddOrUpdate(operation, 1, static (_, n) => n + 1);
+        return !IsDown;
+    }
+
+    private static SessionStoreUnavailableException Down() => new("Test: the store is down.");
+}

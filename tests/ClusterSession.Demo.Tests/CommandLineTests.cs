@@ -1,0 +1,85 @@
+namespace ClusterSession.Demo.Tests;
+
+/// <summary>The command itself: arguments, the lines it prints, a clean stop.</summary>
+public sealed class CommandLineTests
+{
+    [Theory]
+    [InlineData("--nodes", "0")]
+    [InlineData("--nodes", "many")]
+    [InlineData("--port", "70000")]
+    [InlineData("--idle-timeout", "-5")]
+    [InlineData("--store", "mongodb")]
+    [InlineData("--store", "redis")]
+    [InlineData("--store", "memory")]
+    [InlineData("--frobnicate")]
+    public async Task Bad_arguments_print_the_usage_and_exit_with_code_2(params string[] arguments)
+    {
+        var (exitCode, output) = await DemoProcess.RunToExitAsync(arguments);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Usage:", output, StringComparison.Ordinal);
+        Assert.Contains("ClusterDemo: ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Memory_store_with_more_than_one_node_is_refused_with_a_reason()
+    {
+        var (exitCode, output) = await DemoProcess.RunToExitAsync("--store", "memory", "--nodes", "2");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--nodes 1", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task It_prints_every_url_and_the_store_then_stops_cleanly_on_sigterm()
+    {
+        await using var demo = await DemoProcess.StartAsync(nodes: 2);
+
+        var output = demo.Output;
+        Assert.Contains($"ClusterDemo ready: http://127.0.0.1:{demo.Port}", output, StringComparison.Ordinal);
+        Assert.Contains("Store: garnet", output, StringComparison.Ordinal);
+        Assert.Contains($"node-1: http://127.0.0.1:{demo.Port + 1}", output, StringComparison.Ordinal);
+        Assert.Contains($"node-2: http://127.0.0.1:{demo.Port + 2}", output, StringComparison.Ordinal);
+
+        var exitCode = await demo.TerminateAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("ClusterDemo stopped.", demo.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Memory_store_runs_one_node_behind_the_load_balancer()
+    {
+        await using var demo = await DemoProcess.StartAsync(nodes: 1, "--store", "memory");
+        using var http = new HttpClient();
+
+        using var response = await http.GetAsync(new Uri(demo.LoadBalancer, "/healthz"));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("node-1", Assert.Single(response.Headers.GetValues("X-Served-By")));
+        Assert.Contains("Store: memory", demo.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task External_redis_store_shares_the_login_between_nodes()
+    {
+        var redis = new ClusterSession.Testing.Servers.RedisServerFixture();
+        await redis.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 2, "--redis", redis.Configuration);
+            using var client = new DemoClient();
+
+            using var login = await client.LoginAsync(demo.Node(1), "alice");
+            var me = await client.GetJsonAsync(demo.Node(2), "/api/me");
+
+            Assert.Equal(System.Net.HttpStatusCode.OK, login.StatusCode);
+            Assert.Equal("alice", me.GetProperty("user").GetString());
+            Assert.Contains("Store: redis", demo.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+        }
+    }
+}
