@@ -33,5 +33,7 @@ internal static class ContenderCatalog
     public static IReadOnlyList<IContender> All { get; } =
     [
         new AspNetCoreSessionContender(),
+        ClusterSessionContender.Redis,
+        ClusterSessionContender.Memory,
     ];
 }
