@@ -1,12 +1,16 @@
+using System.Runtime.InteropServices;
 using ClusterSession.Bench;
 
-// Ctrl+C cancels the run; the harness's finally blocks stop the apps and redis-server.
+// Ctrl+C and SIGTERM cancel the run; the harness's finally blocks stop the apps and redis-server.
 using var cancellation = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
+void Cancel(PosixSignalContext context)
 {
-    e.Cancel = true;
+    context.Cancel = true;
     cancellation.Cancel();
-};
+}
+
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
 
 try
 {

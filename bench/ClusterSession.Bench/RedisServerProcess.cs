@@ -15,6 +15,9 @@ internal sealed class RedisServerProcess : IDisposable
     {
         _process = process;
         Port = port;
+
+        // SIGTERM skips the harness's finally blocks; do not leave a redis-server behind.
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
     }
 
     public int Port { get; }
@@ -58,6 +61,7 @@ internal sealed class RedisServerProcess : IDisposable
 
     public void Dispose()
     {
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
         try
         {
             if (!_process.HasExited)
@@ -72,6 +76,18 @@ internal sealed class RedisServerProcess : IDisposable
         }
 
         _process.Dispose();
+    }
+
+    private void OnProcessExit(object? sender, EventArgs e)
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
     }
 
     private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)

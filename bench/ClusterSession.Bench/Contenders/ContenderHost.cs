@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace ClusterSession.Bench.Contenders;
@@ -30,6 +31,8 @@ internal sealed class ContenderHost : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // The harness owns Ctrl+C and SIGTERM; the apps must not stop themselves on a signal.
+        builder.Services.AddSingleton<IHostLifetime, NoSignalLifetime>();
         builder.WebHost.UseKestrel(kestrel => kestrel.Listen(System.Net.IPAddress.Loopback, 0));
         contender.ConfigureServices(builder.Services, redisConfiguration);
         var app = builder.Build();
@@ -50,4 +53,12 @@ internal sealed class ContenderHost : IAsyncDisposable
         await _app.StopAsync(timeout.Token);
         await _app.DisposeAsync();
     }
+}
+
+/// <summary>A host lifetime that ignores process signals.</summary>
+internal sealed class NoSignalLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
