@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+
+namespace ClusterSession.Postgres;
+
+/// <summary>Event ids of the PostgreSQL store, one place so that they never collide.</summary>
+internal static class PostgresEventIds
+{
+    public const int CleanupDeleted = 2001;
+    public const int CleanupFailed = 2002;
+    public const int SchemaCreated = 2003;
+    public const int StoreUnavailable = 2004;
+    public const int LoggingModeMismatch = 2005;
+}
+
+internal static partial class PostgresLog
+{
+    [LoggerMessage(PostgresEventIds.CleanupDeleted, LogLevel.Debug, "Session cleanup deleted {Count} expired sessions from {Table}.")]
+    public static partial void CleanupDeleted(ILogger logger, long count, string table);
+
+    [LoggerMessage(PostgresEventIds.CleanupFailed, LogLevel.Warning, "Session cleanup of {Table} failed; it runs again at the next interval.")]
+    public static partial void CleanupFailed(ILogger logger, Exception exception, string table);
+
+    [LoggerMessage(PostgresEventIds.SchemaCreated, LogLevel.Information, "Session tables {Table} are in place (created where missing, unlogged: {Unlogged}).")]
+    public static partial void SchemaCreated(ILogger logger, string table, bool unlogged);
+
+    [LoggerMessage(PostgresEventIds.LoggingModeMismatch, LogLevel.Warning, "Session table {Table} exists with unlogged = {Existing} while the option Unlogged is {Configured}; it was left as it is. Convert it with ALTER TABLE ... SET LOGGED/UNLOGGED (see docs/postgres-data-model.md) or change the option.")]
+    public static partial void LoggingModeMismatch(ILogger logger, string table, bool existing, bool configured);
+
+    [LoggerMessage(PostgresEventIds.StoreUnavailable, LogLevel.Warning, "PostgreSQL session store failed during {Operation}.")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation);
+}

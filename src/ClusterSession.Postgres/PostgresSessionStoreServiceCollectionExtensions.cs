@@ -1,0 +1,60 @@
+using ClusterSession;
+using ClusterSession.Postgres;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers <see cref="PostgresSessionStore"/> as the application's <see cref="ISessionStore"/>.</summary>
+public static class PostgresSessionStoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the PostgreSQL session store as a singleton <see cref="ISessionStore"/> (replacing any
+    /// store registered before), with options validated at startup. The clock is the registered
+    /// <see cref="TimeProvider"/> (<see cref="TimeProvider.System"/> when none is).
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configure">Sets the options; at least <see cref="PostgresSessionStoreOptions.ConnectionString"/> or <see cref="PostgresSessionStoreOptions.DataSource"/>.</param>
+    /// <returns>The service collection.</returns>
+    public static IServiceCollection AddPostgresSessionStore(this IServiceCollection services, Action<PostgresSessionStoreOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.AddOptions<PostgresSessionStoreOptions>().Configure(configure).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgresSessionStoreOptions>, PostgresSessionStoreOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(static provider => new PostgresSessionStore(
+            provider.GetRequiredService<IOptions<PostgresSessionStoreOptions>>().Value,
+            provider.GetRequiredService<TimeProvider>(),
+            provider.GetService<ILogger<PostgresSessionStore>>()));
+        services.Replace(ServiceDescriptor.Singleton<ISessionStore>(static provider => provider.GetRequiredService<PostgresSessionStore>()));
+        return services;
+    }
+
+    /// <summary>Registers the PostgreSQL session store with a connection string; see <see cref="AddPostgresSessionStore(IServiceCollection, Action{PostgresSessionStoreOptions})"/>.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="connectionString">The Npgsql connection string.</param>
+    /// <param name="configure">Sets further options, or null.</param>
+    /// <returns>The service collection.</returns>
+    public static IServiceCollection AddPostgresSessionStore(this IServiceCollection services, string connectionString, Action<PostgresSessionStoreOptions>? configure = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        return services.AddPostgresSessionStore(options =>
+        {
+            options.ConnectionString = connectionString;
+            configure?.Invoke(options);
+        });
+    }
+}
+
+/// <summary>Validates <see cref="PostgresSessionStoreOptions"/> at startup with messages that name the option and the fix.</summary>
+internal sealed class PostgresSessionStoreOptionsValidator : IValidateOptions<PostgresSessionStoreOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PostgresSessionStoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = options.Validate();
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,186 @@
+namespace ClusterSession.Postgres;
+
+/// <summary>
+/// The SQL of the store for one schema and table prefix, built once. Every statement takes
+/// "now" as a parameter from the store's TimeProvider, so tests can move the clock and the
+/// database clock never disagrees with the application's.
+/// </summary>
+internal sealed class PostgresSql
+{
+    private const string SessionColumns = "id, created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version";
+
+    public PostgresSql(string schema, string tablePrefix, bool unlogged)
+    {
+        var schemaName = EscapeInsideQuotes(schema);
+        var prefix = EscapeInsideQuotes(tablePrefix);
+        var sessions = $"\"{schemaName}\".\"{prefix}sessions\"";
+        var attributes = $"\"{schemaName}\".\"{prefix}attributes\"";
+        SessionsTable = sessions;
+        AttributesTable = attributes;
+
+        var script = ReadSchemaScript().Replace("{schema}", schemaName, StringComparison.Ordinal).Replace("{prefix}", prefix, StringComparison.Ordinal);
+        CreateSchema = unlogged ? script.Replace("CREATE TABLE", "CREATE UNLOGGED TABLE", StringComparison.Ordinal) : script;
+
+        // $1 id, $2 now, $3 touch fraction. The touch is a conditional UPDATE in the same statement,
+        // so a load that must refresh the expiry still costs one round trip, and one that need not writes nothing.
+        Load = $"""
+            WITH touched AS (
+                UPDATE {sessions}
+                SET last_accessed_at = $2, expires_at = least($2 + idle_timeout, absolute_expires_at)
+                WHERE id = $1 AND expires_at > $2 AND last_accessed_at <= $2 - idle_timeout * $3
+                RETURNING {SessionColumns}),
+            session AS (
+                SELECT {SessionColumns} FROM touched
+                UNION ALL
+                SELECT {SessionColumns} FROM {sessions}
+                WHERE id = $1 AND expires_at > $2 AND NOT EXISTS (SELECT FROM touched))
+            SELECT created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version, NULL::text AS name, NULL::bytea AS value
+            FROM session
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, a.name, a.value
+            FROM {attributes} a WHERE a.session_id = $1 AND EXISTS (SELECT FROM session)
+            """;
+
+        // $1 id, $2 now. Takes the row lock first, so that the next statement of the same batch
+        // (a new snapshot in READ COMMITTED) reads attributes no other writer can change meanwhile.
+        LockLive = $"SELECT FROM {sessions} WHERE id = $1 AND expires_at > $2 FOR UPDATE";
+
+        // $1 id, $2 now, $3 set names, $4 set values, $5 removed names, $6 max attributes,
+        // $7 new idle timeout or null, $8 principal changed, $9 principal.
+        // Returns (attribute count after the save or null when gone, new version or null when not written).
+        Save = $"""
+            WITH live AS (
+                SELECT (SELECT count(*) FROM {attributes}
+                        WHERE session_id = $1 AND NOT (name = ANY($3)) AND NOT (name = ANY($5))) + cardinality($3) AS attribute_count
+                FROM {sessions} WHERE id = $1 AND expires_at > $2),
+            updated AS (
+                UPDATE {sessions} s
+                SET version = s.version + 1, last_accessed_at = $2,
+                    idle_timeout = coalesce($7, s.idle_timeout),
+                    principal = CASE WHEN $8 THEN $9 ELSE s.principal END,
+                    expires_at = least($2 + coalesce($7, s.idle_timeout), s.absolute_expires_at)
+                FROM live WHERE s.id = $1 AND live.attribute_count <= $6
+                RETURNING s.version),
+            removed AS (
+                DELETE FROM {attributes} WHERE session_id = $1 AND name = ANY($5) AND EXISTS (SELECT FROM updated)),
+            upserted AS (
+                INSERT INTO {attributes} (session_id, name, value)
+                SELECT $1, u.name, u.value FROM unnest($3::text[], $4::bytea[]) AS u(name, value)
+                WHERE EXISTS (SELECT FROM updated)
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value)
+            SELECT (SELECT attribute_count FROM live), (SELECT version FROM updated)
+            """;
+
+        // $1 id, $2 now, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
+        // Returns (live, succeeded, current value, over the attribute limit).
+        CompareAndSet = $"""
+            WITH live AS (
+                SELECT FROM {sessions} WHERE id = $1 AND expires_at > $2),
+            current AS (
+                SELECT value FROM {attributes} WHERE session_id = $1 AND name = $3),
+            allowed AS (
+                SELECT FROM live
+                WHERE $5::bytea IS NULL OR EXISTS (SELECT FROM current)
+                   OR (SELECT count(*) FROM {attributes} WHERE session_id = $1) < $6),
+            matched AS (
+                SELECT FROM allowed WHERE (SELECT value FROM current) IS NOT DISTINCT FROM $4::bytea),
+            updated AS (
+                UPDATE {sessions} s
+                SET version = s.version + 1, last_accessed_at = $2, expires_at = least($2 + s.idle_timeout, s.absolute_expires_at)
+                WHERE s.id = $1 AND EXISTS (SELECT FROM matched)),
+            removed AS (
+                DELETE FROM {attributes} WHERE session_id = $1 AND name = $3 AND $5::bytea IS NULL AND EXISTS (SELECT FROM matched)),
+            upserted AS (
+                INSERT INTO {attributes} (session_id, name, value)
+                SELECT $1, $3, $5::bytea WHERE $5::bytea IS NOT NULL AND EXISTS (SELECT FROM matched)
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value)
+            SELECT EXISTS (SELECT FROM live), EXISTS (SELECT FROM matched), (SELECT value FROM current),
+                   EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed)
+            """;
+
+        // $1 id, $2 now: an expired session that was not swept yet must not block a new one.
+        DeleteExpired = $"DELETE FROM {sessions} WHERE id = $1 AND expires_at <= $2";
+
+        // $1 id, $2 created, $3 last access, $4 idle timeout, $5 absolute expiry, $6 expiry,
+        // $7 principal, $8 version, $9 names, $10 values. Attribute rows are inserted only when the
+        // session row was (the foreign key is checked at the end of the statement).
+        Create = $"""
+            WITH created AS (
+                INSERT INTO {sessions} (id, created_at, last_accessed_at, idle_timeout, absolute_expires_at, expires_at, principal, version)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id),
+            inserted AS (
+                INSERT INTO {attributes} (session_id, name, value)
+                SELECT created.id, u.name, u.value FROM created, unnest($9::text[], $10::bytea[]) AS u(name, value))
+            SELECT count(*) FROM created
+            """;
+
+        // $1 id, $2 now. Returns one row when a session was deleted: whether it was still live.
+        Delete = $"DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > $2";
+
+        // $1 old id, $2 new id, $3 now. ON UPDATE CASCADE moves the attributes in the same statement.
+        ChangeId = $"UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > $3";
+
+        // $1 principal, $2 now.
+        FindByPrincipal = $"""
+            SELECT s.id, s.created_at, s.last_accessed_at, s.idle_timeout, s.absolute_expires_at, s.principal, s.version, a.name, a.value
+            FROM {sessions} s LEFT JOIN {attributes} a ON a.session_id = s.id
+            WHERE s.principal = $1 AND s.expires_at > $2
+            ORDER BY s.id
+            """;
+
+        // $1 now.
+        Count = $"SELECT count(*) FROM {sessions} WHERE expires_at > $1";
+
+        // $1 now, $2 batch size. SKIP LOCKED: instances running the cleanup at once split the work
+        // instead of waiting for each other, and a session a request is saving right now is left alone.
+        Cleanup = $"""
+            WITH victims AS (
+                SELECT id FROM {sessions} WHERE expires_at <= $1
+                ORDER BY expires_at LIMIT $2
+                FOR UPDATE SKIP LOCKED)
+            DELETE FROM {sessions} s USING victims v WHERE s.id = v.id
+            """;
+    }
+
+    public string SessionsTable { get; }
+
+    public string AttributesTable { get; }
+
+    public string CreateSchema { get; }
+
+    public string Load { get; }
+
+    public string LockLive { get; }
+
+    public string Save { get; }
+
+    public string CompareAndSet { get; }
+
+    public string DeleteExpired { get; }
+
+    public string Create { get; }
+
+    public string Delete { get; }
+
+    public string ChangeId { get; }
+
+    public string FindByPrincipal { get; }
+
+    public string Count { get; }
+
+    public string Cleanup { get; }
+
+    /// <summary>Escapes a name for use between double quotes: the only special character there is the quote itself.</summary>
+    internal static string EscapeInsideQuotes(string name) => name.Replace("\"", "\"\"", StringComparison.Ordinal);
+
+    /// <summary>The DDL script shipped as schema.sql, with its placeholders.</summary>
+    internal static string ReadSchemaScript()
+    {
+        using var stream = typeof(PostgresSql).Assembly.GetManifestResourceStream("ClusterSession.Postgres.schema.sql")
+            ?? throw new InvalidOperationException("The embedded schema.sql is missing from ClusterSession.Postgres; the package is damaged.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

@@ -1,0 +1,47 @@
+-- ClusterSession: PostgreSQL schema of the session store (see docs/postgres-data-model.md).
+--
+-- PostgresSessionStore.CreateSchemaAsync() runs exactly this script after replacing
+--   {schema}  with the schema name   (option Schema, default public)
+--   {prefix}  with the table prefix  (option TablePrefix, default clustersession_)
+-- and, when the option Unlogged is set, "CREATE TABLE" with "CREATE UNLOGGED TABLE".
+-- A DBA can run it by hand instead, for example:
+--   sed -e 's/{schema}/public/g' -e 's/{prefix}/clustersession_/g' schema.sql | psql -v ON_ERROR_STOP=1
+-- A double quote inside a name must be written twice. Every statement is idempotent
+-- (IF NOT EXISTS); nothing here alters or drops an existing object.
+
+CREATE SCHEMA IF NOT EXISTS "{schema}";
+
+-- One row per session. expires_at = least(last_accessed_at + idle_timeout, absolute_expires_at),
+-- kept in the row so that reads and the cleanup filter on one indexed column.
+CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}sessions" (
+    id                  text COLLATE "C" NOT NULL,
+    created_at          timestamptz      NOT NULL,
+    last_accessed_at    timestamptz      NOT NULL,
+    idle_timeout        interval         NOT NULL,
+    absolute_expires_at timestamptz      NOT NULL,
+    expires_at          timestamptz      NOT NULL,
+    principal           text COLLATE "C",
+    version             bigint           NOT NULL,
+    CONSTRAINT "{prefix}sessions_pkey" PRIMARY KEY (id)
+);
+
+-- Finding a principal's sessions; anonymous sessions (principal IS NULL) stay out of the index.
+CREATE INDEX IF NOT EXISTS "{prefix}sessions_principal_idx"
+    ON "{schema}"."{prefix}sessions" (principal) WHERE principal IS NOT NULL;
+
+-- The cleanup walks expired sessions oldest first.
+CREATE INDEX IF NOT EXISTS "{prefix}sessions_expires_at_idx"
+    ON "{schema}"."{prefix}sessions" (expires_at);
+
+-- One row per attribute, so a save writes only the attributes it changed. The foreign key
+-- makes a deleted session take its attributes with it (ON DELETE CASCADE), makes an id change
+-- move them in the same statement (ON UPDATE CASCADE), and makes it impossible for a late
+-- save to leave attributes of a session that no longer exists.
+CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}attributes" (
+    session_id text COLLATE "C" NOT NULL,
+    name       text COLLATE "C" NOT NULL,
+    value      bytea            NOT NULL,
+    CONSTRAINT "{prefix}attributes_pkey" PRIMARY KEY (session_id, name),
+    CONSTRAINT "{prefix}attributes_session_fkey" FOREIGN KEY (session_id)
+        REFERENCES "{schema}"."{prefix}sessions" (id) ON DELETE CASCADE ON UPDATE CASCADE
+);
