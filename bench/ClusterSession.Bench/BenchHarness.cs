@@ -1,0 +1,322 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using ClusterSession.Bench.Contenders;
+
+namespace ClusterSession.Bench;
+
+/// <summary>
+/// Runs everything in one process: redis-server, the latency proxy, every contender on Kestrel,
+/// then the interleaved measurements, and returns the report. Cleans up on every exit path.
+/// </summary>
+internal static class BenchHarness
+{
+    private static readonly Scenario[] Scenarios = [Scenario.Read, Scenario.Write, Scenario.Mixed, Scenario.NoSession];
+
+    /// <summary>The entry point of the program and of the smoke test. Returns the process exit code.</summary>
+    public static async Task<int> MainAsync(string[] args, TextWriter output, CancellationToken cancellationToken)
+    {
+        BenchOptions options;
+        try
+        {
+            options = BenchOptions.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            await output.WriteLineAsync(e.Message);
+            return 2;
+        }
+
+        var report = await RunAsync(options, output, cancellationToken);
+        if (options.JsonPath is not null)
+        {
+            var directory = Path.GetDirectoryName(Path.GetFullPath(options.JsonPath));
+            if (directory is not null)
+            {
+                Directory.CreateDirectory(directory);
+            }
+
+            await File.WriteAllTextAsync(options.JsonPath, report.ToJson(), cancellationToken);
+            await output.WriteLineAsync($"JSON written to {options.JsonPath}");
+        }
+
+        return 0;
+    }
+
+    public static async Task<BenchReport> RunAsync(BenchOptions options, TextWriter output, CancellationToken cancellationToken)
+    {
+        var contenders = ContenderCatalog.All
+            .Where(c => options.Contenders is null || c.Name == ContenderCatalog.BaselineName || options.Contenders.Contains(c.Name))
+            .ToList();
+        var total = Stopwatch.StartNew();
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"profile {options.Profile}: {options.Rounds} rounds x {options.CellDuration.TotalSeconds} s per cell, connections {string.Join("/", options.ConnectionCounts)}, injected RTT {options.RttMs} ms, {Environment.ProcessorCount} CPUs"));
+
+        using var redis = await RedisServerProcess.StartAsync(cancellationToken);
+        await using var probe = await RedisProbe.ConnectAsync(redis.Port);
+        await using var proxy = new LatencyProxy(new IPEndPoint(IPAddress.Loopback, redis.Port), options.RttMs);
+
+        var pings = options.Profile == "tiny" ? 50 : 500;
+        var directRtt = await RedisProbe.MedianPingMsAsync(redis.Port, pings, cancellationToken);
+        var proxiedRtt = await RedisProbe.MedianPingMsAsync(proxy.Port, pings, cancellationToken);
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"Redis PING median RTT: direct {directRtt:F3} ms, through the proxy {proxiedRtt:F3} ms (injected {options.RttMs} ms, achieved {proxiedRtt - directRtt:F3} ms extra)"));
+
+        var redisConfiguration = $"127.0.0.1:{proxy.Port},abortConnect=false,connectTimeout=5000,syncTimeout=10000,asyncTimeout=10000";
+        var hosts = new List<ContenderHost>();
+        var generators = new Dictionary<(string, int), LoadGenerator>();
+        try
+        {
+            foreach (var contender in contenders)
+            {
+                hosts.Add(await ContenderHost.StartAsync(contender, redisConfiguration, cancellationToken));
+            }
+
+            var sessionBytes = new Dictionary<string, long?>();
+            foreach (var host in hosts)
+            {
+                sessionBytes[host.Contender.Name] = await MeasureSessionBytesAsync(host, probe, cancellationToken);
+                var maxConnections = options.ConnectionCounts.Max();
+                using var seeder = LoadGenerator.CreateClient(host.BaseAddress, 4);
+                var cookies = new List<string>();
+                for (var i = 0; i < maxConnections; i++)
+                {
+                    cookies.Add(await LoadGenerator.SeedAsync(seeder, cancellationToken));
+                }
+
+                foreach (var connections in options.ConnectionCounts)
+                {
+                    generators[(host.Contender.Name, connections)] = new LoadGenerator(host.BaseAddress, cookies.Take(connections).ToList());
+                }
+            }
+
+            await output.WriteLineAsync("warming up");
+            foreach (var host in hosts)
+            {
+                foreach (var scenario in Scenarios)
+                {
+                    foreach (var connections in options.ConnectionCounts)
+                    {
+                        await generators[(host.Contender.Name, connections)].RunAsync(scenario, options.WarmupDuration, options.CellMaxRequests, cancellationToken);
+                    }
+                }
+            }
+
+            var cells = new Dictionary<(string Contender, Scenario Scenario, int Connections), CellTotals>();
+            for (var round = 0; round < options.Rounds; round++)
+            {
+                await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"round {round + 1}/{options.Rounds} ({total.Elapsed.TotalSeconds:F0} s)"));
+                foreach (var scenario in Scenarios)
+                {
+                    foreach (var connections in options.ConnectionCounts)
+                    {
+                        // Rotate who goes first so that drift and warm caches favour nobody.
+                        for (var k = 0; k < hosts.Count; k++)
+                        {
+                            var host = hosts[(k + round) % hosts.Count];
+                            var key = (host.Contender.Name, scenario, connections);
+                            if (!cells.TryGetValue(key, out var totals))
+                            {
+                                cells[key] = totals = new CellTotals();
+                            }
+
+                            await MeasureCellAsync(generators[(host.Contender.Name, connections)], host.Contender, scenario, options, probe, proxy, totals, cancellationToken);
+                        }
+                    }
+                }
+            }
+
+            var lostUpdates = new Dictionary<string, int>();
+            foreach (var host in hosts)
+            {
+                lostUpdates[host.Contender.Name] = await MeasureLostUpdatesAsync(host, options.LostUpdateWrites, cancellationToken);
+            }
+
+            var results = new List<BenchResult>();
+            foreach (var host in hosts)
+            {
+                foreach (var scenario in Scenarios)
+                {
+                    foreach (var connections in options.ConnectionCounts)
+                    {
+                        var totals = cells[(host.Contender.Name, scenario, connections)];
+                        results.Add(totals.ToResult(host.Contender, scenario, connections, sessionBytes[host.Contender.Name], lostUpdates[host.Contender.Name]));
+                    }
+                }
+            }
+
+            await output.WriteLineAsync();
+            await output.WriteLineAsync(ReportTable.Render(results, ContenderCatalog.BaselineName));
+            await output.WriteLineAsync("Server-side command executions per request (INFO commandstats, direct connection; commands inside scripts count too):");
+            foreach (var ((contender, scenario, connections), totals) in cells.OrderBy(c => c.Key.Contender, StringComparer.Ordinal))
+            {
+                if (connections == options.ConnectionCounts[0] && totals.CommandStats.Count > 0 && totals.Requests > 0)
+                {
+                    var breakdown = string.Join(", ", totals.CommandStats.OrderByDescending(c => c.Value).Select(c =>
+                        string.Create(CultureInfo.InvariantCulture, $"{c.Key} {(double)c.Value / totals.Requests:F2}")));
+                    await output.WriteLineAsync($"  {contender} {ScenarioName(scenario)}: {breakdown}");
+                }
+            }
+
+            var errors = cells.Sum(c => c.Value.Errors);
+            if (errors > 0)
+            {
+                await output.WriteLineAsync($"WARNING: {errors} requests failed or answered with an error status.");
+            }
+
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"done in {total.Elapsed.TotalSeconds:F0} s"));
+            return new BenchReport(options.RttMs, results);
+        }
+        finally
+        {
+            foreach (var generator in generators.Values)
+            {
+                generator.Dispose();
+            }
+
+            foreach (var host in hosts)
+            {
+                await host.DisposeAsync();
+            }
+        }
+    }
+
+    public static string ScenarioName(Scenario scenario) => scenario switch
+    {
+        Scenario.Read => "read",
+        Scenario.Write => "write",
+        Scenario.Mixed => "mixed",
+        _ => "nosession",
+    };
+
+    private static async Task MeasureCellAsync(
+        LoadGenerator generator,
+        IContender contender,
+        Scenario scenario,
+        BenchOptions options,
+        RedisProbe probe,
+        LatencyProxy proxy,
+        CellTotals totals,
+        CancellationToken cancellationToken)
+    {
+        var statsBefore = contender.UsesRedis ? await probe.CommandCallsAsync() : null;
+        var bytesBefore = proxy.BytesToServer;
+        var commandsBefore = proxy.CommandsToServer;
+        var sample = await generator.RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
+        var bytes = proxy.BytesToServer - bytesBefore;
+        var commands = proxy.CommandsToServer - commandsBefore;
+        if (statsBefore is not null)
+        {
+            foreach (var (name, calls) in RedisProbe.Delta(statsBefore, await probe.CommandCallsAsync()))
+            {
+                totals.CommandStats[name] = totals.CommandStats.GetValueOrDefault(name) + calls;
+            }
+        }
+
+        totals.Add(sample, bytes, commands);
+    }
+
+    /// <summary>
+    /// MEMORY USAGE of what one /seed adds to Redis: the keys that appear, whatever the contender
+    /// names them. Runs while nothing else touches Redis.
+    /// </summary>
+    private static async Task<long?> MeasureSessionBytesAsync(ContenderHost host, RedisProbe probe, CancellationToken cancellationToken)
+    {
+        if (!host.Contender.UsesRedis)
+        {
+            return null;
+        }
+
+        using var client = LoadGenerator.CreateClient(host.BaseAddress, 1);
+        await LoadGenerator.SeedAsync(client, cancellationToken); // connects the app to Redis first
+        var before = await probe.KeysAsync();
+        await LoadGenerator.SeedAsync(client, cancellationToken);
+        var added = (await probe.KeysAsync()).Except(before).ToList();
+        if (added.Count == 0)
+        {
+            throw new InvalidOperationException($"{host.Contender.Name}: /seed added no key to Redis.");
+        }
+
+        long bytes = 0;
+        foreach (var key in added)
+        {
+            bytes += await probe.MemoryUsageAsync(key);
+        }
+
+        return bytes;
+    }
+
+    /// <summary>Fires concurrent writes of distinct attributes at one session; returns how many did not land.</summary>
+    private static async Task<int> MeasureLostUpdatesAsync(ContenderHost host, int writes, CancellationToken cancellationToken)
+    {
+        using var client = LoadGenerator.CreateClient(host.BaseAddress, 100);
+        var cookie = await LoadGenerator.SeedAsync(client, cancellationToken);
+        var random = new Random(1);
+        var tasks = Enumerable.Range(0, writes).Select(async i =>
+        {
+            using var request = LoadGenerator.CreateRequest(Scenario.Write, cookie, random, Workload.LostUpdatePrefix + i.ToString(CultureInfo.InvariantCulture));
+            using var response = await client.SendAsync(request, cancellationToken);
+            response.EnsureSuccessStatusCode();
+        });
+        await Task.WhenAll(tasks);
+        using var count = new HttpRequestMessage(HttpMethod.Get, new Uri("/count", UriKind.Relative));
+        count.Headers.TryAddWithoutValidation("Cookie", cookie);
+        using var answer = await client.SendAsync(count, cancellationToken);
+        answer.EnsureSuccessStatusCode();
+        var present = int.Parse(await answer.Content.ReadAsStringAsync(cancellationToken), CultureInfo.InvariantCulture);
+        return writes - present;
+    }
+
+    private sealed class CellTotals
+    {
+        private readonly List<long[]> _latencies = [];
+        private TimeSpan _elapsed;
+        private long _bytes;
+        private long _commands;
+
+        public long Requests { get; private set; }
+
+        public long Errors { get; private set; }
+
+        public Dictionary<string, long> CommandStats { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        public void Add(LoadSample sample, long bytes, long commands)
+        {
+            _latencies.Add(sample.LatencyTicks);
+            _elapsed += sample.Elapsed;
+            Requests += sample.Requests;
+            Errors += sample.Errors;
+            _bytes += bytes;
+            _commands += commands;
+        }
+
+        public BenchResult ToResult(IContender contender, Scenario scenario, int connections, long? sessionBytes, int lostUpdates)
+        {
+            var all = _latencies.SelectMany(l => l).ToArray();
+            Array.Sort(all);
+            var requests = Math.Max(1, Requests);
+            return new BenchResult(
+                contender.Name,
+                ScenarioName(scenario),
+                connections,
+                Math.Round(Requests / Math.Max(_elapsed.TotalSeconds, 1e-9), 1),
+                Math.Round(Percentile(all, 0.50), 4),
+                Math.Round(Percentile(all, 0.99), 4),
+                contender.UsesRedis ? Math.Round((double)_commands / requests, 3) : null,
+                contender.UsesRedis ? Math.Round((double)_bytes / requests, 1) : null,
+                sessionBytes,
+                lostUpdates);
+        }
+
+        private static double Percentile(long[] sorted, double quantile)
+        {
+            if (sorted.Length == 0)
+            {
+                return 0;
+            }
+
+            var index = (int)Math.Ceiling(quantile * sorted.Length) - 1;
+            return sorted[Math.Clamp(index, 0, sorted.Length - 1)] * 1000.0 / Stopwatch.Frequency;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Globalization;
+
+namespace ClusterSession.Bench;
+
+/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>.</summary>
+internal sealed record BenchOptions
+{
+    public string Profile { get; init; } = "full";
+
+    public double RttMs { get; init; } = 0.5;
+
+    public string? JsonPath { get; init; }
+
+    /// <summary>Only these contenders (null: all). The baseline is always included.</summary>
+    public IReadOnlyList<string>? Contenders { get; init; }
+
+    /// <summary>Interleaved rounds; every cell is measured once per round.</summary>
+    public int Rounds { get; init; } = 5;
+
+    /// <summary>How long one cell runs per round.</summary>
+    public TimeSpan CellDuration { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The most requests one cell sends per round.</summary>
+    public long CellMaxRequests { get; init; } = 500_000;
+
+    /// <summary>Untimed load per contender, scenario and connection count before the rounds.</summary>
+    public TimeSpan WarmupDuration { get; init; } = TimeSpan.FromSeconds(1);
+
+    public IReadOnlyList<int> ConnectionCounts { get; init; } = [1, 32];
+
+    /// <summary>Concurrent writes of distinct attributes to one session in the lost-update test.</summary>
+    public int LostUpdateWrites { get; init; } = 600;
+
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new BenchOptions();
+        for (var i = 0; i < args.Count; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick":
+                    options = options with
+                    {
+                        Profile = "quick",
+                        Rounds = 3,
+                        CellDuration = TimeSpan.FromSeconds(0.6),
+                        WarmupDuration = TimeSpan.FromSeconds(0.3),
+                    };
+                    break;
+                case "--tiny":
+                    options = options with
+                    {
+                        Profile = "tiny",
+                        Rounds = 1,
+                        CellDuration = TimeSpan.FromSeconds(0.2),
+                        CellMaxRequests = 64,
+                        WarmupDuration = TimeSpan.FromSeconds(0.05),
+                    };
+                    break;
+                case "--json":
+                    options = options with { JsonPath = Value(args, ref i) };
+                    break;
+                case "--rtt-ms":
+                    var rtt = double.Parse(Value(args, ref i), NumberStyles.Float, CultureInfo.InvariantCulture);
+                    if (rtt is < 0 or > 100)
+                    {
+                        throw new ArgumentException("--rtt-ms must be between 0 and 100 (milliseconds of round trip).");
+                    }
+
+                    options = options with { RttMs = rtt };
+                    break;
+                case "--contenders":
+                    options = options with { Contenders = Value(args, ref i).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
+                    break;
+                case "--help" or "-h":
+                    throw new ArgumentException(Usage);
+                default:
+                    throw new ArgumentException($"Unknown argument '{args[i]}'.\n{Usage}");
+            }
+        }
+
+        return options;
+    }
+
+    public const string Usage =
+        "usage: dotnet run -c Release --project bench/ClusterSession.Bench -- [--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders name,name]";
+
+    private static string Value(IReadOnlyList<string> args, ref int i)
+    {
+        if (i + 1 >= args.Count)
+        {
+            throw new ArgumentException($"{args[i]} needs a value.\n{Usage}");
+        }
+
+        return args[++i];
+    }
+}

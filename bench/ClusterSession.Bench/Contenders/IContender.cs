@@ -1,0 +1,39 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterSession.Bench.Contenders;
+
+/// <summary>
+/// One way of doing sessions, served as its own ASP.NET Core app. A contender registers its
+/// services and maps /read, /write, /seed and /count with its own session API, in its most
+/// natural (and fastest correct) way; the host adds /nosession and Kestrel.
+/// To add one (e.g. PostgreSQL), implement this and list it in <see cref="ContenderCatalog"/>.
+/// </summary>
+internal interface IContender
+{
+    /// <summary>The name in the report, e.g. <c>aspnetcore-session-redis</c>.</summary>
+    string Name { get; }
+
+    /// <summary>Whether it keeps sessions in the benchmark's Redis (else Redis figures are null).</summary>
+    bool UsesRedis { get; }
+
+    /// <param name="services">The app's services.</param>
+    /// <param name="redisConfiguration">A StackExchange.Redis configuration string that reaches Redis through the latency proxy.</param>
+    void ConfigureServices(IServiceCollection services, string redisConfiguration);
+
+    /// <summary>Adds the session middleware and maps /read, /write, /seed, /count.</summary>
+    void Configure(WebApplication app);
+}
+
+/// <summary>Every contender, in report order; the first is the baseline of the ratios.</summary>
+internal static class ContenderCatalog
+{
+    public const string BaselineName = AspNetCoreSessionContender.ContenderName;
+
+    public static IReadOnlyList<IContender> All { get; } =
+    [
+        new AspNetCoreSessionContender(),
+        ClusterSessionContender.Redis,
+        ClusterSessionContender.Memory,
+    ];
+}

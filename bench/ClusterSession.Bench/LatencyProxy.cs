@@ -1,0 +1,338 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ClusterSession.Bench;
+
+/// <summary>
+/// A TCP proxy that delays every chunk, in each direction, by half the configured round trip,
+/// as if Redis were on another host. Task.Delay and timers tick at ~1 ms on Linux, far too coarse
+/// for 0.25 ms, so chunks go into one timestamp-ordered queue that a dedicated thread releases:
+/// it sleeps while the head is far from due (whole milliseconds with Thread.Sleep, then a
+/// microsecond usleep on Linux) and yields for the last ~100 µs. All chunks get the
+/// same delay, so arrival order is due order and bytes never overtake each other.
+/// It also counts what the apps send to Redis: bytes and top-level commands.
+/// </summary>
+internal sealed class LatencyProxy : IAsyncDisposable
+{
+    private static readonly long SleepThresholdTicks = Stopwatch.Frequency * 15 / 10_000; // 1.5 ms
+    private static readonly long SpinThresholdTicks = Stopwatch.Frequency / 8_000; // 125 µs
+    private static readonly long TicksPerMicrosecond = Stopwatch.Frequency / 1_000_000;
+
+    private readonly TcpListener _listener;
+    private readonly IPEndPoint _upstream;
+    private readonly long _delayTicks;
+    private readonly ConcurrentQueue<Chunk> _queue = new();
+    private readonly ManualResetEventSlim _signal = new(false);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentBag<Socket> _sockets = [];
+    private readonly Thread _pump;
+    private readonly Task _acceptLoop;
+    private long _bytesToServer;
+    private long _commandsToServer;
+
+    public LatencyProxy(IPEndPoint upstream, double roundTripMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(roundTripMs);
+        _upstream = upstream;
+        _delayTicks = (long)(roundTripMs / 2 / 1000 * Stopwatch.Frequency);
+        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener.Start(512);
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _pump = new Thread(Pump) { IsBackground = true, Name = "latency-proxy-pump", Priority = ThreadPriority.AboveNormal };
+        _pump.Start();
+        _acceptLoop = AcceptLoopAsync();
+    }
+
+    public int Port { get; }
+
+    /// <summary>Bytes sent from the apps to Redis so far.</summary>
+    public long BytesToServer => Interlocked.Read(ref _bytesToServer);
+
+    /// <summary>Top-level commands (RESP arrays) sent from the apps to Redis so far; a script call is one.</summary>
+    public long CommandsToServer => Interlocked.Read(ref _commandsToServer);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+
+        _signal.Set();
+        _pump.Join(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _acceptLoop;
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _listener.AcceptSocketAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            client.NoDelay = true;
+            var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await server.ConnectAsync(_upstream, _stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException)
+            {
+                client.Dispose();
+                server.Dispose();
+                continue;
+            }
+
+            _sockets.Add(client);
+            _sockets.Add(server);
+            _ = ForwardAsync(client, server, new RespCommandCounter());
+            _ = ForwardAsync(server, client, counter: null);
+        }
+    }
+
+    private async Task ForwardAsync(Socket from, Socket to, RespCommandCounter? counter)
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+                var read = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, _stop.Token);
+                if (read == 0)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    _queue.Enqueue(new Chunk(Stopwatch.GetTimestamp() + _delayTicks, to, null, 0));
+                    _signal.Set();
+                    return;
+                }
+
+                if (counter is not null)
+                {
+                    Interlocked.Add(ref _bytesToServer, read);
+                    var commands = counter.Count(buffer.AsSpan(0, read));
+                    if (commands > 0)
+                    {
+                        Interlocked.Add(ref _commandsToServer, commands);
+                    }
+                }
+
+                _queue.Enqueue(new Chunk(Stopwatch.GetTimestamp() + _delayTicks, to, buffer, read));
+                _signal.Set();
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+            _queue.Enqueue(new Chunk(Stopwatch.GetTimestamp(), to, null, 0));
+            _signal.Set();
+        }
+    }
+
+    private void Pump()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            _signal.Reset();
+            if (!_queue.TryPeek(out var head))
+            {
+                _signal.Wait(100);
+                continue;
+            }
+
+            var remaining = head.DueTimestamp - Stopwatch.GetTimestamp();
+            if (remaining > SleepThresholdTicks)
+            {
+                Thread.Sleep(1);
+                continue;
+            }
+
+            if (remaining > SpinThresholdTicks && OperatingSystem.IsLinux())
+            {
+                // Linux wakes a usleep ~50-60 µs late (timer slack), so leave that margin to the yield loop.
+                _ = NativeMethods.usleep((uint)((remaining - SpinThresholdTicks) / TicksPerMicrosecond) + 25);
+                continue;
+            }
+
+            if (remaining > 0)
+            {
+                Thread.Yield();
+                continue;
+            }
+
+            _queue.TryDequeue(out _);
+            Deliver(head);
+        }
+    }
+
+    private static void Deliver(Chunk chunk)
+    {
+        try
+        {
+            if (chunk.Buffer is null)
+            {
+                chunk.Destination.Shutdown(SocketShutdown.Send);
+                return;
+            }
+
+            var sent = 0;
+            while (sent < chunk.Length)
+            {
+                sent += chunk.Destination.Send(chunk.Buffer, sent, chunk.Length - sent, SocketFlags.None);
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The peer went away; its reader closes the other side.
+        }
+        finally
+        {
+            if (chunk.Buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(chunk.Buffer);
+            }
+        }
+    }
+
+    private readonly record struct Chunk(long DueTimestamp, Socket Destination, byte[]? Buffer, int Length);
+}
+
+internal static partial class NativeMethods
+{
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]
+    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+    internal static extern int usleep(uint microseconds);
+}
+
+/// <summary>
+/// Counts complete top-level RESP commands in a client-to-server byte stream that arrives in
+/// arbitrary chunks. Multi-bulk arrays (what every client library sends) and inline commands.
+/// </summary>
+internal sealed class RespCommandCounter
+{
+    private State _state = State.Start;
+    private long _number;
+    private long _bulksLeft;
+    private long _skip;
+
+    private enum State
+    {
+        Start,
+        ArrayLength,
+        BulkHeader,
+        BulkLength,
+        BulkBody,
+        Inline,
+    }
+
+    public int Count(ReadOnlySpan<byte> data)
+    {
+        var commands = 0;
+        var i = 0;
+        while (i < data.Length)
+        {
+            var b = data[i];
+            switch (_state)
+            {
+                case State.Start:
+                    if (b == (byte)'*')
+                    {
+                        _state = State.ArrayLength;
+                        _number = 0;
+                    }
+                    else if (b is not ((byte)'\r' or (byte)'\n'))
+                    {
+                        _state = State.Inline;
+                    }
+
+                    i++;
+                    break;
+                case State.ArrayLength:
+                    if (b == (byte)'\n')
+                    {
+                        _bulksLeft = _number;
+                        if (_bulksLeft <= 0)
+                        {
+                            _state = State.Start;
+                        }
+                        else
+                        {
+                            _state = State.BulkHeader;
+                        }
+                    }
+                    else if (b is >= (byte)'0' and <= (byte)'9')
+                    {
+                        _number = (_number * 10) + (b - '0');
+                    }
+
+                    i++;
+                    break;
+                case State.BulkHeader:
+                    _state = State.BulkLength; // the '$'
+                    _number = 0;
+                    i++;
+                    break;
+                case State.BulkLength:
+                    if (b == (byte)'\n')
+                    {
+                        _skip = _number + 2;
+                        _state = State.BulkBody;
+                    }
+                    else if (b is >= (byte)'0' and <= (byte)'9')
+                    {
+                        _number = (_number * 10) + (b - '0');
+                    }
+
+                    i++;
+                    break;
+                case State.BulkBody:
+                    var take = (int)Math.Min(_skip, data.Length - i);
+                    _skip -= take;
+                    i += take;
+                    if (_skip == 0)
+                    {
+                        if (--_bulksLeft == 0)
+                        {
+                            commands++;
+                            _state = State.Start;
+                        }
+                        else
+                        {
+                            _state = State.BulkHeader;
+                        }
+                    }
+
+                    break;
+                case State.Inline:
+                    if (b == (byte)'\n')
+                    {
+                        commands++;
+                        _state = State.Start;
+                    }
+
+                    i++;
+                    break;
+            }
+        }
+
+        return commands;
+    }
+}

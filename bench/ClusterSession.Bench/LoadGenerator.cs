@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Net;
+
+namespace ClusterSession.Bench;
+
+/// <summary>The request mix of one measurement.</summary>
+internal enum Scenario
+{
+    Read,
+    Write,
+    Mixed,
+    NoSession,
+}
+
+/// <summary>What one closed-loop run measured.</summary>
+internal sealed record LoadSample(long Requests, long Errors, TimeSpan Elapsed, long[] LatencyTicks);
+
+/// <summary>
+/// A closed-loop load generator: <c>connections</c> workers, each with its own session and its
+/// own keep-alive connection, sending the next request as soon as the previous one is answered.
+/// Bounded by a duration and by a request count, whichever comes first.
+/// </summary>
+internal sealed class LoadGenerator : IDisposable
+{
+    private readonly HttpClient _client;
+    private readonly IReadOnlyList<string> _cookies;
+
+    /// <param name="baseAddress">The contender's address.</param>
+    /// <param name="cookies">One session cookie (<c>name=value</c>) per worker.</param>
+    public LoadGenerator(Uri baseAddress, IReadOnlyList<string> cookies)
+    {
+        _cookies = cookies;
+        Connections = cookies.Count;
+        _client = CreateClient(baseAddress, Connections);
+    }
+
+    public int Connections { get; }
+
+    public static HttpClient CreateClient(Uri baseAddress, int maxConnections)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = maxConnections,
+            UseCookies = false,
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(30),
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        };
+        return new HttpClient(handler) { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    /// <summary>Creates a session on the contender and returns its cookie as <c>name=value</c>.</summary>
+    public static async Task<string> SeedAsync(HttpClient client, CancellationToken cancellationToken)
+    {
+        using var response = await client.PostAsync(new Uri("/seed", UriKind.Relative), content: null, cancellationToken);
+        response.EnsureSuccessStatusCode();
+        if (!response.Headers.TryGetValues("Set-Cookie", out var setCookies))
+        {
+            throw new InvalidOperationException("/seed answered without a Set-Cookie header: the contender did not create a session.");
+        }
+
+        var first = setCookies.First();
+        var end = first.IndexOf(';', StringComparison.Ordinal);
+        return end < 0 ? first : first[..end];
+    }
+
+    public static HttpRequestMessage CreateRequest(Scenario scenario, string? cookie, Random random, string? attribute = null)
+    {
+        var write = scenario == Scenario.Write || (scenario == Scenario.Mixed && random.Next(10) == 0);
+        var request = scenario switch
+        {
+            Scenario.NoSession => new HttpRequestMessage(HttpMethod.Get, new Uri("/nosession", UriKind.Relative)),
+            _ when write => new HttpRequestMessage(HttpMethod.Post, new Uri(attribute is null ? "/write" : "/write?name=" + attribute, UriKind.Relative)),
+            _ => new HttpRequestMessage(HttpMethod.Get, new Uri("/read", UriKind.Relative)),
+        };
+        if (scenario != Scenario.NoSession && cookie is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Cookie", cookie);
+        }
+
+        return request;
+    }
+
+    public async Task<LoadSample> RunAsync(Scenario scenario, TimeSpan duration, long maxRequests, CancellationToken cancellationToken)
+    {
+        long issued = 0;
+        long errors = 0;
+        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var latencies = new List<long>[Connections];
+        var start = Stopwatch.GetTimestamp();
+        var workers = new Task[Connections];
+        for (var w = 0; w < Connections; w++)
+        {
+            var worker = w;
+            latencies[worker] = new List<long>(1024);
+            workers[worker] = Task.Run(
+                async () =>
+                {
+                    var random = new Random(worker);
+                    while (!cancellationToken.IsCancellationRequested
+                        && Stopwatch.GetTimestamp() < deadline
+                        && Interlocked.Increment(ref issued) <= maxRequests)
+                    {
+                        using var request = CreateRequest(scenario, _cookies[worker], random);
+                        var sent = Stopwatch.GetTimestamp();
+                        try
+                        {
+                            using var response = await _client.SendAsync(request, cancellationToken);
+                            await response.Content.CopyToAsync(Stream.Null, cancellationToken);
+                            latencies[worker].Add(Stopwatch.GetTimestamp() - sent);
+                            if (!response.IsSuccessStatusCode)
+                            {
+                                Interlocked.Increment(ref errors);
+                            }
+                        }
+                        catch (HttpRequestException)
+                        {
+                            Interlocked.Increment(ref errors);
+                        }
+                    }
+                },
+                cancellationToken);
+        }
+
+        await Task.WhenAll(workers);
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        var all = latencies.SelectMany(l => l).ToArray();
+        return new LoadSample(all.Length, errors, elapsed, all);
+    }
+
+    public void Dispose() => _client.Dispose();
+}

@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(ClusterSession.MicroBenchmarks.SessionIdBenchmarks).Assembly).Run(args);

@@ -1,0 +1,20 @@
+using BenchmarkDotNet.Attributes;
+
+namespace ClusterSession.MicroBenchmarks;
+
+/// <summary>Id generation (every new session) and validation (every request with a cookie).</summary>
+[MemoryDiagnoser]
+public class SessionIdBenchmarks
+{
+    private readonly string _valid = SessionId.Create();
+    private readonly string _garbage = new('!', SessionId.Length);
+
+    [Benchmark]
+    public string Create() => SessionId.Create();
+
+    [Benchmark]
+    public bool IsWellFormed_valid() => SessionId.IsWellFormed(_valid);
+
+    [Benchmark]
+    public bool IsWellFormed_garbage() => SessionId.IsWellFormed(_garbage);
+}
