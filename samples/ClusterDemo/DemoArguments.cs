@@ -13,6 +13,9 @@ internal enum DemoStore
 
     /// <summary>The process-local in-memory store; only one node can share it.</summary>
     Memory,
+
+    /// <summary>An external PostgreSQL named by <c>--postgres</c>.</summary>
+    Postgres,
 }
 
 /// <summary>The parsed command line of the demo.</summary>
@@ -29,10 +32,15 @@ internal sealed record DemoArguments
         Starts a session store, N app nodes and a round-robin load balancer, all on 127.0.0.1.
 
         Options:
-          --store garnet|redis|memory  where sessions live (default garnet: embedded, nothing to install;
+          --store garnet|redis|postgres|memory
+                                       where sessions live (default garnet: embedded, nothing to install;
                                        memory works only with --nodes 1)
           --redis <configuration>      StackExchange.Redis configuration of an external Redis or
                                        Redis Cluster, e.g. 127.0.0.1:6379 (implies --store redis)
+          --postgres <connection>      Npgsql connection string of an external PostgreSQL, e.g.
+                                       "Host=127.0.0.1;Username=postgres;Database=postgres"
+                                       (implies --store postgres; the demo creates its tables
+                                       clusterdemo_sessions and clusterdemo_attributes if missing)
           --nodes N                    number of app nodes, 1..16 (default 3)
           --port P                     load balancer on 127.0.0.1:P, node k on 127.0.0.1:P+k (default 5000)
           --idle-timeout S             session idle timeout in seconds (default 1800)
@@ -42,6 +50,8 @@ internal sealed record DemoArguments
     public DemoStore Store { get; init; } = DemoStore.Garnet;
 
     public string? RedisConfiguration { get; init; }
+
+    public string? PostgresConnectionString { get; init; }
 
     public int Nodes { get; init; } = DefaultNodes;
 
@@ -98,6 +108,15 @@ internal sealed record DemoArguments
 
                     result = result with { RedisConfiguration = value };
                     break;
+                case "--postgres":
+                    if (string.IsNullOrWhiteSpace(value))
+                    {
+                        error = "--postgres needs a connection string, e.g. --postgres \"Host=127.0.0.1;Username=postgres;Database=postgres\".";
+                        return null;
+                    }
+
+                    result = result with { PostgresConnectionString = value };
+                    break;
                 case "--nodes":
                     if (!TryParseInt(name, value, 1, MaxNodes, out var nodes, out error))
                     {
@@ -136,9 +155,17 @@ internal sealed record DemoArguments
         error = null;
         switch (store)
         {
+            case null when result.RedisConfiguration is not null && result.PostgresConnectionString is not null:
+                error = "--redis and --postgres name two different stores: give one of them.";
+                return null;
             case null:
-                // An external Redis named without --store means that Redis.
-                result = result with { Store = result.RedisConfiguration is null ? DemoStore.Garnet : DemoStore.Redis };
+                // An external server named without --store means that server.
+                result = result with
+                {
+                    Store = result.RedisConfiguration is not null ? DemoStore.Redis
+                        : result.PostgresConnectionString is not null ? DemoStore.Postgres
+                        : DemoStore.Garnet,
+                };
                 break;
             case "garnet":
                 result = result with { Store = DemoStore.Garnet };
@@ -146,11 +173,14 @@ internal sealed record DemoArguments
             case "redis":
                 result = result with { Store = DemoStore.Redis };
                 break;
+            case "postgres":
+                result = result with { Store = DemoStore.Postgres };
+                break;
             case "memory":
                 result = result with { Store = DemoStore.Memory };
                 break;
             default:
-                error = $"--store must be garnet, redis or memory, not '{store}'.";
+                error = $"--store must be garnet, redis, postgres or memory, not '{store}'.";
                 return null;
         }
 
@@ -163,6 +193,18 @@ internal sealed record DemoArguments
         if (result.Store != DemoStore.Redis && result.RedisConfiguration is not null)
         {
             error = $"--redis is only used with --store redis, not --store {store}.";
+            return null;
+        }
+
+        if (result.Store == DemoStore.Postgres && result.PostgresConnectionString is null)
+        {
+            error = "--store postgres needs --postgres <connection string>, e.g. --postgres \"Host=127.0.0.1;Username=postgres;Database=postgres\".";
+            return null;
+        }
+
+        if (result.Store != DemoStore.Postgres && result.PostgresConnectionString is not null)
+        {
+            error = $"--postgres is only used with --store postgres, not --store {store}.";
             return null;
         }
 

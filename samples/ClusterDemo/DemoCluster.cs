@@ -30,7 +30,8 @@ internal sealed class DemoCluster : IAsyncDisposable
 
     private async Task StartCoreAsync(TextWriter output, CancellationToken cancellationToken)
     {
-        var store = DemoSessionStore.Create(Arguments, out _garnet);
+        var (store, garnet) = await DemoSessionStore.CreateAsync(Arguments, cancellationToken).ConfigureAwait(false);
+        _garnet = garnet;
         StoreDescription = store.Description;
         output.WriteLine($"Store: {StoreDescription}");
 

@@ -12,7 +12,6 @@ internal static class DemoNode
     /// <summary>User-set attributes live under this prefix, apart from the cart and anything the library keeps.</summary>
     private const string AttributePrefix = "attr:";
     private const string CartKey = "cart";
-    private const string UserAgentKey = "demo:user-agent";
     private const int MaxAttributeBytes = 16 * 1024;
 
     public static WebApplication Build(DemoArguments arguments, int k, DemoSessionStore store)
@@ -95,11 +94,9 @@ internal static class DemoNode
 
         // A new id at login defeats session fixation; the attributes set before login come along.
         await session.RenewIdAsync(context.RequestAborted);
-        session.Principal = request.User;
 
-        // ISessionManager reports the User-Agent only for sign-ins through ASP.NET Core authentication,
-        // which this demo does not use (one cookie, no shared data-protection keys), so it keeps its own.
-        session.Set(UserAgentKey, Encoding.UTF8.GetBytes(Truncate(context.Request.Headers.UserAgent.ToString(), 200)));
+        // Binding the principal also records this request's User-Agent, which ISessionManager lists per device.
+        session.Principal = request.User;
         return Results.Json(new { user = request.User, node });
     }
 
@@ -199,24 +196,10 @@ internal static class DemoNode
     private static async Task<IReadOnlyList<DemoSessionInfo>> ListAsync(HttpContext context, ISessionManager manager, string user)
     {
         var sessions = await manager.ListAsync(user, context, context.RequestAborted);
-        Dictionary<string, string>? userAgents = null;
-        if (sessions.Any(s => s.UserAgent is null))
-        {
-            userAgents = new(StringComparer.Ordinal);
-            var store = context.RequestServices.GetRequiredService<ISessionStore>();
-            foreach (var snapshot in await store.FindByPrincipalAsync(user, context.RequestAborted))
-            {
-                if (snapshot.Attributes.TryGetValue(UserAgentKey, out var userAgent))
-                {
-                    userAgents[manager.GetHandle(snapshot.Id)] = Encoding.UTF8.GetString(userAgent);
-                }
-            }
-        }
-
         return [.. sessions
             .OrderByDescending(s => s.IsCurrent)
             .ThenByDescending(s => s.LastAccessedAt)
-            .Select(s => new DemoSessionInfo(s.Handle, s.CreatedAt, s.LastAccessedAt, s.UserAgent ?? userAgents?.GetValueOrDefault(s.Handle), s.IsCurrent))];
+            .Select(s => new DemoSessionInfo(s.Handle, s.CreatedAt, s.LastAccessedAt, s.UserAgent, s.IsCurrent))];
     }
 
     private static SortedDictionary<string, string> ReadAttributes(IClusterSession session)
@@ -234,8 +217,6 @@ internal static class DemoNode
     }
 
     private static List<string> ReadCart(IClusterSession session) => session.Get<List<string>>(CartKey) ?? [];
-
-    private static string Truncate(string value, int length) => value.Length <= length ? value : value[..length];
 
     private static IResult NotLoggedIn()
         => Results.Json(new { error = "Not logged in: POST /api/login first." }, statusCode: StatusCodes.Status401Unauthorized);

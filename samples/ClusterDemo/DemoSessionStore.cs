@@ -1,55 +1,77 @@
 using ClusterSession.AspNetCore;
-using ClusterSession.Redis;
+using ClusterSession.Postgres;
+using Npgsql;
 
 namespace ClusterDemo;
 
 /// <summary>The store chosen on the command line, ready for every node to connect to.</summary>
 internal sealed class DemoSessionStore
 {
-    private DemoSessionStore(DemoStore kind, string description, string? redisConfiguration)
+    /// <summary>Keeps the demo's Redis keys apart from anything else in a shared Redis.</summary>
+    private const string RedisKeyPrefix = "clusterdemo:";
+
+    /// <summary>Keeps the demo's tables apart from anything else in a shared database.</summary>
+    private const string PostgresTablePrefix = "clusterdemo_";
+
+    private readonly Action<ClusterSessionOptions> _configure;
+
+    private DemoSessionStore(string description, Action<ClusterSessionOptions> configure)
     {
-        Kind = kind;
         Description = description;
-        RedisConfiguration = redisConfiguration;
+        _configure = configure;
     }
 
-    public DemoStore Kind { get; }
-
+    /// <summary>A one-line description of the store, printed at startup; never contains a password.</summary>
     public string Description { get; }
 
-    /// <summary>The StackExchange.Redis configuration every node connects with (Garnet and Redis).</summary>
-    public string? RedisConfiguration { get; }
-
-    public static DemoSessionStore Create(DemoArguments arguments, out EmbeddedGarnet? garnet)
+    /// <summary>
+    /// Prepares the store of <paramref name="arguments"/>: starts the embedded Garnet (returned for the
+    /// caller to stop) or creates the PostgreSQL tables.
+    /// </summary>
+    public static async Task<(DemoSessionStore Store, EmbeddedGarnet? Garnet)> CreateAsync(DemoArguments arguments, CancellationToken cancellationToken)
     {
-        garnet = null;
         switch (arguments.Store)
         {
             case DemoStore.Garnet:
-                garnet = EmbeddedGarnet.Start();
-                return new DemoSessionStore(DemoStore.Garnet, $"garnet (embedded Microsoft Garnet on {garnet.EndPoint})", garnet.Configuration);
+                var garnet = EmbeddedGarnet.Start();
+                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint})", garnet.Configuration), garnet);
             case DemoStore.Redis:
-                return new DemoSessionStore(DemoStore.Redis, $"redis ({arguments.RedisConfiguration})", arguments.RedisConfiguration);
+                return (Redis($"redis ({arguments.RedisConfiguration})", arguments.RedisConfiguration!), null);
+            case DemoStore.Postgres:
+                return (await PostgresAsync(arguments.PostgresConnectionString!, cancellationToken).ConfigureAwait(false), null);
             default:
-                return new DemoSessionStore(DemoStore.Memory, "memory (in-process, this node only)", null);
+                return (new DemoSessionStore("memory (in-process, this node only)", options => options.UseInMemory()), null);
         }
     }
 
     /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
-    public void Configure(ClusterSessionOptions options)
+    public void Configure(ClusterSessionOptions options) => _configure(options);
+
+    private static DemoSessionStore Redis(string description, string configuration)
+        => new(description, options => options.UseRedis(redis =>
+        {
+            redis.Configuration = configuration;
+            redis.KeyPrefix = RedisKeyPrefix;
+        }));
+
+    private static async Task<DemoSessionStore> PostgresAsync(string connectionString, CancellationToken cancellationToken)
     {
-        if (Kind == DemoStore.Memory)
+        // The library never creates tables behind an application's back; creating them here, once,
+        // before any node starts, is this demo's own choice (an application would run schema.sql).
+        var schemaOptions = new PostgresSessionStoreOptions { ConnectionString = connectionString, TablePrefix = PostgresTablePrefix };
+        await using (var schemaStore = new PostgresSessionStore(schemaOptions))
         {
-            options.UseInMemory();
+            await schemaStore.CreateSchemaAsync(cancellationToken).ConfigureAwait(false);
         }
-        else
+
+        var server = new NpgsqlConnectionStringBuilder(connectionString);
+        var description = $"postgres ({server.Host}:{server.Port}, database {server.Database ?? server.Username}; " +
+            $"tables {schemaOptions.Schema}.{PostgresTablePrefix}sessions and {schemaOptions.Schema}.{PostgresTablePrefix}attributes " +
+            "created by the demo at startup if missing)";
+        return new DemoSessionStore(description, options => options.UsePostgres(postgres =>
         {
-            // UseStore rather than UseRedis(...): the integration has no UseRedis yet.
-            var configuration = RedisConfiguration!;
-            options.UseStore(sp => new RedisSessionStore(
-                new RedisSessionStoreOptions { Configuration = configuration, KeyPrefix = "clusterdemo:", Limits = options.Limits },
-                sp.GetService<TimeProvider>(),
-                sp.GetService<ILogger<RedisSessionStore>>()));
-        }
+            postgres.ConnectionString = connectionString;
+            postgres.TablePrefix = PostgresTablePrefix;
+        }));
     }
 }

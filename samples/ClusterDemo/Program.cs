@@ -31,9 +31,10 @@ try
 {
     cluster = await DemoCluster.StartAsync(arguments, Console.Out, stopping.Token);
 }
-catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException or System.Net.Sockets.SocketException)
+catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException
+    or System.Net.Sockets.SocketException or ClusterSession.SessionStoreUnavailableException)
 {
-    // Typically a port in use or an unreachable --redis: say so plainly, no stack trace.
+    // Typically a port in use, an unreachable --redis or --postgres, or a bad connection string: say so plainly, no stack trace.
     Console.Error.WriteLine($"ClusterDemo could not start: {ex.Message}");
     return 1;
 }

@@ -1,3 +1,6 @@
+using System.Net;
+using ClusterSession.Testing.Servers;
+
 namespace ClusterSession.Demo.Tests;
 
 /// <summary>The command itself: arguments, the lines it prints, a clean stop.</summary>
@@ -11,6 +14,9 @@ public sealed class CommandLineTests
     [InlineData("--store", "mongodb")]
     [InlineData("--store", "redis")]
     [InlineData("--store", "memory")]
+    [InlineData("--store", "postgres")]
+    [InlineData("--postgres", "Host=127.0.0.1", "--store", "garnet")]
+    [InlineData("--postgres", "Host=127.0.0.1", "--redis", "127.0.0.1:6379")]
     [InlineData("--frobnicate")]
     public async Task Bad_arguments_print_the_usage_and_exit_with_code_2(params string[] arguments)
     {
@@ -55,31 +61,72 @@ public sealed class CommandLineTests
 
         using var response = await http.GetAsync(new Uri(demo.LoadBalancer, "/healthz"));
 
-        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("node-1", Assert.Single(response.Headers.GetValues("X-Served-By")));
         Assert.Contains("Store: memory", demo.Output, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task External_redis_store_shares_the_login_between_nodes()
+    public async Task External_redis_store_shares_the_login_between_nodes_and_logout_everywhere()
     {
-        var redis = new ClusterSession.Testing.Servers.RedisServerFixture();
+        var redis = new RedisServerFixture();
         await redis.InitializeAsync();
         try
         {
             await using var demo = await DemoProcess.StartAsync(nodes: 2, "--redis", redis.Configuration);
-            using var client = new DemoClient();
 
-            using var login = await client.LoginAsync(demo.Node(1), "alice");
-            var me = await client.GetJsonAsync(demo.Node(2), "/api/me");
-
-            Assert.Equal(System.Net.HttpStatusCode.OK, login.StatusCode);
-            Assert.Equal("alice", me.GetProperty("user").GetString());
+            await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
             Assert.Contains("Store: redis", demo.Output, StringComparison.Ordinal);
         }
         finally
         {
             await redis.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Postgres_store_creates_its_tables_shares_the_login_between_nodes_and_logout_everywhere()
+    {
+        var postgres = new PostgresServerFixture();
+        await postgres.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 2, "--store", "postgres", "--postgres", postgres.ConnectionString);
+
+            await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+            Assert.Contains("Store: postgres", demo.Output, StringComparison.Ordinal);
+            Assert.Contains("created by the demo at startup", demo.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await postgres.DisposeAsync();
+        }
+    }
+
+    private static async Task AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(DemoProcess demo)
+    {
+        using var client = new DemoClient("Shared-store test");
+        using (var login = await client.LoginAsync(demo.Node(1), "alice"))
+        {
+            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+        }
+
+        var me = await client.GetJsonAsync(demo.Node(2), "/api/me");
+        Assert.Equal("alice", me.GetProperty("user").GetString());
+        var device = Assert.Single((await client.GetJsonAsync(demo.Node(2), "/api/sessions")).EnumerateArray());
+        Assert.Equal("Shared-store test", device.GetProperty("userAgent").GetString());
+
+        var cookie = client.Cookie;
+        using (var logout = await client.SendAsync(HttpMethod.Post, demo.Node(2), "/api/logout"))
+        {
+            Assert.True(logout.IsSuccessStatusCode, $"logout answered {(int)logout.StatusCode}");
+        }
+
+        foreach (var node in new[] { demo.Node(1), demo.Node(2), demo.LoadBalancer })
+        {
+            client.Cookie = cookie;
+            using var refused = await client.GetAsync(node, "/api/me");
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
         }
     }
 }
