@@ -37,7 +37,8 @@ internal sealed record DemoArguments
                                        memory works only with --nodes 1)
           --redis <configuration>      StackExchange.Redis configuration of an external Redis or
                                        Redis Cluster, e.g. 127.0.0.1:6379 (implies --store redis)
-          --postgres <connection>      Npgsql connection string of an external PostgreSQL, e.g.
+          --postgres <connection string>
+                                       Npgsql connection string of an external PostgreSQL, e.g.
                                        "Host=127.0.0.1;Username=postgres;Database=postgres"
                                        (implies --store postgres; the demo creates its tables
                                        clusterdemo_sessions and clusterdemo_attributes if missing)
