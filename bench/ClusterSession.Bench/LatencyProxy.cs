@@ -111,12 +111,13 @@ internal sealed class LatencyProxy : IAsyncDisposable
 
             _sockets.Add(client);
             _sockets.Add(server);
-            _ = ForwardAsync(client, server, _counterFactory());
-            _ = ForwardAsync(server, client, counter: null);
+            var counter = _counterFactory();
+            _ = ForwardAsync(client, server, counter);
+            _ = ForwardAsync(server, client, counter, fromServer: true);
         }
     }
 
-    private async Task ForwardAsync(Socket from, Socket to, IWireCounter? counter)
+    private async Task ForwardAsync(Socket from, Socket to, IWireCounter counter, bool fromServer = false)
     {
         try
         {
@@ -132,7 +133,11 @@ internal sealed class LatencyProxy : IAsyncDisposable
                     return;
                 }
 
-                if (counter is not null)
+                if (fromServer)
+                {
+                    counter.ServerAnswered();
+                }
+                else
                 {
                     Interlocked.Add(ref _bytesToServer, read);
                     var commands = counter.Count(buffer.AsSpan(0, read));
@@ -233,6 +238,11 @@ internal interface IWireCounter
 {
     /// <summary>Consumes the next chunk; returns how many requests it completed.</summary>
     int Count(ReadOnlySpan<byte> data);
+
+    /// <summary>Bytes came back from the server on this connection.</summary>
+    void ServerAnswered()
+    {
+    }
 }
 
 /// <summary>
@@ -240,6 +250,8 @@ internal interface IWireCounter
 /// (SSLRequest, GSSENCRequest, StartupMessage: int32 length then int32 code), then typed messages
 /// (one byte type, int32 length including itself). A round trip ends with Sync ('S', the end of an
 /// extended-protocol pipeline or batch) or is a simple Query ('Q'); the startup counts as none.
+/// Several of them sent before the server answers anything travel together and wait once, so they
+/// count as one round trip (Npgsql prepends its connection-reset Query to the next command this way).
 /// </summary>
 internal sealed class PostgresRoundTripCounter : IWireCounter
 {
@@ -249,6 +261,9 @@ internal sealed class PostgresRoundTripCounter : IWireCounter
     private bool _startup = true;
     private int _headerFill;
     private long _skip;
+    private volatile bool _answered = true;
+
+    public void ServerAnswered() => _answered = true;
 
     public int Count(ReadOnlySpan<byte> data)
     {
@@ -287,8 +302,9 @@ internal sealed class PostgresRoundTripCounter : IWireCounter
                 var type = _header[0];
                 var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_header.AsSpan(1));
                 _skip = length - 4;
-                if (type is (byte)'S' or (byte)'Q')
+                if (type is (byte)'S' or (byte)'Q' && _answered)
                 {
+                    _answered = false;
                     roundTrips++;
                 }
             }
