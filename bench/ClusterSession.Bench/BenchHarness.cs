@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using ClusterSession.Bench.Contenders;
+using ClusterSession.Bench.Postgres;
 
 namespace ClusterSession.Bench;
 
@@ -25,6 +26,20 @@ internal static class BenchHarness
         {
             await output.WriteLineAsync(e.Message);
             return 2;
+        }
+
+        if (options.Mode != "bench")
+        {
+            var facts = options.Mode == "expiry"
+                ? await ExpiryRun.RunAsync(options, output, cancellationToken)
+                : await CrashRun.RunAsync(output, cancellationToken);
+            if (options.JsonPath is not null)
+            {
+                await File.WriteAllTextAsync(options.JsonPath, facts, cancellationToken);
+                await output.WriteLineAsync($"JSON written to {options.JsonPath}");
+            }
+
+            return 0;
         }
 
         var report = await RunAsync(options, output, cancellationToken);
@@ -63,19 +78,36 @@ internal static class BenchHarness
             $"Redis PING median RTT: direct {directRtt:F3} ms, through the proxy {proxiedRtt:F3} ms (injected {options.RttMs} ms, achieved {proxiedRtt - directRtt:F3} ms extra)"));
 
         var redisConfiguration = $"127.0.0.1:{proxy.Port},abortConnect=false,connectTimeout=5000,syncTimeout=10000,asyncTimeout=10000";
+
+        var usesPostgres = contenders.Any(c => c.PostgresTables.Count > 0);
+        await using var postgres = usesPostgres ? await PostgresServerProcess.StartAsync(cancellationToken) : null;
+        await using var postgresProbe = postgres is null ? null : new PostgresProbe(postgres.ConnectionString);
+        await using var postgresProxy = postgres is null
+            ? null
+            : new LatencyProxy(new IPEndPoint(IPAddress.Loopback, postgres.Port), options.RttMs, static () => new PostgresRoundTripCounter());
+        if (postgres is not null)
+        {
+            await output.WriteLineAsync("PostgreSQL: initdb + pg_ctl on 127.0.0.1, fsync=on, synchronous_commit=on, full_page_writes=on (durable defaults), behind the same latency proxy");
+        }
+
+        var stores = new StoreEndpoints(
+            redisConfiguration,
+            postgresProxy is null ? null : PostgresServerProcess.ConnectionStringFor(postgresProxy.Port));
         var hosts = new List<ContenderHost>();
         var generators = new Dictionary<(string, int), LoadGenerator>();
         try
         {
             foreach (var contender in contenders)
             {
-                hosts.Add(await ContenderHost.StartAsync(contender, redisConfiguration, cancellationToken));
+                hosts.Add(await ContenderHost.StartAsync(contender, stores, cancellationToken));
             }
 
             var sessionBytes = new Dictionary<string, long?>();
             foreach (var host in hosts)
             {
-                sessionBytes[host.Contender.Name] = await MeasureSessionBytesAsync(host, probe, cancellationToken);
+                sessionBytes[host.Contender.Name] = host.Contender.PostgresTables.Count > 0
+                    ? await MeasurePostgresSessionBytesAsync(host, postgresProbe!, options.Profile == "tiny" ? 40 : 200, cancellationToken)
+                    : await MeasureSessionBytesAsync(host, probe, cancellationToken);
                 var maxConnections = options.ConnectionCounts.Max();
                 using var seeder = LoadGenerator.CreateClient(host.BaseAddress, 4);
                 var cookies = new List<string>();
@@ -120,7 +152,7 @@ internal static class BenchHarness
                                 cells[key] = totals = new CellTotals();
                             }
 
-                            await MeasureCellAsync(generators[(host.Contender.Name, connections)], host.Contender, scenario, options, probe, proxy, totals, cancellationToken);
+                            await MeasureCellAsync(generators[(host.Contender.Name, connections)], host.Contender, scenario, options, probe, host.Contender.PostgresTables.Count > 0 ? postgresProxy! : proxy, postgresProbe, totals, cancellationToken);
                         }
                     }
                 }
@@ -132,15 +164,36 @@ internal static class BenchHarness
                 lostUpdates[host.Contender.Name] = await MeasureLostUpdatesAsync(host, options.LostUpdateWrites, cancellationToken);
             }
 
-            var results = new List<BenchResult>();
+            // Stopping the apps closes their connections, and a backend flushes its table statistics as it exits.
+            var measured = hosts.Select(h => h.Contender).ToList();
             foreach (var host in hosts)
+            {
+                await host.DisposeAsync();
+            }
+
+            hosts.Clear();
+            var afterWrites = new Dictionary<string, (long DeadTuples, long TableBytes)>();
+            if (postgresProbe is not null)
+            {
+                await WaitForNoClientsAsync(postgresProbe, cancellationToken);
+                foreach (var contender in measured.Where(c => c.PostgresTables.Count > 0))
+                {
+                    afterWrites[contender.Name] = (
+                        await postgresProbe.DeadTuplesAsync(contender.PostgresTables, cancellationToken),
+                        await postgresProbe.TotalBytesAsync(contender.PostgresTables, cancellationToken));
+                }
+            }
+
+            var results = new List<BenchResult>();
+            foreach (var contender in measured)
             {
                 foreach (var scenario in Scenarios)
                 {
                     foreach (var connections in options.ConnectionCounts)
                     {
-                        var totals = cells[(host.Contender.Name, scenario, connections)];
-                        results.Add(totals.ToResult(host.Contender, scenario, connections, sessionBytes[host.Contender.Name], lostUpdates[host.Contender.Name]));
+                        var totals = cells[(contender.Name, scenario, connections)];
+                        (long, long)? pg = afterWrites.TryGetValue(contender.Name, out var a) ? a : null;
+                        results.Add(totals.ToResult(contender, scenario, connections, sessionBytes[contender.Name], lostUpdates[contender.Name], pg));
                     }
                 }
             }
@@ -196,15 +249,23 @@ internal static class BenchHarness
         BenchOptions options,
         RedisProbe probe,
         LatencyProxy proxy,
+        PostgresProbe? postgresProbe,
         CellTotals totals,
         CancellationToken cancellationToken)
     {
         var statsBefore = contender.UsesRedis ? await probe.CommandCallsAsync() : null;
+        var walProbe = contender.PostgresTables.Count > 0 ? postgresProbe : null;
+        var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
         var sample = await generator.RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
         var bytes = proxy.BytesToServer - bytesBefore;
         var commands = proxy.CommandsToServer - commandsBefore;
+        if (walProbe is not null)
+        {
+            totals.WalBytes += await walProbe.WalPositionAsync(cancellationToken) - walBefore;
+        }
+
         if (statsBefore is not null)
         {
             foreach (var (name, calls) in RedisProbe.Delta(statsBefore, await probe.CommandCallsAsync()))
@@ -246,6 +307,36 @@ internal static class BenchHarness
         return bytes;
     }
 
+    /// <summary>
+    /// What one /seed adds to PostgreSQL: the growth of pg_total_relation_size (heap, indexes, TOAST)
+    /// of the contender's tables over <paramref name="sessions"/> seeds, divided by them, so that the
+    /// 8 KB page granularity averages out. Runs on fresh tables while nothing else writes to them.
+    /// </summary>
+    private static async Task<long?> MeasurePostgresSessionBytesAsync(ContenderHost host, PostgresProbe probe, int sessions, CancellationToken cancellationToken)
+    {
+        using var client = LoadGenerator.CreateClient(host.BaseAddress, 1);
+        await LoadGenerator.SeedAsync(client, cancellationToken); // creates the schema and connects first
+        var before = await probe.TotalBytesAsync(host.Contender.PostgresTables, cancellationToken);
+        for (var i = 0; i < sessions; i++)
+        {
+            await LoadGenerator.SeedAsync(client, cancellationToken);
+        }
+
+        var after = await probe.TotalBytesAsync(host.Contender.PostgresTables, cancellationToken);
+        return (after - before) / sessions;
+    }
+
+    /// <summary>Waits (bounded) until only the probe is connected, so that every app backend has flushed its statistics.</summary>
+    internal static async Task WaitForNoClientsAsync(PostgresProbe probe, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        const string sql = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+        while ((long)(await probe.ScalarAsync(sql, cancellationToken))! > 0 && deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
     /// <summary>Fires concurrent writes of distinct attributes at one session; returns how many did not land.</summary>
     private static async Task<int> MeasureLostUpdatesAsync(ContenderHost host, int writes, CancellationToken cancellationToken)
     {
@@ -280,6 +371,9 @@ internal static class BenchHarness
 
         public Dictionary<string, long> CommandStats { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+        /// <summary>WAL written while the cell ran (PostgreSQL contenders; cluster-wide, and cells run one at a time).</summary>
+        public long WalBytes { get; set; }
+
         public void Add(LoadSample sample, long bytes, long commands)
         {
             _latencies.Add(sample.LatencyTicks);
@@ -290,11 +384,14 @@ internal static class BenchHarness
             _commands += commands;
         }
 
-        public BenchResult ToResult(IContender contender, Scenario scenario, int connections, long? sessionBytes, int lostUpdates)
+        public BenchResult ToResult(IContender contender, Scenario scenario, int connections, long? sessionBytes, int lostUpdates, (long DeadTuples, long TableBytes)? afterWrites)
         {
             var all = _latencies.SelectMany(l => l).ToArray();
             Array.Sort(all);
             var requests = Math.Max(1, Requests);
+            var usesStore = contender.UsesRedis || contender.PostgresTables.Count > 0;
+            var usesPostgres = contender.PostgresTables.Count > 0;
+            double? walPerRequest = usesPostgres ? Math.Round((double)WalBytes / requests, 1) : null;
             return new BenchResult(
                 contender.Name,
                 ScenarioName(scenario),
@@ -304,8 +401,15 @@ internal static class BenchHarness
                 Math.Round(Percentile(all, 0.99), 4),
                 contender.UsesRedis ? Math.Round((double)_commands / requests, 3) : null,
                 contender.UsesRedis ? Math.Round((double)_bytes / requests, 1) : null,
-                sessionBytes,
-                lostUpdates);
+                contender.UsesRedis ? sessionBytes : null,
+                lostUpdates,
+                usesStore ? Math.Round((double)_commands / requests, 3) : null,
+                usesStore ? Math.Round((double)_bytes / requests, 1) : null,
+                usesStore ? sessionBytes : null,
+                walPerRequest,
+                scenario == Scenario.Write ? walPerRequest : null,
+                afterWrites?.DeadTuples,
+                afterWrites?.TableBytes);
         }
 
         private static double Percentile(long[] sorted, double quantile)

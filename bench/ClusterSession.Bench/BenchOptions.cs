@@ -2,10 +2,16 @@ using System.Globalization;
 
 namespace ClusterSession.Bench;
 
-/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>.</summary>
+/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>, or <c>--expiry [--expiry-sessions N]</c>, or <c>--crash</c>.</summary>
 internal sealed record BenchOptions
 {
     public string Profile { get; init; } = "full";
+
+    /// <summary><c>bench</c> (the side-by-side table), <c>expiry</c> (what expiry costs) or <c>crash</c> (what survives a restart and a crash).</summary>
+    public string Mode { get; init; } = "bench";
+
+    /// <summary>How many sessions the expiry mode creates in each store.</summary>
+    public int ExpirySessions { get; init; } = 100_000;
 
     public double RttMs { get; init; } = 0.5;
 
@@ -57,6 +63,21 @@ internal sealed record BenchOptions
                         WarmupDuration = TimeSpan.FromSeconds(0.05),
                     };
                     break;
+                case "--expiry":
+                    options = options with { Mode = "expiry" };
+                    break;
+                case "--crash":
+                    options = options with { Mode = "crash" };
+                    break;
+                case "--expiry-sessions":
+                    var sessions = int.Parse(Value(args, ref i), NumberStyles.Integer, CultureInfo.InvariantCulture);
+                    if (sessions is < 10 or > 1_000_000)
+                    {
+                        throw new ArgumentException("--expiry-sessions must be between 10 and 1,000,000.");
+                    }
+
+                    options = options with { ExpirySessions = sessions };
+                    break;
                 case "--json":
                     options = options with { JsonPath = Value(args, ref i) };
                     break;
@@ -83,7 +104,9 @@ internal sealed record BenchOptions
     }
 
     public const string Usage =
-        "usage: dotnet run -c Release --project bench/ClusterSession.Bench -- [--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders name,name]";
+        "usage: dotnet run -c Release --project bench/ClusterSession.Bench -- [--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders name,name]\n" +
+        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --expiry [--expiry-sessions N] [--rtt-ms X] [--json PATH]\n" +
+        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --crash [--json PATH]";
 
     private static string Value(IReadOnlyList<string> args, ref int i)
     {

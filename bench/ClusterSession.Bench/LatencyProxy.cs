@@ -13,7 +13,8 @@ namespace ClusterSession.Bench;
 /// it sleeps while the head is far from due (whole milliseconds with Thread.Sleep, then a
 /// microsecond usleep on Linux) and yields for the last ~100 µs. All chunks get the
 /// same delay, so arrival order is due order and bytes never overtake each other.
-/// It also counts what the apps send to Redis: bytes and top-level commands.
+/// It also counts what the apps send to the server: bytes and requests (what a request is depends
+/// on the protocol: <see cref="RespCommandCounter"/> for Redis, <see cref="PostgresRoundTripCounter"/> for PostgreSQL).
 /// </summary>
 internal sealed class LatencyProxy : IAsyncDisposable
 {
@@ -30,13 +31,15 @@ internal sealed class LatencyProxy : IAsyncDisposable
     private readonly ConcurrentBag<Socket> _sockets = [];
     private readonly Thread _pump;
     private readonly Task _acceptLoop;
+    private readonly Func<IWireCounter> _counterFactory;
     private long _bytesToServer;
     private long _commandsToServer;
 
-    public LatencyProxy(IPEndPoint upstream, double roundTripMs)
+    public LatencyProxy(IPEndPoint upstream, double roundTripMs, Func<IWireCounter>? counterFactory = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(roundTripMs);
         _upstream = upstream;
+        _counterFactory = counterFactory ?? (static () => new RespCommandCounter());
         _delayTicks = (long)(roundTripMs / 2 / 1000 * Stopwatch.Frequency);
         _listener = new TcpListener(IPAddress.Loopback, 0);
         _listener.Start(512);
@@ -48,10 +51,13 @@ internal sealed class LatencyProxy : IAsyncDisposable
 
     public int Port { get; }
 
-    /// <summary>Bytes sent from the apps to Redis so far.</summary>
+    /// <summary>Bytes sent from the apps to the server so far.</summary>
     public long BytesToServer => Interlocked.Read(ref _bytesToServer);
 
-    /// <summary>Top-level commands (RESP arrays) sent from the apps to Redis so far; a script call is one.</summary>
+    /// <summary>
+    /// Requests sent from the apps to the server so far: top-level RESP commands for Redis (a script call is one),
+    /// round trips (Sync or simple Query messages) for PostgreSQL.
+    /// </summary>
     public long CommandsToServer => Interlocked.Read(ref _commandsToServer);
 
     public async ValueTask DisposeAsync()
@@ -105,12 +111,13 @@ internal sealed class LatencyProxy : IAsyncDisposable
 
             _sockets.Add(client);
             _sockets.Add(server);
-            _ = ForwardAsync(client, server, new RespCommandCounter());
-            _ = ForwardAsync(server, client, counter: null);
+            var counter = _counterFactory();
+            _ = ForwardAsync(client, server, counter);
+            _ = ForwardAsync(server, client, counter, fromServer: true);
         }
     }
 
-    private async Task ForwardAsync(Socket from, Socket to, RespCommandCounter? counter)
+    private async Task ForwardAsync(Socket from, Socket to, IWireCounter counter, bool fromServer = false)
     {
         try
         {
@@ -126,7 +133,11 @@ internal sealed class LatencyProxy : IAsyncDisposable
                     return;
                 }
 
-                if (counter is not null)
+                if (fromServer)
+                {
+                    counter.ServerAnswered();
+                }
+                else
                 {
                     Interlocked.Add(ref _bytesToServer, read);
                     var commands = counter.Count(buffer.AsSpan(0, read));
@@ -222,11 +233,92 @@ internal static partial class NativeMethods
     internal static extern int usleep(uint microseconds);
 }
 
+/// <summary>Counts requests in one connection's client-to-server byte stream, which arrives in arbitrary chunks.</summary>
+internal interface IWireCounter
+{
+    /// <summary>Consumes the next chunk; returns how many requests it completed.</summary>
+    int Count(ReadOnlySpan<byte> data);
+
+    /// <summary>Bytes came back from the server on this connection.</summary>
+    void ServerAnswered()
+    {
+    }
+}
+
+/// <summary>
+/// Counts round trips in a PostgreSQL frontend byte stream: the untyped startup packets first
+/// (SSLRequest, GSSENCRequest, StartupMessage: int32 length then int32 code), then typed messages
+/// (one byte type, int32 length including itself). A round trip ends with Sync ('S', the end of an
+/// extended-protocol pipeline or batch) or is a simple Query ('Q'); the startup counts as none.
+/// Several of them sent before the server answers anything travel together and wait once, so they
+/// count as one round trip (Npgsql prepends its connection-reset Query to the next command this way).
+/// </summary>
+internal sealed class PostgresRoundTripCounter : IWireCounter
+{
+    private const int SslRequestCode = 80877103;
+    private const int GssEncRequestCode = 80877104;
+    private readonly byte[] _header = new byte[8];
+    private bool _startup = true;
+    private int _headerFill;
+    private long _skip;
+    private volatile bool _answered = true;
+
+    public void ServerAnswered() => _answered = true;
+
+    public int Count(ReadOnlySpan<byte> data)
+    {
+        var roundTrips = 0;
+        var i = 0;
+        while (i < data.Length)
+        {
+            if (_skip > 0)
+            {
+                var take = (int)Math.Min(_skip, data.Length - i);
+                _skip -= take;
+                i += take;
+                continue;
+            }
+
+            var headerLength = _startup ? 8 : 5;
+            var copy = Math.Min(headerLength - _headerFill, data.Length - i);
+            data.Slice(i, copy).CopyTo(_header.AsSpan(_headerFill));
+            _headerFill += copy;
+            i += copy;
+            if (_headerFill < headerLength)
+            {
+                break;
+            }
+
+            _headerFill = 0;
+            if (_startup)
+            {
+                var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_header);
+                var code = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_header.AsSpan(4));
+                _startup = code is SslRequestCode or GssEncRequestCode;
+                _skip = length - 8;
+            }
+            else
+            {
+                var type = _header[0];
+                var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_header.AsSpan(1));
+                _skip = length - 4;
+                if (type is (byte)'S' or (byte)'Q' && _answered)
+                {
+                    _answered = false;
+                    roundTrips++;
+                }
+            }
+        }
+
+        return roundTrips;
+    }
+}
+
 /// <summary>
 /// Counts complete top-level RESP commands in a client-to-server byte stream that arrives in
 /// arbitrary chunks. Multi-bulk arrays (what every client library sends) and inline commands.
 /// </summary>
-internal sealed class RespCommandCounter
+internal sealed class RespCommandCounter : IWireCounter
 {
     private State _state = State.Start;
     private long _number;

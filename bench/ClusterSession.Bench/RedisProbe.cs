@@ -99,6 +99,28 @@ internal sealed class RedisProbe : IAsyncDisposable
         return result.IsNull ? 0 : (long)result;
     }
 
+    /// <summary>One INFO section as name/value pairs.</summary>
+    public async Task<Dictionary<string, string>> InfoAsync(string section)
+    {
+        var groups = await _server.InfoAsync(section);
+        return groups.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+    }
+
+    public Task<long> DbSizeAsync() => _server.DatabaseSizeAsync();
+
+    /// <summary>SHUTDOWN NOSAVE: a clean stop that writes no snapshot (none is configured anyway).</summary>
+    public async Task ShutdownAsync()
+    {
+        try
+        {
+            await _server.ExecuteAsync("SHUTDOWN", "NOSAVE");
+        }
+        catch (RedisConnectionException)
+        {
+            // The server closes the connection as it goes.
+        }
+    }
+
     public async ValueTask DisposeAsync() => await _connection.DisposeAsync();
 
     /// <summary>The median PING round trip over a raw connection to <paramref name="port"/>, in ms.</summary>

@@ -22,14 +22,14 @@ internal sealed class RedisServerProcess : IDisposable
 
     public int Port { get; }
 
-    public static async Task<RedisServerProcess> StartAsync(CancellationToken cancellationToken)
+    public static async Task<RedisServerProcess> StartAsync(CancellationToken cancellationToken, int port = 0)
     {
         if (!File.Exists(ServerPath))
         {
             throw new InvalidOperationException($"{ServerPath} is missing: install redis-server (apt-get install redis-server) to run the benchmarks.");
         }
 
-        var port = FreePort.Next();
+        port = port == 0 ? FreePort.Next() : port;
         var start = new ProcessStartInfo(ServerPath)
         {
             RedirectStandardOutput = true,

@@ -32,8 +32,11 @@ internal sealed class EmbeddedGarnet : IDisposable
             {
                 EndPoints = [endPoint],
                 QuietMode = true,
-                // The Redis store runs its load and save operations as server-side scripts.
+                // The Redis store runs its load and save operations as server-side scripts, and
+                // relies on each script being atomic, as in Redis. Garnet runs scripts without key
+                // locks unless LuaTransactionMode is on: concurrent compare-and-sets then lose updates.
                 EnableLua = true,
+                LuaTransactionMode = true,
                 LuaOptions = new LuaOptions(),
             });
             try

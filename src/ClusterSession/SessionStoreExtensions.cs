@@ -54,8 +54,11 @@ public static class SessionStoreExtensions
                     current = result.Current;
                     if (attempt > 2)
                     {
-                        // Spread colliding writers apart; the first retries stay immediate.
-                        await Task.Delay(Random.Shared.Next(0, Math.Min(attempt, 10)), cancellationToken).ConfigureAwait(false);
+                        // Spread colliding writers apart with exponential backoff and full jitter (capped at
+                        // 64 ms); the first retries stay immediate. Without the growth, a crowd of writers
+                        // on one attribute keeps colliding until some of them run out of attempts.
+                        var ceiling = 1 << Math.Min(attempt - 2, 6);
+                        await Task.Delay(Random.Shared.Next(0, ceiling + 1), cancellationToken).ConfigureAwait(false);
                     }
 
                     break;

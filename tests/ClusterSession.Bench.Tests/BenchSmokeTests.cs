@@ -12,9 +12,29 @@ public sealed class BenchSmokeTests
     [
         "contender", "scenario", "connections", "rps", "p50_ms", "p99_ms",
         "redis_commands_per_request", "redis_bytes_per_request", "session_bytes_in_redis", "lost_updates",
+        "store_round_trips_per_request", "store_bytes_per_request", "session_bytes_in_store",
+        "wal_bytes_per_request", "wal_bytes_per_write", "dead_tuples_after_writes", "table_bytes_after_writes",
     ];
 
     private static readonly string[] Scenarios = ["read", "write", "mixed", "nosession"];
+
+    [Fact]
+    public void Postgres_round_trip_counter_counts_syncs_and_queries_once_per_flight()
+    {
+        var counter = new PostgresRoundTripCounter();
+        byte[] startup = [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F, 0, 0, 0, 9, 0, 3, 0, 0, 0];
+        byte[] parse = [(byte)'P', 0, 0, 0, 6, 1, 2];
+        byte[] sync = [(byte)'S', 0, 0, 0, 4];
+        byte[] query = [(byte)'Q', 0, 0, 0, 5, 0];
+
+        Assert.Equal(0, counter.Count(startup));
+        counter.ServerAnswered();
+        Assert.Equal(0, counter.Count(parse.AsSpan(0, 3)));
+        Assert.Equal(1, counter.Count([.. parse.AsSpan(3), .. sync]));
+        Assert.Equal(0, counter.Count(query)); // sent before any answer: the same flight
+        counter.ServerAnswered();
+        Assert.Equal(1, counter.Count(query));
+    }
 
     [Fact]
     public async Task Tiny_run_writes_every_field_for_every_contender_scenario_and_connection_count()
@@ -49,6 +69,21 @@ public sealed class BenchSmokeTests
                         Assert.Equal(redisKind, row.GetProperty("redis_commands_per_request").ValueKind);
                         Assert.Equal(redisKind, row.GetProperty("redis_bytes_per_request").ValueKind);
                         Assert.Equal(redisKind, row.GetProperty("session_bytes_in_redis").ValueKind);
+                        var usesPostgres = contender.PostgresTables.Count > 0;
+                        var storeKind = contender.UsesRedis || usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
+                        Assert.Equal(storeKind, row.GetProperty("store_round_trips_per_request").ValueKind);
+                        Assert.Equal(storeKind, row.GetProperty("store_bytes_per_request").ValueKind);
+                        Assert.Equal(storeKind, row.GetProperty("session_bytes_in_store").ValueKind);
+                        var postgresKind = usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
+                        Assert.Equal(postgresKind, row.GetProperty("wal_bytes_per_request").ValueKind);
+                        Assert.Equal(usesPostgres && scenario == "write" ? JsonValueKind.Number : JsonValueKind.Null, row.GetProperty("wal_bytes_per_write").ValueKind);
+                        Assert.Equal(postgresKind, row.GetProperty("dead_tuples_after_writes").ValueKind);
+                        Assert.Equal(postgresKind, row.GetProperty("table_bytes_after_writes").ValueKind);
+                        if (usesPostgres && scenario is "read" or "write")
+                        {
+                            // One round trip to load, one more to save: what the store promises.
+                            Assert.Equal(scenario == "read" ? 1.0 : 2.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                        }
                     }
                 }
             }

@@ -22,6 +22,8 @@ public sealed class GarnetServerFixture : IAsyncLifetime
             "--bind", "127.0.0.1",
             "--port", port.ToString(CultureInfo.InvariantCulture),
             "--lua", "true",
+            // Scripts must be atomic (as in Redis); without this Garnet runs them without key locks.
+            "--lua-transaction-mode", "true",
             "--memory", "256m",
             "--index", "1m",
             "--logger-level", "Warning",

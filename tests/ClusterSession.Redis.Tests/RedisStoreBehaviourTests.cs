@@ -265,6 +265,36 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         Assert.Equal(40, BitConverter.ToInt32((await Store.LoadAsync(session.Id))!.Attributes["n"]));
     }
 
+    [Fact]
+    public async Task Atomic_updates_from_several_app_instances_keep_every_increment()
+    {
+        // One connection per app instance: a server that runs scripts without key locks (Garnet
+        // without --lua-transaction-mode) interleaves compare-and-sets only across connections.
+        var session = New(null);
+        await Store.CreateAsync(session);
+        var instances = new List<RedisSessionStore>();
+        for (var i = 0; i < 4; i++)
+        {
+            instances.Add(new RedisSessionStore(new RedisSessionStoreOptions { Configuration = Configuration, KeyPrefix = _prefix }, Time));
+        }
+
+        try
+        {
+            const int PerInstance = 50;
+            await Task.WhenAll(instances.SelectMany(store => Enumerable.Range(0, PerInstance).Select(_ => Task.Run(async () =>
+                await store.UpdateAttributeAsync(session.Id, "n", null, current => BitConverter.GetBytes((current is null ? 0 : BitConverter.ToInt32(current)) + 1))))));
+
+            Assert.Equal(instances.Count * PerInstance, BitConverter.ToInt32((await Store.LoadAsync(session.Id))!.Attributes["n"]));
+        }
+        finally
+        {
+            foreach (var store in instances)
+            {
+                await store.DisposeAsync();
+            }
+        }
+    }
+
     private static HashSet<string> Ids(params string[] ids) => [.. ids];
 
     private static HashSet<string> Ids(IEnumerable<SessionSnapshot> sessions) => [.. sessions.Select(s => s.Id)];

@@ -17,11 +17,13 @@ internal sealed class AspNetCoreSessionContender : IContender
 
     public bool UsesRedis => true;
 
-    public void ConfigureServices(IServiceCollection services, string redisConfiguration)
+    public IReadOnlyList<string> PostgresTables => [];
+
+    public void ConfigureServices(IServiceCollection services, StoreEndpoints stores)
     {
         services.AddStackExchangeRedisCache(options =>
         {
-            options.Configuration = redisConfiguration;
+            options.Configuration = stores.RedisConfiguration;
             options.InstanceName = "bench-aspnet:";
         });
         services.AddSession(options =>

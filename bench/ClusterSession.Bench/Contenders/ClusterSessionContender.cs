@@ -13,20 +13,22 @@ namespace ClusterSession.Bench.Contenders;
 /// </summary>
 /// <param name="name">The name in the report.</param>
 /// <param name="usesRedis">Whether the store is the benchmark's Redis.</param>
-/// <param name="addStore">Registers the store, given the Redis configuration string (the integration has no UseRedis yet).</param>
+/// <param name="addStore">Registers the store, given where the stores are.</param>
 /// <param name="configure">Further options, e.g. <c>UseInMemory()</c>.</param>
+/// <param name="postgresTablePrefix">The table prefix when the store is the benchmark's PostgreSQL.</param>
 internal sealed class ClusterSessionContender(
     string name,
     bool usesRedis,
-    Action<IServiceCollection, string>? addStore = null,
-    Action<ClusterSessionOptions>? configure = null) : IContender
+    Action<IServiceCollection, StoreEndpoints>? addStore = null,
+    Action<ClusterSessionOptions>? configure = null,
+    string? postgresTablePrefix = null) : IContender
 {
     public static ClusterSessionContender Redis { get; } = new(
         "clustersession-redis",
         usesRedis: true,
-        addStore: (services, redisConfiguration) => services.AddRedisSessionStore(options =>
+        addStore: (services, stores) => services.AddRedisSessionStore(options =>
         {
-            options.Configuration = redisConfiguration;
+            options.Configuration = stores.RedisConfiguration;
             options.KeyPrefix = "bench-cs:";
         }));
 
@@ -35,19 +37,48 @@ internal sealed class ClusterSessionContender(
         usesRedis: false,
         configure: options => options.UseInMemory());
 
+    /// <summary>PostgreSQL with logged tables: every commit is in the WAL and fsynced (synchronous_commit on).</summary>
+    public static ClusterSessionContender Postgres { get; } = PostgresContender("clustersession-postgres", unlogged: false);
+
+    /// <summary>PostgreSQL with UNLOGGED tables: no WAL for the rows, emptied after a crash.</summary>
+    public static ClusterSessionContender PostgresUnlogged { get; } = PostgresContender("clustersession-postgres-unlogged", unlogged: true);
+
     public string Name => name;
 
     public bool UsesRedis => usesRedis;
 
-    public void ConfigureServices(IServiceCollection services, string redisConfiguration)
+    public IReadOnlyList<string> PostgresTables => postgresTablePrefix is null
+        ? []
+        : [$"\"public\".\"{postgresTablePrefix}sessions\"", $"\"public\".\"{postgresTablePrefix}attributes\""];
+
+    public void ConfigureServices(IServiceCollection services, StoreEndpoints stores)
     {
-        addStore?.Invoke(services, redisConfiguration);
+        addStore?.Invoke(services, stores);
         services.AddClusterSession(options =>
         {
             options.IdleTimeout = TimeSpan.FromMinutes(20);
             options.Cookie.Name = "cluster-session";
             configure?.Invoke(options);
         });
+    }
+
+    private static ClusterSessionContender PostgresContender(string name, bool unlogged)
+    {
+        var prefix = unlogged ? "bench_unlogged_" : "bench_logged_";
+        return new(
+            name,
+            usesRedis: false,
+            addStore: (services, stores) => services.AddPostgresSessionStore(options =>
+            {
+                options.ConnectionString = stores.PostgresConnectionString
+                    ?? throw new InvalidOperationException($"{name} needs the benchmark's PostgreSQL.");
+                options.TablePrefix = prefix;
+                options.Unlogged = unlogged;
+                options.CreateSchemaOnStartup = true;
+                // Expiry cleanup is measured on its own (--expiry); here it would only add a stray DELETE a minute.
+                options.CleanupInterval = Timeout.InfiniteTimeSpan;
+            }),
+            postgresTablePrefix: prefix);
     }
 
     public void Configure(WebApplication app)

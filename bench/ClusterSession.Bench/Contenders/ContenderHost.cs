@@ -26,7 +26,7 @@ internal sealed class ContenderHost : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    public static async Task<ContenderHost> StartAsync(IContender contender, string redisConfiguration, CancellationToken cancellationToken)
+    public static async Task<ContenderHost> StartAsync(IContender contender, StoreEndpoints stores, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Logging.ClearProviders();
@@ -34,7 +34,7 @@ internal sealed class ContenderHost : IAsyncDisposable
         // The harness owns Ctrl+C and SIGTERM; the apps must not stop themselves on a signal.
         builder.Services.AddSingleton<IHostLifetime, NoSignalLifetime>();
         builder.WebHost.UseKestrel(kestrel => kestrel.Listen(System.Net.IPAddress.Loopback, 0));
-        contender.ConfigureServices(builder.Services, redisConfiguration);
+        contender.ConfigureServices(builder.Services, stores);
         var app = builder.Build();
         app.MapGet("/nosession", context =>
         {

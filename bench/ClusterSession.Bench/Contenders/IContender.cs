@@ -17,13 +17,21 @@ internal interface IContender
     /// <summary>Whether it keeps sessions in the benchmark's Redis (else Redis figures are null).</summary>
     bool UsesRedis { get; }
 
+    /// <summary>The tables it keeps sessions in, in the benchmark's PostgreSQL (empty: PostgreSQL figures are null).</summary>
+    IReadOnlyList<string> PostgresTables { get; }
+
     /// <param name="services">The app's services.</param>
-    /// <param name="redisConfiguration">A StackExchange.Redis configuration string that reaches Redis through the latency proxy.</param>
-    void ConfigureServices(IServiceCollection services, string redisConfiguration);
+    /// <param name="stores">Where the stores are, each reached through its latency proxy.</param>
+    void ConfigureServices(IServiceCollection services, StoreEndpoints stores);
 
     /// <summary>Adds the session middleware and maps /read, /write, /seed, /count.</summary>
     void Configure(WebApplication app);
 }
+
+/// <summary>How the apps reach the stores (through the latency proxies).</summary>
+/// <param name="RedisConfiguration">A StackExchange.Redis configuration string.</param>
+/// <param name="PostgresConnectionString">An Npgsql connection string, or null when no PostgreSQL contender runs.</param>
+internal sealed record StoreEndpoints(string RedisConfiguration, string? PostgresConnectionString);
 
 /// <summary>Every contender, in report order; the first is the baseline of the ratios.</summary>
 internal static class ContenderCatalog
@@ -35,5 +43,7 @@ internal static class ContenderCatalog
         new AspNetCoreSessionContender(),
         ClusterSessionContender.Redis,
         ClusterSessionContender.Memory,
+        ClusterSessionContender.Postgres,
+        ClusterSessionContender.PostgresUnlogged,
     ];
 }
