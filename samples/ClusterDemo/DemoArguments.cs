@@ -185,27 +185,10 @@ internal sealed record DemoArguments
                 return null;
         }
 
-        if (result.Store == DemoStore.Redis && result.RedisConfiguration is null)
+        error = ServerOptionError(result.Store, DemoStore.Redis, result.RedisConfiguration, "redis", "<configuration>", "127.0.0.1:6379", store)
+            ?? ServerOptionError(result.Store, DemoStore.Postgres, result.PostgresConnectionString, "postgres", "<connection string>", "\"Host=127.0.0.1;Username=postgres;Database=postgres\"", store);
+        if (error is not null)
         {
-            error = "--store redis needs --redis <configuration>, e.g. --redis 127.0.0.1:6379.";
-            return null;
-        }
-
-        if (result.Store != DemoStore.Redis && result.RedisConfiguration is not null)
-        {
-            error = $"--redis is only used with --store redis, not --store {store}.";
-            return null;
-        }
-
-        if (result.Store == DemoStore.Postgres && result.PostgresConnectionString is null)
-        {
-            error = "--store postgres needs --postgres <connection string>, e.g. --postgres \"Host=127.0.0.1;Username=postgres;Database=postgres\".";
-            return null;
-        }
-
-        if (result.Store != DemoStore.Postgres && result.PostgresConnectionString is not null)
-        {
-            error = $"--postgres is only used with --store postgres, not --store {store}.";
             return null;
         }
 
@@ -216,6 +199,17 @@ internal sealed record DemoArguments
         }
 
         return result;
+    }
+
+    /// <summary>An external server's option (<c>--redis</c>, <c>--postgres</c>) goes with its store and only with it.</summary>
+    private static string? ServerOptionError(DemoStore chosen, DemoStore server, string? value, string name, string placeholder, string example, string? store)
+    {
+        if (chosen == server && value is null)
+        {
+            return $"--store {name} needs --{name} {placeholder}, e.g. --{name} {example}.";
+        }
+
+        return chosen != server && value is not null ? $"--{name} is only used with --store {name}, not --store {store}." : null;
     }
 
     private static bool TryParseInt(string name, string? value, int min, int max, out int parsed, out string? error)
