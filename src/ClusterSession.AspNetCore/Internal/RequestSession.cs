@@ -321,6 +321,11 @@ internal sealed class RequestSession : IClusterSession
         catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException)
         {
             Fail(ex, "commit");
+
+            // The app may already be writing its body (this runs on its first write or flush). Content-Length 0
+            // makes the server refuse those bytes (the write throws, the middleware swallows that), so the
+            // client gets a clean error response without the app's body and without buffering any response.
+            _context.Response.ContentLength = 0;
         }
     }
 
