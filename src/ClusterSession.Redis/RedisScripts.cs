@@ -80,16 +80,26 @@ internal static class RedisScripts
         return 1
         """;
 
+    /// <summary>Stands for the store's attribute limit in <see cref="Save"/>; see <see cref="SaveWithLimit"/>.</summary>
+    public const string MaxAttributesPlaceholder = "@MAX_ATTRIBUTES@";
+
     /// <summary>
-    /// KEYS[1] session; ARGV now-ms, new-idle-ms or '', principal-op ('0' keep, '1' set, '2' clear),
-    /// principal, max-attributes, set-count, set field/value pairs, removed fields.
+    /// KEYS[1] session; ARGV now-ms, shape, then (when the shape says so) new-idle-ms and principal, set
+    /// field/value pairs, removed fields. The shape is the set count followed by flags: 'i' a new idle
+    /// timeout follows, 'p' a principal follows (set it), 'c' clear the principal. A one-attribute write
+    /// sends only now, '1', field and value: the attribute limit is part of the script text, not an argument.
     /// Returns {1, version, absolute-ms, had-principal, old-principal}, {0} gone, {-1, count} over the limit.
     /// </summary>
     public const string Save = Prelude + """
         local s = meta()
         if not s then return {0} end
-        local nset = tonumber(ARGV[6])
-        local first, last = 7, 6 + 2 * nset
+        local nset, flags = string.match(ARGV[2], '^(%d+)(%a*)$')
+        nset = tonumber(nset)
+        local pos = 3
+        local newidle, principal
+        if string.find(flags, 'i', 1, true) then newidle = ARGV[pos]; pos = pos + 1 end
+        if string.find(flags, 'p', 1, true) then principal = ARGV[pos]; pos = pos + 1 end
+        local first, last = pos, pos - 1 + 2 * nset
         local added, removed = 0, 0
         for i = first, last, 2 do
           if redis.call('HEXISTS', k, ARGV[i]) == 0 then added = added + 1 end
@@ -99,21 +109,25 @@ internal static class RedisScripts
         end
         if added > removed then
           local count = attributes() + added - removed
-          if count > tonumber(ARGV[5]) then return {-1, count} end
+          if count > @MAX_ATTRIBUTES@ then return {-1, count} end
         end
         if #ARGV > last then redis.call('HDEL', k, unpack(ARGV, last + 1)) end
         if nset > 0 then redis.call('HSET', k, unpack(ARGV, first, last)) end
-        if ARGV[3] == '1' then redis.call('HSET', k, '#p', ARGV[4])
-        elseif ARGV[3] == '2' then redis.call('HDEL', k, '#p') end
+        if principal then redis.call('HSET', k, '#p', principal)
+        elseif string.find(flags, 'c', 1, true) then redis.call('HDEL', k, '#p') end
         local idle = s.idle
-        if ARGV[2] ~= '' then
-          idle = tonumber(ARGV[2])
-          redis.call('HSET', k, '#i', ARGV[2])
+        if newidle then
+          idle = tonumber(newidle)
+          redis.call('HSET', k, '#i', newidle)
         end
         local v = redis.call('HINCRBY', k, '#v', 1)
         touch(idle, s.abs)
         return {1, v, n(s.abs), s.principal and 1 or 0, s.principal or ''}
         """;
+
+    /// <summary><see cref="Save"/> with the attribute limit written in (one cached script per limit).</summary>
+    public static string SaveWithLimit(int maxAttributes)
+        => Save.Replace(MaxAttributesPlaceholder, maxAttributes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
     /// <summary>
     /// KEYS[1] session; ARGV now-ms, field, has-expected, expected, has-replacement, replacement, max-attributes.

@@ -19,6 +19,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly RedisKeys _keys;
     private readonly RedisValue _touchPerMille;
+    private readonly string _saveScript;
     private readonly SemaphoreSlim _connectLock = new(1, 1);
     private readonly bool _ownsMultiplexer;
     private IConnectionMultiplexer? _multiplexer;
@@ -37,6 +38,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
+        _saveScript = RedisScripts.SaveWithLimit(options.Limits.MaxAttributes);
         _ownsMultiplexer = options.ConnectionMultiplexerFactory is null;
     }
 
@@ -76,15 +78,26 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(changes);
         _options.Limits.Validate(changes);
-        var now = NowMs();
-        var args = new RedisValue[6 + (2 * changes.Set.Count) + changes.Removed.Count];
-        args[0] = now;
-        args[1] = changes.IdleTimeout is { } idle ? (long)idle.TotalMilliseconds : RedisValue.EmptyString;
-        args[2] = !changes.PrincipalChanged ? "0" : changes.Principal is null ? "2" : "1";
-        args[3] = changes.Principal ?? string.Empty;
-        args[4] = _options.Limits.MaxAttributes;
-        args[5] = changes.Set.Count;
-        var i = 6;
+        // Only what the change needs goes out: a one-attribute write is now, shape, field and value.
+        var hasIdle = changes.IdleTimeout is not null;
+        var setsPrincipal = changes.PrincipalChanged && changes.Principal is not null;
+        var shape = changes.Set.Count.ToString(CultureInfo.InvariantCulture)
+            + (hasIdle ? "i" : string.Empty)
+            + (setsPrincipal ? "p" : changes.PrincipalChanged ? "c" : string.Empty);
+        var args = new RedisValue[2 + (hasIdle ? 1 : 0) + (setsPrincipal ? 1 : 0) + (2 * changes.Set.Count) + changes.Removed.Count];
+        args[0] = NowMs();
+        args[1] = shape;
+        var i = 2;
+        if (changes.IdleTimeout is { } idle)
+        {
+            args[i++] = (long)idle.TotalMilliseconds;
+        }
+
+        if (setsPrincipal)
+        {
+            args[i++] = changes.Principal;
+        }
+
         foreach (var (name, value) in changes.Set)
         {
             args[i++] = RedisKeys.AttributeField(name);
@@ -97,8 +110,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         }
 
         var result = (RedisResult[])(await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Save, [state.Key], state.Args),
-            (Key: _keys.Session(changes.Id), Args: args),
+            (db, state) => db.ScriptEvaluateAsync(state.Script, [state.Key], state.Args),
+            (Key: _keys.Session(changes.Id), Args: args, Script: _saveScript),
             cancellationToken).ConfigureAwait(false))!;
         switch ((int)result[0])
         {

@@ -392,4 +392,92 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         Assert.Equal(1, Store.Calls("save"));
         Assert.Equal(3, Store.TotalCalls);
     }
+
+    [Fact]
+    public async Task Write_only_request_to_a_stored_session_costs_one_store_call()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        Store.ResetCounts();
+
+        var viaISession = await browser.PostAsync(Cluster[1], "/s/set/b/2");
+        var viaClusterSession = await browser.PostAsync(Cluster[2], "/c/blind-set/c/3");
+
+        Assert.Equal(HttpStatusCode.OK, viaISession.Status);
+        Assert.Equal(HttpStatusCode.OK, viaClusterSession.Status);
+        Assert.Equal(2, Store.Calls("save"));
+        Assert.Equal(2, Store.TotalCalls);
+        Assert.Empty(viaISession.SetCookies);
+        Assert.Empty(viaClusterSession.SetCookies);
+        Assert.Equal("a,b,c", (await browser.GetAsync(Cluster[0], "/s/keys")).Body);
+    }
+
+    [Fact]
+    public async Task Blind_write_with_an_unknown_id_starts_a_new_session_and_never_recreates_that_id()
+    {
+        var forged = SessionId.Create();
+        var browser = new Browser();
+        browser.Cookies[CookieName] = forged;
+
+        var response = await browser.PostAsync(Cluster[0], "/s/set/a/1");
+
+        Assert.Equal(HttpStatusCode.OK, response.Status);
+        Assert.NotNull(response.SetCookie(CookieName));
+        Assert.NotEqual(forged, browser.Cookies[CookieName]);
+        Assert.Null(await Store.Inner.LoadAsync(forged));
+        Assert.Equal("1", (await browser.GetAsync(Cluster[1], "/s/get/a")).Body);
+    }
+
+    [Fact]
+    public async Task Blind_write_after_the_session_was_deleted_starts_a_new_session_with_only_these_writes()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        var old = browser.Cookies[CookieName];
+        await Store.Inner.DeleteAsync(old);
+
+        var response = await browser.PostAsync(Cluster[1], "/c/blind-set/b/2");
+
+        Assert.Equal(HttpStatusCode.OK, response.Status);
+        Assert.NotEqual(old, browser.Cookies[CookieName]);
+        Assert.Null(await Store.Inner.LoadAsync(old));
+        Assert.Equal("b", (await browser.GetAsync(Cluster[2], "/s/keys")).Body);
+    }
+
+    [Fact]
+    public async Task Reads_after_blind_writes_load_once_and_see_the_writes_overlaid()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        await browser.PostAsync(Cluster[0], "/s/set/b/2");
+        Store.ResetCounts();
+
+        var response = await browser.PostAsync(Cluster[1], "/s/blind-mix");
+
+        Assert.Equal("a,c|9|(none)", response.Body);
+        Assert.Equal(1, Store.Calls("load"));
+        Assert.Equal(1, Store.Calls("save"));
+        Assert.Equal(2, Store.TotalCalls);
+        Assert.Equal("a,c", (await browser.GetAsync(Cluster[2], "/s/keys")).Body);
+        Assert.Equal("9", (await browser.GetAsync(Cluster[2], "/s/get/a")).Body);
+    }
+
+    [Theory]
+    [InlineData("/s/set-write-body/b/2")]
+    [InlineData("/s/set-write-stream/b/2")]
+    public async Task Write_endpoint_that_writes_a_body_while_the_store_is_down_gets_a_clean_503_without_the_body(string path)
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        Store.IsDown = true;
+
+        var response = await browser.PostAsync(Cluster[1], path);
+
+        Store.IsDown = false;
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.Status);
+        Assert.Equal(string.Empty, response.Body);
+        Assert.Empty(response.SetCookies);
+        Assert.Equal("(none)", (await browser.GetAsync(Cluster[0], "/s/get/b")).Body);
+        Assert.Equal("app body", (await browser.PostAsync(Cluster[0], path)).Body);
+    }
 }

@@ -40,6 +40,7 @@ public sealed class DiagnosticsAndOptionsTests
         var browser = new Browser();
         await browser.PostAsync(cluster[0], "/s/set/a/1");
         await browser.PostAsync(cluster[0], "/s/set/b/2");
+        await browser.GetAsync(cluster[0], "/s/get/a");
         var stranger = new Browser();
         stranger.Cookies[".ClusterSession"] = SessionId.Create();
         await stranger.GetAsync(cluster[0], "/s/get/a");

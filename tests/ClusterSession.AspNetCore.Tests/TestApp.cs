@@ -121,6 +121,31 @@ internal sealed class TestApp : IAsyncDisposable
             return "committed";
         });
         app.MapGet("/s/id-stable", (HttpContext context) => context.Session.Id == context.Session.Id && context.Session.Id.Length > 0 ? "stable" : "unstable");
+        app.MapPost("/s/set-write-body/{key}/{value}", async (HttpContext context, string key, string value) =>
+        {
+            context.Session.SetString(key, value);
+            await context.Response.WriteAsync("app body");
+        });
+        app.MapPost("/s/set-write-stream/{key}/{value}", async (HttpContext context, string key, string value) =>
+        {
+            context.Session.SetString(key, value);
+            await context.Response.Body.WriteAsync("app body"u8.ToArray());
+        });
+        app.MapPost("/s/blind-mix", (HttpContext context) =>
+        {
+            // Writes before any read, then reads: the load must overlay the writes made so far.
+            context.Session.SetString("a", "9");
+            context.Session.Remove("b");
+            context.Session.SetString("c", "3");
+            context.Session.Remove("never-there");
+            var keys = string.Join(",", context.Session.Keys.Order(StringComparer.Ordinal));
+            return keys + "|" + context.Session.GetString("a") + "|" + (context.Session.GetString("b") ?? "(none)");
+        });
+        app.MapPost("/c/blind-set/{key}/{value}", (HttpContext context, string key, string value) =>
+        {
+            context.GetClusterSession().Set(key, System.Text.Encoding.UTF8.GetBytes(value));
+            return "ok";
+        });
         app.MapPost("/s/bytes/{key}", (HttpContext context, string key) =>
         {
             var buffer = new byte[] { 1, 2, 3 };

@@ -8,7 +8,8 @@ namespace ClusterSession.Bench.Contenders;
 /// <summary>
 /// ClusterSession through its async API: <c>await context.GetClusterSessionAsync()</c> loads the
 /// session once (no sync I/O), reads come from the loaded copy, and the middleware saves only the
-/// change set before the response starts. The <c>HttpContext.Session</c> drop-in goes through the
+/// change set before the response starts. The write-only endpoint uses <c>context.GetClusterSession()</c>,
+/// which records the write without loading (one store call per write request). The <c>HttpContext.Session</c> drop-in goes through the
 /// same request session, so it costs the same round trips plus an adapter call.
 /// </summary>
 /// <param name="name">The name in the report.</param>
@@ -93,11 +94,12 @@ internal sealed class ClusterSessionContender(
                 : StatusCodes.Status404NotFound;
         });
 
-        app.MapPost("/write", async context =>
+        app.MapPost("/write", context =>
         {
-            var session = await context.GetClusterSessionAsync(context.RequestAborted);
-            session.Set(Workload.WriteTarget(context), Workload.NewValue());
+            // Write-only: no load; the change is saved with one store call before the response starts.
+            context.GetClusterSession().Set(Workload.WriteTarget(context), Workload.NewValue());
             context.Response.StatusCode = StatusCodes.Status204NoContent;
+            return Task.CompletedTask;
         });
 
         app.MapPost("/seed", async context =>

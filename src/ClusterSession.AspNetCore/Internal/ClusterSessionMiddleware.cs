@@ -51,6 +51,12 @@ internal sealed class ClusterSessionMiddleware
         {
             session.Fail(ex, "request");
         }
+        catch (InvalidOperationException) when (session.HasFailed && context.Response.ContentLength == 0)
+        {
+            // The app's body write was refused after a failed commit turned the response into an empty error
+            // response (see RequestSession.CommitBeforeResponseAsync); the error response is complete as it is.
+            Log.AppBodyDiscarded(_runtime.Logger);
+        }
         finally
         {
             context.Features.Set(previousFeature);

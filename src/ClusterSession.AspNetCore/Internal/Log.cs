@@ -17,6 +17,7 @@ internal static class EventIds
     public const int MalformedId = 10;
     public const int SessionsRevoked = 11;
     public const int UpdateConflict = 12;
+    public const int AppBodyDiscarded = 13;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -57,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.UpdateConflict, LogLevel.Warning, "An atomic session update gave up after repeated concurrent changes.")]
     public static partial void UpdateConflict(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventIds.AppBodyDiscarded, LogLevel.Debug, "The application's response body was discarded because the session commit failed; the error response was sent instead.")]
+    public static partial void AppBodyDiscarded(ILogger logger);
 }

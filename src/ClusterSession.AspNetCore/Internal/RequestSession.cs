@@ -17,6 +17,10 @@ internal sealed class RequestSession : IClusterSession
     private readonly SessionRuntime _runtime;
     private readonly string? _incomingId;
     private TrackedSession? _session;
+
+    // Blind writes: Set/Remove recorded for the incoming id before anything was read, so a write-only
+    // request costs one save and no load. Null value: removed. Replayed onto the session when it loads.
+    private Dictionary<string, byte[]?>? _blind;
     private bool _sendId;
     private bool _expireId;
 
@@ -30,8 +34,8 @@ internal sealed class RequestSession : IClusterSession
     /// <summary>Whether a commit failed; the request is answered with an error and not committed again.</summary>
     public bool HasFailed { get; private set; }
 
-    /// <summary>Whether the session was loaded (or started) in this request.</summary>
-    public bool IsLoaded => _session is not null;
+    /// <summary>Whether the session was loaded (or started) in this request, or has blind writes to commit.</summary>
+    public bool IsLoaded => _session is not null || _blind is not null;
 
     /// <summary>The id of the loaded session, or null when it was not loaded or is new and unsaved.</summary>
     public string? StoredIdOrNull => _session is { IsNew: false } s ? s.Id : null;
@@ -79,8 +83,31 @@ internal sealed class RequestSession : IClusterSession
     public void Set(string key, byte[] value)
     {
         ThrowIfReserved(key);
+        ArgumentNullException.ThrowIfNull(value);
+        if (CanWriteBlind)
+        {
+            // Name and size are checked now; the attribute count needs the stored session, so the store checks it at commit.
+            _runtime.Options.Limits.ValidateName(key);
+            _runtime.Options.Limits.ValidateValue(key, value);
+            (_blind ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal))[key] = value;
+            return;
+        }
+
         ThrowIfCannotEstablish();
         Session.Set(key, value);
+    }
+
+    /// <summary>Removes an attribute without reporting whether it existed, so it needs no load (ISession.Remove).</summary>
+    public void RemoveWithoutResult(string key)
+    {
+        ThrowIfReserved(key);
+        if (CanWriteBlind)
+        {
+            (_blind ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal))[key] = null;
+            return;
+        }
+
+        Session.Remove(key);
     }
 
     public bool Remove(string key)
@@ -237,8 +264,20 @@ internal sealed class RequestSession : IClusterSession
 
     public async ValueTask CommitAsync(CancellationToken cancellationToken = default)
     {
+        if (HasFailed)
+        {
+            return;
+        }
+
+        if (_session is null && _blind is not null)
+        {
+            await CommitBlindAsync(cancellationToken).ConfigureAwait(false);
+            WriteTransport();
+            return;
+        }
+
         var session = _session;
-        if (session is null || HasFailed)
+        if (session is null)
         {
             return;
         }
@@ -282,6 +321,11 @@ internal sealed class RequestSession : IClusterSession
         catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException)
         {
             Fail(ex, "commit");
+
+            // The app may already be writing its body (this runs on its first write or flush). Content-Length 0
+            // makes the server refuse those bytes (the write throws, the middleware swallows that), so the
+            // client gets a clean error response without the app's body and without buffering any response.
+            _context.Response.ContentLength = 0;
         }
     }
 
@@ -308,11 +352,91 @@ internal sealed class RequestSession : IClusterSession
         }
     }
 
+    /// <summary>
+    /// Saves blind writes with one store call. When the incoming id is unknown, deleted or expired (Gone), the
+    /// writes start a new session with a new id, exactly as a write after a miss does; the old id never comes back.
+    /// </summary>
+    private async ValueTask CommitBlindAsync(CancellationToken cancellationToken)
+    {
+        var blind = _blind!;
+        var set = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var removed = new List<string>();
+        foreach (var (name, value) in blind)
+        {
+            if (value is null)
+            {
+                removed.Add(name);
+            }
+            else
+            {
+                set[name] = value;
+            }
+        }
+
+        var result = await _runtime.SaveAsync(new SessionChanges(_incomingId!, set, removed), cancellationToken).ConfigureAwait(false);
+        if (result == SessionSaveResult.Saved)
+        {
+            // Saved: a later read in this request loads the stored session, which already holds these writes.
+            _blind = null;
+            SessionDiagnostics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "update"));
+            Log.SessionSaved(_runtime.Logger, SessionId.ToLogTag(_incomingId!));
+            return;
+        }
+
+        SessionDiagnostics.Misses.Add(1);
+        Log.SessionMiss(_runtime.Logger, SessionId.ToLogTag(_incomingId!));
+        _session = _runtime.NewSession();
+        ReplayBlindWrites(_session);
+        if (_session.HasChanges)
+        {
+            await CreateAsync(_session, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Applies blind writes to the loaded (or new) session: removals first, so the count check sees the smallest set.</summary>
+    private void ReplayBlindWrites(TrackedSession session)
+    {
+        var blind = _blind;
+        if (blind is null)
+        {
+            return;
+        }
+
+        _blind = null;
+        try
+        {
+            foreach (var (name, value) in blind)
+            {
+                if (value is null)
+                {
+                    session.Remove(name);
+                }
+            }
+
+            foreach (var (name, value) in blind)
+            {
+                if (value is not null)
+                {
+                    session.Set(name, value);
+                }
+            }
+        }
+        catch (SessionLimitExceededException)
+        {
+            // The blind writes leave more attributes than allowed: nothing of this request may be saved half-way.
+            HasFailed = true;
+            throw;
+        }
+    }
+
+    private bool CanWriteBlind => _session is null && _incomingId is not null && !_context.Response.HasStarted;
+
     private async ValueTask<IClusterSession> LoadSlowAsync(CancellationToken cancellationToken)
     {
         if (_incomingId is null)
         {
             _session = _runtime.NewSession();
+            ReplayBlindWrites(_session);
             return this;
         }
 
@@ -335,6 +459,7 @@ internal sealed class RequestSession : IClusterSession
             _session = new TrackedSession(snapshot, _runtime.Options.Limits);
         }
 
+        ReplayBlindWrites(_session);
         return this;
     }
 

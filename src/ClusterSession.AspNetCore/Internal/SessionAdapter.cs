@@ -56,7 +56,7 @@ internal sealed class SessionAdapter : ISession, ISessionFeature
 
     public Task LoadAsync(CancellationToken cancellationToken = default) => _session.GetLoadedAsync(cancellationToken).AsTask();
 
-    public void Remove(string key) => _session.Remove(key);
+    public void Remove(string key) => _session.RemoveWithoutResult(key);
 
     public void Set(string key, byte[] value)
     {
