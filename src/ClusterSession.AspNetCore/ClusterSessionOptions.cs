@@ -41,6 +41,13 @@ public sealed class ClusterSessionOptions
     /// </summary>
     public int ConflictStatusCode { get; set; } = StatusCodes.Status409Conflict;
 
+    /// <summary>
+    /// The status code of a request whose changes the store refused at save for exceeding
+    /// <see cref="Limits"/> (typically the attribute count, which a write-only request cannot check
+    /// before it saves). Nothing of the request's changes is saved. Default 413 (Content Too Large).
+    /// </summary>
+    public int LimitExceededStatusCode { get; set; } = StatusCodes.Status413PayloadTooLarge;
+
     /// <summary>How long one store call may take before the request fails as unavailable. Default 5 seconds.</summary>
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

@@ -153,6 +153,11 @@ internal sealed class TestApp : IAsyncDisposable
             buffer[0] = 9;
             return context.Session.TryGetValue(key, out var stored) ? string.Join("", stored) : "(none)";
         });
+        app.MapPost("/s/sized/{key}/{size:int}", (HttpContext context, string key, int size) =>
+        {
+            context.Session.Set(key, new byte[size]);
+            return "ok";
+        });
     }
 
     /// <summary>Endpoints that use ClusterSession's own API and authentication.</summary>

@@ -47,7 +47,7 @@ internal sealed class ClusterSessionMiddleware
                 await CommitLateAsync(session, context.RequestAborted).ConfigureAwait(false);
             }
         }
-        catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException or SessionConflictException && !context.Response.HasStarted)
+        catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException or SessionConflictException or SessionLimitExceededException && !context.Response.HasStarted)
         {
             session.Fail(ex, "request");
         }

@@ -48,6 +48,11 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add($"ClusterSessionOptions.StoreUnavailableStatusCode must be an error status (400-599), not {options.StoreUnavailableStatusCode}.");
         }
 
+        if (options.LimitExceededStatusCode is < 400 or > 599)
+        {
+            failures.Add($"ClusterSessionOptions.LimitExceededStatusCode must be an error status (400-599), not {options.LimitExceededStatusCode}.");
+        }
+
         if (options.ConflictStatusCode is < 400 or > 599)
         {
             failures.Add($"ClusterSessionOptions.ConflictStatusCode must be an error status (400-599), not {options.ConflictStatusCode}.");

@@ -318,7 +318,7 @@ internal sealed class RequestSession : IClusterSession
         {
             await CommitAsync(_context.RequestAborted).ConfigureAwait(false);
         }
-        catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException)
+        catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException or SessionLimitExceededException)
         {
             Fail(ex, "commit");
 
@@ -333,7 +333,12 @@ internal sealed class RequestSession : IClusterSession
     public void Fail(ClusterSessionException exception, string operation)
     {
         HasFailed = true;
-        var status = exception is SessionStoreUnavailableException ? _runtime.Options.StoreUnavailableStatusCode : _runtime.Options.ConflictStatusCode;
+        var status = exception switch
+        {
+            SessionStoreUnavailableException => _runtime.Options.StoreUnavailableStatusCode,
+            SessionLimitExceededException => _runtime.Options.LimitExceededStatusCode,
+            _ => _runtime.Options.ConflictStatusCode,
+        };
         if (exception is SessionStoreUnavailableException)
         {
             Log.StoreUnavailable(_runtime.Logger, exception, operation, status);
