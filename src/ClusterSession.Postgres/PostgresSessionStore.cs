@@ -393,11 +393,7 @@ public sealed class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDis
         CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        _limits.ValidateName(name);
-        if (replacement is not null)
-        {
-            _limits.ValidateValue(name, replacement);
-        }
+        _limits.ValidateAttribute(name, replacement);
 
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         try

@@ -222,11 +222,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        _options.Limits.ValidateName(name);
-        if (replacement is not null)
-        {
-            _options.Limits.ValidateValue(name, replacement);
-        }
+        _options.Limits.ValidateAttribute(name, replacement);
 
         RedisValue[] args =
         [

@@ -71,6 +71,19 @@ public sealed class SessionLimits
     }
 
     /// <summary>
+    /// Validates one attribute write: the name, and the value unless <paramref name="value"/> is null
+    /// (a removal). The attribute count is the store's to check, as only it knows the stored count.
+    /// </summary>
+    public void ValidateAttribute(string name, byte[]? value)
+    {
+        ValidateName(name);
+        if (value is not null)
+        {
+            ValidateValue(name, value);
+        }
+    }
+
+    /// <summary>
     /// Validates every name and value of <paramref name="changes"/>, and that the change set alone
     /// does not set more than <see cref="MaxAttributes"/> attributes. (Whether the stored session plus
     /// the change stays within the count is for the store to check where it knows the stored count.)

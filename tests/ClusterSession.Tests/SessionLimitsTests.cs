@@ -52,6 +52,15 @@ public sealed class SessionLimitsTests
     }
 
     [Fact]
+    public void One_attribute_write_checks_the_name_and_a_value_but_a_removal_only_the_name()
+    {
+        _limits.ValidateAttribute("v", new byte[16]);
+        _limits.ValidateAttribute("v", null);
+        Assert.Throws<SessionLimitExceededException>(() => _limits.ValidateAttribute("v", new byte[17]));
+        Assert.Throws<SessionLimitExceededException>(() => _limits.ValidateAttribute("", null));
+    }
+
+    [Fact]
     public void Attribute_count_over_the_limit_is_rejected()
     {
         _limits.ValidateCount(3);

@@ -262,11 +262,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(id);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.ValidateName(name);
-        if (replacement is not null)
-        {
-            _limits.ValidateValue(name, replacement);
-        }
+        _limits.ValidateAttribute(name, replacement);
 
         if (!_sessions.TryGetValue(id, out var entry))
         {
