@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Http;
 namespace ClusterSession.AspNetCore;
 
 /// <summary>Options of <c>services.AddClusterSession(...)</c>. Validated at startup.</summary>
-public sealed class ClusterSessionOptions
+public sealed class ClusterSessionOptions : ISessionStoreBuilder
 {
     internal Func<IServiceProvider, ISessionStore>? StoreFactory { get; private set; }
 
@@ -75,6 +75,9 @@ public sealed class ClusterSessionOptions
         StoreFactory = factory;
         return this;
     }
+
+    /// <inheritdoc />
+    void ISessionStoreBuilder.UseStore(Func<IServiceProvider, ISessionStore> factory) => UseStore(factory);
 }
 
 /// <summary>The ways a session id can travel; combine them with <c>|</c>.</summary>

@@ -69,3 +69,41 @@ public sealed class RegistrationTests
         Assert.Null(provider.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>().Get(CookieAuthenticationDefaults.AuthenticationScheme).SessionStore);
     }
 }
+
+/// <summary>Each store package registers itself on <see cref="ClusterSessionOptions"/> through <see cref="ISessionStoreBuilder"/>.</summary>
+public sealed class StoreRegistrationTests
+{
+    [Fact]
+    public async Task UseRedis_registers_the_redis_store()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddClusterSession(options => options.UseRedis("127.0.0.1:1,abortConnect=false,connectTimeout=100"));
+
+        await using var provider = services.BuildServiceProvider();
+
+        Assert.IsType<ClusterSession.Redis.RedisSessionStore>(provider.GetRequiredService<ISessionStore>());
+    }
+
+    [Fact]
+    public async Task UsePostgres_registers_the_postgres_store()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddClusterSession(options => options.UsePostgres("Host=127.0.0.1;Port=1;Username=none"));
+
+        await using var provider = services.BuildServiceProvider();
+
+        Assert.IsType<ClusterSession.Postgres.PostgresSessionStore>(provider.GetRequiredService<ISessionStore>());
+    }
+
+    [Fact]
+    public void Store_extensions_chain_on_the_options_type()
+    {
+        var options = new ClusterSessionOptions();
+
+        ClusterSessionOptions chained = options.UseRedis("127.0.0.1:1").UsePostgres("Host=127.0.0.1");
+
+        Assert.Same(options, chained);
+    }
+}
