@@ -203,6 +203,30 @@ public sealed class TrackedSession
             new Dictionary<string, byte[]>(_set, StringComparer.Ordinal));
 
     /// <summary>
+    /// Records that the store now holds <paramref name="value"/> (null: absent) for <paramref name="name"/>,
+    /// written outside this change set (an atomic update): it becomes part of the baseline, one version on,
+    /// and any pending change of that attribute is dropped.
+    /// </summary>
+    public void AcceptStoredValue(string name, byte[]? value)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var attributes = new Dictionary<string, byte[]>(Snapshot.Attributes, StringComparer.Ordinal);
+        if (value is null)
+        {
+            attributes.Remove(name);
+        }
+        else
+        {
+            attributes[name] = value;
+        }
+
+        _set.Remove(name);
+        _removed.Remove(name);
+        var s = Snapshot;
+        Snapshot = new SessionSnapshot(s.Id, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version + 1, attributes);
+    }
+
+    /// <summary>
     /// Records that the changes were written: the overlay becomes the new baseline, so a second
     /// commit in the same request sends only what changed after the first.
     /// </summary>

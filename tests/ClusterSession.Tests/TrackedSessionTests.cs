@@ -215,4 +215,20 @@ public sealed class TrackedSessionTests
             attributes.ToDictionary(a => a.Name, a => Bytes(a.Value), StringComparer.Ordinal));
 
     private static byte[] Bytes(string value) => Encoding.UTF8.GetBytes(value);
+
+    [Fact]
+    public void AcceptStoredValue_makes_an_outside_write_the_baseline_without_a_pending_change()
+    {
+        var session = new TrackedSession(SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UnixEpoch, TimeSpan.FromMinutes(20), TimeSpan.FromHours(1),
+            new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["gone"] = [1] }));
+
+        session.AcceptStoredValue("cart", [7]);
+        session.AcceptStoredValue("gone", null);
+
+        Assert.False(session.HasChanges);
+        Assert.True(session.TryGetValue("cart", out var cart));
+        Assert.Equal(new byte[] { 7 }, cart);
+        Assert.False(session.TryGetValue("gone", out _));
+        Assert.Equal(2, session.Snapshot.Version);
+    }
 }

@@ -164,20 +164,7 @@ internal sealed class RequestSession : IClusterSession
             throw;
         }
 
-        var attributes = new Dictionary<string, byte[]>(session.Snapshot.Attributes, StringComparer.Ordinal);
-        if (written is null)
-        {
-            attributes.Remove(key);
-        }
-        else
-        {
-            attributes[key] = written;
-        }
-
-        var s = session.Snapshot;
-        _session = new TrackedSession(
-            new SessionSnapshot(session.Id, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version + 1, attributes),
-            _runtime.Options.Limits);
+        session.AcceptStoredValue(key, written);
         return written;
     }
 
