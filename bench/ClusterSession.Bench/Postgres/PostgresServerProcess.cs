@@ -38,7 +38,7 @@ internal sealed class PostgresServerProcess : IAsyncDisposable
 
     public static async Task<PostgresServerProcess> StartAsync(CancellationToken cancellationToken)
     {
-        var bin = FindBinDirectory();
+        var bin = ClusterSession.Testing.Servers.PostgresBinaries.FindBinDirectory(" to run the PostgreSQL contenders");
         var asSystemUser = Environment.IsPrivilegedProcess;
         var directory = Path.Combine(Path.GetTempPath(), "clustersession-bench-pg-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(directory);
@@ -132,19 +132,5 @@ internal sealed class PostgresServerProcess : IAsyncDisposable
         {
             throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await stderr}{await stdout}");
         }
-    }
-
-    private static string FindBinDirectory()
-    {
-        const string root = "/usr/lib/postgresql";
-        var candidates = Directory.Exists(root)
-            ? Directory.GetDirectories(root)
-                .Where(d => File.Exists(Path.Combine(d, "bin", "initdb")) && File.Exists(Path.Combine(d, "bin", "pg_ctl")))
-                .OrderByDescending(d => double.TryParse(Path.GetFileName(d), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : 0)
-                .ToList()
-            : [];
-        return candidates.Count > 0
-            ? Path.Combine(candidates[0], "bin")
-            : throw new InvalidOperationException($"No PostgreSQL server binaries under {root}/*/bin: install the Debian package 'postgresql' (apt-get install postgresql) to run the PostgreSQL contenders.");
     }
 }

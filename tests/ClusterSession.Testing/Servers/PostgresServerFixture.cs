@@ -56,7 +56,7 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     public async Task StartOwnServerAsync()
     {
         IsExternal = false;
-        _binDirectory = FindBinDirectory();
+        _binDirectory = PostgresBinaries.FindBinDirectory($", or set {EnvironmentVariable} to the connection string of a running server");
         _runAsSystemUser = Environment.IsPrivilegedProcess;
         _directory = Path.Combine(Path.GetTempPath(), "clustersession-pg-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(_directory);
@@ -120,22 +120,6 @@ public sealed class PostgresServerFixture : IAsyncLifetime
             throw new InvalidOperationException(
                 $"This PostgreSQL server was not started by the fixture ({EnvironmentVariable} is set): call StartOwnServerAsync for tests that stop and start it.");
         }
-    }
-
-    private static string FindBinDirectory()
-    {
-        const string root = "/usr/lib/postgresql";
-        var candidates = Directory.Exists(root)
-            ? Directory.GetDirectories(root)
-                .Where(d => File.Exists(Path.Combine(d, "bin", "initdb")) && File.Exists(Path.Combine(d, "bin", "pg_ctl")))
-                .OrderByDescending(d => double.TryParse(Path.GetFileName(d), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : 0)
-                .ToList()
-            : [];
-        return candidates.Count > 0
-            ? Path.Combine(candidates[0], "bin")
-            : throw new InvalidOperationException(
-                $"No PostgreSQL server binaries under {root}/*/bin: install the Debian package 'postgresql' (apt-get install postgresql), " +
-                $"or set {EnvironmentVariable} to the connection string of a running server.");
     }
 
     private async Task RunAsync(string file, IReadOnlyList<string> arguments, bool asSystemUser)
