@@ -17,6 +17,12 @@ public sealed class ClusterRedisConformanceTests(RedisClusterFixture cluster) : 
     protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(cluster.Configuration, time, configure: o => o.Limits = Limits);
 }
 
+[Collection(SentinelRedis.Name)]
+public sealed class SentinelRedisConformanceTests(RedisSentinelFixture sentinel) : SessionStoreConformanceTests
+{
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(sentinel.Configuration, time, configure: o => o.Limits = Limits);
+}
+
 [Collection(Garnet.Name)]
 public sealed class GarnetConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
 {
