@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -14,6 +15,9 @@ namespace ClusterSession.Redis;
 /// </summary>
 public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 {
+    // Every command must see the latest state: never read from a replica, fail over with the primary.
+    private const CommandFlags Primary = CommandFlags.DemandMaster;
+
     private readonly RedisSessionStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -22,6 +26,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly string _saveScript;
     private readonly SemaphoreSlim _connectLock = new(1, 1);
     private readonly bool _ownsMultiplexer;
+    private readonly RedisTopologyRefresh _topology;
+    private readonly RedisReplicaWait? _replicaWait;
     private IConnectionMultiplexer? _multiplexer;
     private bool _disposed;
 
@@ -40,6 +46,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
         _saveScript = RedisScripts.SaveWithLimit(options.Limits.MaxAttributes);
         _ownsMultiplexer = options.ConnectionMultiplexerFactory is null;
+        _topology = new RedisTopologyRefresh(_logger);
+        _replicaWait = options.WaitForReplicas > 0 ? new RedisReplicaWait(options.WaitForReplicas, options.ReplicaWaitTimeout) : null;
     }
 
     /// <summary>Creates a store on a multiplexer the caller owns (and disposes).</summary>
@@ -67,7 +75,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     {
         SessionId.ThrowIfMalformed(id);
         var result = await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Keys.Session(state.Id)], [state.Now, state.TouchPerMille]),
+            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Keys.Session(state.Id)], [state.Now, state.TouchPerMille], Primary),
             (Keys: _keys, Id: id, Now: NowMs(), TouchPerMille: _touchPerMille),
             cancellationToken).ConfigureAwait(false);
         return result.IsNull ? null : ReadSnapshot(id, (RedisResult[])result!);
@@ -110,7 +118,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         }
 
         var result = (RedisResult[])(await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(state.Script, [state.Key], state.Args),
+            (db, state) => WriteAsync(db, state.Script, state.Key, state.Args),
             (Key: _keys.Session(changes.Id), Args: args, Script: _saveScript),
             cancellationToken).ConfigureAwait(false))!;
         switch ((int)result[0])
@@ -136,7 +144,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     {
         SessionId.ThrowIfMalformed(id);
         var result = (RedisResult[])(await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Delete, [state.Key], [state.Now]),
+            (db, state) => WriteAsync(db, RedisScripts.Delete, state.Key, [state.Now]),
             (Key: _keys.Session(id), Now: NowMs()),
             cancellationToken).ConfigureAwait(false))!;
         if ((int)result[1] == 1)
@@ -163,7 +171,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         var oldKey = _keys.Session(oldId);
         var now = NowMs();
         var read = await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.BeginMove, [state.Key], [state.Now]),
+            (db, state) => WriteAsync(db, RedisScripts.BeginMove, state.Key, [state.Now]),
             (Key: oldKey, Now: now),
             cancellationToken).ConfigureAwait(false);
         if (read.IsNull)
@@ -192,19 +200,22 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         }
 
         var created = (int)await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Create, [state.Key], state.Args),
+            (db, state) => WriteAsync(db, RedisScripts.Create, state.Key, state.Args),
             (Key: _keys.Session(newId), Args: args.ToArray()),
             cancellationToken).ConfigureAwait(false);
         if (created == 0)
         {
             await RunAsync(
-                (db, key) => db.ScriptEvaluateAsync(RedisScripts.AbortMove, [key]),
+                (db, key) => WriteAsync(db, RedisScripts.AbortMove, key, []),
                 oldKey,
                 cancellationToken).ConfigureAwait(false);
             return false;
         }
 
-        await RunAsync((db, key) => db.KeyDeleteAsync(key), oldKey, cancellationToken).ConfigureAwait(false);
+        await RunAsync(
+            (db, key) => _replicaWait is { } wait ? wait.ExecuteAsync(db, key, "DEL", key) : db.ExecuteAsync("DEL", [key], Primary),
+            oldKey,
+            cancellationToken).ConfigureAwait(false);
         if (snapshot.Principal is { } boundTo)
         {
             await UpdateIndexAsync(boundTo, ["r", oldId], cancellationToken).ConfigureAwait(false);
@@ -235,7 +246,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             _options.Limits.MaxAttributes,
         ];
         var result = (RedisResult[])(await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.CompareAndSet, [state.Key], state.Args),
+            (db, state) => WriteAsync(db, RedisScripts.CompareAndSet, state.Key, state.Args),
             (Key: _keys.Session(id), Args: args),
             cancellationToken).ConfigureAwait(false))!;
         return (int)result[0] switch
@@ -253,7 +264,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(principal);
         var now = NowMs();
         var ids = await RunAsync(
-            (db, state) => db.SortedSetRangeByScoreAsync(state.Key, state.Now, double.PositiveInfinity, Exclude.Start),
+            (db, state) => db.SortedSetRangeByScoreAsync(state.Key, state.Now, double.PositiveInfinity, Exclude.Start, flags: Primary),
             (Key: _keys.Principal(principal), Now: (double)now),
             cancellationToken).ConfigureAwait(false);
         if (ids.Length == 0)
@@ -264,7 +275,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // One read per listed id, all in flight at once (each is a single-slot command). The session
         // hash is the truth; the index is only a hint, so stale entries are dropped here.
         var hashes = await RunAsync(
-            (db, state) => Task.WhenAll(state.Ids.Select(id => db.HashGetAllAsync(state.Keys.Session((string)id!)))),
+            (db, state) => Task.WhenAll(state.Ids.Select(id => db.HashGetAllAsync(state.Keys.Session((string)id!), Primary))),
             (Keys: _keys, Ids: ids),
             cancellationToken).ConfigureAwait(false);
         var found = new List<SessionSnapshot>(ids.Length);
@@ -316,7 +327,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                     var batch = new List<Task<RedisValue[]>>();
                     await foreach (var key in server.KeysAsync(db.Database, pattern, pageSize: 1000).ConfigureAwait(false))
                     {
-                        batch.Add(db.HashGetAsync(key, RedisKeys.CountFields));
+                        batch.Add(db.HashGetAsync(key, RedisKeys.CountFields, Primary));
                     }
 
                     foreach (var fields in await Task.WhenAll(batch).ConfigureAwait(false))
@@ -398,6 +409,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             TouchIntervalFraction = source.TouchIntervalFraction,
             OperationTimeout = source.OperationTimeout,
             Limits = source.Limits,
+            WaitForReplicas = source.WaitForReplicas,
+            ReplicaWaitTimeout = source.ReplicaWaitTimeout,
         };
     }
 
@@ -430,7 +443,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         }
 
         var created = await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Create, [state.Key], state.Args),
+            (db, state) => WriteAsync(db, RedisScripts.Create, state.Key, state.Args),
             (Key: _keys.Session(session.Id), Args: args.ToArray()),
             cancellationToken).ConfigureAwait(false);
         return (int)created == 1;
@@ -453,47 +466,66 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         args[0] = NowMs();
         operations.CopyTo(args, 1);
         await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Index, [state.Key], state.Args),
+            (db, state) => WriteAsync(db, RedisScripts.Index, state.Key, state.Args),
             (Key: _keys.Principal(principal), Args: args),
             cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Runs one store call with the operation timeout, mapping every way Redis can be unreachable
-    /// to <see cref="SessionStoreUnavailableException"/>. The caller's own cancellation stays an
-    /// <see cref="OperationCanceledException"/>.
+    /// Runs one store call within the operation timeout, mapping every way Redis can be unavailable to
+    /// <see cref="SessionStoreUnavailableException"/>. A command Redis certainly did not run (refused by a replica,
+    /// a loading node, a redirect, no primary known yet) makes the connection re-discover the topology and is sent
+    /// again until the timeout is spent: the whole call never takes longer than the timeout. The caller's own
+    /// cancellation stays an <see cref="OperationCanceledException"/>.
     /// </summary>
     private async ValueTask<TResult> RunAsync<TState, TResult>(Func<IDatabase, TState, Task<TResult>> operation, TState state, CancellationToken cancellationToken)
     {
-        Task<TResult>? pending = null;
-        try
+        var started = Stopwatch.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            var multiplexer = _multiplexer ?? await ConnectAsync(cancellationToken).WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
-            pending = operation(multiplexer.GetDatabase(), state);
-            return await pending.WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (IsUnavailable(ex) && !cancellationToken.IsCancellationRequested)
-        {
-            // A timed-out command may still fail later; observe it so it is not reported as unobserved.
-            _ = pending?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            LogUnavailable(_logger, ex.GetType().Name);
-            throw new SessionStoreUnavailableException(
-                $"The Redis session store did not answer within {_options.OperationTimeout.TotalMilliseconds:0} ms ({ex.GetType().Name}: {ex.Message}). Check that Redis is running and reachable; the request must not continue without its session.",
-                ex);
+            Task<TResult>? pending = null;
+            try
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                var multiplexer = _multiplexer ?? await ConnectAsync(cancellationToken).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+                pending = operation(multiplexer.GetDatabase(), state);
+                return await pending.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (RedisFaults.IsUnavailable(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                // A timed-out command may still fail later; observe it so it is not reported as unobserved.
+                _ = pending?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                if (RedisFaults.TopologyChanged(ex) && _multiplexer is { } stale)
+                {
+                    _topology.Request(stale, ex);
+                }
+
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                var delay = RetryDelay(attempt);
+                if (RedisFaults.NotApplied(ex) && elapsed + delay < _options.OperationTimeout)
+                {
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                LogUnavailable(_logger, ex.GetType().Name);
+                throw new SessionStoreUnavailableException(RedisFaults.Describe(ex, _options.OperationTimeout, elapsed, attempt), ex);
+            }
         }
     }
 
-    private static bool IsUnavailable(Exception ex) => ex switch
+    /// <summary>A write script: on the primary, followed by WAIT in the same round trip when <see cref="RedisSessionStoreOptions.WaitForReplicas"/> asks for it.</summary>
+    private Task<RedisResult> WriteAsync(IDatabase db, string script, RedisKey key, RedisValue[] args)
+        => _replicaWait is { } wait ? wait.EvaluateAsync(db, script, key, args) : db.ScriptEvaluateAsync(script, [key], args, Primary);
+
+    private TimeSpan Remaining(long started)
     {
-        TimeoutException or RedisConnectionException => true,
-        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
-            || server.Message.StartsWith("CLUSTERDOWN", StringComparison.Ordinal)
-            || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
-            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
-            || server.Message.StartsWith("READONLY", StringComparison.Ordinal),
-        _ => false,
-    };
+        var remaining = _options.OperationTimeout - Stopwatch.GetElapsedTime(started);
+        return remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero;
+    }
+
+    // 20, 40, 80 ... ms, at most 250 ms: a failover settles in seconds, and no retry may outlive the timeout.
+    private static TimeSpan RetryDelay(int attempt) => TimeSpan.FromMilliseconds(Math.Min(250, 10 << Math.Min(attempt, 5)));
 
     private SessionLimitExceededException TooManyAttributes(int count)
         => new($"A session may hold at most {_options.Limits.MaxAttributes} attributes, this change would leave {count}: remove attributes or raise SessionLimits.MaxAttributes.");

@@ -40,6 +40,22 @@ public sealed class RedisSessionStoreOptions
 
     /// <summary>Limits on attribute names, sizes and counts, checked before every write. Default: <see cref="SessionLimits.Default"/>.</summary>
     public SessionLimits Limits { get; set; } = SessionLimits.Default;
+
+    /// <summary>
+    /// How many replicas must have a write before the store reports it done: every write (create, save,
+    /// compare-and-set, delete, id change, principal index) is followed by Redis <c>WAIT</c> in the same round trip,
+    /// and fails with <see cref="SessionStoreUnavailableException"/> when fewer replicas acknowledge it within
+    /// <see cref="ReplicaWaitTimeout"/>. With 1 (and one replica), a write acknowledged to the application survives a
+    /// failover. Loads (and their throttled touch) never wait. 0 (the default) does not wait: a write acknowledged by
+    /// the primary alone can be lost when the primary fails before replicating it. Between 0 and 16.
+    /// </summary>
+    public int WaitForReplicas { get; set; }
+
+    /// <summary>
+    /// How long a write waits for <see cref="WaitForReplicas"/> replicas (the <c>WAIT</c> timeout). Must be shorter than
+    /// <see cref="OperationTimeout"/>. Default: 1 second.
+    /// </summary>
+    public TimeSpan ReplicaWaitTimeout { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>Validates <see cref="RedisSessionStoreOptions"/> with messages that name the option and the fix.</summary>
@@ -82,6 +98,16 @@ internal sealed class RedisSessionStoreOptionsValidator : IValidateOptions<Redis
         if (options.OperationTimeout <= TimeSpan.Zero || options.OperationTimeout > TimeSpan.FromMinutes(5))
         {
             failures.Add($"RedisSessionStoreOptions.OperationTimeout is {options.OperationTimeout}: use a positive time of at most 5 minutes; the default is 5 seconds.");
+        }
+
+        if (options.WaitForReplicas is < 0 or > 16)
+        {
+            failures.Add($"RedisSessionStoreOptions.WaitForReplicas is {options.WaitForReplicas}: use 0 (do not wait) or the number of replicas every write must reach, at most 16.");
+        }
+
+        if (options.WaitForReplicas > 0 && (options.ReplicaWaitTimeout < TimeSpan.FromMilliseconds(1) || options.ReplicaWaitTimeout >= options.OperationTimeout))
+        {
+            failures.Add($"RedisSessionStoreOptions.ReplicaWaitTimeout is {options.ReplicaWaitTimeout}: use at least 1 ms and less than OperationTimeout ({options.OperationTimeout}), so a write can wait for its replicas and still answer in time; the default is 1 second.");
         }
 
         if (options.Limits is null)
