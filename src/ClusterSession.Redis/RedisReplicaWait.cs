@@ -28,7 +28,7 @@ internal sealed class RedisReplicaWait(int replicas, TimeSpan timeout)
     /// <exception cref="SessionStoreUnavailableException">Fewer replicas than required acknowledged in time.</exception>
     public async Task<RedisResult> EvaluateAsync(IDatabase db, string script, RedisKey key, RedisValue[] args)
     {
-        var server = db.Multiplexer.GetServer(key, null, CommandFlags.DemandMaster);
+        var server = PrimaryOf(db, key);
         var evalArgs = new object[3 + args.Length];
         evalArgs[0] = _hashes.GetOrAdd(script, Sha1);
         evalArgs[1] = 1;
@@ -52,7 +52,20 @@ internal sealed class RedisReplicaWait(int replicas, TimeSpan timeout)
 
     /// <summary>Runs a plain command on <paramref name="key"/>'s primary and waits for the replicas.</summary>
     public Task<RedisResult> ExecuteAsync(IDatabase db, RedisKey key, string command, params object[] args)
-        => RunAsync(db, db.Multiplexer.GetServer(key, null, CommandFlags.DemandMaster), command, args);
+        => RunAsync(db, PrimaryOf(db, key), command, args);
+
+    private static IServer PrimaryOf(IDatabase db, RedisKey key)
+    {
+        try
+        {
+            return db.Multiplexer.GetServer(key, null, CommandFlags.DemandMaster);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // No primary known right now (mid-failover): nothing was sent, so the store may retry after a topology refresh.
+            throw new RedisConnectionException(ConnectionFailureType.UnableToResolvePhysicalConnection, CommandFlags.DemandMaster, "No Redis primary is known for the key's hash slot.", ex, CommandStatus.WaitingToBeSent);
+        }
+    }
 
     private async Task<RedisResult> RunAsync(IDatabase db, IServer server, string command, object[] args)
     {
