@@ -30,6 +30,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly RedisReplicaWait? _replicaWait;
     private IConnectionMultiplexer? _multiplexer;
     private bool _disposed;
+    private int _evictionPolicyChecked;
 
     /// <summary>Creates a store. It connects on first use.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -488,6 +489,11 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 var multiplexer = _multiplexer ?? await ConnectAsync(cancellationToken).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+                if (_evictionPolicyChecked == 0 && Interlocked.Exchange(ref _evictionPolicyChecked, 1) == 0)
+                {
+                    _ = RedisEvictionPolicyCheck.WarnIfUnfitAsync(multiplexer, _logger);
+                }
+
                 pending = operation(multiplexer.GetDatabase(), state);
                 return await pending.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
             }
