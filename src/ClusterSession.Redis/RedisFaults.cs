@@ -28,6 +28,7 @@ internal static class RedisFaults
     {
         RedisServerException server => IsTransientServerError(server),
         RedisConnectionException connection => connection.FailureType is ConnectionFailureType.UnableToResolvePhysicalConnection
+            || IsUnfollowedRedirect(connection)
             || new FaultContext(connection).NotApplied,
         _ => false,
     };
@@ -55,6 +56,8 @@ internal static class RedisFaults
         {
             RedisServerException server when server.Kind is RedisErrorKind.Moved or RedisErrorKind.Ask or RedisErrorKind.UnknownRedirectTarget =>
                 $"Redis Cluster redirected the command ({FirstWord(server.Message)}) to a node the connection could not use {after}. The store refreshed its view of the cluster; if this persists, check that every cluster node is reachable from this host.",
+            RedisConnectionException connection when IsUnfollowedRedirect(connection) =>
+                $"Redis Cluster redirected the command (ASK/MOVED) to a node the connection had not reached yet {after}. The store refreshed its view of the cluster and retried; if this persists, check that every cluster node is reachable from this host.",
             RedisServerException server =>
                 $"Redis refused the command ({FirstWord(server.Message)}: {Explain(server)}) {after}. The store reconfigures its connection and retries by itself; if this persists, check the Redis primary and its replicas.",
             RedisConnectionException connection when connection.FailureType is ConnectionFailureType.UnableToResolvePhysicalConnection =>
@@ -65,6 +68,15 @@ internal static class RedisFaults
                 $"The Redis session store did not answer within {timeout.TotalMilliseconds:0} ms ({ex.GetType().Name}, {attempts} attempt(s)); the command may or may not have been applied. Check that Redis is running and reachable; the request must not continue without its session.",
         };
     }
+
+    /// <summary>
+    /// StackExchange.Redis follows a MOVED to a node it has not met, but fails an ASK to one (and a redirect to a node
+    /// it cannot reach) with this connection error. The node that redirected did not run the command.
+    /// </summary>
+    private static bool IsUnfollowedRedirect(RedisConnectionException connection)
+        => connection.FailureType == ConnectionFailureType.UnableToConnect
+            && connection.Message.StartsWith("Endpoint ", StringComparison.Ordinal)
+            && connection.Message.Contains(" serving hashslot ", StringComparison.Ordinal);
 
     private static bool IsTransientServerError(RedisServerException server)
         => server.Kind is RedisErrorKind.Loading or RedisErrorKind.ClusterDown or RedisErrorKind.TryAgain or RedisErrorKind.MasterDown
