@@ -508,7 +508,9 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
                 var elapsed = Stopwatch.GetElapsedTime(started);
                 var delay = RetryDelay(attempt);
-                if (RedisFaults.NotApplied(ex) && elapsed + delay < _options.OperationTimeout)
+                // Retry only while some node answers (a failover or a slot move in progress); with nothing connected,
+                // Redis is down and the request fails now rather than after the whole timeout.
+                if (RedisFaults.NotApplied(ex) && _multiplexer is { IsConnected: true } && elapsed + delay < _options.OperationTimeout)
                 {
                     await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                     continue;

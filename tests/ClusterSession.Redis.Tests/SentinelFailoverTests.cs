@@ -31,6 +31,7 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
     {
         PlannedFailover,
         PrimaryKilled,
+        PrimaryPaused,
     }
 
     public Task InitializeAsync() => _sentinel.InitializeAsync();
@@ -42,6 +43,8 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
     [InlineData(Fault.PrimaryKilled, 1)]
     [InlineData(Fault.PlannedFailover, 0)]
     [InlineData(Fault.PrimaryKilled, 0)]
+    [InlineData(Fault.PrimaryPaused, 1)]
+    [InlineData(Fault.PrimaryPaused, 0)]
     public async Task Every_node_recovers_by_itself_and_no_acknowledged_write_is_lost_when_waiting_for_a_replica(Fault fault, int waitForReplicas)
     {
         // As docs/operations.md advises for Sentinel: StackExchange.Redis re-discovers the primary with blocking calls on
@@ -76,13 +79,20 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
             await Task.Delay(BeforeFault);
             var faultAt = clock.Elapsed;
             int? killed = null;
-            if (fault == Fault.PlannedFailover)
+            int? paused = null;
+            switch (fault)
             {
-                await _sentinel.FailoverAsync();
-            }
-            else
-            {
-                killed = await _sentinel.KillPrimaryAsync();
+                case Fault.PlannedFailover:
+                    await _sentinel.FailoverAsync();
+                    break;
+                case Fault.PrimaryKilled:
+                    killed = await _sentinel.KillPrimaryAsync();
+                    break;
+                default:
+                    // Silent past Sentinel's detection time (its replica is promoted meanwhile), then back, still believing it is the primary.
+                    paused = await _sentinel.PrimaryPortAsync();
+                    _sentinel.Pause(paused.Value);
+                    break;
             }
 
             // Recovered: some write failed after the fault, and every writer has succeeded since the last failure.
@@ -97,6 +107,12 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
                         await _sentinel.RestartAsReplicaAsync(port);
                     }
 
+                    if (paused is { } stopped && !restarted && clock.Elapsed - faultAt > TimeSpan.FromSeconds(4))
+                    {
+                        restarted = true;
+                        _sentinel.Resume(stopped);
+                    }
+
                     return run.RecoveredSince(faultAt, clock.Elapsed, Writers) || stop.IsCancellationRequested;
                 },
                 RunLimit,
@@ -108,6 +124,11 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
             if (killed is { } dead && !restarted)
             {
                 await _sentinel.RestartAsReplicaAsync(dead);
+            }
+
+            if (paused is { } sleeping && !restarted)
+            {
+                _sentinel.Resume(sleeping);
             }
 
             // Every acknowledged attribute must be in its session, read through a store that saw none of the fault.
