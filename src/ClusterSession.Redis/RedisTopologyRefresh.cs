@@ -19,9 +19,6 @@ internal sealed partial class RedisTopologyRefresh(ILogger logger)
     private long _lastStarted = long.MinValue;
     private int _running;
 
-    /// <summary>How many refreshes ran (for tests and diagnostics).</summary>
-    public int Count { get; private set; }
-
     /// <summary>Starts a refresh in the background unless one is running or one started less than <see cref="MinimumInterval"/> ago.</summary>
     public void Request(IConnectionMultiplexer multiplexer, Exception cause)
     {
@@ -32,7 +29,6 @@ internal sealed partial class RedisTopologyRefresh(ILogger logger)
         }
 
         Volatile.Write(ref _lastStarted, now);
-        Count++;
         if (logger.IsEnabled(LogLevel.Information))
         {
             var kind = cause is RedisServerException server ? server.Kind.ToString() : cause is RedisConnectionException connection ? connection.FailureType.ToString() : "";
