@@ -20,7 +20,7 @@ internal static class DemoNode
     private const int MaxAttributeBytes = 16 * 1024;
 
     /// <summary>The cookie-authentication cookie; it holds only a protected key of the ticket kept in the session.</summary>
-    public const string AuthCookieName = ".ClusterDemo.Auth";
+    private const string AuthCookieName = ".ClusterDemo.Auth";
 
     private const string NotLoggedInMessage = "Not logged in: POST /api/login first.";
 
