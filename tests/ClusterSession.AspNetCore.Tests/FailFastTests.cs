@@ -172,9 +172,27 @@ public sealed class RedisFailFastTests(RedisServerFixture redis, ITestOutputHelp
     {
         Assert.True(redis.OwnsProcess, "This test kills its Redis server; it needs a server of its own, not CLUSTERSESSION_REDIS.");
         var store = new RedisSessionStore(new RedisSessionStoreOptions { Configuration = redis.Configuration + ",abortConnect=false", OperationTimeout = timeout });
-        await store.CountAsync();
+        await UntilAnswersAsync(store);
         return store;
     }
+
+    /// <summary>Waits until the store answers: the first connection can take longer than a short operation timeout on a busy machine.</summary>
+    internal static Task UntilAnswersAsync(ISessionStore store)
+        => ServerProcess.UntilAsync(
+            async () =>
+            {
+                try
+                {
+                    await store.CountAsync();
+                    return true;
+                }
+                catch (SessionStoreUnavailableException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(30),
+            "the store answers");
 
     protected override Task StopServerAsync()
     {

@@ -22,7 +22,7 @@ public sealed class RedisHealthCheckTests(RedisServerFixture redis) : IClassFixt
     {
         Assert.True(redis.OwnsProcess, "This test kills its Redis server; it needs a server of its own, not CLUSTERSESSION_REDIS.");
         _store = new RedisSessionStore(new RedisSessionStoreOptions { Configuration = redis.Configuration + ",abortConnect=false", OperationTimeout = StoreTimeout });
-        await _store.CountAsync();
+        await RedisFailFastTests.UntilAnswersAsync(_store);
         _keys = Directory.CreateTempSubdirectory("cs-keys-");
         _app = await TestApp.StartCoreAsync(
             _keys,

@@ -9,12 +9,13 @@ namespace ClusterSession.AspNetCore.Tests;
 public sealed class StoreCircuitBreakerTests : IDisposable
 {
     private static readonly TimeSpan Break = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan StoreTimeout = TimeSpan.FromSeconds(2);
 
     private readonly FakeTimeProvider _time = new();
     private readonly StoreCircuitBreaker _circuit;
 
     public StoreCircuitBreakerTests()
-        => _circuit = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { FailureThreshold = 3, BreakDuration = Break }, _time, NullLogger.Instance);
+        => _circuit = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { FailureThreshold = 3, BreakDuration = Break }, StoreTimeout, _time, NullLogger.Instance);
 
     public void Dispose() => _circuit.Dispose();
 
@@ -135,6 +136,20 @@ public sealed class StoreCircuitBreakerTests : IDisposable
     }
 
     [Fact]
+    public void A_probe_that_never_reports_back_holds_the_circuit_for_one_store_timeout_and_one_break_only()
+    {
+        Fail(3);
+        _time.Advance(Break);
+        Assert.Equal(CircuitPermit.Probe, _circuit.Enter("load"));
+
+        _time.Advance(StoreTimeout + Break - TimeSpan.FromMilliseconds(1));
+        Assert.Throws<SessionStoreUnavailableException>(() => _circuit.Enter("load"));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+
+        Assert.Equal(CircuitPermit.Probe, _circuit.Enter("load"));
+    }
+
+    [Fact]
     public void Late_outages_of_calls_started_before_the_circuit_opened_neither_count_nor_extend_the_break()
     {
         var inFlight = Enumerable.Range(0, 5).Select(_ => _circuit.Enter("load")).ToList();
@@ -200,7 +215,7 @@ public sealed class StoreCircuitBreakerTests : IDisposable
     [Fact]
     public void A_disabled_breaker_never_opens()
     {
-        using var off = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { Enabled = false, FailureThreshold = 1 }, _time, NullLogger.Instance);
+        using var off = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { Enabled = false, FailureThreshold = 1 }, StoreTimeout, _time, NullLogger.Instance);
         for (var i = 0; i < 10; i++)
         {
             off.Report(off.Enter("load"), Outage());
@@ -281,7 +296,7 @@ public sealed class StoreCircuitMetricsTests
         });
         listener.Start();
 
-        using var circuit = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { FailureThreshold = 3 }, new FakeTimeProvider(), NullLogger.Instance);
+        using var circuit = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { FailureThreshold = 3 }, TimeSpan.FromSeconds(5), new FakeTimeProvider(), NullLogger.Instance);
         listener.RecordObservableInstruments();
         var openBefore = states["open"];
         for (var i = 0; i < 3; i++)

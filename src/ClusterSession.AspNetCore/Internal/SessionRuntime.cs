@@ -16,7 +16,7 @@ internal sealed class SessionRuntime : IDisposable
         Store = store;
         Time = time;
         Logger = loggerFactory.CreateLogger("ClusterSession.AspNetCore");
-        Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, time, Logger);
+        Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, Options.StoreTimeout, time, Logger);
     }
 
     public ClusterSessionOptions Options { get; }

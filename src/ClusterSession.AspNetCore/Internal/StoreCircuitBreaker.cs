@@ -56,11 +56,17 @@ internal sealed class StoreCircuitBreaker : IDisposable
     private readonly int _threshold;
     private readonly TimeSpan _breakDuration;
     private readonly long _breakTicks;
+    private readonly long _probeLeaseTicks;
     private volatile CircuitState _state;
     private int _failures;
     private long _nextProbe;
+    private long _probeStarted;
 
-    public StoreCircuitBreaker(StoreCircuitBreakerOptions options, TimeProvider time, ILogger logger)
+    /// <param name="options">Threshold and break.</param>
+    /// <param name="storeTimeout">How long a store call may take, so a probe that never reports back cannot hold the circuit.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">Where state changes are logged.</param>
+    public StoreCircuitBreaker(StoreCircuitBreakerOptions options, TimeSpan storeTimeout, TimeProvider time, ILogger logger)
     {
         _time = time;
         _logger = logger;
@@ -68,6 +74,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
         _threshold = options.FailureThreshold;
         _breakDuration = options.BreakDuration;
         _breakTicks = (long)(options.BreakDuration.TotalSeconds * time.TimestampFrequency);
+        _probeLeaseTicks = _breakTicks + (long)(storeTimeout.TotalSeconds * time.TimestampFrequency);
         if (_enabled)
         {
             Live.TryAdd(this, 0);
@@ -150,6 +157,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
     private CircuitPermit EnterOpen(string operation)
     {
         TimeSpan retryAfter;
+        var probe = false;
         lock (_lock)
         {
             var now = _time.GetTimestamp();
@@ -158,15 +166,26 @@ internal sealed class StoreCircuitBreaker : IDisposable
                 return CircuitPermit.Call;
             }
 
-            if (_state == CircuitState.Open && now >= _nextProbe)
+            // The timeout layer ends every call, so a probe always reports back; should one ever not, it holds
+            // the circuit for one store timeout and one break, not forever.
+            if ((_state == CircuitState.Open && now >= _nextProbe) || (_state == CircuitState.HalfOpen && now - _probeStarted >= _probeLeaseTicks))
             {
                 _state = CircuitState.HalfOpen;
-                Log.CircuitProbing(_logger, operation);
-                return CircuitPermit.Probe;
+                _probeStarted = now;
+                probe = true;
+                retryAfter = TimeSpan.Zero;
             }
+            else
+            {
+                // While a probe runs its next try is already due; point the client one break ahead.
+                retryAfter = now < _nextProbe ? _time.GetElapsedTime(now, _nextProbe) : _breakDuration;
+            }
+        }
 
-            // While a probe runs its next try is already due; point the client one break ahead.
-            retryAfter = now < _nextProbe ? _time.GetElapsedTime(now, _nextProbe) : _breakDuration;
+        if (probe)
+        {
+            Log.CircuitProbing(_logger, operation);
+            return CircuitPermit.Probe;
         }
 
         SessionDiagnostics.FastFailures.Add(1, new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation));
