@@ -6,7 +6,8 @@ namespace ClusterSession.AspNetCore.Internal;
 
 /// <summary>
 /// The per-application part of ClusterSession: options, store, clock, logger, and every store call
-/// wrapped with a timeout, metrics and a trace span.
+/// wrapped with a timeout, the circuit breaker (fed with each call's outcome as classified here), metrics
+/// and a trace span.
 /// </summary>
 internal sealed class SessionRuntime : IDisposable
 {
