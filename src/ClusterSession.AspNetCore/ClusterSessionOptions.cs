@@ -52,6 +52,13 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// Fail fast while the store is down: after consecutive outages, requests that need the session fail at
+    /// once with <see cref="StoreUnavailableStatusCode"/> and a <c>Retry-After</c> header until a periodic
+    /// try finds the store back. On by default; see <see cref="StoreCircuitBreakerOptions"/>.
+    /// </summary>
+    public StoreCircuitBreakerOptions CircuitBreaker { get; } = new();
+
+    /// <summary>
     /// Whether a sign-in through ASP.NET Core authentication gives the session a new id (session fixation
     /// protection). The session is bound to the signed-in principal either way. Default true.
     /// </summary>
