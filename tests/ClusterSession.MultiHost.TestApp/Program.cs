@@ -69,6 +69,8 @@ app.MapPost("/signout", async (HttpContext context) =>
     await context.SignOutAsync();
     return Results.Ok();
 });
+// Unauthenticated on purpose: a test app on loopback; a real app checks who may revoke whose sessions.
+app.MapPost("/revoke-all/{user}", async (ISessionManager sessions, string user) => Results.Text((await sessions.RevokeAllAsync(user)).ToString(System.Globalization.CultureInfo.InvariantCulture)));
 app.MapGet("/me", (HttpContext context) => context.User.Identity is { IsAuthenticated: true, Name: { } name }
     ? Results.Text(name)
     : Results.Unauthorized());

@@ -41,6 +41,21 @@ public abstract partial class SharedSignInTests(ISharedStoreHosts hosts)
     }
 
     [Fact]
+    public async Task Revoking_a_users_sessions_on_one_host_signs_them_out_on_the_other()
+    {
+        var laptop = new Browser();
+        var phone = new Browser();
+        Assert.Equal(HttpStatusCode.OK, (await laptop.PostAsync(A, "/signin/erin")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await phone.PostAsync(B, "/signin/erin")).Status);
+        Assert.Equal((HttpStatusCode.OK, "erin"), await laptop.GetAsync(B, "/me"));
+
+        Assert.Equal((HttpStatusCode.OK, "2"), await new Browser().PostAsync(B, "/revoke-all/erin"));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await laptop.GetAsync(A, "/me")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await phone.GetAsync(A, "/me")).Status);
+    }
+
+    [Fact]
     public async Task Antiforgery_form_rendered_by_one_host_is_accepted_by_the_other()
     {
         var browser = new Browser();
