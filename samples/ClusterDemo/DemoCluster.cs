@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.DataProtection;
+
 namespace ClusterDemo;
 
 /// <summary>The running demo: the store, the nodes and the load balancer, started and stopped together.</summary>
@@ -35,9 +37,12 @@ internal sealed class DemoCluster : IAsyncDisposable
         StoreDescription = store.Description;
         output.WriteLine($"Store: {StoreDescription}");
 
+        // One Data Protection key ring for all nodes, so an authentication cookie issued by one node is read
+        // by every other. In memory: it dies with the process, so logins do not survive a restart of the demo.
+        var keyRing = new EphemeralDataProtectionProvider();
         for (var k = 1; k <= Arguments.Nodes; k++)
         {
-            var node = DemoNode.Build(Arguments, k, store);
+            var node = DemoNode.Build(Arguments, k, store, keyRing);
             _apps.Add(node);
             await node.StartAsync(cancellationToken).ConfigureAwait(false);
             output.WriteLine($"Node node-{k}: {Arguments.NodeUrl(k)}");

@@ -28,6 +28,12 @@ internal static class LoadBalancer
                 // Round robin, not sticky: every request may land on another node, which is the point.
                 LoadBalancingPolicy = LoadBalancingPolicies.RoundRobin,
                 Destinations = destinations,
+
+                // Kestrel decodes request header bytes as UTF-8; encoding them as UTF-8 again forwards the exact
+                // bytes the client sent. The proxy stays transparent and the node judges the input, as it does
+                // when called directly: a non-ASCII cookie is a fresh session there, where the default
+                // (ASCII only) made the proxy answer 502 Bad Gateway before the node saw anything.
+                HttpClient = new HttpClientConfig { RequestHeaderEncoding = "utf-8" },
             },
         ];
         builder.Services.AddReverseProxy().LoadFromMemory(routes, clusters);
