@@ -74,6 +74,16 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// </summary>
     public bool StoreAuthenticationTickets { get; set; } = true;
 
+    /// <summary>
+    /// Whether ASP.NET Core Data Protection keeps its key ring in the session store when the store is shared
+    /// (Redis, PostgreSQL), so that every host of the application reads the cookies any other host protected:
+    /// authentication, antiforgery, TempData. Applies only when the application configured no key persistence
+    /// itself (such as <c>PersistKeysToFileSystem</c>); the application discriminator then becomes the
+    /// application name unless the application set one, because the default (the content-root path) differs
+    /// between hosts. docs/aspnetcore.md, "Running several hosts". Default true.
+    /// </summary>
+    public bool ShareDataProtectionKeys { get; set; } = true;
+
     /// <summary>Uses the store <paramref name="factory"/> creates (once, as a singleton).</summary>
     /// <returns>These options, for chaining.</returns>
     public ClusterSessionOptions UseStore(Func<IServiceProvider, ISessionStore> factory)
