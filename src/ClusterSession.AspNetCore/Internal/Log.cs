@@ -18,6 +18,8 @@ internal static class EventIds
     public const int SessionsRevoked = 11;
     public const int UpdateConflict = 12;
     public const int AppBodyDiscarded = 13;
+    public const int TouchFailed = 14;
+    public const int RequestAborted = 15;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -44,11 +46,11 @@ internal static partial class Log
     [LoggerMessage(EventIds.SessionInvalidated, LogLevel.Debug, "Session {Tag} invalidated.")]
     public static partial void SessionInvalidated(ILogger logger, string tag);
 
-    [LoggerMessage(EventIds.StoreUnavailable, LogLevel.Error, "The session store failed during {Operation}; the request fails with status {StatusCode}.")]
-    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation, int statusCode);
+    [LoggerMessage(EventIds.StoreUnavailable, LogLevel.Error, "The session store failed during a {Operation}; the request cannot use its session (logged once per request, whether or not the application handles the error).")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation);
 
-    [LoggerMessage(EventIds.LateCommitFailed, LogLevel.Error, "Session changes made after the response started could not be saved; the client already got the response.")]
-    public static partial void LateCommitFailed(ILogger logger, Exception exception);
+    [LoggerMessage(EventIds.LateCommitFailed, LogLevel.Warning, "Session changes made after the response started could not be saved ({ExceptionType}); the client already got the response.")]
+    public static partial void LateCommitFailed(ILogger logger, string exceptionType);
 
     [LoggerMessage(EventIds.MalformedId, LogLevel.Debug, "A malformed session id was ignored (treated as no session).")]
     public static partial void MalformedId(ILogger logger);
@@ -61,4 +63,10 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.AppBodyDiscarded, LogLevel.Debug, "The application's response body was discarded because the session commit failed; the error response was sent instead.")]
     public static partial void AppBodyDiscarded(ILogger logger);
+
+    [LoggerMessage(EventIds.TouchFailed, LogLevel.Warning, "Refreshing the expiry of a session after a response failed ({ExceptionType}); the next attempt comes after the touch interval.")]
+    public static partial void TouchFailed(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventIds.RequestAborted, LogLevel.Debug, "The client went away during the request; the session changes were committed anyway.")]
+    public static partial void RequestAborted(ILogger logger);
 }
