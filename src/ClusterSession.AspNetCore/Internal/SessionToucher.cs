@@ -38,6 +38,9 @@ internal sealed class SessionToucher
         _capacity = capacity;
     }
 
+    /// <summary>The number of touches running now (for tests).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
     /// <summary>The number of sessions in the throttle table (for tests).</summary>
     public int TrackedSessions => _dueTicks.Count;
 
