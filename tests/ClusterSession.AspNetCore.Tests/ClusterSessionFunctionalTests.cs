@@ -151,6 +151,24 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
         Assert.Equal("123", (await browser.PostAsync(Cluster[2], "/s/bytes/raw")).Body);
     }
 
+    [Theory]
+    [InlineData(false, "")]
+    [InlineData(true, "")]
+    [InlineData(true, "?loadFirst=true")]
+    public async Task LoadAsync_with_a_cancelled_token_throws_with_or_without_a_session_and_when_loaded_already(bool withSession, string query)
+    {
+        var browser = new Browser();
+        if (withSession)
+        {
+            await browser.PostAsync(Cluster[0], "/s/set/a/1");
+        }
+
+        var response = await browser.GetAsync(Cluster[1], "/s/load-cancelled" + query);
+
+        Assert.Equal(HttpStatusCode.OK, response.Status);
+        Assert.Equal("cancelled,cancelled", response.Body);
+    }
+
     [Fact]
     public async Task Typed_values_round_trip_across_instances()
     {

@@ -159,6 +159,36 @@ internal sealed class TestApp : IAsyncDisposable
             buffer[0] = 9;
             return context.Session.TryGetValue(key, out var stored) ? string.Join("", stored) : "(none)";
         });
+        app.MapGet("/s/load-cancelled", async (HttpContext context, bool? loadFirst) =>
+        {
+            if (loadFirst == true)
+            {
+                await context.Session.LoadAsync();
+            }
+
+            var outcomes = new List<string>();
+            try
+            {
+                await context.Session.LoadAsync(new CancellationToken(canceled: true));
+                outcomes.Add("loaded");
+            }
+            catch (OperationCanceledException)
+            {
+                outcomes.Add("cancelled");
+            }
+
+            try
+            {
+                await context.GetClusterSessionAsync(new CancellationToken(canceled: true));
+                outcomes.Add("loaded");
+            }
+            catch (OperationCanceledException)
+            {
+                outcomes.Add("cancelled");
+            }
+
+            return string.Join(",", outcomes);
+        });
         app.MapGet("/s/get-caught/{key}", (HttpContext context, string key) =>
         {
             // An application that handles a store failure itself and answers anyway.
