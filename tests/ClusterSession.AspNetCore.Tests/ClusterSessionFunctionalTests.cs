@@ -170,6 +170,18 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Endpoint_that_throws_after_changing_the_session_still_saves_the_change_as_the_built_in_session_does()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/s/set/a/1");
+
+        var failed = await browser.PostAsync(Cluster[1], "/s/set-then-throw/b/2");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, failed.Status);
+        Assert.Equal("a,b", (await browser.GetAsync(Cluster[2], "/s/keys")).Body);
+    }
+
+    [Fact]
     public async Task Typed_values_round_trip_across_instances()
     {
         var browser = new Browser();

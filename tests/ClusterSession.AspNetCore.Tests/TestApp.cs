@@ -189,6 +189,11 @@ internal sealed class TestApp : IAsyncDisposable
 
             return string.Join(",", outcomes);
         });
+        app.MapPost("/s/set-then-throw/{key}/{value}", (HttpContext context, string key, string value) =>
+        {
+            context.Session.SetString(key, value);
+            throw new InvalidOperationException("Test: the endpoint failed after changing the session.");
+        });
         app.MapGet("/s/get-caught/{key}", (HttpContext context, string key) =>
         {
             // An application that handles a store failure itself and answers anyway.

@@ -59,6 +59,13 @@ internal sealed class ClusterSessionMiddleware
                 // endpoint changed in the session so far is kept, as ASP.NET Core's own session keeps it.
                 Log.RequestAborted(_runtime.Logger);
             }
+            catch (Exception ex) when (StatusOf(ex, _runtime.Options) is null && !IsRefusedBodyAfterFailure(session, ex))
+            {
+                // The endpoint failed. As ASP.NET Core's own session does, what it changed is saved anyway; the
+                // endpoint's exception goes on to the host or the app's exception handler, a commit failure only to the log.
+                await CommitAfterEndpointFailureAsync(session).ConfigureAwait(false);
+                throw;
+            }
 
             await CommitAtEndAsync(session).ConfigureAwait(false);
         }
@@ -66,7 +73,7 @@ internal sealed class ClusterSessionMiddleware
         {
             Fail(session, ex, "request");
         }
-        catch (InvalidOperationException) when (session.HasFailed && context.Response.ContentLength == 0)
+        catch (InvalidOperationException ex) when (IsRefusedBodyAfterFailure(session, ex))
         {
             // The app's body write was refused after a failed commit turned the response into an empty error
             // response (see CommitBeforeResponseAsync); the error response is complete as it is.
@@ -90,6 +97,22 @@ internal sealed class ClusterSessionMiddleware
         SessionGoneException or SessionConflictException => options.ConflictStatusCode,
         _ => null,
     };
+
+    private static bool IsRefusedBodyAfterFailure(RequestSession session, Exception exception)
+        => exception is InvalidOperationException && session.HasFailed && session.Context.Response.ContentLength == 0;
+
+    private async ValueTask CommitAfterEndpointFailureAsync(RequestSession session)
+    {
+        try
+        {
+            await CommitAtEndAsync(session).ConfigureAwait(false);
+        }
+        catch (ClusterSessionException ex)
+        {
+            session.LogStoreFailureOnce(ex, "commit");
+            session.MarkFailed(sessionGone: false);
+        }
+    }
 
     /// <summary>
     /// The commit at the end of the request (the usual one is in OnStarting). Never with RequestAborted: a change
