@@ -118,8 +118,9 @@ internal sealed class SessionToucher
                 _dueTicks[key] = DueAfter(NowTicks(), snapshot.IdleTimeout);
             }
         }
-        catch (Exception ex) when (ex is ClusterSessionException or OperationCanceledException or ArgumentException)
+        catch (Exception ex)
         {
+            // Whatever the store threw: nobody awaits this task, so nothing may escape it.
             // The client has its response; the claim stays, so the next attempt comes one interval later, not with
             // every request of the session while the store is down.
             Log.TouchFailed(_runtime.Logger, ex.GetType().Name);
