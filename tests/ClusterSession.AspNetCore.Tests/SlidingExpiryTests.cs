@@ -1,6 +1,8 @@
 using System.Net;
 using ClusterSession.AspNetCore.Internal;
 using ClusterSession.InMemory;
+using ClusterSession.Redis;
+using ClusterSession.Testing.Servers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,22 +12,26 @@ namespace ClusterSession.AspNetCore.Tests;
 
 /// <summary>
 /// Sliding expiry as AddSession() has it: requests that carry the session id but never use the session keep it
-/// alive, through a touch after the response, at most once per node and throttle interval.
+/// alive, through a touch after the response, at most once per node and throttle interval. Inherited once per
+/// store; the store's clock is the test's FakeTimeProvider.
 /// </summary>
-public sealed class SlidingExpiryTests : IAsyncLifetime
+public abstract class SlidingExpiryTests : IAsyncLifetime
 {
     private const string CookieName = ".ClusterSession";
     private static readonly TimeSpan Interval = new ClusterSessionOptions().IdleTimeout * SessionToucher.IntervalFraction;
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly DirectoryInfo _keys = Directory.CreateTempSubdirectory("cs-keys-");
     private readonly List<Node> _nodes = [];
-    private InMemorySessionStore? _store;
+    private ISessionStore? _store;
 
-    private InMemorySessionStore Store => _store!;
+    private ISessionStore Store => _store!;
+
+    /// <summary>Creates an empty store that no other test sees, dating everything with <paramref name="time"/>.</summary>
+    protected abstract ISessionStore CreateStore(TimeProvider time);
 
     public async Task InitializeAsync()
     {
-        _store = new InMemorySessionStore(timeProvider: _time);
+        _store = CreateStore(_time);
         for (var i = 0; i < 2; i++)
         {
             _nodes.Add(await Node.StartAsync(Store, _time, _keys));
@@ -39,7 +45,16 @@ public sealed class SlidingExpiryTests : IAsyncLifetime
             await node.DisposeAsync();
         }
 
-        Store.Dispose();
+        switch (Store)
+        {
+            case IAsyncDisposable asyncDisposable:
+                await asyncDisposable.DisposeAsync();
+                break;
+            case IDisposable disposable:
+                disposable.Dispose();
+                break;
+        }
+
         _keys.Delete(recursive: true);
     }
 
@@ -224,4 +239,18 @@ public sealed class SlidingExpiryTests : IAsyncLifetime
 
         public ValueTask DisposeAsync() => _app.DisposeAsync();
     }
+}
+
+public sealed class InMemorySlidingExpiryTests : SlidingExpiryTests
+{
+    protected override ISessionStore CreateStore(TimeProvider time) => new InMemorySessionStore(timeProvider: time);
+}
+
+[Collection(AspNetCoreRedis.Name)]
+public sealed class RedisSlidingExpiryTests(RedisServerFixture redis) : SlidingExpiryTests
+{
+    protected override ISessionStore CreateStore(TimeProvider time)
+        => new RedisSessionStore(
+            new RedisSessionStoreOptions { Configuration = redis.Configuration, KeyPrefix = "slide" + Guid.NewGuid().ToString("N")[..12] + ":" },
+            time);
 }
