@@ -63,9 +63,17 @@ public abstract class OutageLoggingTests : IAsyncLifetime
         };
         var caught = await browser.GetAsync(Cluster[0], $"/s/get-caught/{Name}");
 
+        // A page that does not use the session still answers; its touch after the response fails in the background.
+        var visitor = new Browser();
+        var visitorId = SessionId.Create();
+        ids.Add(visitorId);
+        visitor.Cookies[".ClusterSession"] = visitorId;
+        Assert.Equal(HttpStatusCode.OK, (await visitor.GetAsync(Cluster[0], "/noop")).Status);
+
         Assert.All(failed, r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.Status));
         Assert.Equal("caught", caught.Body);
-        await UntilRequestsLoggedAsync(16);
+        await UntilRequestsLoggedAsync(17);
+        Assert.Single(_logs.Entries, e => e.EventId.Name == "TouchFailed" && e.Level == LogLevel.Warning);
         var errors = _logs.Entries.Where(e => e.Level >= LogLevel.Error).ToList();
         Assert.Equal(failed.Length + 1, errors.Count);
         Assert.All(errors, e => Assert.Equal("ClusterSession.AspNetCore", e.Category));
