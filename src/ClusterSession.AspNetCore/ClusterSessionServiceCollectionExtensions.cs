@@ -40,6 +40,7 @@ public static class ClusterSessionServiceCollectionExtensions
             sp.GetRequiredService<ISessionStore>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>()));
+        services.TryAddSingleton(static sp => new SessionToucher(sp.GetRequiredService<SessionRuntime>()));
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<SessionTicketStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, ConfigureCookieTicketStore>());
