@@ -56,6 +56,7 @@ public sealed class ConsumerAppTests(PackageFeed feed, RedisServerFixture redis)
     private async Task<string> BuildConsumerAppAsync()
     {
         var app = Path.Combine(feed.Root, "app");
+        var machineSources = SourceLines(await DotNet.RunAsync(feed.Root, CommandDeadline, "nuget", "list", "source", "--format", "short"));
         await DotNet.RunAsync(feed.Root, CommandDeadline, "new", "web", "-o", app, "-n", "MyApp", "--no-restore");
         foreach (var (id, version) in new[]
         {
@@ -78,8 +79,9 @@ public sealed class ConsumerAppTests(PackageFeed feed, RedisServerFixture redis)
               </packageSources>
             </configuration>
             """);
-        var sources = await DotNet.RunAsync(app, CommandDeadline, "nuget", "list", "source");
-        Assert.Contains(feed.Directory, sources, StringComparison.Ordinal);
+        var appSources = SourceLines(await DotNet.RunAsync(app, CommandDeadline, "nuget", "list", "source", "--format", "short"));
+        Assert.Contains(appSources, s => s.EndsWith(" " + feed.Directory, StringComparison.Ordinal));
+        Assert.All(machineSources, s => Assert.Contains(s, appSources));
 
         // A packages folder of this run's own; the machine's is only read (fallback) for the third-party packages.
         var packages = Path.Combine(feed.Root, "packages");
@@ -123,6 +125,10 @@ public sealed class ConsumerAppTests(PackageFeed feed, RedisServerFixture redis)
         var folder = output.Split(':', 2) is [_, var path] ? path.Trim() : null;
         return folder is not null && Directory.Exists(folder) ? folder : null;
     }
+
+    /// <summary>The lines of <c>dotnet nuget list source --format short</c>, e.g. "E https://host/v3/index.json".</summary>
+    private static string[] SourceLines(string output) =>
+        [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(l => l.Length > 2 && l[1] == ' ')];
 
     private static void CopyDirectory(string source, string destination)
     {
