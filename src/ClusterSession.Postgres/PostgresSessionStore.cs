@@ -13,7 +13,7 @@ namespace ClusterSession.Postgres;
 /// and a background cleanup that deletes expired sessions in bounded batches. A load is one
 /// round trip (touch included), a save is one round trip. See docs/postgres-data-model.md.
 /// </summary>
-public sealed class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDisposable
+public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDisposable
 {
     private const int DefaultMaxAutoPrepare = 32;
     private static readonly string[] NoNames = [];

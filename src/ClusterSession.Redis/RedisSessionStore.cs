@@ -398,6 +398,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             TouchIntervalFraction = source.TouchIntervalFraction,
             OperationTimeout = source.OperationTimeout,
             Limits = source.Limits,
+            KeyRingKey = source.KeyRingKey,
         };
     }
 

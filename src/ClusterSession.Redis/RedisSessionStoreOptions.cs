@@ -40,6 +40,14 @@ public sealed class RedisSessionStoreOptions
 
     /// <summary>Limits on attribute names, sizes and counts, checked before every write. Default: <see cref="SessionLimits.Default"/>.</summary>
     public SessionLimits Limits { get; set; } = SessionLimits.Default;
+
+    /// <summary>
+    /// The Redis key of the list that keeps ASP.NET Core Data Protection's key ring, shared by every server
+    /// (see <see cref="IKeyRingStore"/>). Servers of one application must use the same key; different
+    /// applications on one Redis need different keys (a different <see cref="KeyPrefix"/> gives them).
+    /// Default: null, which means <see cref="KeyPrefix"/> followed by <c>dataprotection-keys</c>.
+    /// </summary>
+    public string? KeyRingKey { get; set; }
 }
 
 /// <summary>Validates <see cref="RedisSessionStoreOptions"/> with messages that name the option and the fix.</summary>
@@ -82,6 +90,11 @@ internal sealed class RedisSessionStoreOptionsValidator : IValidateOptions<Redis
         if (options.OperationTimeout <= TimeSpan.Zero || options.OperationTimeout > TimeSpan.FromMinutes(5))
         {
             failures.Add($"RedisSessionStoreOptions.OperationTimeout is {options.OperationTimeout}: use a positive time of at most 5 minutes; the default is 5 seconds.");
+        }
+
+        if (options.KeyRingKey is not null && string.IsNullOrWhiteSpace(options.KeyRingKey))
+        {
+            failures.Add("RedisSessionStoreOptions.KeyRingKey is blank: leave it null (the default, KeyPrefix + \"dataprotection-keys\") or set a key name such as \"myapp:dataprotection-keys\".");
         }
 
         if (options.Limits is null)

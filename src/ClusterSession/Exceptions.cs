@@ -21,6 +21,13 @@ public sealed class SessionStoreUnavailableException : ClusterSessionException
         : base(message, innerException)
     {
     }
+
+    /// <summary>
+    /// When known, how long the caller should wait before trying again: set when the call was refused at
+    /// once because the store is known to be down (an open circuit), null otherwise. Hosts send it to
+    /// clients, e.g. as an HTTP <c>Retry-After</c> header.
+    /// </summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 /// <summary>An attribute name, value size or attribute count is over a configured limit.</summary>

@@ -65,7 +65,7 @@ public sealed class PostgresTestServer : IAsyncLifetime
     public async Task DropAsync(PostgresSessionStore store)
     {
         await store.DisposeAsync();
-        await using var command = DataSource.CreateCommand($"DROP TABLE IF EXISTS {store.AttributesTableName}, {store.SessionsTableName}");
+        await using var command = DataSource.CreateCommand($"DROP TABLE IF EXISTS {store.AttributesTableName}, {store.SessionsTableName}, {store.KeyRingTableName}");
         await command.ExecuteNonQueryAsync();
     }
 

@@ -18,6 +18,10 @@ internal static class EventIds
     public const int SessionsRevoked = 11;
     public const int UpdateConflict = 12;
     public const int AppBodyDiscarded = 13;
+    public const int CircuitOpened = 14;
+    public const int CircuitProbing = 15;
+    public const int CircuitProbeFailed = 16;
+    public const int CircuitClosed = 17;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -61,4 +65,16 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.AppBodyDiscarded, LogLevel.Debug, "The application's response body was discarded because the session commit failed; the error response was sent instead.")]
     public static partial void AppBodyDiscarded(ILogger logger);
+
+    [LoggerMessage(EventIds.CircuitOpened, LogLevel.Warning, "The session store failed {Failures} time(s) in a row: the circuit is open, requests that need the session fail at once, and one call tries the store again every {BreakSeconds} s.")]
+    public static partial void CircuitOpened(ILogger logger, int failures, double breakSeconds);
+
+    [LoggerMessage(EventIds.CircuitProbing, LogLevel.Debug, "Trying the session store again with one {Operation} (circuit half-open).")]
+    public static partial void CircuitProbing(ILogger logger, string operation);
+
+    [LoggerMessage(EventIds.CircuitProbeFailed, LogLevel.Debug, "The session store is still unavailable; the next try is in {BreakSeconds} s.")]
+    public static partial void CircuitProbeFailed(ILogger logger, double breakSeconds);
+
+    [LoggerMessage(EventIds.CircuitClosed, LogLevel.Information, "The session store answered again: the circuit is closed and requests use the store as usual.")]
+    public static partial void CircuitClosed(ILogger logger);
 }

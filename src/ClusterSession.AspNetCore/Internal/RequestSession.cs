@@ -338,6 +338,11 @@ internal sealed class RequestSession : IClusterSession
         response.Headers.Remove(Microsoft.Net.Http.Headers.HeaderNames.SetCookie);
         response.Headers.Remove(_runtime.Options.HeaderName);
         response.Headers.CacheControl = "no-store";
+        if (exception is SessionStoreUnavailableException { RetryAfter: { } retryAfter })
+        {
+            response.Headers.RetryAfter = StoreCircuitBreaker.FormatRetryAfter(retryAfter);
+        }
+
         if (exception is SessionGoneException)
         {
             ExpireTransport();

@@ -6,9 +6,10 @@ namespace ClusterSession.AspNetCore.Internal;
 
 /// <summary>
 /// The per-application part of ClusterSession: options, store, clock, logger, and every store call
-/// wrapped with a timeout, metrics and a trace span.
+/// wrapped with a timeout, the circuit breaker (fed with each call's outcome as classified here), metrics
+/// and a trace span.
 /// </summary>
-internal sealed class SessionRuntime
+internal sealed class SessionRuntime : IDisposable
 {
     public SessionRuntime(IOptions<ClusterSessionOptions> options, ISessionStore store, TimeProvider time, ILoggerFactory loggerFactory)
     {
@@ -16,6 +17,7 @@ internal sealed class SessionRuntime
         Store = store;
         Time = time;
         Logger = loggerFactory.CreateLogger("ClusterSession.AspNetCore");
+        Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, Options.StoreTimeout, time, Logger);
     }
 
     public ClusterSessionOptions Options { get; }
@@ -25,6 +27,11 @@ internal sealed class SessionRuntime
     public TimeProvider Time { get; }
 
     public ILogger Logger { get; }
+
+    /// <summary>Fails calls fast while the store is known to be down; fed with the outcome of every call below.</summary>
+    public StoreCircuitBreaker Circuit { get; }
+
+    public void Dispose() => Circuit.Dispose();
 
     public TrackedSession NewSession()
         => TrackedSession.CreateNew(SessionId.Create(), Time.GetUtcNow(), Options.IdleTimeout, Options.AbsoluteLifetime, Options.Limits);
@@ -43,6 +50,10 @@ internal sealed class SessionRuntime
 
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken)
         => CallAsync("change_id", (oldId, newId), static (store, ids, ct) => store.ChangeIdAsync(ids.oldId, ids.newId, ct), cancellationToken);
+
+    /// <summary>The health check's store call: a load of an id that does not exist, which creates and writes nothing.</summary>
+    public ValueTask<SessionSnapshot?> ProbeAsync(CancellationToken cancellationToken)
+        => CallAsync("health_check", SessionId.Create(), static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
 
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken)
         => CallAsync("find_by_principal", principal, static (store, p, ct) => store.FindByPrincipalAsync(p, ct), cancellationToken);
@@ -65,6 +76,7 @@ internal sealed class SessionRuntime
         Func<ISessionStore, TState, CancellationToken, ValueTask<TResult>> call,
         CancellationToken cancellationToken)
     {
+        var permit = Circuit.Enter(operation);
         var activity = SessionDiagnostics.ActivitySource.HasListeners()
             ? SessionDiagnostics.ActivitySource.StartActivity("session " + operation, ActivityKind.Client)
             : null;
@@ -77,7 +89,7 @@ internal sealed class SessionRuntime
         catch (Exception ex)
         {
             var translated = Translate(ex, operation);
-            Complete(activity, operation, started, failed: translated is SessionStoreUnavailableException);
+            Complete(activity, operation, started, permit, translated);
             if (ReferenceEquals(translated, ex))
             {
                 throw;
@@ -89,14 +101,14 @@ internal sealed class SessionRuntime
         if (pending.IsCompletedSuccessfully)
         {
             var result = pending.Result;
-            Complete(activity, operation, started, failed: false);
+            Complete(activity, operation, started, permit, error: null);
             return new ValueTask<TResult>(result);
         }
 
-        return AwaitSlowAsync(pending.AsTask(), operation, activity, started, cancellationToken);
+        return AwaitSlowAsync(pending.AsTask(), operation, activity, started, permit, cancellationToken);
     }
 
-    private async ValueTask<TResult> AwaitSlowAsync<TResult>(Task<TResult> pending, string operation, Activity? activity, long started, CancellationToken cancellationToken)
+    private async ValueTask<TResult> AwaitSlowAsync<TResult>(Task<TResult> pending, string operation, Activity? activity, long started, CircuitPermit permit, CancellationToken cancellationToken)
     {
         Exception? error = null;
         try
@@ -123,7 +135,7 @@ internal sealed class SessionRuntime
         }
         finally
         {
-            Complete(activity, operation, started, failed: error is SessionStoreUnavailableException);
+            Complete(activity, operation, started, permit, error);
         }
     }
 
@@ -133,9 +145,11 @@ internal sealed class SessionRuntime
             ? exception
             : new SessionStoreUnavailableException($"The session store failed during a {operation}: {exception.Message}", exception);
 
-    private static void Complete(Activity? activity, string operation, long started, bool failed)
+    private void Complete(Activity? activity, string operation, long started, CircuitPermit permit, Exception? error)
     {
-        var tag = new KeyValuePair<string, object?>("cluster_session.operation", operation);
+        Circuit.Report(permit, error);
+        var failed = error is SessionStoreUnavailableException;
+        var tag = new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation);
         SessionDiagnostics.StoreDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tag);
         if (failed)
         {
