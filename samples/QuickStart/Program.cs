@@ -4,24 +4,18 @@ using ClusterSession.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Mvc;
-using StackExchange.Redis;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.WebHost.UseUrls(builder.Configuration["urls"] ?? "http://127.0.0.1:5000");
 
 // Sessions in Redis when one is given (--Redis 127.0.0.1:6379, or Redis=... in the environment or appsettings.json), else in memory.
+// With Redis, the Data Protection key ring that protects the sign-in cookie is kept there too, for every instance.
 var redis = builder.Configuration["Redis"];
 builder.Services.AddClusterSession(options =>
 {
     if (string.IsNullOrEmpty(redis)) options.UseInMemory(); else options.UseRedis(redis);
 });
-if (!string.IsNullOrEmpty(redis)) // every instance must read the cookies any other one protected
-{
-    builder.Services.AddDataProtection().SetApplicationName("QuickStart")
-        .PersistKeysToStackExchangeRedis(ConnectionMultiplexer.Connect(redis), "QuickStart:data-protection-keys");
-}
 builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie();
 builder.Services.AddAntiforgery();
 

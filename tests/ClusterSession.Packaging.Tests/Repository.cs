@@ -22,16 +22,6 @@ internal static class Repository
     public static readonly string[] PackageIds =
         ["ClusterSession", "ClusterSession.AspNetCore", "ClusterSession.Redis", "ClusterSession.Postgres", "ClusterSession.Testing"];
 
-    /// <summary>A package version from Directory.Packages.props, so the consumer app uses what the repository uses.</summary>
-    public static string CentralPackageVersion(string id)
-    {
-        var document = System.Xml.Linq.XDocument.Load(Path.Combine(Root, "Directory.Packages.props"));
-        return document.Descendants("PackageVersion")
-            .Where(e => string.Equals((string?)e.Attribute("Include"), id, StringComparison.OrdinalIgnoreCase))
-            .Select(e => (string?)e.Attribute("Version"))
-            .SingleOrDefault() ?? throw new InvalidOperationException($"Directory.Packages.props has no version for {id}.");
-    }
-
     private static string Metadata(string key) =>
         typeof(Repository).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value
         ?? throw new InvalidOperationException($"Assembly metadata {key} is missing.");
