@@ -1,5 +1,3 @@
-using Microsoft.AspNetCore.DataProtection;
-
 namespace ClusterDemo;
 
 /// <summary>The running demo: the store, the nodes and the load balancer, started and stopped together.</summary>
@@ -37,9 +35,10 @@ internal sealed class DemoCluster : IAsyncDisposable
         StoreDescription = store.Description;
         output.WriteLine($"Store: {StoreDescription}");
 
-        // One Data Protection key ring for all nodes, so an authentication cookie issued by one node is read
-        // by every other. In memory: it dies with the process, so logins do not survive a restart of the demo.
-        var keyRing = new EphemeralDataProtectionProvider();
+        // Every node must read the authentication cookies every other node protects. A shared store keeps the
+        // Data Protection key ring itself (ClusterSession's default), so logins also survive a restart of the
+        // demo. The in-memory store keeps none: its node gets a key ring in memory, which dies with the process.
+        var keyRing = store.KeepsKeyRing ? null : new InProcessKeyRing();
         for (var k = 1; k <= Arguments.Nodes; k++)
         {
             var node = DemoNode.Build(Arguments, k, store, keyRing);

@@ -5,7 +5,6 @@ using ClusterSession;
 using ClusterSession.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
@@ -24,7 +23,13 @@ internal static class DemoNode
 
     private const string NotLoggedInMessage = "Not logged in: POST /api/login first.";
 
-    public static WebApplication Build(DemoArguments arguments, int k, DemoSessionStore store, IDataProtectionProvider keyRing)
+    /// <summary>Builds node <paramref name="k"/> (1-based) on <paramref name="store"/>.</summary>
+    /// <param name="arguments">The demo's command line.</param>
+    /// <param name="k">The node's number; it listens on <see cref="DemoArguments.NodeUrl"/>.</param>
+    /// <param name="store">The store every node connects to.</param>
+    /// <param name="keyRing">A Data Protection key ring shared by the nodes in this process, or null to let ClusterSession keep it in the store.</param>
+    /// <returns>The node, not started yet.</returns>
+    public static WebApplication Build(DemoArguments arguments, int k, DemoSessionStore store, InProcessKeyRing? keyRing)
     {
         var node = "node-" + k.ToString(CultureInfo.InvariantCulture);
         var builder = DemoHost.CreateBuilder(arguments.NodeUrl(k));
@@ -35,35 +40,23 @@ internal static class DemoNode
         });
         AddCookieAuthentication(builder.Services, keyRing);
 
+        // GET /healthz asks the store: 200 while it answers, 503 while it is down (or the store's circuit is open).
+        builder.Services.AddHealthChecks().AddClusterSession();
+
         var app = builder.Build();
-        app.Use(async (context, next) =>
+        app.Use((context, next) =>
         {
-            // First in the pipeline, so that every response, errors included, names its node.
+            // First in the pipeline, so that every response, errors included, names its node. A store outage, a
+            // limit or a conflict needs no handling here: UseClusterSession answers it (503 with Retry-After, ...).
             context.Response.Headers["X-Served-By"] = node;
-            try
-            {
-                await next(context);
-            }
-            catch (ClusterSessionException ex) when (!context.Response.HasStarted)
-            {
-                // What the session layer did not turn into a status itself: say what happened, keep the node header.
-                var status = ex switch
-                {
-                    SessionStoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
-                    SessionLimitExceededException => StatusCodes.Status400BadRequest,
-                    _ => StatusCodes.Status409Conflict,
-                };
-                context.Response.Clear();
-                context.Response.Headers["X-Served-By"] = node;
-                await Results.Json(new { error = ex.Message }, statusCode: status).ExecuteAsync(context);
-            }
+            return next(context);
         });
         // The session first: authentication reads its ticket from the request's session.
         app.UseClusterSession();
         app.UseAuthentication();
         app.UseAuthorization();
 
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapHealthChecks("/healthz");
         app.MapGet("/", (HttpContext context, ISessionManager manager) => PageAsync(context, manager, node, arguments));
         app.MapPost("/api/login", (HttpContext context, [FromBody] LoginRequest request) => LoginAsync(context, request, node));
         app.MapGet("/api/me", (HttpContext context, CancellationToken _) => MeAsync(context, node)).RequireAuthorization();
@@ -84,7 +77,7 @@ internal static class DemoNode
     /// rest: the ticket is kept in the session (the cookie carries only its key), a sign-in renews the session
     /// id and binds the session to the user, and a sign-out deletes the session in the store.
     /// </summary>
-    private static void AddCookieAuthentication(IServiceCollection services, IDataProtectionProvider keyRing)
+    private static void AddCookieAuthentication(IServiceCollection services, InProcessKeyRing? keyRing)
     {
         services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie(options =>
         {
@@ -104,9 +97,11 @@ internal static class DemoNode
             .Configure<IOptions<ClusterSessionOptions>>((cookie, session) => cookie.ExpireTimeSpan = session.Value.AbsoluteLifetime);
         services.AddAuthorization();
 
-        // The nodes run in one process and share one in-memory key ring, so a cookie protected by one node
-        // is read by every other. It lives as long as the process (see docs/clusterdemo.md).
-        services.AddSingleton(keyRing);
+        // The cookie is protected with Data Protection. The demo configures no key persistence, so ClusterSession
+        // keeps the key ring in the shared store: every node, and every restart of the demo, reads every other
+        // node's cookies. Only the in-memory store, which keeps no key ring, gets one shared in this process
+        // (see docs/clusterdemo.md).
+        InProcessKeyRing.Use(services, keyRing);
     }
 
     private static Task WriteErrorAsync(HttpResponse response, int status, string message)

@@ -37,10 +37,10 @@ internal static class LoadBalancer
             },
         ];
         builder.Services.AddReverseProxy().LoadFromMemory(routes, clusters);
-        // YARP protects affinity cookies with data protection; the demo uses no affinity, so keys
-        // need not outlive the process (and none are written to the user's profile).
-        builder.Services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(
-            new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider());
+        // YARP protects affinity cookies with Data Protection, whose key ring loads (and gets its first key) at
+        // startup. The demo uses no affinity, so the keys need not outlive the process, and none may land in the
+        // user's profile.
+        InProcessKeyRing.Use(builder.Services, new InProcessKeyRing());
         var app = builder.Build();
         app.MapReverseProxy();
         return app;
