@@ -28,15 +28,11 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">The options; null for the defaults.</param>
     /// <param name="timeProvider">The clock; null for <see cref="TimeProvider.System"/>.</param>
-    /// <exception cref="ArgumentException">The options are invalid; the message names each invalid option.</exception>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The options are invalid; the message names each invalid option.</exception>
     public InMemorySessionStore(InMemorySessionStoreOptions? options = null, TimeProvider? timeProvider = null)
     {
         options ??= new InMemorySessionStoreOptions();
-        var errors = options.Validate();
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException(string.Join(" ", errors), nameof(options));
-        }
+        options.ThrowIfInvalid();
 
         _time = timeProvider ?? TimeProvider.System;
         _limits = options.Limits;
@@ -92,7 +88,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(id);
+        SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
         if (!_sessions.TryGetValue(id, out var entry))
         {
@@ -178,7 +174,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(id);
+        SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
         if (!_sessions.TryGetValue(id, out var entry))
         {
@@ -204,12 +200,13 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     {
         SessionId.ThrowIfMalformed(oldId);
         SessionId.ThrowIfMalformed(newId);
+        cancellationToken.ThrowIfCancellationRequested();
         if (string.Equals(oldId, newId, StringComparison.Ordinal))
         {
-            throw new ArgumentException("The new session id must differ from the old one; create it with SessionId.Create().", nameof(newId));
+            // The contract: the new id is taken (by the session itself), so nothing moves.
+            return ValueTask.FromResult(false);
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
         var now = _time.GetUtcNow();
 
         // Clear a dead occupant of the new id before locking the old entry: never hold two published entries' locks.
@@ -260,7 +257,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
         byte[]? replacement,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(id);
+        SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
         _limits.ValidateAttribute(name, replacement);
 
