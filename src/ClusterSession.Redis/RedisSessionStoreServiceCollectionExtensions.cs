@@ -22,7 +22,7 @@ public static class RedisSessionStoreServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
         services.AddOptions<RedisSessionStoreOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisSessionStoreOptions>, RedisSessionStoreOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisSessionStoreOptions>, SessionStoreOptionsValidator<RedisSessionStoreOptions>>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(provider => new RedisSessionStore(
             provider.GetRequiredService<IOptions<RedisSessionStoreOptions>>().Value,

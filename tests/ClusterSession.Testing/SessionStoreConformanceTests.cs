@@ -615,7 +615,7 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(changes));
 
-        Assert.Contains("big", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("big", error.Message, StringComparison.Ordinal);
         Assert.Contains(nameof(SessionLimits.MaxValueBytes), error.Message, StringComparison.Ordinal);
         AssertAttributes(Values(("a", "1")), (await LoadExistingAsync(id)).Attributes);
     }
