@@ -22,7 +22,7 @@ public static class PostgresSessionStoreServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
         services.AddOptions<PostgresSessionStoreOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgresSessionStoreOptions>, PostgresSessionStoreOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgresSessionStoreOptions>, SessionStoreOptionsValidator<PostgresSessionStoreOptions>>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(static provider => new PostgresSessionStore(
             provider.GetRequiredService<IOptions<PostgresSessionStoreOptions>>().Value,
@@ -45,16 +45,5 @@ public static class PostgresSessionStoreServiceCollectionExtensions
             options.ConnectionString = connectionString;
             configure?.Invoke(options);
         });
-    }
-}
-
-/// <summary>Validates <see cref="PostgresSessionStoreOptions"/> at startup with messages that name the option and the fix.</summary>
-internal sealed class PostgresSessionStoreOptionsValidator : IValidateOptions<PostgresSessionStoreOptions>
-{
-    public ValidateOptionsResult Validate(string? name, PostgresSessionStoreOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = options.Validate();
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }
