@@ -9,6 +9,8 @@ namespace ClusterSession;
 /// Every operation that takes a session id throws <see cref="ArgumentException"/> for an id that is not
 /// well formed (<see cref="SessionId.IsWellFormed(string?)"/>), before it reaches the server; no exception
 /// message or log line of a store contains a session id, an attribute name or a value.
+/// Every operation honours its <see cref="CancellationToken"/> promptly, by cancelling the call in progress:
+/// hosts apply their deadline through it (ASP.NET Core's <c>StoreTimeout</c>) and add no timer of their own.
 /// </summary>
 public interface ISessionStore
 {
