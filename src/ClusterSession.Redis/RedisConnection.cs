@@ -9,8 +9,9 @@ namespace ClusterSession.Redis;
 internal sealed class RedisConnection : IAsyncDisposable
 {
     private readonly RedisSessionStoreOptions _options;
-    private readonly SemaphoreSlim _connectLock = new(1, 1);
+    private readonly Lock _connectLock = new();
     private IConnectionMultiplexer? _multiplexer;
+    private Task<IConnectionMultiplexer>? _connecting;
     private bool _disposed;
 
     public RedisConnection(RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer)
@@ -26,11 +27,25 @@ internal sealed class RedisConnection : IAsyncDisposable
     /// </summary>
     public bool OwnsMultiplexer { get; }
 
-    /// <summary>The multiplexer, connecting it on first use.</summary>
+    /// <summary>
+    /// The multiplexer, connecting it on first use. The connection attempt is shared and outlives a caller
+    /// whose deadline passes, so an impatient caller never leaves a half-made multiplexer behind.
+    /// </summary>
     public ValueTask<IConnectionMultiplexer> GetAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _multiplexer is { } multiplexer ? new(multiplexer) : new(ConnectAsync(cancellationToken));
+        if (_multiplexer is { } multiplexer)
+        {
+            return new(multiplexer);
+        }
+
+        Task<IConnectionMultiplexer> connecting;
+        lock (_connectLock)
+        {
+            connecting = _connecting ??= ConnectAsync();
+        }
+
+        return new(connecting.WaitAsync(cancellationToken));
     }
 
     public async ValueTask DisposeAsync()
@@ -41,31 +56,42 @@ internal sealed class RedisConnection : IAsyncDisposable
         }
 
         _disposed = true;
-        if (OwnsMultiplexer && _multiplexer is { } multiplexer)
+        if (!OwnsMultiplexer)
+        {
+            return;
+        }
+
+        if (_multiplexer is { } multiplexer)
         {
             await multiplexer.DisposeAsync().ConfigureAwait(false);
         }
-
-        _connectLock.Dispose();
+        else
+        {
+            // A connection attempt still running (to a server that does not answer) is disposed when it ends.
+            _ = _connecting?.ContinueWith(
+                static t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        }
     }
 
-    private async Task<IConnectionMultiplexer> ConnectAsync(CancellationToken cancellationToken)
+    private async Task<IConnectionMultiplexer> ConnectAsync()
     {
-        await _connectLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_multiplexer is null)
+            var multiplexer = _options.ConnectionMultiplexerFactory is { } factory
+                ? await factory().ConfigureAwait(false)
+                : await ConnectionMultiplexer.ConnectAsync(Configure(_options)).ConfigureAwait(false);
+            _multiplexer = multiplexer;
+            return multiplexer;
+        }
+        catch
+        {
+            // Let the next call try again.
+            lock (_connectLock)
             {
-                _multiplexer = _options.ConnectionMultiplexerFactory is { } factory
-                    ? await factory().WaitAsync(cancellationToken).ConfigureAwait(false)
-                    : await ConnectionMultiplexer.ConnectAsync(Configure(_options)).WaitAsync(cancellationToken).ConfigureAwait(false);
+                _connecting = null;
             }
 
-            return _multiplexer;
-        }
-        finally
-        {
-            _connectLock.Release();
+            throw;
         }
     }
 

@@ -32,7 +32,8 @@ internal static partial class RedisFailures
         var inner = keyPrefixToScrub is null ? exception : Scrubbed(exception, keyPrefixToScrub);
         return exception switch
         {
-            TimeoutException => SessionStoreUnavailableException.TimedOut(Store, operation, timeout, TimeoutSetting, inner),
+            TimeoutException => SessionStoreUnavailableException.Failed(
+                Store, operation, "StackExchange.Redis timed the command out", "Check that the server answers; the multiplexer's AsyncTimeout passed before the store's OperationTimeout.", inner),
             RedisConnectionException => SessionStoreUnavailableException.Refused(Store, operation, inner),
             RedisServerException server => SessionStoreUnavailableException.Failed(
                 Store, operation, ErrorCode(server.Message), "Check the server: it may be loading, failing over, read-only or out of memory.", inner),

@@ -787,6 +787,44 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task Limit_errors_never_quote_an_attribute_name_or_value()
+    {
+        const string secretName = "secret-attribute-name";
+        var secretValue = Bytes("secret-attribute-value");
+        var id = await CreateSessionAsync();
+        var oversized = new byte[Limits.MaxValueBytes + 1];
+        secretValue.CopyTo(oversized, 0);
+        var longName = secretName + new string('n', Limits.MaxNameLength);
+        var tooMany = Enumerable.Range(0, Limits.MaxAttributes + 1).ToDictionary(i => secretName + i.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => secretValue);
+
+        var errors = new List<Exception>
+        {
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, new Dictionary<string, byte[]> { [secretName] = oversized }))),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, Values((longName, "1"))))),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, tooMany))),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CompareAndSetAttributeAsync(id, secretName, null, oversized)),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CreateAsync(NewSession(attributes: new() { [secretName] = oversized }))),
+        };
+
+        Logging.Secrets.AssertAbsent(errors.Select(Logging.Secrets.TextOf), id, secretName, "secret-attribute-value");
+    }
+
+    [Fact]
+    public async Task A_store_side_count_limit_is_the_same_limit_error_as_the_core_one()
+    {
+        // Within the limit on its own, over it with what is stored: only the store can tell.
+        var id = await CreateSessionAsync(attributes: Enumerable.Range(0, Limits.MaxAttributes).ToDictionary(i => "k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => new byte[] { 1 }));
+        var expected = Assert.Throws<SessionLimitExceededException>(() => Limits.ValidateCount(Limits.MaxAttributes + 1));
+
+        var onSave = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, Values(("one-more", "1")))));
+        var onCas = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CompareAndSetAttributeAsync(id, "one-more", null, [1]));
+
+        Assert.Equal(expected.Message, onSave.Message);
+        Assert.Equal(expected.Message, onCas.Message);
+        Assert.Equal(Limits.MaxAttributes, (await LoadExistingAsync(id)).Attributes.Count);
+    }
+
     // ---- count ----
 
     [Fact]
