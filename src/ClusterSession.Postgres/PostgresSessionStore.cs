@@ -66,6 +66,9 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
                 builder.ConnectionStringBuilder.MaxAutoPrepare = DefaultMaxAutoPrepare;
             }
 
+            // Npgsql does not cancel a connection attempt mid-handshake; its own Timeout ends it, so no longer than the deadline.
+            builder.ConnectionStringBuilder.Timeout = Math.Min(builder.ConnectionStringBuilder.Timeout, _commandTimeoutSeconds);
+
             _dataSource = builder.Build();
             _ownsDataSource = true;
         }
@@ -200,11 +203,29 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
                 await EnsureSchemaAsync(deadline.Token).ConfigureAwait(false);
             }
 
-            return await body(state, deadline.Token).ConfigureAwait(false);
+            return await AwaitWithinAsync(body(state, deadline.Token), deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested && _failures.Translate(ex, operation, deadline.IsCancellationRequested) is { } failure)
         {
             throw failure;
+        }
+    }
+
+    /// <summary>
+    /// Npgsql cancels a running statement when the token fires (a cancel request to the server), but not a
+    /// connection attempt in its handshake: that one ends by the connection Timeout (at most the deadline on
+    /// data sources the store builds). The caller stops waiting at the token either way.
+    /// </summary>
+    private static async Task<TResult> AwaitWithinAsync<TResult>(Task<TResult> pending, CancellationToken token)
+    {
+        try
+        {
+            return await pending.WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!pending.IsCompleted)
+        {
+            _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
         }
     }
 
