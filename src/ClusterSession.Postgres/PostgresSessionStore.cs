@@ -98,9 +98,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(session);
-        SessionId.ThrowIfMalformed(session.Id, nameof(session));
-        _limits.Validate(session);
+        SessionStoreContract.CheckCreate(session, _limits);
         return RunAsync("create", (Store: this, Session: session), static (s, token) => s.Store.CreateCoreAsync(s.Session, token), cancellationToken);
     }
 
@@ -115,8 +113,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     /// <exception cref="SessionLimitExceededException">A name or value is over the limits, or the session would hold too many attributes.</exception>
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(changes);
-        _limits.Validate(changes);
+        SessionStoreContract.CheckSave(changes, _limits);
         return RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
     }
 
@@ -130,14 +127,9 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(oldId);
-        SessionId.ThrowIfMalformed(newId);
-        if (string.Equals(oldId, newId, StringComparison.Ordinal))
-        {
-            return new(false);
-        }
-
-        return RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
+        return !SessionStoreContract.CheckChangeId(oldId, newId)
+            ? new(false)
+            : RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -148,8 +140,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         byte[]? replacement,
         CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(id);
-        _limits.ValidateAttribute(name, replacement);
+        SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
         return RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),

@@ -66,9 +66,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(session);
-        SessionId.ThrowIfMalformed(session.Id, nameof(session));
-        _options.Limits.Validate(session);
+        SessionStoreContract.CheckCreate(session, _options.Limits);
         return RunAsync("create", (Store: this, Session: session), static (s, token) => s.Store.CreateCoreAsync(s.Session, token), cancellationToken);
     }
 
@@ -82,8 +80,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <inheritdoc />
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(changes);
-        _options.Limits.Validate(changes);
+        SessionStoreContract.CheckSave(changes, _options.Limits);
         return RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
     }
 
@@ -97,14 +94,9 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(oldId);
-        SessionId.ThrowIfMalformed(newId);
-        if (string.Equals(oldId, newId, StringComparison.Ordinal))
-        {
-            return new(false);
-        }
-
-        return RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
+        return !SessionStoreContract.CheckChangeId(oldId, newId)
+            ? new(false)
+            : RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -115,8 +107,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         byte[]? replacement,
         CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(id);
-        _options.Limits.ValidateAttribute(name, replacement);
+        SessionStoreContract.CheckCompareAndSet(id, name, replacement, _options.Limits);
         RedisValue[] args =
         [
             NowMs(),

@@ -98,13 +98,7 @@ public sealed class SessionLimits
     public void Validate(SessionChanges changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        ValidateCount(changes.Set.Count);
-        foreach (var (name, value) in changes.Set)
-        {
-            ValidateName(name);
-            ValidateValue(name, value);
-        }
-
+        ValidateAll(changes.Set);
         foreach (var name in changes.Removed)
         {
             ValidateName(name);
@@ -115,8 +109,13 @@ public sealed class SessionLimits
     public void Validate(SessionSnapshot session)
     {
         ArgumentNullException.ThrowIfNull(session);
-        ValidateCount(session.Attributes.Count);
-        foreach (var (name, value) in session.Attributes)
+        ValidateAll(session.Attributes);
+    }
+
+    private void ValidateAll(IReadOnlyDictionary<string, byte[]> attributes)
+    {
+        ValidateCount(attributes.Count);
+        foreach (var (name, value) in attributes)
         {
             ValidateName(name);
             ValidateValue(name, value);

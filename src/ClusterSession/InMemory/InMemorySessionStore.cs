@@ -57,10 +57,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(session);
-        SessionId.ThrowIfMalformed(session.Id, nameof(session));
+        SessionStoreContract.CheckCreate(session, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.Validate(session);
 
         var stored = new SessionSnapshot(
             session.Id, session.CreatedAt, session.LastAccessedAt, session.IdleTimeout, session.AbsoluteExpiresAt,
@@ -125,9 +123,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(changes);
+        SessionStoreContract.CheckSave(changes, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.Validate(changes);
         if (!_sessions.TryGetValue(changes.Id, out var entry))
         {
             return ValueTask.FromResult(SessionSaveResult.Gone);
@@ -198,12 +195,9 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(oldId);
-        SessionId.ThrowIfMalformed(newId);
         cancellationToken.ThrowIfCancellationRequested();
-        if (string.Equals(oldId, newId, StringComparison.Ordinal))
+        if (!SessionStoreContract.CheckChangeId(oldId, newId))
         {
-            // The contract: the new id is taken (by the session itself), so nothing moves.
             return ValueTask.FromResult(false);
         }
 
@@ -257,9 +251,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
         byte[]? replacement,
         CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(id);
+        SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.ValidateAttribute(name, replacement);
 
         if (!_sessions.TryGetValue(id, out var entry))
         {
