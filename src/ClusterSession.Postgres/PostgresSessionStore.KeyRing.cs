@@ -1,4 +1,5 @@
 using System.Xml.Linq;
+using static ClusterSession.Postgres.PostgresParameters;
 
 namespace ClusterSession.Postgres;
 
@@ -13,51 +14,50 @@ public sealed partial class PostgresSessionStore : IKeyRingStore
 
     /// <inheritdoc />
     public IReadOnlyCollection<XElement> GetAllElements()
-    {
-        // IXmlRepository is synchronous; Data Protection calls it when it (re)loads its cached key ring, not per request.
-        try
-        {
-            WaitForSchema();
-            using var command = CreateCommand($"SELECT xml FROM {_sql.KeyRingTable} ORDER BY id");
-            using var reader = command.ExecuteReader();
-            var elements = new List<XElement>();
-            while (reader.Read())
-            {
-                elements.Add(XElement.Parse(reader.GetString(0)));
-            }
-
-            return elements;
-        }
-        catch (Exception ex) when (IsStoreFailure(ex, CancellationToken.None))
-        {
-            throw Unavailable(ex, "key ring read");
-        }
-    }
+        => RunSynchronously("key ring read", this, static (store, token) => store.ReadKeyRingAsync(token));
 
     /// <inheritdoc />
     public void StoreElement(XElement element, string friendlyName)
     {
         ArgumentNullException.ThrowIfNull(element);
-        try
+        RunSynchronously(
+            "key ring write",
+            (store: this, name: friendlyName ?? string.Empty, xml: element.ToString(SaveOptions.DisableFormatting)),
+            static (s, token) => s.store.WriteKeyRingAsync(s.name, s.xml, token));
+    }
+
+    /// <summary>
+    /// IXmlRepository is synchronous; Data Protection calls it when it (re)loads its cached key ring, not per
+    /// request, so blocking here is rare. The store's one deadline and one failure mapping apply as to sessions.
+    /// </summary>
+    private TResult RunSynchronously<TState, TResult>(string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body)
+        => RunAsync(operation, state, body, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+
+    private async Task<IReadOnlyCollection<XElement>> ReadKeyRingAsync(CancellationToken token)
+    {
+        var command = CreateCommand($"SELECT xml FROM {_sql.KeyRingTable} ORDER BY id");
+        await using (command.ConfigureAwait(false))
         {
-            WaitForSchema();
-            using var command = CreateCommand($"INSERT INTO {_sql.KeyRingTable} (friendly_name, xml) VALUES ($1, $2)");
-            command.Parameters.Add(Text(friendlyName ?? string.Empty));
-            command.Parameters.Add(Text(element.ToString(SaveOptions.DisableFormatting)));
-            command.ExecuteNonQuery();
-        }
-        catch (Exception ex) when (IsStoreFailure(ex, CancellationToken.None))
-        {
-            throw Unavailable(ex, "key ring write");
+            var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                var elements = new List<XElement>();
+                while (await reader.ReadAsync(token).ConfigureAwait(false))
+                {
+                    elements.Add(XElement.Parse(reader.GetString(0)));
+                }
+
+                return elements;
+            }
         }
     }
 
-    private void WaitForSchema()
+    private async Task<int> WriteKeyRingAsync(string friendlyName, string xml, CancellationToken token)
     {
-        var pending = EnsureSchemaAsync(CancellationToken.None);
-        if (!pending.IsCompletedSuccessfully)
+        var command = CreateCommand($"INSERT INTO {_sql.KeyRingTable} (friendly_name, xml) VALUES ($1, $2)", Text(friendlyName), Text(xml));
+        await using (command.ConfigureAwait(false))
         {
-            pending.AsTask().GetAwaiter().GetResult();
+            return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false);
         }
     }
 }

@@ -16,7 +16,7 @@ public sealed partial class RedisSessionStore : IKeyRingStore
     /// <inheritdoc />
     public IReadOnlyCollection<XElement> GetAllElements()
     {
-        var values = RunKeyRingCommand(static (db, key) => db.ListRange(key), "read");
+        var values = RunKeyRingCommand(static (db, key) => db.ListRangeAsync(key), "read");
         var elements = new List<XElement>(values.Length);
         foreach (var value in values)
         {
@@ -31,25 +31,18 @@ public sealed partial class RedisSessionStore : IKeyRingStore
     {
         ArgumentNullException.ThrowIfNull(element);
         var xml = element.ToString(SaveOptions.DisableFormatting);
-        RunKeyRingCommand((db, key) => db.ListRightPush(key, xml), "write");
+        RunKeyRingCommand((db, key) => db.ListRightPushAsync(key, xml), "write");
     }
 
-    private TResult RunKeyRingCommand<TResult>(Func<IDatabase, RedisKey, TResult> command, string what)
+    private TResult RunKeyRingCommand<TResult>(Func<IDatabase, RedisKey, Task<TResult>> command, string what)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        try
-        {
-            // IXmlRepository is synchronous. Data Protection calls it when it (re)loads its cached key ring,
-            // not per request, so blocking for the first connection here is a one-off.
-            var multiplexer = _multiplexer ?? ConnectAsync(CancellationToken.None).WaitAsync(_options.OperationTimeout).GetAwaiter().GetResult();
-            return command(multiplexer.GetDatabase(), KeyRingKey);
-        }
-        catch (Exception ex) when (IsUnavailable(ex))
-        {
-            LogUnavailable(_logger, ex.GetType().Name);
-            throw new SessionStoreUnavailableException(
-                $"The Redis session store could not {what} the Data Protection key ring within {_options.OperationTimeout.TotalMilliseconds:0} ms ({ex.GetType().Name}: {ex.Message}). Check that Redis is running and reachable; cookies cannot be protected or read without the key ring.",
-                ex);
-        }
+        // IXmlRepository is synchronous. Data Protection calls it when it (re)loads its cached key ring, not per
+        // request, so blocking here is rare; the store's one deadline and one failure mapping apply as to sessions.
+        return RunAsync(
+                "key ring " + what,
+                (command, key: (RedisKey)KeyRingKey),
+                (state, token) => CommandAsync(static (db, s) => s.command(db, s.key), state, token),
+                CancellationToken.None)
+            .AsTask().GetAwaiter().GetResult();
     }
 }
