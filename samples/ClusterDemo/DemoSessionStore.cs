@@ -73,7 +73,8 @@ internal sealed class DemoSessionStore
 
         var server = new NpgsqlConnectionStringBuilder(connectionString);
         var description = $"postgres ({server.Host}:{server.Port}, database {server.Database ?? server.Username}; " +
-            $"tables {schemaOptions.Schema}.{PostgresTablePrefix}sessions and {schemaOptions.Schema}.{PostgresTablePrefix}attributes " +
+            $"tables {schemaOptions.Schema}.{PostgresTablePrefix}sessions, {schemaOptions.Schema}.{PostgresTablePrefix}attributes " +
+            $"and {schemaOptions.Schema}.{PostgresTablePrefix}key_ring " +
             "created by the demo at startup if missing)";
         return new DemoSessionStore(description, keepsKeyRing: true, options => options.UsePostgres(postgres =>
         {

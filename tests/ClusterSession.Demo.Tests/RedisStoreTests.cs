@@ -59,45 +59,20 @@ public sealed class RedisStoreTests
     {
         var redis = new RedisServerFixture();
         await redis.InitializeAsync();
-
-        // Each run of the demo gets an empty HOME of its own, as a new host or container would: the keys that
-        // protect the cookies can only come from Redis.
-        var firstHome = Directory.CreateTempSubdirectory("clusterdemo-home-").FullName;
-        var secondHome = Directory.CreateTempSubdirectory("clusterdemo-home-").FullName;
         try
         {
             Assert.True(redis.OwnsProcess, OwnServerNeeded);
-            using var client = new DemoClient("Restart test");
-            await using (var first = await DemoProcess.StartInHomeAsync(firstHome, nodes: 2, "--redis", redis.Configuration))
-            {
-                Assert.Equal(HttpStatusCode.OK, (await client.LoginAsync(first.Node(1), "alice")).StatusCode);
-                Assert.True((await client.PutAttributeAsync(first.LoadBalancer, "theme", "dark")).IsSuccessStatusCode);
-                Assert.Equal(0, await first.TerminateAsync(TimeSpan.FromSeconds(30)));
-            }
-
-            var cookies = client.Cookie;
-            Assert.Contains(DemoClient.AuthCookieName + "=", cookies, StringComparison.Ordinal);
-            var keyRingLength = await ServerProcess.TryCommandAsync(redis.Port, "LLEN clusterdemo:dataprotection-keys");
-            Assert.Matches(@"^:[1-9][0-9]*\r\n$", keyRingLength);
-            Assert.False(Directory.Exists(Path.Combine(firstHome, ".aspnet")), "the demo wrote Data Protection keys into its HOME");
-
-            await using var second = await DemoProcess.StartInHomeAsync(secondHome, nodes: 2, "--redis", redis.Configuration);
-            foreach (var target in new[] { second.Node(1), second.Node(2), second.LoadBalancer })
-            {
-                client.Cookie = cookies;
-                var me = await client.GetJsonAsync(target, "/api/me");
-                Assert.Equal("alice", me.GetProperty("user").GetString());
-                var attributes = await client.GetJsonAsync(target, "/api/attributes");
-                Assert.Equal("dark", attributes.GetProperty("theme").GetString());
-            }
-
-            Assert.False(Directory.Exists(Path.Combine(secondHome, ".aspnet")), "the restarted demo wrote Data Protection keys into its HOME");
+            await RestartCheck.AssertUsersStaySignedInAcrossARestartAsync(
+                ["--redis", redis.Configuration],
+                betweenRuns: async () =>
+                {
+                    var keyRingLength = await ServerProcess.TryCommandAsync(redis.Port, "LLEN clusterdemo:dataprotection-keys");
+                    Assert.Matches(@"^:[1-9][0-9]*\r\n$", keyRingLength);
+                });
         }
         finally
         {
             await redis.DisposeAsync();
-            Directory.Delete(firstHome, recursive: true);
-            Directory.Delete(secondHome, recursive: true);
         }
     }
 
