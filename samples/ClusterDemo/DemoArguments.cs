@@ -41,7 +41,8 @@ internal sealed record DemoArguments
                                        Npgsql connection string of an external PostgreSQL, e.g.
                                        "Host=127.0.0.1;Username=postgres;Database=postgres"
                                        (implies --store postgres; the demo creates its tables
-                                       clusterdemo_sessions and clusterdemo_attributes if missing)
+                                       clusterdemo_sessions, clusterdemo_attributes and
+                                       clusterdemo_key_ring if missing)
           --nodes N                    number of app nodes, 1..16 (default 3)
           --port P                     load balancer on 127.0.0.1:P, node k on 127.0.0.1:P+k (default 5000)
           --idle-timeout S             session idle timeout in seconds (default 1800)

@@ -35,9 +35,13 @@ internal sealed class DemoCluster : IAsyncDisposable
         StoreDescription = store.Description;
         output.WriteLine($"Store: {StoreDescription}");
 
+        // Every node must read the authentication cookies every other node protects. A shared store keeps the
+        // Data Protection key ring itself (ClusterSession's default), so logins also survive a restart of the
+        // demo. The in-memory store keeps none: its node gets a key ring in memory, which dies with the process.
+        var keyRing = store.KeepsKeyRing ? null : new InProcessKeyRing();
         for (var k = 1; k <= Arguments.Nodes; k++)
         {
-            var node = DemoNode.Build(Arguments, k, store);
+            var node = DemoNode.Build(Arguments, k, store, keyRing);
             _apps.Add(node);
             await node.StartAsync(cancellationToken).ConfigureAwait(false);
             output.WriteLine($"Node node-{k}: {Arguments.NodeUrl(k)}");

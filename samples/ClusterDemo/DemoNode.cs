@@ -1,8 +1,12 @@
 using System.Globalization;
+using System.Security.Claims;
 using System.Text;
 using ClusterSession;
 using ClusterSession.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 
 namespace ClusterDemo;
 
@@ -14,7 +18,18 @@ internal static class DemoNode
     private const string CartKey = "cart";
     private const int MaxAttributeBytes = 16 * 1024;
 
-    public static WebApplication Build(DemoArguments arguments, int k, DemoSessionStore store)
+    /// <summary>The cookie-authentication cookie; it holds only a protected key of the ticket kept in the session.</summary>
+    private const string AuthCookieName = ".ClusterDemo.Auth";
+
+    private const string NotLoggedInMessage = "Not logged in: POST /api/login first.";
+
+    /// <summary>Builds node <paramref name="k"/> (1-based) on <paramref name="store"/>.</summary>
+    /// <param name="arguments">The demo's command line.</param>
+    /// <param name="k">The node's number; it listens on <see cref="DemoArguments.NodeUrl"/>.</param>
+    /// <param name="store">The store every node connects to.</param>
+    /// <param name="keyRing">A Data Protection key ring shared by the nodes in this process, or null to let ClusterSession keep it in the store.</param>
+    /// <returns>The node, not started yet.</returns>
+    public static WebApplication Build(DemoArguments arguments, int k, DemoSessionStore store, InProcessKeyRing? keyRing)
     {
         var node = "node-" + k.ToString(CultureInfo.InvariantCulture);
         var builder = DemoHost.CreateBuilder(arguments.NodeUrl(k));
@@ -23,36 +38,28 @@ internal static class DemoNode
             options.IdleTimeout = TimeSpan.FromSeconds(arguments.IdleTimeoutSeconds);
             store.Configure(options);
         });
+        AddCookieAuthentication(builder.Services, keyRing);
+
+        // GET /healthz asks the store: 200 while it answers, 503 while it is down (or the store's circuit is open).
+        builder.Services.AddHealthChecks().AddClusterSession();
 
         var app = builder.Build();
-        app.Use(async (context, next) =>
+        app.Use((context, next) =>
         {
-            // First in the pipeline, so that every response, errors included, names its node.
+            // First in the pipeline, so that every response, errors included, names its node. A store outage, a
+            // limit or a conflict needs no handling here: UseClusterSession answers it (503 with Retry-After, ...).
             context.Response.Headers["X-Served-By"] = node;
-            try
-            {
-                await next(context);
-            }
-            catch (ClusterSessionException ex) when (!context.Response.HasStarted)
-            {
-                // What the session layer did not turn into a status itself: say what happened, keep the node header.
-                var status = ex switch
-                {
-                    SessionStoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
-                    SessionLimitExceededException => StatusCodes.Status400BadRequest,
-                    _ => StatusCodes.Status409Conflict,
-                };
-                context.Response.Clear();
-                context.Response.Headers["X-Served-By"] = node;
-                await Results.Json(new { error = ex.Message }, statusCode: status).ExecuteAsync(context);
-            }
+            return next(context);
         });
+        // The session first: authentication reads its ticket from the request's session.
         app.UseClusterSession();
+        app.UseAuthentication();
+        app.UseAuthorization();
 
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapHealthChecks("/healthz");
         app.MapGet("/", (HttpContext context, ISessionManager manager) => PageAsync(context, manager, node, arguments));
         app.MapPost("/api/login", (HttpContext context, [FromBody] LoginRequest request) => LoginAsync(context, request, node));
-        app.MapGet("/api/me", (HttpContext context, CancellationToken _) => MeAsync(context, node));
+        app.MapGet("/api/me", (HttpContext context, CancellationToken _) => MeAsync(context, node)).RequireAuthorization();
         app.MapPut("/api/attributes/{name}", SetAttributeAsync);
         app.MapGet("/api/attributes", async (HttpContext context, CancellationToken cancellationToken)
             => Results.Json(ReadAttributes(await context.GetClusterSessionAsync(cancellationToken))));
@@ -60,15 +67,53 @@ internal static class DemoNode
         app.MapGet("/api/cart", async (HttpContext context, CancellationToken cancellationToken)
             => Results.Json(ReadCart(await context.GetClusterSessionAsync(cancellationToken))));
         app.MapPost("/api/logout", (HttpContext context, CancellationToken _) => LogoutAsync(context));
-        app.MapGet("/api/sessions", ListSessionsAsync);
-        app.MapDelete("/api/sessions/{handle}", RevokeSessionAsync);
+        app.MapGet("/api/sessions", ListSessionsAsync).RequireAuthorization();
+        app.MapDelete("/api/sessions/{handle}", RevokeSessionAsync).RequireAuthorization();
         return app;
+    }
+
+    /// <summary>
+    /// ASP.NET Core cookie authentication, as an application would set it up. <c>AddClusterSession</c> does the
+    /// rest: the ticket is kept in the session (the cookie carries only its key), a sign-in renews the session
+    /// id and binds the session to the user, and a sign-out deletes the session in the store.
+    /// </summary>
+    private static void AddCookieAuthentication(IServiceCollection services, InProcessKeyRing? keyRing)
+    {
+        services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie(options =>
+        {
+            options.Cookie.Name = AuthCookieName;
+            options.Cookie.HttpOnly = true;
+            options.Cookie.SameSite = SameSiteMode.Lax;
+            options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+
+            // The session's idle timeout ends a login; a sliding ticket would only add a store write to read requests.
+            options.SlidingExpiration = false;
+
+            // An API answers 401 or 403 with a JSON body, never a redirect to a login page.
+            options.Events.OnRedirectToLogin = context => WriteErrorAsync(context.Response, StatusCodes.Status401Unauthorized, NotLoggedInMessage);
+            options.Events.OnRedirectToAccessDenied = context => WriteErrorAsync(context.Response, StatusCodes.Status403Forbidden, "Not allowed.");
+        });
+        services.AddOptions<CookieAuthenticationOptions>(CookieAuthenticationDefaults.AuthenticationScheme)
+            .Configure<IOptions<ClusterSessionOptions>>((cookie, session) => cookie.ExpireTimeSpan = session.Value.AbsoluteLifetime);
+        services.AddAuthorization();
+
+        // The cookie is protected with Data Protection. The demo configures no key persistence, so ClusterSession
+        // keeps the key ring in the shared store: every node, and every restart of the demo, reads every other
+        // node's cookies. Only the in-memory store, which keeps no key ring, gets one shared in this process
+        // (see docs/clusterdemo.md).
+        InProcessKeyRing.Use(services, keyRing);
+    }
+
+    private static Task WriteErrorAsync(HttpResponse response, int status, string message)
+    {
+        response.StatusCode = status;
+        return response.WriteAsJsonAsync(new { error = message });
     }
 
     private static async Task<IResult> PageAsync(HttpContext context, ISessionManager manager, string node, DemoArguments arguments)
     {
         var session = await context.GetClusterSessionAsync(context.RequestAborted);
-        var user = session.Principal;
+        var user = SignedInUser(context);
         IReadOnlyList<DemoSessionInfo> sessions = user is null ? [] : await ListAsync(context, manager, user);
         var model = new DemoPageModel(
             node,
@@ -90,27 +135,20 @@ internal static class DemoNode
             return Results.Json(new { error = "Unknown user or wrong password (try alice, bob or carol with password demo)." }, statusCode: StatusCodes.Status401Unauthorized);
         }
 
-        var session = await context.GetClusterSessionAsync(context.RequestAborted);
-
-        // A new id at login defeats session fixation; the attributes set before login come along.
-        await session.RenewIdAsync(context.RequestAborted);
-
-        // Binding the principal also records this request's User-Agent, which ISessionManager lists per device.
-        session.Principal = request.User;
+        // ClusterSession's sign-in renews the session id (session fixation; the attributes set before login
+        // come along), binds the session to the user (recording the User-Agent, which ISessionManager lists per
+        // device) and keeps the ticket in the session.
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, request.User!)], CookieAuthenticationDefaults.AuthenticationScheme);
+        await context.SignInAsync(CookieAuthenticationDefaults.AuthenticationScheme, new ClaimsPrincipal(identity));
         return Results.Json(new { user = request.User, node });
     }
 
     private static async Task<IResult> MeAsync(HttpContext context, string node)
     {
         var session = await context.GetClusterSessionAsync(context.RequestAborted);
-        if (session.Principal is not { } user)
-        {
-            return NotLoggedIn();
-        }
-
         return Results.Json(new
         {
-            user,
+            user = SignedInUser(context),
             node,
             createdAt = session.CreatedAt,
             lastAccessedAt = session.LastAccessedAt,
@@ -155,20 +193,14 @@ internal static class DemoNode
 
     private static async Task<IResult> LogoutAsync(HttpContext context)
     {
-        var session = await context.GetClusterSessionAsync(context.RequestAborted);
-        await session.InvalidateAsync(context.RequestAborted);
+        // Removes the ticket and the cookie; ClusterSession then deletes the session in the store, for every node.
+        await context.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
         return Results.NoContent();
     }
 
     private static async Task<IResult> ListSessionsAsync(HttpContext context, ISessionManager manager)
     {
-        var session = await context.GetClusterSessionAsync(context.RequestAborted);
-        if (session.Principal is not { } user)
-        {
-            return NotLoggedIn();
-        }
-
-        var sessions = await ListAsync(context, manager, user);
+        var sessions = await ListAsync(context, manager, SignedInUser(context)!);
         return Results.Json(sessions.Select(s => new
         {
             handle = s.Handle,
@@ -181,14 +213,8 @@ internal static class DemoNode
 
     private static async Task<IResult> RevokeSessionAsync(HttpContext context, ISessionManager manager, string handle)
     {
-        var session = await context.GetClusterSessionAsync(context.RequestAborted);
-        if (session.Principal is not { } user)
-        {
-            return NotLoggedIn();
-        }
-
         // Scoped to the signed-in user: a handle of someone else's session revokes nothing.
-        return await manager.RevokeAsync(user, handle, context.RequestAborted)
+        return await manager.RevokeAsync(SignedInUser(context)!, handle, context.RequestAborted)
             ? Results.NoContent()
             : Results.Json(new { error = "No session of yours has that handle." }, statusCode: StatusCodes.Status404NotFound);
     }
@@ -218,8 +244,9 @@ internal static class DemoNode
 
     private static List<string> ReadCart(IClusterSession session) => session.Get<List<string>>(CartKey) ?? [];
 
-    private static IResult NotLoggedIn()
-        => Results.Json(new { error = "Not logged in: POST /api/login first." }, statusCode: StatusCodes.Status401Unauthorized);
+    /// <summary>The user cookie authentication recognised on this request, or null.</summary>
+    private static string? SignedInUser(HttpContext context)
+        => context.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : null;
 
     /// <summary>The request body, or null when it is longer than <paramref name="limit"/> bytes.</summary>
     private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)

@@ -15,14 +15,21 @@ internal sealed class DemoSessionStore
 
     private readonly Action<ClusterSessionOptions> _configure;
 
-    private DemoSessionStore(string description, Action<ClusterSessionOptions> configure)
+    private DemoSessionStore(string description, bool keepsKeyRing, Action<ClusterSessionOptions> configure)
     {
         Description = description;
+        KeepsKeyRing = keepsKeyRing;
         _configure = configure;
     }
 
     /// <summary>A one-line description of the store, printed at startup; never contains a password.</summary>
     public string Description { get; }
+
+    /// <summary>
+    /// Whether the store also keeps the Data Protection key ring (a shared store: Garnet, Redis, PostgreSQL),
+    /// which ClusterSession then uses for the nodes' cookies. The in-memory store keeps none.
+    /// </summary>
+    public bool KeepsKeyRing { get; }
 
     /// <summary>
     /// Prepares the store of <paramref name="arguments"/>: starts the embedded Garnet (returned for the
@@ -40,7 +47,7 @@ internal sealed class DemoSessionStore
             case DemoStore.Postgres:
                 return (await PostgresAsync(arguments.PostgresConnectionString!, cancellationToken).ConfigureAwait(false), null);
             default:
-                return (new DemoSessionStore("memory (in-process, this node only)", options => options.UseInMemory()), null);
+                return (new DemoSessionStore("memory (in-process, this node only)", keepsKeyRing: false, options => options.UseInMemory()), null);
         }
     }
 
@@ -48,7 +55,7 @@ internal sealed class DemoSessionStore
     public void Configure(ClusterSessionOptions options) => _configure(options);
 
     private static DemoSessionStore Redis(string description, string configuration)
-        => new(description, options => options.UseRedis(redis =>
+        => new(description, keepsKeyRing: true, options => options.UseRedis(redis =>
         {
             redis.Configuration = configuration;
             redis.KeyPrefix = RedisKeyPrefix;
@@ -66,9 +73,10 @@ internal sealed class DemoSessionStore
 
         var server = new NpgsqlConnectionStringBuilder(connectionString);
         var description = $"postgres ({server.Host}:{server.Port}, database {server.Database ?? server.Username}; " +
-            $"tables {schemaOptions.Schema}.{PostgresTablePrefix}sessions and {schemaOptions.Schema}.{PostgresTablePrefix}attributes " +
+            $"tables {schemaOptions.Schema}.{PostgresTablePrefix}sessions, {schemaOptions.Schema}.{PostgresTablePrefix}attributes " +
+            $"and {schemaOptions.Schema}.{PostgresTablePrefix}key_ring " +
             "created by the demo at startup if missing)";
-        return new DemoSessionStore(description, options => options.UsePostgres(postgres =>
+        return new DemoSessionStore(description, keepsKeyRing: true, options => options.UsePostgres(postgres =>
         {
             postgres.ConnectionString = connectionString;
             postgres.TablePrefix = PostgresTablePrefix;

@@ -28,13 +28,19 @@ internal static class LoadBalancer
                 // Round robin, not sticky: every request may land on another node, which is the point.
                 LoadBalancingPolicy = LoadBalancingPolicies.RoundRobin,
                 Destinations = destinations,
+
+                // Kestrel decodes request header bytes as UTF-8; encoding them as UTF-8 again forwards the exact
+                // bytes the client sent. The proxy stays transparent and the node judges the input, as it does
+                // when called directly: a non-ASCII cookie is a fresh session there, where the default
+                // (ASCII only) made the proxy answer 502 Bad Gateway before the node saw anything.
+                HttpClient = new HttpClientConfig { RequestHeaderEncoding = "utf-8" },
             },
         ];
         builder.Services.AddReverseProxy().LoadFromMemory(routes, clusters);
-        // YARP protects affinity cookies with data protection; the demo uses no affinity, so keys
-        // need not outlive the process (and none are written to the user's profile).
-        builder.Services.AddSingleton<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>(
-            new Microsoft.AspNetCore.DataProtection.EphemeralDataProtectionProvider());
+        // YARP protects affinity cookies with Data Protection, whose key ring loads (and gets its first key) at
+        // startup. The demo uses no affinity, so the keys need not outlive the process, and none may land in the
+        // user's profile.
+        InProcessKeyRing.Use(builder.Services, new InProcessKeyRing());
         var app = builder.Build();
         app.MapReverseProxy();
         return app;

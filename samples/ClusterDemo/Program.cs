@@ -32,7 +32,8 @@ try
     cluster = await DemoCluster.StartAsync(arguments, Console.Out, stopping.Token);
 }
 catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException
-    or System.Net.Sockets.SocketException or ClusterSession.SessionStoreUnavailableException)
+    or System.Net.Sockets.SocketException or ClusterSession.SessionStoreUnavailableException
+    or Microsoft.Extensions.Options.OptionsValidationException)
 {
     // Typically a port in use, an unreachable --redis or --postgres, or a bad connection string: say so plainly, no stack trace.
     Console.Error.WriteLine($"ClusterDemo could not start: {ex.Message}");

@@ -52,6 +52,13 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// Fail fast while the store is down: after consecutive outages, requests that need the session fail at
+    /// once with <see cref="StoreUnavailableStatusCode"/> and a <c>Retry-After</c> header until a periodic
+    /// try finds the store back. On by default; see <see cref="StoreCircuitBreakerOptions"/>.
+    /// </summary>
+    public StoreCircuitBreakerOptions CircuitBreaker { get; } = new();
+
+    /// <summary>
     /// Whether a sign-in through ASP.NET Core authentication gives the session a new id (session fixation
     /// protection). The session is bound to the signed-in principal either way. Default true.
     /// </summary>
@@ -66,6 +73,16 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// before <c>app.UseAuthentication()</c>. Default true.
     /// </summary>
     public bool StoreAuthenticationTickets { get; set; } = true;
+
+    /// <summary>
+    /// Whether ASP.NET Core Data Protection keeps its key ring in the session store when the store is shared
+    /// (Redis, PostgreSQL), so that every host of the application reads the cookies any other host protected:
+    /// authentication, antiforgery, TempData. Applies only when the application configured no key persistence
+    /// itself (such as <c>PersistKeysToFileSystem</c>); the application discriminator then becomes the
+    /// application name unless the application set one, because the default (the content-root path) differs
+    /// between hosts. docs/aspnetcore.md, "Running several hosts". Default true.
+    /// </summary>
+    public bool ShareDataProtectionKeys { get; set; } = true;
 
     /// <summary>Uses the store <paramref name="factory"/> creates (once, as a singleton).</summary>
     /// <returns>These options, for chaining.</returns>

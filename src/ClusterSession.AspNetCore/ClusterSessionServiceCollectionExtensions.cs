@@ -3,6 +3,8 @@ using ClusterSession.AspNetCore;
 using ClusterSession.AspNetCore.Internal;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -14,8 +16,9 @@ public static class ClusterSessionServiceCollectionExtensions
 {
     /// <summary>
     /// Adds ClusterSession: the session store chosen in <paramref name="configure"/> (<c>UseInMemory()</c>,
-    /// <c>UseRedis(...)</c>, <c>UseStore(...)</c>), <see cref="ISessionManager"/>, id renewal on sign-in and
-    /// server-side cookie-authentication tickets. Pair it with <c>app.UseClusterSession()</c>; it replaces
+    /// <c>UseRedis(...)</c>, <c>UseStore(...)</c>), <see cref="ISessionManager"/>, id renewal on sign-in,
+    /// server-side cookie-authentication tickets and, with a shared store, the Data Protection key ring in that
+    /// store (<see cref="ClusterSessionOptions.ShareDataProtectionKeys"/>). Pair it with <c>app.UseClusterSession()</c>; it replaces
     /// <c>services.AddSession()</c>.
     /// </summary>
     public static IServiceCollection AddClusterSession(this IServiceCollection services, Action<ClusterSessionOptions> configure)
@@ -37,9 +40,12 @@ public static class ClusterSessionServiceCollectionExtensions
             sp.GetRequiredService<ISessionStore>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>()));
+        services.TryAddSingleton(static sp => new SessionToucher(sp.GetRequiredService<SessionRuntime>()));
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<SessionTicketStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, ConfigureCookieTicketStore>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<KeyManagementOptions>, ShareDataProtectionKeys>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<DataProtectionOptions>, ShareApplicationDiscriminator>());
         DecorateAuthenticationService(services);
         return services;
     }

@@ -8,7 +8,6 @@ internal static class PostgresEventIds
     public const int CleanupDeleted = 2001;
     public const int CleanupFailed = 2002;
     public const int SchemaCreated = 2003;
-    public const int StoreUnavailable = 2004;
     public const int LoggingModeMismatch = 2005;
 }
 
@@ -25,7 +24,4 @@ internal static partial class PostgresLog
 
     [LoggerMessage(PostgresEventIds.LoggingModeMismatch, LogLevel.Warning, "Session table {Table} exists with unlogged = {Existing} while the option Unlogged is {Configured}; it was left as it is. Convert it with ALTER TABLE ... SET LOGGED/UNLOGGED (see docs/postgres-data-model.md) or change the option.")]
     public static partial void LoggingModeMismatch(ILogger logger, string table, bool existing, bool configured);
-
-    [LoggerMessage(PostgresEventIds.StoreUnavailable, LogLevel.Warning, "PostgreSQL session store failed during {Operation}.")]
-    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation);
 }

@@ -17,20 +17,9 @@ public static class PostgresSessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UsePostgres<TBuilder>(this TBuilder builder, Action<PostgresSessionStoreOptions> configure)
         where TBuilder : ISessionStoreBuilder
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        ArgumentNullException.ThrowIfNull(configure);
-        builder.UseStore(sp =>
-        {
-            var storeOptions = new PostgresSessionStoreOptions { Limits = builder.Limits };
-            configure(storeOptions);
-            return new PostgresSessionStore(
-                storeOptions,
-                sp.GetService<TimeProvider>() ?? TimeProvider.System,
-                sp.GetService<ILogger<PostgresSessionStore>>());
-        });
-        return builder;
-    }
+        => builder.UseStore<TBuilder, PostgresSessionStoreOptions>(
+            configure,
+            static (provider, options) => new PostgresSessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System, provider.GetService<ILogger<PostgresSessionStore>>()));
 
     /// <summary>Keeps sessions in PostgreSQL at <paramref name="connectionString"/> (an Npgsql connection string).</summary>
     /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>

@@ -6,9 +6,10 @@ namespace ClusterSession.Postgres;
 /// <summary>
 /// Options of <see cref="PostgresSessionStore"/>. Set either <see cref="ConnectionString"/> or
 /// <see cref="DataSource"/>. Validated when the store is created (and at startup through
-/// <c>AddPostgresSessionStore</c>); messages name the option and the fix.
+/// <c>AddPostgresSessionStore</c>); messages name the option and the fix. The options every store shares
+/// (touch interval, limits) and their validation are on <see cref="SessionStoreOptions"/>.
 /// </summary>
-public sealed class PostgresSessionStoreOptions
+public sealed class PostgresSessionStoreOptions : SessionStoreOptions
 {
     /// <summary>The longest identifier PostgreSQL keeps, in bytes (NAMEDATALEN - 1).</summary>
     internal const int MaxIdentifierBytes = 63;
@@ -45,13 +46,6 @@ public sealed class PostgresSessionStoreOptions
     public bool Unlogged { get; set; }
 
     /// <summary>
-    /// A load refreshes the last access time and the expiry only when the last refresh is older than
-    /// this fraction of the idle timeout, so that most reads write nothing. 0 refreshes on every load.
-    /// Between 0 and 0.5. Default 0.1 (a 30-minute idle timeout is refreshed at most every 3 minutes).
-    /// </summary>
-    public double TouchIntervalFraction { get; set; } = 0.1;
-
-    /// <summary>
     /// How often the background cleanup deletes expired sessions (timed by the store's
     /// <see cref="TimeProvider"/>). <see cref="Timeout.InfiniteTimeSpan"/> turns it off; call
     /// <see cref="PostgresSessionStore.CleanupExpiredAsync"/> yourself then. Default 1 minute.
@@ -62,13 +56,13 @@ public sealed class PostgresSessionStoreOptions
     public int CleanupBatchSize { get; set; } = 1000;
 
     /// <summary>
-    /// How long one command may take before the store gives up with
-    /// <see cref="SessionStoreUnavailableException"/>. Whole seconds, at least 1. Default 5 seconds.
+    /// How long one store operation may take in total, a connection from the pool and every statement
+    /// included. At the deadline the operation is cancelled (Npgsql asks the server to cancel the running
+    /// statement) and fails with <see cref="SessionStoreUnavailableException"/>; a caller's own token (ASP.NET
+    /// Core's <c>StoreTimeout</c>) can end it sooner. Also the Npgsql command timeout, so whole seconds,
+    /// at least 1. Default 5 seconds.
     /// </summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>Attribute limits checked before every write. Default <see cref="SessionLimits.Default"/>.</summary>
-    public SessionLimits Limits { get; set; } = SessionLimits.Default;
 
     /// <summary>
     /// Whether the store runs <see cref="PostgresSessionStore.CreateSchemaAsync"/> itself before its
@@ -77,17 +71,17 @@ public sealed class PostgresSessionStoreOptions
     /// </summary>
     public bool CreateSchemaOnStartup { get; set; }
 
-    /// <summary>Returns every problem with these options, each naming the option and the fix; empty when valid.</summary>
-    internal List<string> Validate()
+    /// <inheritdoc />
+    protected override void AddFailures(ICollection<string> failures)
     {
-        var failures = new List<string>();
+        ArgumentNullException.ThrowIfNull(failures);
         if (DataSource is null && string.IsNullOrWhiteSpace(ConnectionString))
         {
-            failures.Add("PostgresSessionStoreOptions: set ConnectionString (e.g. \"Host=db;Username=app;Password=...;Database=app\") or DataSource.");
+            failures.Add(Failure(nameof(ConnectionString), ConnectionString is null ? null : "(blank)", "set ConnectionString (e.g. \"Host=db;Username=app;Password=...;Database=app\") or DataSource."));
         }
         else if (DataSource is not null && !string.IsNullOrWhiteSpace(ConnectionString))
         {
-            failures.Add("PostgresSessionStoreOptions: set either ConnectionString or DataSource, not both.");
+            failures.Add(Failure(nameof(DataSource), "set together with ConnectionString", "set either ConnectionString or DataSource, not both."));
         }
         else if (DataSource is null)
         {
@@ -97,46 +91,35 @@ public sealed class PostgresSessionStoreOptions
             }
             catch (ArgumentException ex)
             {
-                failures.Add($"PostgresSessionStoreOptions.ConnectionString is not a valid Npgsql connection string: {ex.Message}");
+                // The builder's message names the bad keyword, never a value (the string may hold a password).
+                failures.Add(Failure(nameof(ConnectionString), "not a valid Npgsql connection string", ex.Message));
             }
         }
 
         if (string.IsNullOrEmpty(Schema) || Schema.Contains('\0', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(Schema) > MaxIdentifierBytes)
         {
-            failures.Add($"PostgresSessionStoreOptions.Schema must be a non-empty name of at most {MaxIdentifierBytes} bytes without NUL characters (default \"public\").");
+            failures.Add(Failure(nameof(Schema), Schema, $"use a non-empty name of at most {MaxIdentifierBytes} bytes without NUL characters (default \"public\")."));
         }
 
         var maxPrefixBytes = MaxIdentifierBytes - LongestDerivedName.Length;
         if (TablePrefix is null || TablePrefix.Contains('\0', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(TablePrefix) > maxPrefixBytes)
         {
-            failures.Add($"PostgresSessionStoreOptions.TablePrefix must be at most {maxPrefixBytes} bytes without NUL characters, so that every derived name fits PostgreSQL's {MaxIdentifierBytes}-byte limit (default \"clustersession_\").");
-        }
-
-        if (!(TouchIntervalFraction >= 0 && TouchIntervalFraction <= 0.5))
-        {
-            failures.Add($"PostgresSessionStoreOptions.TouchIntervalFraction is {TouchIntervalFraction}: use a value from 0 (refresh on every load) to 0.5 (default 0.1).");
+            failures.Add(Failure(nameof(TablePrefix), TablePrefix, $"use at most {maxPrefixBytes} bytes without NUL characters, so that every derived name fits PostgreSQL's {MaxIdentifierBytes}-byte limit (default \"clustersession_\")."));
         }
 
         if (CleanupInterval != Timeout.InfiniteTimeSpan && CleanupInterval < TimeSpan.FromSeconds(1))
         {
-            failures.Add($"PostgresSessionStoreOptions.CleanupInterval is {CleanupInterval}: use at least 1 second, or Timeout.InfiniteTimeSpan to turn the background cleanup off.");
+            failures.Add(Failure(nameof(CleanupInterval), CleanupInterval, "use at least 1 second, or Timeout.InfiniteTimeSpan to turn the background cleanup off."));
         }
 
         if (CleanupBatchSize is < 1 or > 100_000)
         {
-            failures.Add($"PostgresSessionStoreOptions.CleanupBatchSize is {CleanupBatchSize}: use 1 to 100,000 (default 1,000).");
+            failures.Add(Failure(nameof(CleanupBatchSize), CleanupBatchSize, "use 1 to 100,000 (default 1,000)."));
         }
 
         if (CommandTimeout < TimeSpan.FromSeconds(1) || CommandTimeout > TimeSpan.FromHours(1))
         {
-            failures.Add($"PostgresSessionStoreOptions.CommandTimeout is {CommandTimeout}: use 1 second to 1 hour (default 5 seconds).");
+            failures.Add(Failure(nameof(CommandTimeout), CommandTimeout, "use 1 second to 1 hour (default 5 seconds)."));
         }
-
-        if (Limits is null)
-        {
-            failures.Add("PostgresSessionStoreOptions.Limits must not be null: leave it at SessionLimits.Default or set limits.");
-        }
-
-        return failures;
     }
 }

@@ -1,8 +1,6 @@
 using ClusterSession;
 using ClusterSession.Postgres;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -18,19 +16,9 @@ public static class PostgresSessionStoreServiceCollectionExtensions
     /// <param name="configure">Sets the options; at least <see cref="PostgresSessionStoreOptions.ConnectionString"/> or <see cref="PostgresSessionStoreOptions.DataSource"/>.</param>
     /// <returns>The service collection.</returns>
     public static IServiceCollection AddPostgresSessionStore(this IServiceCollection services, Action<PostgresSessionStoreOptions> configure)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configure);
-        services.AddOptions<PostgresSessionStoreOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgresSessionStoreOptions>, PostgresSessionStoreOptionsValidator>());
-        services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(static provider => new PostgresSessionStore(
-            provider.GetRequiredService<IOptions<PostgresSessionStoreOptions>>().Value,
-            provider.GetRequiredService<TimeProvider>(),
-            provider.GetService<ILogger<PostgresSessionStore>>()));
-        services.Replace(ServiceDescriptor.Singleton<ISessionStore>(static provider => provider.GetRequiredService<PostgresSessionStore>()));
-        return services;
-    }
+        => services.AddSessionStore<PostgresSessionStore, PostgresSessionStoreOptions>(
+            configure,
+            static (provider, options) => new PostgresSessionStore(options, provider.GetRequiredService<TimeProvider>(), provider.GetService<ILogger<PostgresSessionStore>>()));
 
     /// <summary>Registers the PostgreSQL session store with a connection string; see <see cref="AddPostgresSessionStore(IServiceCollection, Action{PostgresSessionStoreOptions})"/>.</summary>
     /// <param name="services">The service collection.</param>
@@ -45,16 +33,5 @@ public static class PostgresSessionStoreServiceCollectionExtensions
             options.ConnectionString = connectionString;
             configure?.Invoke(options);
         });
-    }
-}
-
-/// <summary>Validates <see cref="PostgresSessionStoreOptions"/> at startup with messages that name the option and the fix.</summary>
-internal sealed class PostgresSessionStoreOptionsValidator : IValidateOptions<PostgresSessionStoreOptions>
-{
-    public ValidateOptionsResult Validate(string? name, PostgresSessionStoreOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = options.Validate();
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -17,6 +17,7 @@ internal sealed class PostgresSql
         var attributes = $"\"{schemaName}\".\"{prefix}attributes\"";
         SessionsTable = sessions;
         AttributesTable = attributes;
+        KeyRingTable = $"\"{schemaName}\".\"{prefix}key_ring\"";
 
         var script = ReadSchemaScript().Replace("{schema}", schemaName, StringComparison.Ordinal).Replace("{prefix}", prefix, StringComparison.Ordinal);
         CreateSchema = unlogged ? script.Replace("CREATE TABLE", "CREATE UNLOGGED TABLE", StringComparison.Ordinal) : script;
@@ -149,6 +150,9 @@ internal sealed class PostgresSql
     public string AttributesTable { get; }
 
     public string CreateSchema { get; }
+
+    /// <summary>The Data Protection key ring table (PostgresSessionStore.KeyRing.cs holds its two statements).</summary>
+    public string KeyRingTable { get; }
 
     public string Load { get; }
 

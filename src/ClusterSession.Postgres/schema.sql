@@ -45,3 +45,14 @@ CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}attributes" (
     CONSTRAINT "{prefix}attributes_session_fkey" FOREIGN KEY (session_id)
         REFERENCES "{schema}"."{prefix}sessions" (id) ON DELETE CASCADE ON UPDATE CASCADE
 );
+
+-- ASP.NET Core Data Protection's key ring, shared by every server through the store (ClusterSession.AspNetCore
+-- uses it unless the application persists its keys itself). One row per XML element (a key or a revocation),
+-- only ever inserted; Data Protection reads them all, oldest first, and decides which keys are valid.
+CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}key_ring" (
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    friendly_name text        NOT NULL,
+    xml           text        NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT "{prefix}key_ring_pkey" PRIMARY KEY (id)
+);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using StackExchange.Redis;
@@ -25,7 +24,7 @@ internal sealed class RedisReplicaWait(int replicas, TimeSpan timeout)
     private readonly object[] _waitArgs = [replicas, (long)timeout.TotalMilliseconds];
 
     /// <summary>Runs <paramref name="script"/> on <paramref name="key"/> and waits for the replicas.</summary>
-    /// <exception cref="SessionStoreUnavailableException">Fewer replicas than required acknowledged in time.</exception>
+    /// <exception cref="ReplicasNotAcknowledgedException">Fewer replicas than required acknowledged in time.</exception>
     public async Task<RedisResult> EvaluateAsync(IDatabase db, string script, RedisKey key, RedisValue[] args)
     {
         var server = PrimaryOf(db, key);
@@ -85,8 +84,7 @@ internal sealed class RedisReplicaWait(int replicas, TimeSpan timeout)
         var acknowledged = (long)await wait.ConfigureAwait(false);
         if (acknowledged < replicas)
         {
-            throw new SessionStoreUnavailableException(string.Create(CultureInfo.InvariantCulture,
-                $"The write reached the Redis primary but only {acknowledged} of the {replicas} replica(s) required by RedisSessionStoreOptions.WaitForReplicas acknowledged it within {timeout.TotalMilliseconds:0} ms (ReplicaWaitTimeout), so it is not reported as saved: it may be lost if the primary fails now. Check that the replicas are running and connected to the primary (INFO replication), or lower WaitForReplicas."));
+            throw new ReplicasNotAcknowledgedException(acknowledged, replicas, timeout);
         }
 
         return result;

@@ -41,7 +41,11 @@ public sealed partial class RedisSessionStore
     public async Task<IAsyncDisposable> SubscribeToSessionEndsAsync(Action<SessionEndedEvent> handler, bool configureServer = true, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        var multiplexer = _multiplexer ?? await ConnectAsync(cancellationToken).WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+
+        // One deadline for the whole subscription attempt, as for every store operation.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.OperationTimeout);
+        var multiplexer = await _connection.GetAsync(deadline.Token).ConfigureAwait(false);
         var servers = multiplexer.GetServers().Where(s => !s.IsReplica).ToArray();
         if (servers.Any(s => s.ServerType == ServerType.Cluster))
         {
@@ -54,7 +58,7 @@ public sealed partial class RedisSessionStore
         {
             foreach (var server in servers)
             {
-                await EnableKeyspaceEventsAsync(server).WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                await EnableKeyspaceEventsAsync(server).WaitAsync(deadline.Token).ConfigureAwait(false);
             }
 
             LogKeyspaceEventsConfigured(_logger, servers.Length);
@@ -62,7 +66,7 @@ public sealed partial class RedisSessionStore
 
         var channel = RedisChannel.Pattern($"__keyspace@{Math.Max(database, 0)}__:{_keys.SessionPattern}");
         var subscriber = multiplexer.GetSubscriber();
-        var queue = await subscriber.SubscribeAsync(channel).WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        var queue = await subscriber.SubscribeAsync(channel).WaitAsync(deadline.Token).ConfigureAwait(false);
         queue.OnMessage(message => Dispatch(message, handler));
         return new Subscription(queue);
     }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
+using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -13,6 +13,11 @@ namespace ClusterSession.Redis;
 /// and saving a change set each cost one round trip: an atomic Lua script on the session's one hash.
 /// docs/redis-data-model.md describes every key, field and script.
 /// </summary>
+/// <remarks>
+/// Each operation runs under one deadline, <see cref="RedisSessionStoreOptions.OperationTimeout"/> (a linked
+/// <see cref="CancellationTokenSource"/>, so the caller's token can end it sooner), whatever number of round
+/// trips it takes. The store logs nothing per failed operation: it throws, and the caller logs once.
+/// </remarks>
 public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 {
     // Every command must see the latest state: never read from a replica, fail over with the primary.
@@ -24,12 +29,10 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly RedisKeys _keys;
     private readonly RedisValue _touchPerMille;
     private readonly string _saveScript;
-    private readonly SemaphoreSlim _connectLock = new(1, 1);
-    private readonly bool _ownsMultiplexer;
+    private readonly RedisConnection _connection;
+    private readonly string? _scrubPrefix;
     private readonly RedisTopologyRefresh _topology;
     private readonly RedisReplicaWait? _replicaWait;
-    private IConnectionMultiplexer? _multiplexer;
-    private bool _disposed;
     private int _evictionPolicyChecked;
 
     /// <summary>Creates a store. It connects on first use.</summary>
@@ -38,17 +41,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <param name="logger">The logger. Default: none.</param>
     /// <exception cref="OptionsValidationException">An option is invalid; the message names it and the fix.</exception>
     public RedisSessionStore(RedisSessionStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisSessionStore>? logger = null)
+        : this(options, null, timeProvider, logger)
     {
-        RedisSessionStoreOptionsValidator.ThrowIfInvalid(options);
-        _options = options;
-        _time = timeProvider ?? TimeProvider.System;
-        _logger = logger ?? (ILogger)NullLogger.Instance;
-        _keys = new RedisKeys(options.KeyPrefix);
-        _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
-        _saveScript = RedisScripts.SaveWithLimit(options.Limits.MaxAttributes);
-        _ownsMultiplexer = options.ConnectionMultiplexerFactory is null;
-        _topology = new RedisTopologyRefresh(_logger);
-        _replicaWait = options.WaitForReplicas > 0 ? new RedisReplicaWait(options.WaitForReplicas, options.ReplicaWaitTimeout) : null;
     }
 
     /// <summary>Creates a store on a multiplexer the caller owns (and disposes).</summary>
@@ -57,36 +51,255 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <param name="timeProvider">The clock that dates accesses and expiries. Default: <see cref="TimeProvider.System"/>.</param>
     /// <param name="logger">The logger. Default: none.</param>
     public RedisSessionStore(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options = null, TimeProvider? timeProvider = null, ILogger<RedisSessionStore>? logger = null)
-        : this(WithMultiplexer(multiplexer, options), timeProvider, logger)
+        : this(WithMultiplexer(multiplexer, options), multiplexer, timeProvider, logger)
     {
-        _multiplexer = multiplexer;
+    }
+
+    private RedisSessionStore(RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer, TimeProvider? timeProvider, ILogger<RedisSessionStore>? logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.ThrowIfInvalid();
+        _options = options;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _keys = new RedisKeys(options.KeyPrefix);
+        _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
+        _saveScript = RedisScripts.SaveWithLimit(options.Limits.MaxAttributes);
+        _connection = new RedisConnection(options, multiplexer);
+
+        // A multiplexer the application configured may put keys (which hold session ids) into messages.
+        _scrubPrefix = _connection.OwnsMultiplexer ? null : options.KeyPrefix;
+        _topology = new RedisTopologyRefresh(_logger);
+        _replicaWait = options.WaitForReplicas > 0 ? new RedisReplicaWait(options.WaitForReplicas, options.ReplicaWaitTimeout) : null;
     }
 
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(session);
-        SessionId.ThrowIfMalformed(session.Id, nameof(session));
-        _options.Limits.Validate(session);
-        return CreateSlowAsync(session, cancellationToken);
+        SessionStoreContract.CheckCreate(session, _options.Limits);
+        return RunAsync("create", (Store: this, Session: session), static (s, token) => s.Store.CreateCoreAsync(s.Session, token), cancellationToken);
     }
 
     /// <inheritdoc />
-    public async ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        var result = await RunAsync(
-            (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Keys.Session(state.Id)], [state.Now, state.TouchPerMille], Primary),
-            (Keys: _keys, Id: id, Now: NowMs(), TouchPerMille: _touchPerMille),
-            cancellationToken).ConfigureAwait(false);
-        return result.IsNull ? null : ReadSnapshot(id, (RedisResult[])result!);
+        return RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
     }
 
     /// <inheritdoc />
-    public async ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
+    public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(changes);
-        _options.Limits.Validate(changes);
+        SessionStoreContract.CheckSave(changes, _options.Limits);
+        return RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
+    {
+        SessionId.ThrowIfMalformed(id);
+        return RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(s.Id, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
+    {
+        return !SessionStoreContract.CheckChangeId(oldId, newId)
+            ? new(false)
+            : RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(
+        string id,
+        string name,
+        ReadOnlyMemory<byte>? expected,
+        byte[]? replacement,
+        CancellationToken cancellationToken = default)
+    {
+        SessionStoreContract.CheckCompareAndSet(id, name, replacement, _options.Limits);
+        RedisValue[] args =
+        [
+            NowMs(),
+            RedisKeys.AttributeField(name),
+            expected is null ? "0" : "1",
+            expected is { } e ? e : RedisValue.EmptyString,
+            replacement is null ? "0" : "1",
+            replacement ?? RedisValue.EmptyString,
+            _options.Limits.MaxAttributes,
+        ];
+        return RunAsync("compare-and-set", (Store: this, Key: _keys.Session(id), Args: args), static (s, token) => s.Store.CompareAndSetCoreAsync(s.Key, s.Args, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        return RunAsync("find by principal", (Store: this, Principal: principal), static (s, token) => s.Store.FindByPrincipalCoreAsync(s.Principal, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Cost: a SCAN of every master for this store's session keys (O(keys in the database), in pages
+    /// of 1,000), then one pipelined HMGET per session found to leave out sessions that expired by the
+    /// store's clock or are mid-move. Meant for dashboards and tests, not for every request.
+    /// </remarks>
+    public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
+        => RunAsync("count", this, static (store, token) => store.CountCoreAsync(token), cancellationToken);
+
+    /// <summary>Disposes the multiplexer when the store created it from <see cref="RedisSessionStoreOptions.Configuration"/>.</summary>
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
+
+    private static RedisSessionStoreOptions WithMultiplexer(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        var source = options ?? new RedisSessionStoreOptions();
+        return new RedisSessionStoreOptions
+        {
+            ConnectionMultiplexerFactory = () => Task.FromResult(multiplexer),
+            KeyPrefix = source.KeyPrefix,
+            TouchIntervalFraction = source.TouchIntervalFraction,
+            OperationTimeout = source.OperationTimeout,
+            Limits = source.Limits,
+            KeyRingKey = source.KeyRingKey,
+            WaitForReplicas = source.WaitForReplicas,
+            ReplicaWaitTimeout = source.ReplicaWaitTimeout,
+        };
+    }
+
+    /// <summary>
+    /// Runs one store operation, every round trip and every retry of it, under the store's deadline, and maps every
+    /// way Redis can fail to <see cref="SessionStoreUnavailableException"/> (the one catch of the store). The
+    /// caller's own cancellation stays an <see cref="OperationCanceledException"/>.
+    /// </summary>
+    private async ValueTask<TResult> RunAsync<TState, TResult>(string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.OperationTimeout);
+        try
+        {
+            return await body(state, deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up: whatever the command's last failure was, the caller sees its own cancellation.
+            throw new OperationCanceledException(cancellationToken);
+        }
+        catch (Exception ex) when (RedisFailures.ToUnavailable(
+            ex, operation, deadline.IsCancellationRequested, _options.OperationTimeout, Stopwatch.GetElapsedTime(started), _scrubPrefix) is { } failure)
+        {
+            throw failure;
+        }
+    }
+
+    /// <summary>
+    /// One command (or pipelined batch) on the store's connection, ended by <paramref name="token"/> (the operation's
+    /// one deadline). A command Redis certainly did not run (refused by a replica or a loading node, redirected, no
+    /// primary known yet) makes the connection re-discover the topology and is sent again until the deadline, but only
+    /// while some node is connected: with nothing connected, Redis is down and the command fails at once.
+    /// </summary>
+    private async Task<TResult> CommandAsync<TState, TResult>(Func<IDatabase, TState, Task<TResult>> command, TState state, CancellationToken token)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var multiplexer = await _connection.GetAsync(token).ConfigureAwait(false);
+            if (_evictionPolicyChecked == 0 && Interlocked.Exchange(ref _evictionPolicyChecked, 1) == 0)
+            {
+                _ = RedisEvictionPolicyCheck.WarnIfUnfitAsync(multiplexer, _logger);
+            }
+
+            Task<TResult>? pending = null;
+            try
+            {
+                pending = command(multiplexer.GetDatabase(), state);
+                return await pending.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (pending is { IsCompleted: false })
+            {
+                // StackExchange.Redis cannot recall a command once written; its own AsyncTimeout (set to OperationTimeout
+                // on connections the store creates) completes it. Observe its failure so it is never unobserved.
+                _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                throw;
+            }
+            catch (Exception ex) when (ShouldRetry(ex, multiplexer))
+            {
+                try
+                {
+                    await Task.Delay(RetryDelay(attempt), token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The deadline passed while waiting to retry: the failure to report is the command's, not the wait's.
+                    ExceptionDispatchInfo.Throw(ex);
+                }
+            }
+        }
+    }
+
+    private bool ShouldRetry(Exception ex, IConnectionMultiplexer multiplexer)
+    {
+        if (RedisFailures.TopologyChanged(ex))
+        {
+            _topology.Request(multiplexer, ex);
+        }
+
+        return RedisFailures.NotApplied(ex) && multiplexer.IsConnected;
+    }
+
+    // 20, 40, 80 ... ms, at most 250 ms: a failover settles in seconds, and the deadline ends the retries.
+    private static TimeSpan RetryDelay(int attempt) => TimeSpan.FromMilliseconds(Math.Min(250, 10 << Math.Min(attempt, 5)));
+
+    /// <summary>A write script on the primary, followed by WAIT in the same round trip when <see cref="RedisSessionStoreOptions.WaitForReplicas"/> asks for it.</summary>
+    private Task<RedisResult> WriteAsync(string script, RedisKey key, RedisValue[] args, CancellationToken token)
+        => CommandAsync(
+            static (db, s) => s.Wait is { } wait ? wait.EvaluateAsync(db, s.Script, s.Key, s.Args) : db.ScriptEvaluateAsync(s.Script, [s.Key], s.Args, Primary),
+            (Wait: _replicaWait, Script: script, Key: key, Args: args),
+            token);
+
+    private async Task<bool> CreateCoreAsync(SessionSnapshot session, CancellationToken token)
+    {
+        var now = NowMs();
+        var args = new List<RedisValue>(12 + (2 * session.Attributes.Count))
+        {
+            now,
+            TtlMs(session, now),
+            RedisKeys.Created, ToMs(session.CreatedAt),
+            RedisKeys.Access, ToMs(session.LastAccessedAt),
+            RedisKeys.Idle, (long)session.IdleTimeout.TotalMilliseconds,
+            RedisKeys.Absolute, ToMs(session.AbsoluteExpiresAt),
+            RedisKeys.Version, session.Version,
+        };
+        if (session.Principal is { } principal)
+        {
+            args.Add(RedisKeys.PrincipalField);
+            args.Add(principal);
+
+            // Listed before it exists, so a crash between the two calls cannot leave it unlisted.
+            await UpdateIndexAsync(principal, ["a", session.Id, ToMs(session.AbsoluteExpiresAt)], token).ConfigureAwait(false);
+        }
+
+        foreach (var (name, value) in session.Attributes)
+        {
+            args.Add(RedisKeys.AttributeField(name));
+            args.Add(value);
+        }
+
+        var created = await WriteAsync(RedisScripts.Create, _keys.Session(session.Id), args.ToArray(), token).ConfigureAwait(false);
+        return (int)created == 1;
+    }
+
+    private async Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token)
+    {
+        var result = await CommandAsync(
+            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille], Primary),
+            (Key: _keys.Session(id), Now: NowMs(), TouchPerMille: _touchPerMille),
+            token).ConfigureAwait(false);
+        return result.IsNull ? null : RedisSnapshots.Read(id, (RedisResult[])result!);
+    }
+
+    private async Task<SessionSaveResult> SaveCoreAsync(SessionChanges changes, CancellationToken token)
+    {
         // Only what the change needs goes out: a one-attribute write is now, shape, field and value.
         var hasIdle = changes.IdleTimeout is not null;
         var setsPrincipal = changes.PrincipalChanged && changes.Principal is not null;
@@ -118,70 +331,51 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args[i++] = RedisKeys.AttributeField(name);
         }
 
-        var result = (RedisResult[])(await RunAsync(
-            (db, state) => WriteAsync(db, state.Script, state.Key, state.Args),
-            (Key: _keys.Session(changes.Id), Args: args, Script: _saveScript),
-            cancellationToken).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(_saveScript, _keys.Session(changes.Id), args, token).ConfigureAwait(false))!;
         switch ((int)result[0])
         {
             case 0:
                 return SessionSaveResult.Gone;
             case -1:
-                throw TooManyAttributes((int)result[1]);
+                throw _options.Limits.TooManyAttributes();
         }
 
         if (changes.PrincipalChanged)
         {
             var absolute = (long)result[2];
             var oldPrincipal = (int)result[3] == 1 ? (string?)result[4] : null;
-            await MovePrincipalAsync(changes.Id, oldPrincipal, changes.Principal, absolute, cancellationToken).ConfigureAwait(false);
+            await MovePrincipalAsync(changes.Id, oldPrincipal, changes.Principal, absolute, token).ConfigureAwait(false);
         }
 
         return SessionSaveResult.Saved;
     }
 
-    /// <inheritdoc />
-    public async ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
+    private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
     {
-        SessionId.ThrowIfMalformed(id);
-        var result = (RedisResult[])(await RunAsync(
-            (db, state) => WriteAsync(db, RedisScripts.Delete, state.Key, [state.Now]),
-            (Key: _keys.Session(id), Now: NowMs()),
-            cancellationToken).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(RedisScripts.Delete, _keys.Session(id), [NowMs()], token).ConfigureAwait(false))!;
         if ((int)result[1] == 1)
         {
-            await UpdateIndexAsync((string)result[2]!, ["r", id], cancellationToken).ConfigureAwait(false);
+            await UpdateIndexAsync((string)result[2]!, ["r", id], token).ConfigureAwait(false);
         }
 
         return (int)result[0] == 1;
     }
 
-    /// <inheritdoc />
-    public async ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
+    private async Task<bool> ChangeIdCoreAsync(string oldId, string newId, CancellationToken token)
     {
-        SessionId.ThrowIfMalformed(oldId);
-        SessionId.ThrowIfMalformed(newId);
-        if (string.Equals(oldId, newId, StringComparison.Ordinal))
-        {
-            return false;
-        }
-
         // Three single-slot steps instead of RENAME (CROSSSLOT in a cluster): mark the old hash as
         // moving and read it (saves to it now return Gone, so none is lost), create the new hash,
         // delete the old one. A crash in between leaves the old hash marked: it reads as absent and expires.
         var oldKey = _keys.Session(oldId);
         var now = NowMs();
-        var read = await RunAsync(
-            (db, state) => WriteAsync(db, RedisScripts.BeginMove, state.Key, [state.Now]),
-            (Key: oldKey, Now: now),
-            cancellationToken).ConfigureAwait(false);
+        var read = await WriteAsync(RedisScripts.BeginMove, oldKey, [now], token).ConfigureAwait(false);
         if (read.IsNull)
         {
             return false;
         }
 
         var hash = (RedisResult[])read!;
-        var snapshot = ReadSnapshot(oldId, hash);
+        var snapshot = RedisSnapshots.Read(oldId, hash);
         var args = new List<RedisValue>(hash.Length + 2) { now, TtlMs(snapshot, now) };
         for (var i = 0; i < hash.Length; i += 2)
         {
@@ -197,77 +391,47 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // readers of the index check each id against its hash anyway.
         if (snapshot.Principal is { } principal)
         {
-            await UpdateIndexAsync(principal, ["a", newId, ToMs(snapshot.AbsoluteExpiresAt)], cancellationToken).ConfigureAwait(false);
+            await UpdateIndexAsync(principal, ["a", newId, ToMs(snapshot.AbsoluteExpiresAt)], token).ConfigureAwait(false);
         }
 
-        var created = (int)await RunAsync(
-            (db, state) => WriteAsync(db, RedisScripts.Create, state.Key, state.Args),
-            (Key: _keys.Session(newId), Args: args.ToArray()),
-            cancellationToken).ConfigureAwait(false);
+        var created = (int)await WriteAsync(RedisScripts.Create, _keys.Session(newId), args.ToArray(), token).ConfigureAwait(false);
         if (created == 0)
         {
-            await RunAsync(
-                (db, key) => WriteAsync(db, RedisScripts.AbortMove, key, []),
-                oldKey,
-                cancellationToken).ConfigureAwait(false);
+            await WriteAsync(RedisScripts.AbortMove, oldKey, [], token).ConfigureAwait(false);
             return false;
         }
 
-        await RunAsync(
-            (db, key) => _replicaWait is { } wait ? wait.ExecuteAsync(db, key, "DEL", key) : db.ExecuteAsync("DEL", [key], Primary),
-            oldKey,
-            cancellationToken).ConfigureAwait(false);
+        await CommandAsync(
+            static (db, s) => s.Wait is { } wait ? wait.ExecuteAsync(db, s.Key, "DEL", s.Key) : db.ExecuteAsync("DEL", [s.Key], Primary),
+            (Wait: _replicaWait, Key: oldKey),
+            token).ConfigureAwait(false);
         if (snapshot.Principal is { } boundTo)
         {
-            await UpdateIndexAsync(boundTo, ["r", oldId], cancellationToken).ConfigureAwait(false);
+            await UpdateIndexAsync(boundTo, ["r", oldId], token).ConfigureAwait(false);
         }
 
         return true;
     }
 
-    /// <inheritdoc />
-    public async ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(
-        string id,
-        string name,
-        ReadOnlyMemory<byte>? expected,
-        byte[]? replacement,
-        CancellationToken cancellationToken = default)
+    private async Task<AttributeCasResult> CompareAndSetCoreAsync(RedisKey key, RedisValue[] args, CancellationToken token)
     {
-        SessionId.ThrowIfMalformed(id);
-        _options.Limits.ValidateAttribute(name, replacement);
-
-        RedisValue[] args =
-        [
-            NowMs(),
-            RedisKeys.AttributeField(name),
-            expected is null ? "0" : "1",
-            expected is { } e ? e : RedisValue.EmptyString,
-            replacement is null ? "0" : "1",
-            replacement ?? RedisValue.EmptyString,
-            _options.Limits.MaxAttributes,
-        ];
-        var result = (RedisResult[])(await RunAsync(
-            (db, state) => WriteAsync(db, RedisScripts.CompareAndSet, state.Key, state.Args),
-            (Key: _keys.Session(id), Args: args),
-            cancellationToken).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(RedisScripts.CompareAndSet, key, args, token).ConfigureAwait(false))!;
         return (int)result[0] switch
         {
             1 => AttributeCasResult.Succeeded,
             0 => AttributeCasResult.Gone,
-            -1 => throw TooManyAttributes((int)result[1]),
+            -1 => throw _options.Limits.TooManyAttributes(),
             _ => AttributeCasResult.Mismatch((int)result[1] == 1 ? (byte[]?)result[2] : null),
         };
     }
 
-    /// <inheritdoc />
-    public async ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
+    private async Task<IReadOnlyList<SessionSnapshot>> FindByPrincipalCoreAsync(string principal, CancellationToken token)
     {
-        ArgumentNullException.ThrowIfNull(principal);
         var now = NowMs();
-        var ids = await RunAsync(
-            (db, state) => db.SortedSetRangeByScoreAsync(state.Key, state.Now, double.PositiveInfinity, Exclude.Start, flags: Primary),
+        var ids = await CommandAsync(
+            static (db, state) => db.SortedSetRangeByScoreAsync(state.Key, state.Now, double.PositiveInfinity, Exclude.Start, flags: Primary),
             (Key: _keys.Principal(principal), Now: (double)now),
-            cancellationToken).ConfigureAwait(false);
+            token).ConfigureAwait(false);
         if (ids.Length == 0)
         {
             return [];
@@ -275,21 +439,21 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
         // One read per listed id, all in flight at once (each is a single-slot command). The session
         // hash is the truth; the index is only a hint, so stale entries are dropped here.
-        var hashes = await RunAsync(
-            (db, state) => Task.WhenAll(state.Ids.Select(id => db.HashGetAllAsync(state.Keys.Session((string)id!), Primary))),
+        var hashes = await CommandAsync(
+            static (db, state) => Task.WhenAll(state.Ids.Select(id => db.HashGetAllAsync(state.Keys.Session((string)id!), Primary))),
             (Keys: _keys, Ids: ids),
-            cancellationToken).ConfigureAwait(false);
+            token).ConfigureAwait(false);
         var found = new List<SessionSnapshot>(ids.Length);
         var stale = new List<RedisValue>();
         var clock = _time.GetUtcNow();
         for (var i = 0; i < ids.Length; i++)
         {
-            var snapshot = hashes[i].Length == 0 ? null : TryReadSnapshot((string)ids[i]!, hashes[i]);
+            var snapshot = hashes[i].Length == 0 ? null : RedisSnapshots.TryRead((string)ids[i]!, hashes[i]);
             if (snapshot is not null && !snapshot.IsExpiredAt(clock) && string.Equals(snapshot.Principal, principal, StringComparison.Ordinal))
             {
                 found.Add(snapshot);
             }
-            else if (snapshot is null || !IsMoving(hashes[i]))
+            else if (snapshot is null || !RedisSnapshots.IsMoving(hashes[i]))
             {
                 stale.Add("r");
                 stale.Add(ids[i]);
@@ -298,26 +462,17 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
         if (stale.Count > 0)
         {
-            await UpdateIndexAsync(principal, [.. stale], cancellationToken).ConfigureAwait(false);
+            await UpdateIndexAsync(principal, [.. stale], token).ConfigureAwait(false);
         }
 
         return found;
     }
 
-    /// <inheritdoc />
-    /// <remarks>
-    /// Cost: a SCAN of every master for this store's session keys (O(keys in the database), in pages
-    /// of 1,000), then one pipelined HMGET per session found to leave out sessions that expired by the
-    /// store's clock or are mid-move. Meant for dashboards and tests, not for every request.
-    /// </remarks>
-    public async ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
-    {
-        var now = NowMs();
-        return await RunAsync(
-            async (db, state) =>
+    private Task<long> CountCoreAsync(CancellationToken token)
+        => CommandAsync(
+            static async (db, state) =>
             {
                 long count = 0;
-                var pattern = state.Keys.SessionPattern;
                 foreach (var server in db.Multiplexer.GetServers())
                 {
                     if (server.IsReplica || !server.IsConnected)
@@ -326,14 +481,14 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                     }
 
                     var batch = new List<Task<RedisValue[]>>();
-                    await foreach (var key in server.KeysAsync(db.Database, pattern, pageSize: 1000).ConfigureAwait(false))
+                    await foreach (var key in server.KeysAsync(db.Database, state.Pattern, pageSize: 1000).WithCancellation(state.Token).ConfigureAwait(false))
                     {
                         batch.Add(db.HashGetAsync(key, RedisKeys.CountFields, Primary));
                     }
 
                     foreach (var fields in await Task.WhenAll(batch).ConfigureAwait(false))
                     {
-                        if (IsLive(fields, state.Now))
+                        if (RedisSnapshots.IsLive(fields, state.Now))
                         {
                             count++;
                         }
@@ -342,289 +497,31 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
                 return count;
             },
-            (Keys: _keys, Now: now),
-            cancellationToken).ConfigureAwait(false);
-    }
+            (Pattern: _keys.SessionPattern, Now: NowMs(), Token: token),
+            token);
 
-    /// <summary>Disposes the multiplexer when the store created it from <see cref="RedisSessionStoreOptions.Configuration"/>.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        if (_ownsMultiplexer && _multiplexer is { } multiplexer)
-        {
-            await multiplexer.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _connectLock.Dispose();
-    }
-
-    /// <summary>The multiplexer, connecting it on first use.</summary>
-    internal async Task<IConnectionMultiplexer> ConnectAsync(CancellationToken cancellationToken)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        await _connectLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_multiplexer is null)
-            {
-                if (_options.ConnectionMultiplexerFactory is { } factory)
-                {
-                    _multiplexer = await factory().ConfigureAwait(false);
-                }
-                else
-                {
-                    var configuration = ConfigurationOptions.Parse(_options.Configuration!);
-
-                    // Stay up while Redis is down: commands fail fast with our typed error and the
-                    // multiplexer reconnects in the background when the server is back.
-                    configuration.AbortOnConnectFail = false;
-                    var timeoutMs = (int)_options.OperationTimeout.TotalMilliseconds;
-                    configuration.AsyncTimeout = timeoutMs;
-                    configuration.SyncTimeout = timeoutMs;
-                    configuration.ConnectTimeout = Math.Min(configuration.ConnectTimeout, timeoutMs);
-                    _multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
-                }
-            }
-
-            return _multiplexer;
-        }
-        finally
-        {
-            _connectLock.Release();
-        }
-    }
-
-    private static RedisSessionStoreOptions WithMultiplexer(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options)
-    {
-        ArgumentNullException.ThrowIfNull(multiplexer);
-        var source = options ?? new RedisSessionStoreOptions();
-        return new RedisSessionStoreOptions
-        {
-            ConnectionMultiplexerFactory = () => Task.FromResult(multiplexer),
-            KeyPrefix = source.KeyPrefix,
-            TouchIntervalFraction = source.TouchIntervalFraction,
-            OperationTimeout = source.OperationTimeout,
-            Limits = source.Limits,
-            WaitForReplicas = source.WaitForReplicas,
-            ReplicaWaitTimeout = source.ReplicaWaitTimeout,
-        };
-    }
-
-    private async ValueTask<bool> CreateSlowAsync(SessionSnapshot session, CancellationToken cancellationToken)
-    {
-        var now = NowMs();
-        var args = new List<RedisValue>(12 + (2 * session.Attributes.Count))
-        {
-            now,
-            TtlMs(session, now),
-            RedisKeys.Created, ToMs(session.CreatedAt),
-            RedisKeys.Access, ToMs(session.LastAccessedAt),
-            RedisKeys.Idle, (long)session.IdleTimeout.TotalMilliseconds,
-            RedisKeys.Absolute, ToMs(session.AbsoluteExpiresAt),
-            RedisKeys.Version, session.Version,
-        };
-        if (session.Principal is { } principal)
-        {
-            args.Add(RedisKeys.PrincipalField);
-            args.Add(principal);
-
-            // Listed before it exists, so a crash between the two calls cannot leave it unlisted.
-            await UpdateIndexAsync(principal, ["a", session.Id, ToMs(session.AbsoluteExpiresAt)], cancellationToken).ConfigureAwait(false);
-        }
-
-        foreach (var (name, value) in session.Attributes)
-        {
-            args.Add(RedisKeys.AttributeField(name));
-            args.Add(value);
-        }
-
-        var created = await RunAsync(
-            (db, state) => WriteAsync(db, RedisScripts.Create, state.Key, state.Args),
-            (Key: _keys.Session(session.Id), Args: args.ToArray()),
-            cancellationToken).ConfigureAwait(false);
-        return (int)created == 1;
-    }
-
-    private async ValueTask MovePrincipalAsync(string id, string? oldPrincipal, string? newPrincipal, long absoluteMs, CancellationToken cancellationToken)
+    private async Task MovePrincipalAsync(string id, string? oldPrincipal, string? newPrincipal, long absoluteMs, CancellationToken token)
     {
         var add = newPrincipal is null
             ? Task.CompletedTask
-            : UpdateIndexAsync(newPrincipal, ["a", id, absoluteMs], cancellationToken).AsTask();
+            : UpdateIndexAsync(newPrincipal, ["a", id, absoluteMs], token);
         var remove = oldPrincipal is null || string.Equals(oldPrincipal, newPrincipal, StringComparison.Ordinal)
             ? Task.CompletedTask
-            : UpdateIndexAsync(oldPrincipal, ["r", id], cancellationToken).AsTask();
+            : UpdateIndexAsync(oldPrincipal, ["r", id], token);
         await Task.WhenAll(add, remove).ConfigureAwait(false);
     }
 
-    private async ValueTask UpdateIndexAsync(string principal, RedisValue[] operations, CancellationToken cancellationToken)
+    private async Task UpdateIndexAsync(string principal, RedisValue[] operations, CancellationToken token)
     {
         var args = new RedisValue[operations.Length + 1];
         args[0] = NowMs();
         operations.CopyTo(args, 1);
-        await RunAsync(
-            (db, state) => WriteAsync(db, RedisScripts.Index, state.Key, state.Args),
-            (Key: _keys.Principal(principal), Args: args),
-            cancellationToken).ConfigureAwait(false);
+        await WriteAsync(RedisScripts.Index, _keys.Principal(principal), args, token).ConfigureAwait(false);
     }
-
-    /// <summary>
-    /// Runs one store call within the operation timeout, mapping every way Redis can be unavailable to
-    /// <see cref="SessionStoreUnavailableException"/>. A command Redis certainly did not run (refused by a replica,
-    /// a loading node, a redirect, no primary known yet) makes the connection re-discover the topology and is sent
-    /// again until the timeout is spent: the whole call never takes longer than the timeout. The caller's own
-    /// cancellation stays an <see cref="OperationCanceledException"/>.
-    /// </summary>
-    private async ValueTask<TResult> RunAsync<TState, TResult>(Func<IDatabase, TState, Task<TResult>> operation, TState state, CancellationToken cancellationToken)
-    {
-        var started = Stopwatch.GetTimestamp();
-        for (var attempt = 1; ; attempt++)
-        {
-            Task<TResult>? pending = null;
-            try
-            {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                var multiplexer = _multiplexer ?? await ConnectAsync(cancellationToken).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
-                if (_evictionPolicyChecked == 0 && Interlocked.Exchange(ref _evictionPolicyChecked, 1) == 0)
-                {
-                    _ = RedisEvictionPolicyCheck.WarnIfUnfitAsync(multiplexer, _logger);
-                }
-
-                pending = operation(multiplexer.GetDatabase(), state);
-                return await pending.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (RedisFaults.IsUnavailable(ex) && !cancellationToken.IsCancellationRequested)
-            {
-                // A timed-out command may still fail later; observe it so it is not reported as unobserved.
-                _ = pending?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                if (RedisFaults.TopologyChanged(ex) && _multiplexer is { } stale)
-                {
-                    _topology.Request(stale, ex);
-                }
-
-                var elapsed = Stopwatch.GetElapsedTime(started);
-                var delay = RetryDelay(attempt);
-                // Retry only while some node answers (a failover or a slot move in progress); with nothing connected,
-                // Redis is down and the request fails now rather than after the whole timeout.
-                if (RedisFaults.NotApplied(ex) && _multiplexer is { IsConnected: true } && elapsed + delay < _options.OperationTimeout)
-                {
-                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                LogUnavailable(_logger, ex.GetType().Name);
-                throw new SessionStoreUnavailableException(RedisFaults.Describe(ex, _options.OperationTimeout, elapsed, attempt), ex);
-            }
-        }
-    }
-
-    /// <summary>A write script: on the primary, followed by WAIT in the same round trip when <see cref="RedisSessionStoreOptions.WaitForReplicas"/> asks for it.</summary>
-    private Task<RedisResult> WriteAsync(IDatabase db, string script, RedisKey key, RedisValue[] args)
-        => _replicaWait is { } wait ? wait.EvaluateAsync(db, script, key, args) : db.ScriptEvaluateAsync(script, [key], args, Primary);
-
-    private TimeSpan Remaining(long started)
-    {
-        var remaining = _options.OperationTimeout - Stopwatch.GetElapsedTime(started);
-        return remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero;
-    }
-
-    // 20, 40, 80 ... ms, at most 250 ms: a failover settles in seconds, and no retry may outlive the timeout.
-    private static TimeSpan RetryDelay(int attempt) => TimeSpan.FromMilliseconds(Math.Min(250, 10 << Math.Min(attempt, 5)));
-
-    private SessionLimitExceededException TooManyAttributes(int count)
-        => new($"A session may hold at most {_options.Limits.MaxAttributes} attributes, this change would leave {count}: remove attributes or raise SessionLimits.MaxAttributes.");
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private static long ToMs(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 
     private static long TtlMs(SessionSnapshot session, long nowMs) => Math.Max(1, ToMs(session.ExpiresAt) - nowMs);
-
-    private static bool IsLive(RedisValue[] fields, long nowMs)
-    {
-        // fields: last access, idle, absolute, moving (RedisKeys.CountFields).
-        if (!fields[3].IsNull || !fields[0].TryParse(out long access) || !fields[1].TryParse(out long idle) || !fields[2].TryParse(out long absolute))
-        {
-            return false;
-        }
-
-        return nowMs < Math.Min(access + idle, absolute);
-    }
-
-    private static bool IsMoving(HashEntry[] hash)
-    {
-        foreach (var entry in hash)
-        {
-            if (entry.Name == RedisKeys.Moving)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private static SessionSnapshot ReadSnapshot(string id, RedisResult[] flat)
-    {
-        var entries = new HashEntry[flat.Length / 2];
-        for (var i = 0; i < entries.Length; i++)
-        {
-            entries[i] = new HashEntry((RedisValue)flat[2 * i], (RedisValue)flat[(2 * i) + 1]);
-        }
-
-        return TryReadSnapshot(id, entries)
-            ?? throw new InvalidOperationException("The session script returned a hash without its metadata; the Redis data was changed by something other than this store.");
-    }
-
-    private static SessionSnapshot? TryReadSnapshot(string id, HashEntry[] hash)
-    {
-        long? created = null, access = null, idle = null, absolute = null;
-        long version = 0;
-        string? principal = null;
-        var moving = false;
-        var attributes = new Dictionary<string, byte[]>(hash.Length, StringComparer.Ordinal);
-        foreach (var entry in hash)
-        {
-            var field = (byte[])entry.Name!;
-            if (field.Length > 0 && field[0] == RedisKeys.AttributeMarker)
-            {
-                attributes[Encoding.UTF8.GetString(field.AsSpan(1))] = (byte[])entry.Value!;
-                continue;
-            }
-
-            var name = Encoding.ASCII.GetString(field);
-            switch (name)
-            {
-                case RedisKeys.Created: created = (long)entry.Value; break;
-                case RedisKeys.Access: access = (long)entry.Value; break;
-                case RedisKeys.Idle: idle = (long)entry.Value; break;
-                case RedisKeys.Absolute: absolute = (long)entry.Value; break;
-                case RedisKeys.Version: version = (long)entry.Value; break;
-                case RedisKeys.PrincipalField: principal = entry.Value; break;
-                case RedisKeys.Moving: moving = true; break;
-            }
-        }
-
-        if (created is null || access is null || idle is not > 0 || absolute is null || moving)
-        {
-            return null;
-        }
-
-        return new SessionSnapshot(
-            id,
-            DateTimeOffset.FromUnixTimeMilliseconds(created.Value),
-            DateTimeOffset.FromUnixTimeMilliseconds(access.Value),
-            TimeSpan.FromMilliseconds(idle.Value),
-            DateTimeOffset.FromUnixTimeMilliseconds(absolute.Value),
-            principal,
-            version,
-            attributes);
-    }
-
-    [LoggerMessage(EventId = RedisLogEvents.StoreUnavailable, Level = LogLevel.Warning, Message = "Redis session store unavailable: {ErrorType}")]
-    private static partial void LogUnavailable(ILogger logger, string errorType);
 }

@@ -16,20 +16,9 @@ public static class RedisSessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UseRedis<TBuilder>(this TBuilder builder, Action<RedisSessionStoreOptions> configure)
         where TBuilder : ISessionStoreBuilder
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        ArgumentNullException.ThrowIfNull(configure);
-        builder.UseStore(sp =>
-        {
-            var storeOptions = new RedisSessionStoreOptions { Limits = builder.Limits };
-            configure(storeOptions);
-            return new RedisSessionStore(
-                storeOptions,
-                sp.GetService<TimeProvider>() ?? TimeProvider.System,
-                sp.GetService<ILogger<RedisSessionStore>>());
-        });
-        return builder;
-    }
+        => builder.UseStore<TBuilder, RedisSessionStoreOptions>(
+            configure,
+            static (provider, options) => new RedisSessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System, provider.GetService<ILogger<RedisSessionStore>>()));
 
     /// <summary>Keeps sessions in Redis at <paramref name="configuration"/> (a StackExchange.Redis configuration string such as <c>"127.0.0.1:6379"</c>).</summary>
     /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>

@@ -1,10 +1,13 @@
-using Microsoft.Extensions.Options;
+using System.Globalization;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
 
-/// <summary>Options of <see cref="RedisSessionStore"/>. Set either <see cref="Configuration"/> or <see cref="ConnectionMultiplexerFactory"/>.</summary>
-public sealed class RedisSessionStoreOptions
+/// <summary>
+/// Options of <see cref="RedisSessionStore"/>. Set either <see cref="Configuration"/> or <see cref="ConnectionMultiplexerFactory"/>.
+/// The options every store shares (touch interval, limits) and their validation are on <see cref="SessionStoreOptions"/>.
+/// </summary>
+public sealed class RedisSessionStoreOptions : SessionStoreOptions
 {
     /// <summary>
     /// A StackExchange.Redis configuration string (for example <c>"127.0.0.1:6379"</c>, or several
@@ -26,20 +29,19 @@ public sealed class RedisSessionStoreOptions
     public string KeyPrefix { get; set; } = "cs:";
 
     /// <summary>
-    /// A load refreshes a session's last access time and TTL only when the last refresh is older than
-    /// this fraction of the session's idle timeout, so a busy read-only session costs one read command
-    /// per request. 0 refreshes on every load. Between 0 and 0.5. Default: 0.1.
-    /// </summary>
-    public double TouchIntervalFraction { get; set; } = 0.1;
-
-    /// <summary>
-    /// How long one store operation may take, connection problems included, before it fails with
-    /// <see cref="SessionStoreUnavailableException"/>. Default: 5 seconds.
+    /// How long one store operation may take in total, connecting and every round trip included. At the
+    /// deadline the operation is cancelled and fails with <see cref="SessionStoreUnavailableException"/>; a
+    /// caller's own token (ASP.NET Core's <c>StoreTimeout</c>) can end it sooner. Default: 5 seconds.
     /// </summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Limits on attribute names, sizes and counts, checked before every write. Default: <see cref="SessionLimits.Default"/>.</summary>
-    public SessionLimits Limits { get; set; } = SessionLimits.Default;
+    /// <summary>
+    /// The Redis key of the list that keeps ASP.NET Core Data Protection's key ring, shared by every server
+    /// (see <see cref="IKeyRingStore"/>). Servers of one application must use the same key; different
+    /// applications on one Redis need different keys (a different <see cref="KeyPrefix"/> gives them).
+    /// Default: null, which means <see cref="KeyPrefix"/> followed by <c>dataprotection-keys</c>.
+    /// </summary>
+    public string? KeyRingKey { get; set; }
 
     /// <summary>
     /// How many replicas must have a write before the store reports it done: every write (create, save,
@@ -56,65 +58,39 @@ public sealed class RedisSessionStoreOptions
     /// <see cref="OperationTimeout"/>. Default: 1 second.
     /// </summary>
     public TimeSpan ReplicaWaitTimeout { get; set; } = TimeSpan.FromSeconds(1);
-}
 
-/// <summary>Validates <see cref="RedisSessionStoreOptions"/> with messages that name the option and the fix.</summary>
-internal sealed class RedisSessionStoreOptionsValidator : IValidateOptions<RedisSessionStoreOptions>
-{
-    public ValidateOptionsResult Validate(string? name, RedisSessionStoreOptions options)
+    /// <inheritdoc />
+    protected override void AddFailures(ICollection<string> failures)
     {
-        var failures = Check(options);
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
-
-    internal static void ThrowIfInvalid(RedisSessionStoreOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = Check(options);
-        if (failures.Count > 0)
+        ArgumentNullException.ThrowIfNull(failures);
+        if (ConnectionMultiplexerFactory is null && string.IsNullOrWhiteSpace(Configuration))
         {
-            throw new OptionsValidationException(nameof(RedisSessionStoreOptions), typeof(RedisSessionStoreOptions), failures);
-        }
-    }
-
-    private static List<string> Check(RedisSessionStoreOptions options)
-    {
-        var failures = new List<string>();
-        if (options.ConnectionMultiplexerFactory is null && string.IsNullOrWhiteSpace(options.Configuration))
-        {
-            failures.Add("RedisSessionStoreOptions.Configuration is empty: set it to a Redis configuration string such as \"127.0.0.1:6379\", or set ConnectionMultiplexerFactory to share an existing multiplexer.");
+            failures.Add(Failure(nameof(Configuration), Configuration, "set it to a Redis configuration string such as \"127.0.0.1:6379\", or set ConnectionMultiplexerFactory to share an existing multiplexer."));
         }
 
-        if (options.KeyPrefix is null || options.KeyPrefix.Contains('{', StringComparison.Ordinal) || options.KeyPrefix.Contains('}', StringComparison.Ordinal))
+        if (KeyPrefix is null || KeyPrefix.Contains('{', StringComparison.Ordinal) || KeyPrefix.Contains('}', StringComparison.Ordinal))
         {
-            failures.Add("RedisSessionStoreOptions.KeyPrefix must be non-null and must not contain '{' or '}' (the store uses a hash tag for the session id): use a prefix such as \"myapp:\".");
+            failures.Add(Failure(nameof(KeyPrefix), KeyPrefix, "use a non-null prefix without '{' or '}' (the store uses a hash tag for the session id), such as \"myapp:\"."));
         }
 
-        if (double.IsNaN(options.TouchIntervalFraction) || options.TouchIntervalFraction < 0 || options.TouchIntervalFraction > 0.5)
+        if (OperationTimeout <= TimeSpan.Zero || OperationTimeout > TimeSpan.FromMinutes(5))
         {
-            failures.Add($"RedisSessionStoreOptions.TouchIntervalFraction is {options.TouchIntervalFraction}: use a value between 0 (refresh on every load) and 0.5; the default is 0.1.");
+            failures.Add(Failure(nameof(OperationTimeout), OperationTimeout, "use a positive time of at most 5 minutes; the default is 5 seconds."));
         }
 
-        if (options.OperationTimeout <= TimeSpan.Zero || options.OperationTimeout > TimeSpan.FromMinutes(5))
+        if (KeyRingKey is not null && string.IsNullOrWhiteSpace(KeyRingKey))
         {
-            failures.Add($"RedisSessionStoreOptions.OperationTimeout is {options.OperationTimeout}: use a positive time of at most 5 minutes; the default is 5 seconds.");
+            failures.Add(Failure(nameof(KeyRingKey), KeyRingKey, "leave it null (the default, KeyPrefix + \"dataprotection-keys\") or set a key name such as \"myapp:dataprotection-keys\"."));
         }
 
-        if (options.WaitForReplicas is < 0 or > 16)
+        if (WaitForReplicas is < 0 or > 16)
         {
-            failures.Add($"RedisSessionStoreOptions.WaitForReplicas is {options.WaitForReplicas}: use 0 (do not wait) or the number of replicas every write must reach, at most 16.");
+            failures.Add(Failure(nameof(WaitForReplicas), WaitForReplicas, "use 0 (do not wait) or the number of replicas every write must reach, at most 16."));
         }
 
-        if (options.WaitForReplicas > 0 && (options.ReplicaWaitTimeout < TimeSpan.FromMilliseconds(1) || options.ReplicaWaitTimeout >= options.OperationTimeout))
+        if (WaitForReplicas > 0 && (ReplicaWaitTimeout < TimeSpan.FromMilliseconds(1) || ReplicaWaitTimeout >= OperationTimeout))
         {
-            failures.Add($"RedisSessionStoreOptions.ReplicaWaitTimeout is {options.ReplicaWaitTimeout}: use at least 1 ms and less than OperationTimeout ({options.OperationTimeout}), so a write can wait for its replicas and still answer in time; the default is 1 second.");
+            failures.Add(Failure(nameof(ReplicaWaitTimeout), ReplicaWaitTimeout, string.Create(CultureInfo.InvariantCulture, $"use at least 1 ms and less than OperationTimeout ({OperationTimeout}), so a write can wait for its replicas and still answer in time; the default is 1 second.")));
         }
-
-        if (options.Limits is null)
-        {
-            failures.Add("RedisSessionStoreOptions.Limits is null: leave it at SessionLimits.Default or set a SessionLimits instance.");
-        }
-
-        return failures;
     }
 }

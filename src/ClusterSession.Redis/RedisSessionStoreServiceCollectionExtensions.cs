@@ -1,8 +1,6 @@
 using ClusterSession;
 using ClusterSession.Redis;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -18,17 +16,7 @@ public static class RedisSessionStoreServiceCollectionExtensions
     /// <param name="configure">Sets the options, at least <see cref="RedisSessionStoreOptions.Configuration"/>.</param>
     /// <returns>The service collection.</returns>
     public static IServiceCollection AddRedisSessionStore(this IServiceCollection services, Action<RedisSessionStoreOptions> configure)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configure);
-        services.AddOptions<RedisSessionStoreOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisSessionStoreOptions>, RedisSessionStoreOptionsValidator>());
-        services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(provider => new RedisSessionStore(
-            provider.GetRequiredService<IOptions<RedisSessionStoreOptions>>().Value,
-            provider.GetService<TimeProvider>(),
-            provider.GetService<ILogger<RedisSessionStore>>()));
-        services.Replace(ServiceDescriptor.Singleton<ISessionStore>(provider => provider.GetRequiredService<RedisSessionStore>()));
-        return services;
-    }
+        => services.AddSessionStore<RedisSessionStore, RedisSessionStoreOptions>(
+            configure,
+            static (provider, options) => new RedisSessionStore(options, provider.GetService<TimeProvider>(), provider.GetService<ILogger<RedisSessionStore>>()));
 }

@@ -6,6 +6,11 @@ namespace ClusterSession;
 /// (an expired session is absent), write only what a change set changes, and never bring back
 /// a session that was deleted or expired. Store outages surface as
 /// <see cref="SessionStoreUnavailableException"/>, never as a missing session.
+/// Every operation that takes a session id throws <see cref="ArgumentException"/> for an id that is not
+/// well formed (<see cref="SessionId.IsWellFormed(string?)"/>), before it reaches the server; no exception
+/// message or log line of a store contains a session id, an attribute name or a value.
+/// Every operation honours its <see cref="CancellationToken"/> promptly, by cancelling the call in progress:
+/// hosts apply their deadline through it (ASP.NET Core's <c>StoreTimeout</c>) and add no timer of their own.
 /// </summary>
 public interface ISessionStore
 {
@@ -38,7 +43,9 @@ public interface ISessionStore
     /// Moves a session, attributes and metadata, to <paramref name="newId"/>; afterwards
     /// <paramref name="oldId"/> is absent and saves to it return <see cref="SessionSaveResult.Gone"/>.
     /// A save to the old id that races with the move either lands before it (and is moved) or returns Gone.
-    /// Returns false when the old session does not exist (or has expired) or the new id is taken.
+    /// Returns false, moving nothing, when the old session does not exist (or has expired) or the new id is
+    /// taken. <paramref name="newId"/> equal to <paramref name="oldId"/> counts as taken (by the session
+    /// itself): false, and the session stays as it is.
     /// </summary>
     ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default);
 

@@ -36,7 +36,7 @@ public sealed class SessionChanges
         {
             if (Set.ContainsKey(name))
             {
-                throw new ArgumentException($"Attribute '{name}' is both set and removed in one change set.", nameof(removed));
+                throw new ArgumentException("An attribute is both set and removed in one change set: name it in one of the two only.", nameof(removed));
             }
         }
 

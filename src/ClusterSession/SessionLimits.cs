@@ -22,6 +22,7 @@ public sealed class SessionLimits
     public void ValidateName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        // The messages never quote the name: an attribute name may carry user data, and these messages get logged.
         if (name.Length == 0)
         {
             throw new SessionLimitExceededException("Attribute names must not be empty.");
@@ -30,7 +31,7 @@ public sealed class SessionLimits
         if (name.Length > MaxNameLength)
         {
             throw new SessionLimitExceededException(
-                $"Attribute name of {name.Length} characters is longer than the limit of {MaxNameLength}: use a shorter name or raise SessionLimits.MaxNameLength.");
+                $"An attribute name of {name.Length} characters is longer than the limit of {MaxNameLength}: use a shorter name or raise SessionLimits.MaxNameLength.");
         }
 
         for (var i = 0; i < name.Length; i++)
@@ -56,7 +57,7 @@ public sealed class SessionLimits
         if (value.Length > MaxValueBytes)
         {
             throw new SessionLimitExceededException(
-                $"Attribute '{name}' has {value.Length} bytes, more than the limit of {MaxValueBytes}: store less in the session or raise SessionLimits.MaxValueBytes.");
+                $"An attribute value of {value.Length} bytes is larger than the limit of {MaxValueBytes}: store less in the session or raise SessionLimits.MaxValueBytes.");
         }
     }
 
@@ -65,10 +66,16 @@ public sealed class SessionLimits
     {
         if (count > MaxAttributes)
         {
-            throw new SessionLimitExceededException(
-                $"A session may hold at most {MaxAttributes} attributes, this change would leave {count}: remove attributes or raise SessionLimits.MaxAttributes.");
+            throw TooManyAttributes();
         }
     }
+
+    /// <summary>
+    /// The exception for a change that would leave a session with more than <see cref="MaxAttributes"/>
+    /// attributes: for a store that learns of it from its server, which may not say by how many.
+    /// </summary>
+    public SessionLimitExceededException TooManyAttributes()
+        => new($"This change would leave the session with more than {MaxAttributes} attributes: remove attributes or raise SessionLimits.MaxAttributes.");
 
     /// <summary>
     /// Validates one attribute write: the name, and the value unless <paramref name="value"/> is null
@@ -91,13 +98,7 @@ public sealed class SessionLimits
     public void Validate(SessionChanges changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        ValidateCount(changes.Set.Count);
-        foreach (var (name, value) in changes.Set)
-        {
-            ValidateName(name);
-            ValidateValue(name, value);
-        }
-
+        ValidateAll(changes.Set);
         foreach (var name in changes.Removed)
         {
             ValidateName(name);
@@ -108,8 +109,13 @@ public sealed class SessionLimits
     public void Validate(SessionSnapshot session)
     {
         ArgumentNullException.ThrowIfNull(session);
-        ValidateCount(session.Attributes.Count);
-        foreach (var (name, value) in session.Attributes)
+        ValidateAll(session.Attributes);
+    }
+
+    private void ValidateAll(IReadOnlyDictionary<string, byte[]> attributes)
+    {
+        ValidateCount(attributes.Count);
+        foreach (var (name, value) in attributes)
         {
             ValidateName(name);
             ValidateValue(name, value);

@@ -66,6 +66,6 @@ public static class SessionStoreExtensions
         }
 
         throw new SessionConflictException(
-            $"Attribute '{name}' changed concurrently {maxAttempts} times in a row; retry the request or raise maxAttempts.");
+            $"The attribute changed concurrently {maxAttempts} times in a row; retry the request or raise maxAttempts.");
     }
 }

@@ -41,9 +41,23 @@ internal sealed class ObservedStore : ISessionStore
         return HangLoads is { } hang ? HungLoadAsync(hang.Task, id, cancellationToken) : _inner.LoadAsync(id, cancellationToken);
     }
 
+    /// <summary>How many hung loads ended because their token was cancelled (as a real store's call is at the deadline).</summary>
+    public int CancelledHangs => Volatile.Read(ref _cancelledHangs);
+
+    private int _cancelledHangs;
+
     private async ValueTask<SessionSnapshot?> HungLoadAsync(Task hang, string id, CancellationToken cancellationToken)
     {
-        await hang;
+        try
+        {
+            await hang.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref _cancelledHangs);
+            throw;
+        }
+
         return await _inner.LoadAsync(id, cancellationToken);
     }
 

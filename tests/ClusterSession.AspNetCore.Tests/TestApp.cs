@@ -30,7 +30,7 @@ internal sealed class TestApp : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <summary>Starts an app whose session is ClusterSession over <paramref name="store"/>.</summary>
-    public static Task<TestApp> StartAsync(ISessionStore store, DirectoryInfo keys, Action<ClusterSessionOptions>? configure = null)
+    public static Task<TestApp> StartAsync(ISessionStore store, DirectoryInfo keys, Action<ClusterSessionOptions>? configure = null, ILoggerProvider? logs = null)
         => StartCoreAsync(
             keys,
             services => services.AddClusterSession(options =>
@@ -38,17 +38,23 @@ internal sealed class TestApp : IAsyncDisposable
                 options.UseStore(_ => store);
                 configure?.Invoke(options);
             }),
-            app => app.UseClusterSession());
+            app => app.UseClusterSession(),
+            logs);
 
     /// <summary>
     /// Starts an app with the two registration lines given and the same endpoints: used to show that moving
     /// from AddSession()/UseSession() to ClusterSession changes nothing else.
     /// </summary>
-    public static async Task<TestApp> StartCoreAsync(DirectoryInfo keys, Action<IServiceCollection> addSession, Action<WebApplication> useSession)
+    public static async Task<TestApp> StartCoreAsync(DirectoryInfo keys, Action<IServiceCollection> addSession, Action<WebApplication> useSession, ILoggerProvider? logs = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs).SetMinimumLevel(LogLevel.Trace);
+        }
+
         if (Environment.GetEnvironmentVariable("CS_TEST_LOG") is not null) { builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning); }
         builder.Services.AddDataProtection().SetApplicationName("ClusterSession.Tests").PersistKeysToFileSystem(keys);
         builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie(options =>
@@ -152,6 +158,72 @@ internal sealed class TestApp : IAsyncDisposable
             context.Session.Set(key, buffer);
             buffer[0] = 9;
             return context.Session.TryGetValue(key, out var stored) ? string.Join("", stored) : "(none)";
+        });
+        app.MapGet("/s/load-cancelled", async (HttpContext context, bool? loadFirst) =>
+        {
+            if (loadFirst == true)
+            {
+                await context.Session.LoadAsync();
+            }
+
+            var outcomes = new List<string>();
+            try
+            {
+                await context.Session.LoadAsync(new CancellationToken(canceled: true));
+                outcomes.Add("loaded");
+            }
+            catch (OperationCanceledException)
+            {
+                outcomes.Add("cancelled");
+            }
+
+            try
+            {
+                await context.GetClusterSessionAsync(new CancellationToken(canceled: true));
+                outcomes.Add("loaded");
+            }
+            catch (OperationCanceledException)
+            {
+                outcomes.Add("cancelled");
+            }
+
+            return string.Join(",", outcomes);
+        });
+        app.MapPost("/s/set-then-throw/{key}/{value}", (HttpContext context, string key, string value) =>
+        {
+            context.Session.SetString(key, value);
+            throw new InvalidOperationException("Test: the endpoint failed after changing the session.");
+        });
+        app.MapGet("/s/get-caught/{key}", (HttpContext context, string key) =>
+        {
+            // An application that handles a store failure itself and answers anyway.
+            try
+            {
+                return context.Session.GetString(key) ?? "(none)";
+            }
+            catch (SessionStoreUnavailableException)
+            {
+                return "caught";
+            }
+        });
+        app.MapPost("/s/set-until-aborted/{key}/{value}", async (HttpContext context, RequestGate gate, string key, string value, bool? rethrow) =>
+        {
+            // Changes the session, then waits for the client to go away, as a slow endpoint on a mobile network does.
+            context.Session.SetString(key, value);
+            var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using (context.RequestAborted.Register(() => aborted.TrySetResult()))
+            {
+                gate.Entered.TrySetResult();
+                await aborted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+
+            gate.Release.TrySetResult();
+            if (rethrow == true)
+            {
+                context.RequestAborted.ThrowIfCancellationRequested();
+            }
+
+            return "too late";
         });
         app.MapPost("/s/sized/{key}/{size:int}", (HttpContext context, string key, int size) =>
         {
@@ -277,14 +349,14 @@ internal sealed class AppCluster : IAsyncDisposable
 
     public Uri this[int index] => Apps[index].Address;
 
-    public static async Task<AppCluster> StartAsync(ISessionStore store, int instances = 2, Action<ClusterSessionOptions>? configure = null)
+    public static async Task<AppCluster> StartAsync(ISessionStore store, int instances = 2, Action<ClusterSessionOptions>? configure = null, ILoggerProvider? logs = null)
     {
         var keys = Directory.CreateTempSubdirectory("cs-keys-");
         var observed = new ObservedStore(store);
         var apps = new List<TestApp>();
         for (var i = 0; i < instances; i++)
         {
-            apps.Add(await TestApp.StartAsync(observed, keys, configure));
+            apps.Add(await TestApp.StartAsync(observed, keys, configure, logs));
         }
 
         return new AppCluster(keys, apps, observed);

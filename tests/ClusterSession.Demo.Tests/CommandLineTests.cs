@@ -54,16 +54,24 @@ public sealed class CommandLineTests
     }
 
     [Fact]
-    public async Task Memory_store_runs_one_node_behind_the_load_balancer()
+    public async Task Memory_store_runs_one_node_behind_the_load_balancer_and_signs_in()
     {
         await using var demo = await DemoProcess.StartAsync(nodes: 1, "--store", "memory");
-        using var http = new HttpClient();
+        using var client = new DemoClient();
 
-        using var response = await http.GetAsync(new Uri(demo.LoadBalancer, "/healthz"));
+        using var response = await client.GetAsync(demo.LoadBalancer, "/healthz");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("node-1", Assert.Single(response.Headers.GetValues("X-Served-By")));
+        Assert.Equal("node-1", DemoClient.ServedBy(response));
         Assert.Contains("Store: memory", demo.Output, StringComparison.Ordinal);
+
+        // The in-memory store keeps no key ring: the node's in-process one protects and reads the cookie.
+        Assert.Equal(HttpStatusCode.OK, (await client.LoginAsync(demo.LoadBalancer, "alice")).StatusCode);
+        foreach (var target in new[] { demo.Node(1), demo.LoadBalancer })
+        {
+            var me = await client.GetJsonAsync(target, "/api/me");
+            Assert.Equal("alice", me.GetProperty("user").GetString());
+        }
     }
 
     [Fact]
@@ -85,17 +93,21 @@ public sealed class CommandLineTests
     }
 
     [Fact]
-    public async Task Postgres_store_creates_its_tables_shares_the_login_between_nodes_and_logout_everywhere()
+    public async Task Postgres_store_creates_its_tables_shares_the_login_between_nodes_logout_everywhere_and_logins_across_a_restart()
     {
         var postgres = new PostgresServerFixture();
         await postgres.InitializeAsync();
         try
         {
-            await using var demo = await DemoProcess.StartAsync(nodes: 2, "--store", "postgres", "--postgres", postgres.ConnectionString);
+            await using (var demo = await DemoProcess.StartAsync(nodes: 2, "--store", "postgres", "--postgres", postgres.ConnectionString))
+            {
+                await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+                Assert.Contains("Store: postgres", demo.Output, StringComparison.Ordinal);
+                Assert.Contains("clusterdemo_key_ring created by the demo at startup", demo.Output, StringComparison.Ordinal);
+            }
 
-            await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
-            Assert.Contains("Store: postgres", demo.Output, StringComparison.Ordinal);
-            Assert.Contains("created by the demo at startup", demo.Output, StringComparison.Ordinal);
+            // The key ring is in the clusterdemo_key_ring table: a restarted demo reads the cookies of the last one.
+            await RestartCheck.AssertUsersStaySignedInAcrossARestartAsync(["--store", "postgres", "--postgres", postgres.ConnectionString]);
         }
         finally
         {

@@ -67,7 +67,9 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
 
         var loggedInCookie = client.Cookie;
         Assert.NotNull(loggedInCookie);
-        Assert.NotEqual(anonymousCookie, loggedInCookie);
+        Assert.NotNull(client.SessionId);
+        Assert.DoesNotContain(client.SessionId, anonymousCookie, StringComparison.Ordinal);
+        Assert.Contains(DemoClient.AuthCookieName + "=", loggedInCookie, StringComparison.Ordinal);
 
         for (var k = 1; k <= Demo.Nodes; k++)
         {
@@ -90,6 +92,26 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
             var attributes = await client.GetJsonAsync(node, "/api/attributes");
             Assert.Empty(attributes.EnumerateObject());
         }
+    }
+
+    [Fact]
+    public async Task The_authentication_cookie_is_only_a_key_to_the_ticket_in_its_own_session()
+    {
+        using var alice = new DemoClient();
+        Assert.Equal(HttpStatusCode.OK, (await alice.LoginAsync(Demo.Node(1), "alice")).StatusCode);
+        var authCookie = $"{DemoClient.AuthCookieName}={alice.Cookie!.Split("; ").Single(c => c.StartsWith(DemoClient.AuthCookieName + "=", StringComparison.Ordinal))[(DemoClient.AuthCookieName.Length + 1)..]}";
+
+        // Without alice's session, or with another session, alice's authentication cookie finds no ticket.
+        using var other = new DemoClient();
+        Assert.True((await other.PutAttributeAsync(Demo.Node(2), "x", "y")).IsSuccessStatusCode);
+        foreach (var cookies in new[] { authCookie, $"{authCookie}; {DemoClient.CookieName}={other.SessionId}" })
+        {
+            using var me = await other.SendAsync(HttpMethod.Get, Demo.Node(3), "/api/me", rawCookieHeader: cookies);
+            Assert.Equal(HttpStatusCode.Unauthorized, me.StatusCode);
+        }
+
+        var own = await alice.GetJsonAsync(Demo.Node(3), "/api/me");
+        Assert.Equal("alice", own.GetProperty("user").GetString());
     }
 
     [Fact]
@@ -213,7 +235,7 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
 
         // A handle is not the session id: it cannot be used as a cookie.
         var handle = phoneSession.GetProperty("handle").GetString()!;
-        Assert.NotEqual(phone.Cookie, handle);
+        Assert.NotEqual(phone.SessionId, handle);
 
         // Another user cannot revoke bob's device with its handle.
         using (var foreign = await stranger.SendAsync(HttpMethod.Delete, Demo.LoadBalancer, "/api/sessions/" + Uri.EscapeDataString(handle)))
@@ -309,7 +331,7 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
 
         foreach (var (method, path, body) in Requests())
         {
-            using var response = await client.SendAsync(method, Demo.LoadBalancer, path, body?.Invoke(), $"{DemoClient.CookieName}={stale}");
+            using var response = await client.SendAsync(method, Demo.LoadBalancer, path, body?.Invoke(), stale);
             Assert.True((int)response.StatusCode < 500, $"stale: {method} {path} answered {(int)response.StatusCode}");
         }
     }

@@ -6,15 +6,21 @@ using System.Text.Json;
 namespace ClusterSession.Demo.Tests;
 
 /// <summary>
-/// A script's view of the demo: one "device" holding at most one session cookie, which it sends
-/// to whichever address it is told (the load balancer or one node), as a browser would after the
-/// cookie was set. Cookies are handled by hand so that one cookie can be replayed anywhere.
+/// A script's view of the demo: one "device" holding the demo's cookies (the session cookie and, once
+/// logged in, the authentication cookie), which it sends to whichever address it is told (the load
+/// balancer or one node), as a browser would after the cookies were set. Cookies are handled by hand
+/// so that one device's cookies can be replayed anywhere.
 /// </summary>
 public sealed class DemoClient : IDisposable
 {
+    /// <summary>The session cookie.</summary>
     public const string CookieName = ".ClusterSession";
 
+    /// <summary>The cookie-authentication cookie, set at login.</summary>
+    public const string AuthCookieName = ".ClusterDemo.Auth";
+
     private readonly HttpClient _http;
+    private readonly SortedDictionary<string, string> _cookies = new(StringComparer.Ordinal);
 
     public DemoClient(string userAgent = "ClusterDemo.Tests")
     {
@@ -22,13 +28,28 @@ public sealed class DemoClient : IDisposable
         _http.DefaultRequestHeaders.UserAgent.ParseAdd(userAgent);
     }
 
-    /// <summary>The session cookie value this device holds, or null.</summary>
-    public string? Cookie { get; set; }
+    /// <summary>All cookies this device holds, as a <c>Cookie</c> request header, or null when it holds none.</summary>
+    public string? Cookie
+    {
+        get => _cookies.Count == 0 ? null : string.Join("; ", _cookies.Select(c => c.Key + "=" + c.Value));
+        set
+        {
+            _cookies.Clear();
+            foreach (var pair in (value ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var equals = pair.IndexOf('=', StringComparison.Ordinal);
+                _cookies[pair[..equals]] = pair[(equals + 1)..];
+            }
+        }
+    }
+
+    /// <summary>The session cookie's value, or null.</summary>
+    public string? SessionId => _cookies.GetValueOrDefault(CookieName);
 
     public async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri baseAddress, string path, HttpContent? content = null, string? rawCookieHeader = null)
     {
         using var request = new HttpRequestMessage(method, new Uri(baseAddress, path)) { Content = content };
-        var cookieHeader = rawCookieHeader ?? (Cookie is null ? null : $"{CookieName}={Cookie}");
+        var cookieHeader = rawCookieHeader ?? Cookie;
         if (cookieHeader is not null)
         {
             request.Headers.TryAddWithoutValidation("Cookie", cookieHeader);
@@ -75,12 +96,22 @@ public sealed class DemoClient : IDisposable
         {
             var pair = header.Split(';', 2)[0];
             var equals = pair.IndexOf('=', StringComparison.Ordinal);
-            if (equals > 0 && pair[..equals].Trim() == CookieName)
+            if (equals <= 0)
             {
-                var value = pair[(equals + 1)..].Trim();
-                var expired = header.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase)
-                    || header.Contains("max-age=0", StringComparison.OrdinalIgnoreCase);
-                Cookie = expired || value.Length == 0 ? null : value;
+                continue;
+            }
+
+            var name = pair[..equals].Trim();
+            var value = pair[(equals + 1)..].Trim();
+            var expired = header.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase)
+                || header.Contains("max-age=0", StringComparison.OrdinalIgnoreCase);
+            if (expired || value.Length == 0)
+            {
+                _cookies.Remove(name);
+            }
+            else
+            {
+                _cookies[name] = value;
             }
         }
     }

@@ -52,11 +52,19 @@ public sealed class DemoProcess : IAsyncDisposable
     public static string RepositoryRoot => Metadata("RepositoryRoot");
 
     /// <summary>Starts the demo with <paramref name="extraArguments"/> on a free port range and waits for its ready line.</summary>
-    public static async Task<DemoProcess> StartAsync(int nodes = 3, params string[] extraArguments)
+    public static Task<DemoProcess> StartAsync(int nodes = 3, params string[] extraArguments) => StartCoreAsync(home: null, nodes, extraArguments);
+
+    /// <summary>
+    /// As <see cref="StartAsync"/>, with <c>HOME</c> set to <paramref name="home"/>: a host of its own, as far as
+    /// anything kept in the user's profile (such as a Data Protection key folder) is concerned.
+    /// </summary>
+    public static Task<DemoProcess> StartInHomeAsync(string home, int nodes, params string[] extraArguments) => StartCoreAsync(home, nodes, extraArguments);
+
+    private static async Task<DemoProcess> StartCoreAsync(string? home, int nodes, string[] extraArguments)
     {
         var port = FreePortRange(nodes + 1);
         string[] arguments = ["--port", port.ToString(CultureInfo.InvariantCulture), "--nodes", nodes.ToString(CultureInfo.InvariantCulture), .. extraArguments];
-        var demo = new DemoProcess(Launch(arguments), port, nodes);
+        var demo = new DemoProcess(Launch(arguments, home), port, nodes);
         demo.CaptureOutput();
         using var deadline = new CancellationTokenSource(StartDeadline);
         try
@@ -129,7 +137,7 @@ public sealed class DemoProcess : IAsyncDisposable
         }
     }
 
-    private static Process Launch(IEnumerable<string> arguments)
+    private static Process Launch(IEnumerable<string> arguments, string? home = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -145,6 +153,10 @@ public sealed class DemoProcess : IAsyncDisposable
         }
 
         start.Environment["DOTNET_NOLOGO"] = "1";
+        if (home is not null)
+        {
+            start.Environment["HOME"] = home;
+        }
         return Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
     }
 

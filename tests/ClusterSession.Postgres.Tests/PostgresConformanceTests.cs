@@ -12,6 +12,8 @@ public sealed class PostgresConformanceTests(PostgresTestServer server) : Sessio
         => await server.CreateStoreAsync(time, unlogged: false, o => o.CleanupInterval = TimeSpan.FromMinutes(1));
 
     protected override Task DisposeStoreAsync(ISessionStore store) => server.DropAsync((PostgresSessionStore)store);
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => server.CreateStoreWithOptions(configure);
 }
 
 /// <summary>The whole store conformance suite on UNLOGGED tables.</summary>
@@ -22,4 +24,6 @@ public sealed class PostgresUnloggedConformanceTests(PostgresTestServer server) 
         => await server.CreateStoreAsync(time, unlogged: true, o => o.CleanupInterval = TimeSpan.FromMinutes(1));
 
     protected override Task DisposeStoreAsync(ISessionStore store) => server.DropAsync((PostgresSessionStore)store);
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => server.CreateStoreWithOptions(configure);
 }

@@ -11,7 +11,7 @@ public sealed class PostgresSessionStoreOptionsTests
     {
         { "set ConnectionString", o => o.ConnectionString = null },
         { "not both", o => o.DataSource = Npgsql.NpgsqlDataSource.Create(ConnectionString) },
-        { "ConnectionString is not a valid", o => o.ConnectionString = "Nonsense Keyword=1" },
+        { "not a valid Npgsql connection string", o => o.ConnectionString = "Nonsense Keyword=1" },
         { "Schema", o => o.Schema = "" },
         { "Schema", o => o.Schema = new string('s', 64) },
         { "TablePrefix", o => o.TablePrefix = new string('p', 41) },
@@ -31,7 +31,7 @@ public sealed class PostgresSessionStoreOptionsTests
         var options = new PostgresSessionStoreOptions { ConnectionString = ConnectionString };
         breakIt(options);
 
-        var error = Assert.Throws<ArgumentException>(() => new PostgresSessionStore(options));
+        var error = Assert.Throws<OptionsValidationException>(() => new PostgresSessionStore(options));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }

@@ -61,11 +61,19 @@ public sealed class PostgresTestServer : IAsyncLifetime
         CleanupInterval = Timeout.InfiniteTimeSpan,
     };
 
+    /// <summary>A store on the shared data source that creates no tables (so creating it checks only the options).</summary>
+    public PostgresSessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure)
+    {
+        var options = NewOptions(DataSource);
+        configure(options);
+        return new PostgresSessionStore(options);
+    }
+
     /// <summary>Disposes the store and drops its tables.</summary>
     public async Task DropAsync(PostgresSessionStore store)
     {
         await store.DisposeAsync();
-        await using var command = DataSource.CreateCommand($"DROP TABLE IF EXISTS {store.AttributesTableName}, {store.SessionsTableName}");
+        await using var command = DataSource.CreateCommand($"DROP TABLE IF EXISTS {store.AttributesTableName}, {store.SessionsTableName}, {store.KeyRingTableName}");
         await command.ExecuteNonQueryAsync();
     }
 

@@ -22,6 +22,16 @@ public sealed class OptionsTests
     }
 
     [Fact]
+    public void Blank_key_ring_key_is_rejected_and_null_defaults_to_the_prefix()
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => new RedisSessionStore(new RedisSessionStoreOptions { Configuration = "127.0.0.1:1", KeyRingKey = " " }));
+        Assert.Contains("RedisSessionStoreOptions.KeyRingKey", error.Message, StringComparison.Ordinal);
+
+        Assert.Equal("app:dataprotection-keys", new RedisSessionStore(new RedisSessionStoreOptions { Configuration = "127.0.0.1:1", KeyPrefix = "app:" }).KeyRingKey);
+        Assert.Equal("ring", new RedisSessionStore(new RedisSessionStoreOptions { Configuration = "127.0.0.1:1", KeyRingKey = "ring" }).KeyRingKey);
+    }
+
+    [Fact]
     public void Out_of_range_touch_fraction_and_timeout_are_rejected()
     {
         var error = Assert.Throws<OptionsValidationException>(() => new RedisSessionStore(new RedisSessionStoreOptions

@@ -156,6 +156,13 @@ public sealed class LeastPrivilegeConformanceTests(AclRedisFixture redis) : Sess
 {
     protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time)
         => await TestStores.CreateAsync(redis.Configuration, time, prefix: SessionStoreAcl.Prefix + TestStores.UniquePrefix(), configure: o => o.Limits = Limits);
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure)
+        => TestStores.CreateWithOptions(redis.Configuration, o =>
+        {
+            ((RedisSessionStoreOptions)o).KeyPrefix = SessionStoreAcl.Prefix + TestStores.UniquePrefix();
+            configure(o);
+        });
 }
 
 /// <summary>The whole conformance suite over TLS, the server's certificate trusted as its own issuer.</summary>
@@ -184,6 +191,13 @@ public sealed class TlsConformanceTests(TlsRedisFixture redis) : SessionStoreCon
 
         Assert.True(_multiplexer.IsConnected);
         return new RedisSessionStore(_multiplexer, new RedisSessionStoreOptions { KeyPrefix = TestStores.UniquePrefix(), Limits = Limits }, time);
+    }
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure)
+    {
+        var options = new RedisSessionStoreOptions { KeyPrefix = TestStores.UniquePrefix() };
+        configure(options);
+        return new RedisSessionStore(_multiplexer!, options);
     }
 }
 

@@ -19,6 +19,13 @@ public sealed class SentinelWaitForReplicasConformanceTests(RedisSentinelFixture
             WaitForReplicas = 1,
         },
         time));
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure)
+        => TestStores.CreateWithOptions(sentinel.Configuration, o =>
+        {
+            ((RedisSessionStoreOptions)o).WaitForReplicas = 1;
+            configure(o);
+        });
 }
 
 /// <summary>A store that owns its multiplexer, configured with the sentinels and a service name, as an application would.</summary>

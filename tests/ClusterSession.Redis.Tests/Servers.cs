@@ -47,5 +47,13 @@ internal static class TestStores
         return new RedisSessionStore(await MultiplexerAsync(configuration), options, time);
     }
 
+    /// <summary>A store that owns its connection (it connects on first use, so creating it checks only the options).</summary>
+    public static RedisSessionStore CreateWithOptions(string configuration, Action<SessionStoreOptions> configure)
+    {
+        var options = new RedisSessionStoreOptions { Configuration = configuration, KeyPrefix = UniquePrefix() };
+        configure(options);
+        return new RedisSessionStore(options);
+    }
+
     public static FakeTimeProvider NewClock() => new(DateTimeOffset.UtcNow);
 }

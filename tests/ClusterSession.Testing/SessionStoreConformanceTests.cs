@@ -51,6 +51,13 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
     /// </summary>
     protected abstract Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time);
 
+    /// <summary>
+    /// Creates a store of the type under test from options whose shared part (<see cref="SessionStoreOptions"/>)
+    /// <paramref name="configure"/> sets and whose own part is valid. It must validate the options and must not
+    /// connect. The suite disposes it.
+    /// </summary>
+    protected abstract ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure);
+
     /// <summary>Releases the store after a test (and, where cheap, deletes its data).</summary>
     protected virtual Task DisposeStoreAsync(ISessionStore store)
     {
@@ -615,7 +622,7 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(changes));
 
-        Assert.Contains("big", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("big", error.Message, StringComparison.Ordinal);
         Assert.Contains(nameof(SessionLimits.MaxValueBytes), error.Message, StringComparison.Ordinal);
         AssertAttributes(Values(("a", "1")), (await LoadExistingAsync(id)).Attributes);
     }
@@ -675,6 +682,149 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
         Assert.Empty((await LoadExistingAsync(id)).Attributes);
     }
 
+    // ---- ids: the same checks on every operation ----
+
+    /// <summary>Ids that are not ids: empty, short, one too long, a foreign character, oversized.</summary>
+    public static TheoryData<string> MalformedIds => new()
+    {
+        string.Empty,
+        "short",
+        new string('A', SessionId.Length + 1),
+        new string('A', SessionId.Length - 1) + "+",
+        new string('A', SessionId.Length - 1) + "\n",
+        new string('x', 100_000),
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedIds))]
+    public async Task Every_operation_rejects_a_malformed_id_before_the_server_and_never_quotes_it(string id)
+    {
+        var live = await CreateSessionAsync(attributes: Values(("a", "1")));
+        var calls = new Func<Task>[]
+        {
+            async () => await Store.LoadAsync(id),
+            async () => await Store.DeleteAsync(id),
+            async () => await Store.ChangeIdAsync(id, SessionId.Create()),
+            async () => await Store.ChangeIdAsync(live, id),
+            async () => await Store.CompareAndSetAttributeAsync(id, "a", null, Bytes("1")),
+            async () => await Store.CreateAsync(new SessionSnapshot(id, Time.GetUtcNow(), Time.GetUtcNow(), IdleTimeout, Time.GetUtcNow() + AbsoluteLifetime, null, 0, Values())),
+        };
+
+        foreach (var call in calls)
+        {
+            var error = await Assert.ThrowsAnyAsync<ArgumentException>(call);
+            if (id.Length > 0)
+            {
+                Assert.DoesNotContain(id, error.Message, StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Throws<ArgumentException>(() => new SessionChanges(id));
+        AssertAttributes(Values(("a", "1")), (await LoadExistingAsync(live)).Attributes);
+        Assert.Equal(1, await Store.CountAsync());
+    }
+
+    [Fact]
+    public async Task Change_id_to_the_same_id_returns_false_and_leaves_the_session_as_it_is()
+    {
+        var id = await CreateSessionAsync(principal: "alice", attributes: Values(("a", "1")));
+        var before = await LoadExistingAsync(id);
+
+        Assert.False(await Store.ChangeIdAsync(id, id));
+
+        var after = await LoadExistingAsync(id);
+        Assert.Equal(before.Version, after.Version);
+        Assert.Equal("alice", after.Principal);
+        AssertAttributes(Values(("a", "1")), after.Attributes);
+        Assert.Equal(id, Assert.Single(await Store.FindByPrincipalAsync("alice")).Id);
+        Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(id, Values(("b", "2")))));
+    }
+
+    [Fact]
+    public async Task Change_id_to_the_same_id_of_a_missing_session_returns_false()
+    {
+        var id = SessionId.Create();
+
+        Assert.False(await Store.ChangeIdAsync(id, id));
+        Assert.Null(await Store.LoadAsync(id));
+    }
+
+    // ---- options: one validator, one message format ----
+
+    [Theory]
+    [InlineData(-0.1)]
+    [InlineData(0.6)]
+    [InlineData(double.NaN)]
+    public void An_out_of_range_touch_fraction_is_rejected_naming_the_option_in_the_shared_format(double fraction)
+    {
+        var error = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(
+            () => CreateStoreWithOptions(o => o.TouchIntervalFraction = fraction));
+
+        var failure = Assert.Single(error.Failures);
+        Assert.Matches(@"^\w+SessionStoreOptions\.TouchIntervalFraction is \S+: use a value from 0 .* to 0\.5 ", failure);
+        Assert.EndsWith("SessionStoreOptions", error.OptionsName, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Null_limits_are_rejected_naming_the_option_in_the_shared_format()
+    {
+        var error = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => CreateStoreWithOptions(o => o.Limits = null!));
+
+        Assert.Matches(@"^\w+SessionStoreOptions\.Limits is null: ", Assert.Single(error.Failures));
+    }
+
+    [Fact]
+    public async Task Valid_shared_options_at_their_bounds_create_a_store()
+    {
+        foreach (var fraction in new[] { 0, 0.5 })
+        {
+            var store = CreateStoreWithOptions(o =>
+            {
+                o.TouchIntervalFraction = fraction;
+                o.Limits = new SessionLimits { MaxAttributes = 1 };
+            });
+            await DisposeOptionsStoreAsync(store);
+        }
+    }
+
+    [Fact]
+    public async Task Limit_errors_never_quote_an_attribute_name_or_value()
+    {
+        const string secretName = "secret-attribute-name";
+        var secretValue = Bytes("secret-attribute-value");
+        var id = await CreateSessionAsync();
+        var oversized = new byte[Limits.MaxValueBytes + 1];
+        secretValue.CopyTo(oversized, 0);
+        var longName = secretName + new string('n', Limits.MaxNameLength);
+        var tooMany = Enumerable.Range(0, Limits.MaxAttributes + 1).ToDictionary(i => secretName + i.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => secretValue);
+
+        var errors = new List<Exception>
+        {
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, new Dictionary<string, byte[]> { [secretName] = oversized }))),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, Values((longName, "1"))))),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, tooMany))),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CompareAndSetAttributeAsync(id, secretName, null, oversized)),
+            await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CreateAsync(NewSession(attributes: new() { [secretName] = oversized }))),
+        };
+
+        Logging.Secrets.AssertAbsent(errors.Select(Logging.Secrets.TextOf), id, secretName, "secret-attribute-value");
+    }
+
+    [Fact]
+    public async Task A_store_side_count_limit_is_the_same_limit_error_as_the_core_one()
+    {
+        // Within the limit on its own, over it with what is stored: only the store can tell.
+        var id = await CreateSessionAsync(attributes: Enumerable.Range(0, Limits.MaxAttributes).ToDictionary(i => "k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => new byte[] { 1 }));
+        var expected = Assert.Throws<SessionLimitExceededException>(() => Limits.ValidateCount(Limits.MaxAttributes + 1));
+
+        var onSave = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.SaveAsync(new SessionChanges(id, Values(("one-more", "1")))));
+        var onCas = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CompareAndSetAttributeAsync(id, "one-more", null, [1]));
+
+        Assert.Equal(expected.Message, onSave.Message);
+        Assert.Equal(expected.Message, onCas.Message);
+        Assert.Equal(Limits.MaxAttributes, (await LoadExistingAsync(id)).Attributes.Count);
+    }
+
     // ---- count ----
 
     [Fact]
@@ -706,6 +856,13 @@ public abstract class SessionStoreConformanceTests : IAsyncLifetime
     }
 
     // ---- helpers ----
+
+    private static Task DisposeOptionsStoreAsync(ISessionStore store) => store switch
+    {
+        IAsyncDisposable asyncDisposable => asyncDisposable.DisposeAsync().AsTask(),
+        IDisposable disposable => Task.Run(disposable.Dispose),
+        _ => Task.CompletedTask,
+    };
 
     /// <summary>A new session at the current fake time with the suite's timeouts.</summary>
     protected SessionSnapshot NewSession(string? id = null, string? principal = null, Dictionary<string, byte[]>? attributes = null)

@@ -11,4 +11,11 @@ public sealed class InMemorySessionStoreConformanceTests : SessionStoreConforman
 
     protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time)
         => Task.FromResult<ISessionStore>(new InMemorySessionStore(timeProvider: time));
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure)
+    {
+        var options = new InMemorySessionStoreOptions();
+        configure(options);
+        return new InMemorySessionStore(options);
+    }
 }

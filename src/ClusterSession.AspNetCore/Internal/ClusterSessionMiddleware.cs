@@ -1,23 +1,35 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Net.Http.Headers;
 
 namespace ClusterSession.AspNetCore.Internal;
 
 /// <summary>
 /// Gives each request its lazy session (and <c>HttpContext.Session</c>), commits it before the response
-/// starts, and turns store failures into the configured error status instead of a success.
+/// starts, whether or not the client is still there, turns session failures into the configured error
+/// response (the one place that maps failures to statuses), and slides the expiry of sessions that a
+/// request carried but did not use (<see cref="SessionToucher"/>).
 /// </summary>
 internal sealed class ClusterSessionMiddleware
 {
-    private static readonly Func<object, Task> CommitOnStarting = static state => ((RequestSession)state).CommitBeforeResponseAsync();
+    private static readonly Func<object, Task> CommitOnStarting = static state => CommitBeforeResponseAsync((RequestSession)state);
+
+    private static readonly Func<object, Task> TouchOnCompleted = static state =>
+    {
+        var (toucher, id) = ((SessionToucher, string))state;
+        toucher.StartTouch(id);
+        return Task.CompletedTask;
+    };
 
     private readonly RequestDelegate _next;
     private readonly SessionRuntime _runtime;
+    private readonly SessionToucher _toucher;
 
-    public ClusterSessionMiddleware(RequestDelegate next, SessionRuntime runtime)
+    public ClusterSessionMiddleware(RequestDelegate next, SessionRuntime runtime, SessionToucher toucher)
     {
         _next = next;
         _runtime = runtime;
+        _toucher = toucher;
     }
 
     public async Task InvokeAsync(HttpContext context)
@@ -37,24 +49,34 @@ internal sealed class ClusterSessionMiddleware
         context.Response.OnStarting(CommitOnStarting, session);
         try
         {
-            await _next(context).ConfigureAwait(false);
-            if (!context.Response.HasStarted)
+            try
             {
-                await session.CommitAsync(context.RequestAborted).ConfigureAwait(false);
+                await _next(context).ConfigureAwait(false);
             }
-            else if (session.IsLoaded && !session.HasFailed)
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
-                await CommitLateAsync(session, context.RequestAborted).ConfigureAwait(false);
+                // The client went away and the endpoint noticed. Nobody reads this response, but what the
+                // endpoint changed in the session so far is kept, as ASP.NET Core's own session keeps it.
+                Log.RequestAborted(_runtime.Logger);
             }
+            catch (Exception ex) when (StatusOf(ex, _runtime.Options) is null && !IsRefusedBodyAfterFailure(session, ex))
+            {
+                // The endpoint failed. As ASP.NET Core's own session does, what it changed is saved anyway; the
+                // endpoint's exception goes on to the host or the app's exception handler, a commit failure only to the log.
+                await CommitAfterEndpointFailureAsync(session).ConfigureAwait(false);
+                throw;
+            }
+
+            await CommitAtEndAsync(session).ConfigureAwait(false);
         }
-        catch (ClusterSessionException ex) when (ex is SessionStoreUnavailableException or SessionGoneException or SessionConflictException or SessionLimitExceededException && !context.Response.HasStarted)
+        catch (Exception ex) when (StatusOf(ex, _runtime.Options) is not null && !context.Response.HasStarted)
         {
-            session.Fail(ex, "request");
+            Fail(session, ex, "request");
         }
-        catch (InvalidOperationException) when (session.HasFailed && context.Response.ContentLength == 0)
+        catch (InvalidOperationException ex) when (IsRefusedBodyAfterFailure(session, ex))
         {
             // The app's body write was refused after a failed commit turned the response into an empty error
-            // response (see RequestSession.CommitBeforeResponseAsync); the error response is complete as it is.
+            // response (see CommitBeforeResponseAsync); the error response is complete as it is.
             Log.AppBodyDiscarded(_runtime.Logger);
         }
         finally
@@ -64,16 +86,121 @@ internal sealed class ClusterSessionMiddleware
         }
     }
 
-    private async ValueTask CommitLateAsync(RequestSession session, CancellationToken cancellationToken)
+    /// <summary>
+    /// The status code of a session failure the response reports, or null for anything else. The one list of
+    /// which failure gets which status.
+    /// </summary>
+    private static int? StatusOf(Exception exception, ClusterSessionOptions options) => exception switch
     {
-        // Writes after the response started (rare; the built-in session saves them too) can only be logged on failure.
+        SessionStoreUnavailableException => options.StoreUnavailableStatusCode,
+        SessionLimitExceededException => options.LimitExceededStatusCode,
+        SessionGoneException or SessionConflictException => options.ConflictStatusCode,
+        _ => null,
+    };
+
+    private static bool IsRefusedBodyAfterFailure(RequestSession session, Exception exception)
+        => exception is InvalidOperationException && session.HasFailed && session.Context.Response.ContentLength == 0;
+
+    private async ValueTask CommitAfterEndpointFailureAsync(RequestSession session)
+    {
         try
         {
-            await session.CommitAsync(cancellationToken).ConfigureAwait(false);
+            await CommitAtEndAsync(session).ConfigureAwait(false);
         }
         catch (ClusterSessionException ex)
         {
-            Log.LateCommitFailed(_runtime.Logger, ex);
+            session.LogStoreFailureOnce(ex, "commit");
+            session.MarkFailed(sessionGone: false);
         }
+    }
+
+    /// <summary>
+    /// The commit at the end of the request (the usual one is in OnStarting). Never with RequestAborted: a change
+    /// the endpoint made is saved, bounded by StoreTimeout, whether or not the client is still connected.
+    /// </summary>
+    private async ValueTask CommitAtEndAsync(RequestSession session)
+    {
+        var context = session.Context;
+        if (!session.UsedStore && !session.IsLoaded)
+        {
+            ScheduleTouch(context, session.IncomingId);
+            return;
+        }
+
+        if (!context.Response.HasStarted)
+        {
+            await session.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        else if (session.NeedsCommit)
+        {
+            // Writes after the response started (rare; the built-in session saves them too) can only be logged on failure.
+            try
+            {
+                await session.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ClusterSessionException ex)
+            {
+                // A store failure was logged by the session already; the others are logged here without their message.
+                session.LogStoreFailureOnce(ex, "commit");
+                if (ex is not SessionStoreUnavailableException)
+                {
+                    Log.LateCommitFailed(_runtime.Logger, ex.GetType().Name);
+                }
+
+                return;
+            }
+        }
+
+        if (!session.HasFailed && (session.StoredIdOrNull ?? session.IncomingId) is { } accessed)
+        {
+            _toucher.RecordAccess(accessed, session.StoredIdleTimeoutOrNull ?? _runtime.Options.IdleTimeout);
+        }
+    }
+
+    private void ScheduleTouch(HttpContext context, string? id)
+    {
+        if (id is not null && _toucher.TryClaim(id))
+        {
+            context.Response.OnCompleted(TouchOnCompleted, (_toucher, id));
+        }
+    }
+
+    /// <summary>The commit of the response's OnStarting: a failure turns the response into an error before any byte leaves.</summary>
+    private static async Task CommitBeforeResponseAsync(RequestSession session)
+    {
+        try
+        {
+            await session.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ClusterSessionException ex) when (StatusOf(ex, session.Options) is not null)
+        {
+            Fail(session, ex, "commit");
+
+            // The app may already be writing its body (this runs on its first write or flush). Content-Length 0
+            // makes the server refuse those bytes (the write throws, the middleware swallows that), so the
+            // client gets a clean error response without the app's body and without buffering any response.
+            session.Context.Response.ContentLength = 0;
+        }
+    }
+
+    /// <summary>Turns the response into the configured error response; only before it started.</summary>
+    private static void Fail(RequestSession session, Exception exception, string operation)
+    {
+        // Logged once per request: when the session logged it already (the usual case), this does nothing.
+        session.LogStoreFailureOnce(exception, operation);
+
+        // Other headers (the app's, an outer middleware's) stay; cookies go, since a sign-in whose session
+        // was not saved must not hand out an authentication cookie or a session id.
+        var response = session.Context.Response;
+        response.StatusCode = StatusOf(exception, session.Options)!.Value;
+        response.Headers.Remove(HeaderNames.SetCookie);
+        response.Headers.Remove(session.Options.HeaderName);
+        response.Headers.CacheControl = "no-store";
+        if (exception is SessionStoreUnavailableException { RetryAfter: { } retryAfter })
+        {
+            response.Headers.RetryAfter = StoreCircuitBreaker.FormatRetryAfter(retryAfter);
+        }
+
+        session.MarkFailed(sessionGone: exception is SessionGoneException);
     }
 }

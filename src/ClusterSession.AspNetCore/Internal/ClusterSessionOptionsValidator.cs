@@ -23,6 +23,16 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add($"ClusterSessionOptions.StoreTimeout must be positive (it is {options.StoreTimeout}).");
         }
 
+        if (options.CircuitBreaker.FailureThreshold < 1)
+        {
+            failures.Add($"ClusterSessionOptions.CircuitBreaker.FailureThreshold must be at least 1 (it is {options.CircuitBreaker.FailureThreshold}); to turn the circuit breaker off, set CircuitBreaker.Enabled = false.");
+        }
+
+        if (options.CircuitBreaker.BreakDuration < StoreCircuitBreaker.MinBreakDuration || options.CircuitBreaker.BreakDuration > StoreCircuitBreaker.MaxBreakDuration)
+        {
+            failures.Add($"ClusterSessionOptions.CircuitBreaker.BreakDuration is {options.CircuitBreaker.BreakDuration}: use a time between {StoreCircuitBreaker.MinBreakDuration.TotalMilliseconds:0} ms and {StoreCircuitBreaker.MaxBreakDuration.TotalMinutes:0} minutes; the default is 5 seconds.");
+        }
+
         if (options.Limits is null)
         {
             failures.Add("ClusterSessionOptions.Limits must not be null: leave the default or set a SessionLimits.");

@@ -18,6 +18,12 @@ internal static class EventIds
     public const int SessionsRevoked = 11;
     public const int UpdateConflict = 12;
     public const int AppBodyDiscarded = 13;
+    public const int CircuitOpened = 14;
+    public const int CircuitProbing = 15;
+    public const int CircuitProbeFailed = 16;
+    public const int CircuitClosed = 17;
+    public const int TouchFailed = 18;
+    public const int RequestAborted = 19;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -44,11 +50,11 @@ internal static partial class Log
     [LoggerMessage(EventIds.SessionInvalidated, LogLevel.Debug, "Session {Tag} invalidated.")]
     public static partial void SessionInvalidated(ILogger logger, string tag);
 
-    [LoggerMessage(EventIds.StoreUnavailable, LogLevel.Error, "The session store failed during {Operation}; the request fails with status {StatusCode}.")]
-    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation, int statusCode);
+    [LoggerMessage(EventIds.StoreUnavailable, LogLevel.Error, "The session store failed during a {Operation}; the request cannot use its session (logged once per request, whether or not the application handles the error).")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception, string operation);
 
-    [LoggerMessage(EventIds.LateCommitFailed, LogLevel.Error, "Session changes made after the response started could not be saved; the client already got the response.")]
-    public static partial void LateCommitFailed(ILogger logger, Exception exception);
+    [LoggerMessage(EventIds.LateCommitFailed, LogLevel.Warning, "Session changes made after the response started could not be saved ({ExceptionType}); the client already got the response.")]
+    public static partial void LateCommitFailed(ILogger logger, string exceptionType);
 
     [LoggerMessage(EventIds.MalformedId, LogLevel.Debug, "A malformed session id was ignored (treated as no session).")]
     public static partial void MalformedId(ILogger logger);
@@ -61,4 +67,22 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.AppBodyDiscarded, LogLevel.Debug, "The application's response body was discarded because the session commit failed; the error response was sent instead.")]
     public static partial void AppBodyDiscarded(ILogger logger);
+
+    [LoggerMessage(EventIds.CircuitOpened, LogLevel.Warning, "The session store failed {Failures} time(s) in a row: the circuit is open, requests that need the session fail at once, and one call tries the store again every {BreakSeconds} s.")]
+    public static partial void CircuitOpened(ILogger logger, int failures, double breakSeconds);
+
+    [LoggerMessage(EventIds.CircuitProbing, LogLevel.Debug, "Trying the session store again with one {Operation} (circuit half-open).")]
+    public static partial void CircuitProbing(ILogger logger, string operation);
+
+    [LoggerMessage(EventIds.CircuitProbeFailed, LogLevel.Debug, "The session store is still unavailable; the next try is in {BreakSeconds} s.")]
+    public static partial void CircuitProbeFailed(ILogger logger, double breakSeconds);
+
+    [LoggerMessage(EventIds.CircuitClosed, LogLevel.Information, "The session store answered again: the circuit is closed and requests use the store as usual.")]
+    public static partial void CircuitClosed(ILogger logger);
+
+    [LoggerMessage(EventIds.TouchFailed, LogLevel.Warning, "Refreshing the expiry of a session after a response failed ({ExceptionType}); the next attempt comes after the touch interval.")]
+    public static partial void TouchFailed(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventIds.RequestAborted, LogLevel.Debug, "The client went away during the request; the session changes were committed anyway.")]
+    public static partial void RequestAborted(ILogger logger);
 }

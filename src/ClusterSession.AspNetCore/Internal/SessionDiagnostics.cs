@@ -11,6 +11,10 @@ internal static class SessionDiagnostics
 {
     public const string Name = "ClusterSession.AspNetCore";
 
+    public const string OperationTag = "cluster_session.operation";
+
+    public const string CircuitStateTag = "cluster_session.circuit.state";
+
     private static readonly string? Version = typeof(SessionDiagnostics).Assembly.GetName().Version?.ToString();
 
     public static readonly ActivitySource ActivitySource = new(Name, Version);
@@ -31,6 +35,13 @@ internal static class SessionDiagnostics
 
     public static readonly Counter<long> Failures = Meter.CreateCounter<long>(
         "cluster_session.store.failures", "{failure}", "Store calls that failed or timed out.");
+
+    public static readonly Counter<long> FastFailures = Meter.CreateCounter<long>(
+        "cluster_session.store.fast_failures", "{call}", "Store calls failed at once, without reaching the store, because the circuit was open.");
+
+    public static readonly ObservableUpDownCounter<int> CircuitStates = Meter.CreateObservableUpDownCounter(
+        "cluster_session.store.circuit.state", StoreCircuitBreaker.ObserveStates, "{circuit}",
+        "Session store circuits by state (attribute cluster_session.circuit.state: closed, open, half_open): 1 for the state an application's circuit is in, 0 for the others.");
 
     public static readonly Histogram<double> StoreDuration = Meter.CreateHistogram(
         "cluster_session.store.duration", "s", "Duration of session store calls.",

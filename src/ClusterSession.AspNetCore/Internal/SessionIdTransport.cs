@@ -49,8 +49,11 @@ internal static class SessionIdTransport
             context.Response.Headers[options.HeaderName] = id;
         }
 
-        // The id is a credential: keep responses that carry a new one out of shared caches.
+        // The id is a credential: keep responses that carry a new one out of shared caches (the same three
+        // headers as ASP.NET Core's session, for HTTP/1.0 caches too).
         context.Response.Headers.CacheControl = "no-cache,no-store";
+        context.Response.Headers.Pragma = "no-cache";
+        context.Response.Headers.Expires = "-1";
     }
 
     public static void Expire(HttpContext context, ClusterSessionOptions options)
@@ -80,4 +83,56 @@ internal static class SessionIdTransport
             _ => context.Request.IsHttps,
         },
     };
+}
+
+/// <summary>
+/// What the response of one request must tell the client about its id: nothing, the new or renewed id,
+/// or that the id it sent is gone. Applied once, before the response starts.
+/// </summary>
+internal sealed class PendingIdUpdate
+{
+    private bool _send;
+    private bool _expire;
+
+    /// <summary>The session got a new id (created or renewed): send it.</summary>
+    public void Send()
+    {
+        _send = true;
+        _expire = false;
+    }
+
+    /// <summary>The client's id ended (invalidated, gone): expire it unless a new id is sent.</summary>
+    public void Expire()
+    {
+        _send = false;
+        _expire = true;
+    }
+
+    /// <summary>The request continues with a fresh session that has no id to send yet.</summary>
+    public void ExpireIf(bool clientHasId)
+    {
+        _send = false;
+        _expire = clientHasId;
+    }
+
+    /// <summary>Writes the pending update into the response headers; nothing once the response started.</summary>
+    public void Apply(HttpContext context, ClusterSessionOptions options, string? id)
+    {
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+
+        if (_send && id is not null)
+        {
+            SessionIdTransport.Write(context, options, id);
+        }
+        else if (_expire)
+        {
+            SessionIdTransport.Expire(context, options);
+        }
+
+        _send = false;
+        _expire = false;
+    }
 }

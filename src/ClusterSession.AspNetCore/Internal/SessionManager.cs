@@ -29,7 +29,7 @@ internal sealed class SessionManager : ISessionManager
                     s.CreatedAt,
                     s.LastAccessedAt,
                     s.ExpiresAt,
-                    s.Attributes.TryGetValue(RequestSession.ReservedPrefix + ReservedNames.UserAgent, out var ua) ? Encoding.UTF8.GetString(ua) : null,
+                    s.Attributes.TryGetValue(ReservedNames.Prefix + ReservedNames.UserAgent, out var ua) ? Encoding.UTF8.GetString(ua) : null,
                     string.Equals(s.Id, currentId, StringComparison.Ordinal))),
         ];
     }

@@ -6,16 +6,24 @@ namespace ClusterSession.AspNetCore.Internal;
 
 /// <summary>
 /// The per-application part of ClusterSession: options, store, clock, logger, and every store call
-/// wrapped with a timeout, metrics and a trace span.
+/// wrapped with the one store deadline of the request path, the circuit breaker (fed with each call's outcome
+/// as classified here), metrics and a trace span.
 /// </summary>
-internal sealed class SessionRuntime
+internal sealed class SessionRuntime : IDisposable
 {
+    private readonly string _storeName;
+
     public SessionRuntime(IOptions<ClusterSessionOptions> options, ISessionStore store, TimeProvider time, ILoggerFactory loggerFactory)
     {
         Options = options.Value;
         Store = store;
         Time = time;
         Logger = loggerFactory.CreateLogger("ClusterSession.AspNetCore");
+        Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, Options.StoreTimeout, time, Logger);
+        var storeType = store.GetType().Name;
+        _storeName = storeType.EndsWith("SessionStore", StringComparison.Ordinal) && storeType.Length > "SessionStore".Length
+            ? storeType[..^"SessionStore".Length]
+            : storeType;
     }
 
     public ClusterSessionOptions Options { get; }
@@ -25,6 +33,11 @@ internal sealed class SessionRuntime
     public TimeProvider Time { get; }
 
     public ILogger Logger { get; }
+
+    /// <summary>Fails calls fast while the store is known to be down; fed with the outcome of every call below.</summary>
+    public StoreCircuitBreaker Circuit { get; }
+
+    public void Dispose() => Circuit.Dispose();
 
     public TrackedSession NewSession()
         => TrackedSession.CreateNew(SessionId.Create(), Time.GetUtcNow(), Options.IdleTimeout, Options.AbsoluteLifetime, Options.Limits);
@@ -44,6 +57,10 @@ internal sealed class SessionRuntime
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken)
         => CallAsync("change_id", (oldId, newId), static (store, ids, ct) => store.ChangeIdAsync(ids.oldId, ids.newId, ct), cancellationToken);
 
+    /// <summary>The health check's store call: a load of an id that does not exist, which creates and writes nothing.</summary>
+    public ValueTask<SessionSnapshot?> ProbeAsync(CancellationToken cancellationToken)
+        => CallAsync("health_check", SessionId.Create(), static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
+
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken)
         => CallAsync("find_by_principal", principal, static (store, p, ct) => store.FindByPrincipalAsync(p, ct), cancellationToken);
 
@@ -55,9 +72,11 @@ internal sealed class SessionRuntime
             cancellationToken);
 
     /// <summary>
-    /// Runs one store operation with the configured timeout, metrics and a trace span. A timeout or an
-    /// unexpected exception becomes <see cref="SessionStoreUnavailableException"/>, so callers handle exactly
-    /// one kind of outage. A store that answers synchronously (in-memory) costs no extra allocation.
+    /// Runs one store operation with metrics, a trace span and the request's one store deadline: a linked
+    /// <see cref="CancellationTokenSource"/> that cancels the store call after <see cref="ClusterSessionOptions.StoreTimeout"/>
+    /// (a store's own deadline, such as the Redis store's OperationTimeout, may end it sooner; nothing waits
+    /// longer). A cancelled call is cancelled in the store, not abandoned. A timeout or an unexpected exception
+    /// becomes <see cref="SessionStoreUnavailableException"/>, so callers handle exactly one kind of outage.
     /// </summary>
     private ValueTask<TResult> CallAsync<TState, TResult>(
         string operation,
@@ -65,19 +84,23 @@ internal sealed class SessionRuntime
         Func<ISessionStore, TState, CancellationToken, ValueTask<TResult>> call,
         CancellationToken cancellationToken)
     {
+        var permit = Circuit.Enter(operation);
         var activity = SessionDiagnostics.ActivitySource.HasListeners()
             ? SessionDiagnostics.ActivitySource.StartActivity("session " + operation, ActivityKind.Client)
             : null;
         var started = Stopwatch.GetTimestamp();
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(Options.StoreTimeout);
         ValueTask<TResult> pending;
         try
         {
-            pending = call(Store, state, cancellationToken);
+            pending = call(Store, state, deadline.Token);
         }
         catch (Exception ex)
         {
-            var translated = Translate(ex, operation);
-            Complete(activity, operation, started, failed: translated is SessionStoreUnavailableException);
+            var translated = Translate(ex, operation, TimedOut(deadline, cancellationToken));
+            deadline.Dispose();
+            Complete(activity, operation, started, permit, translated);
             if (ReferenceEquals(translated, ex))
             {
                 throw;
@@ -89,31 +112,25 @@ internal sealed class SessionRuntime
         if (pending.IsCompletedSuccessfully)
         {
             var result = pending.Result;
-            Complete(activity, operation, started, failed: false);
+            deadline.Dispose();
+            Complete(activity, operation, started, permit, error: null);
             return new ValueTask<TResult>(result);
         }
 
-        return AwaitSlowAsync(pending.AsTask(), operation, activity, started, cancellationToken);
+        return AwaitSlowAsync(pending, operation, activity, started, permit, deadline, cancellationToken);
     }
 
-    private async ValueTask<TResult> AwaitSlowAsync<TResult>(Task<TResult> pending, string operation, Activity? activity, long started, CancellationToken cancellationToken)
+    private async ValueTask<TResult> AwaitSlowAsync<TResult>(
+        ValueTask<TResult> pending, string operation, Activity? activity, long started, CircuitPermit permit, CancellationTokenSource deadline, CancellationToken cancellationToken)
     {
         Exception? error = null;
         try
         {
-            return await pending.WaitAsync(Options.StoreTimeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException ex)
-        {
-            // The abandoned call may still fail later; observe it so it never surfaces as an unobserved exception.
-            _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            error = new SessionStoreUnavailableException(
-                $"The session store did not answer a {operation} within {Options.StoreTimeout.TotalSeconds:0.###} s: check the store, or raise ClusterSessionOptions.StoreTimeout.", ex);
-            throw error;
+            return await pending.ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            error = Translate(ex, operation);
+            error = Translate(ex, operation, TimedOut(deadline, cancellationToken));
             if (ReferenceEquals(error, ex))
             {
                 throw;
@@ -123,19 +140,31 @@ internal sealed class SessionRuntime
         }
         finally
         {
-            Complete(activity, operation, started, failed: error is SessionStoreUnavailableException);
+            deadline.Dispose();
+            Complete(activity, operation, started, permit, error);
         }
     }
 
-    /// <summary>Store outages stay as they are; anything a store throws that is not ours or the caller's becomes an outage.</summary>
-    private static Exception Translate(Exception exception, string operation)
-        => exception is ClusterSessionException or OperationCanceledException or ArgumentException
-            ? exception
-            : new SessionStoreUnavailableException($"The session store failed during a {operation}: {exception.Message}", exception);
+    private static bool TimedOut(CancellationTokenSource deadline, CancellationToken cancellationToken)
+        => deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested;
 
-    private static void Complete(Activity? activity, string operation, long started, bool failed)
+    /// <summary>
+    /// The store's typed failures, the caller's cancellation and bad input stay as they are; a cancellation by
+    /// the deadline is a timeout; anything else a store throws is an outage. Never copies a message a store's
+    /// driver wrote (it may quote a key, and so a session id).
+    /// </summary>
+    private Exception Translate(Exception exception, string operation, bool timedOut) => exception switch
     {
-        var tag = new KeyValuePair<string, object?>("cluster_session.operation", operation);
+        OperationCanceledException when timedOut => SessionStoreUnavailableException.TimedOut(_storeName, operation, Options.StoreTimeout, "ClusterSessionOptions.StoreTimeout"),
+        ClusterSessionException or OperationCanceledException or ArgumentException => exception,
+        _ => SessionStoreUnavailableException.Failed(_storeName, operation, exception.GetType().Name, "The store threw an exception it does not classify; see the inner exception.", exception),
+    };
+
+    private void Complete(Activity? activity, string operation, long started, CircuitPermit permit, Exception? error)
+    {
+        Circuit.Report(permit, error);
+        var failed = error is SessionStoreUnavailableException;
+        var tag = new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation);
         SessionDiagnostics.StoreDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tag);
         if (failed)
         {

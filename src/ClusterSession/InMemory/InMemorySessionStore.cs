@@ -28,15 +28,11 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">The options; null for the defaults.</param>
     /// <param name="timeProvider">The clock; null for <see cref="TimeProvider.System"/>.</param>
-    /// <exception cref="ArgumentException">The options are invalid; the message names each invalid option.</exception>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The options are invalid; the message names each invalid option.</exception>
     public InMemorySessionStore(InMemorySessionStoreOptions? options = null, TimeProvider? timeProvider = null)
     {
         options ??= new InMemorySessionStoreOptions();
-        var errors = options.Validate();
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException(string.Join(" ", errors), nameof(options));
-        }
+        options.ThrowIfInvalid();
 
         _time = timeProvider ?? TimeProvider.System;
         _limits = options.Limits;
@@ -61,10 +57,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(session);
-        SessionId.ThrowIfMalformed(session.Id, nameof(session));
+        SessionStoreContract.CheckCreate(session, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.Validate(session);
 
         var stored = new SessionSnapshot(
             session.Id, session.CreatedAt, session.LastAccessedAt, session.IdleTimeout, session.AbsoluteExpiresAt,
@@ -92,7 +86,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(id);
+        SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
         if (!_sessions.TryGetValue(id, out var entry))
         {
@@ -129,9 +123,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(changes);
+        SessionStoreContract.CheckSave(changes, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.Validate(changes);
         if (!_sessions.TryGetValue(changes.Id, out var entry))
         {
             return ValueTask.FromResult(SessionSaveResult.Gone);
@@ -178,7 +171,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(id);
+        SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
         if (!_sessions.TryGetValue(id, out var entry))
         {
@@ -202,14 +195,12 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
-        SessionId.ThrowIfMalformed(oldId);
-        SessionId.ThrowIfMalformed(newId);
-        if (string.Equals(oldId, newId, StringComparison.Ordinal))
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!SessionStoreContract.CheckChangeId(oldId, newId))
         {
-            throw new ArgumentException("The new session id must differ from the old one; create it with SessionId.Create().", nameof(newId));
+            return ValueTask.FromResult(false);
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
         var now = _time.GetUtcNow();
 
         // Clear a dead occupant of the new id before locking the old entry: never hold two published entries' locks.
@@ -260,9 +251,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
         byte[]? replacement,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(id);
+        SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        _limits.ValidateAttribute(name, replacement);
 
         if (!_sessions.TryGetValue(id, out var entry))
         {

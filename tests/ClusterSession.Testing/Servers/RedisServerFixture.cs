@@ -58,11 +58,23 @@ public sealed class RedisServerFixture : IAsyncLifetime
             $"redis-server answers on port {Port}");
     }
 
+    /// <summary>Stops the server process with SIGSTOP: connections stay open and nothing is answered, a hung server.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>Resumes a paused server with SIGCONT.</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
     /// <summary>Kills the server process (a crash, as far as clients can tell).</summary>
     public void Kill()
     {
         ServerProcess.Stop(_process);
         _process = null;
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        var process = _process ?? throw new InvalidOperationException("This fixture runs no server process to signal.");
+        await ServerProcess.RunAsync("kill", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <inheritdoc />

@@ -1,0 +1,83 @@
+using Npgsql;
+
+namespace ClusterSession.Postgres;
+
+/// <summary>Reads the store's result rows into snapshots.</summary>
+internal static class PostgresRows
+{
+    /// <summary>The Load statement's result: one session row (no name) and its attribute rows, or nothing.</summary>
+    public static async Task<SessionSnapshot?> ReadSessionAsync(NpgsqlDataReader reader, string id, CancellationToken cancellationToken)
+    {
+        SessionRow? row = null;
+        var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (reader.IsDBNull(6))
+            {
+                row = ReadSessionRow(reader, 0);
+            }
+            else
+            {
+                attributes[reader.GetString(6)] = reader.GetFieldValue<byte[]>(7);
+            }
+        }
+
+        return row is { } r ? r.ToSnapshot(id, attributes) : null;
+    }
+
+    /// <summary>The FindByPrincipal statement's result: rows of (id, session columns, name, value), ordered by id.</summary>
+    public static async Task<IReadOnlyList<SessionSnapshot>> ReadSessionsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        var sessions = new List<SessionSnapshot>();
+        string? currentId = null;
+        SessionRow currentRow = default;
+        var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var id = reader.GetString(0);
+            if (!string.Equals(id, currentId, StringComparison.Ordinal))
+            {
+                if (currentId is not null)
+                {
+                    sessions.Add(currentRow.ToSnapshot(currentId, attributes));
+                    attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+                }
+
+                currentId = id;
+                currentRow = ReadSessionRow(reader, 1);
+            }
+
+            if (!reader.IsDBNull(7))
+            {
+                attributes[reader.GetString(7)] = reader.GetFieldValue<byte[]>(8);
+            }
+        }
+
+        if (currentId is not null)
+        {
+            sessions.Add(currentRow.ToSnapshot(currentId, attributes));
+        }
+
+        return sessions;
+    }
+
+    private static SessionRow ReadSessionRow(NpgsqlDataReader reader, int first) => new(
+        reader.GetFieldValue<DateTimeOffset>(first),
+        reader.GetFieldValue<DateTimeOffset>(first + 1),
+        reader.GetFieldValue<TimeSpan>(first + 2),
+        reader.GetFieldValue<DateTimeOffset>(first + 3),
+        reader.IsDBNull(first + 4) ? null : reader.GetString(first + 4),
+        reader.GetInt64(first + 5));
+
+    private readonly record struct SessionRow(
+        DateTimeOffset CreatedAt,
+        DateTimeOffset LastAccessedAt,
+        TimeSpan IdleTimeout,
+        DateTimeOffset AbsoluteExpiresAt,
+        string? Principal,
+        long Version)
+    {
+        public SessionSnapshot ToSnapshot(string id, Dictionary<string, byte[]> attributes)
+            => new(id, CreatedAt, LastAccessedAt, IdleTimeout, AbsoluteExpiresAt, Principal, Version, attributes);
+    }
+}

@@ -1,0 +1,44 @@
+namespace ClusterSession;
+
+/// <summary>
+/// The argument rules of <see cref="ISessionStore"/>, the same for every store: well-formed ids, the limits,
+/// and what an id change to the same id does. A store calls these before it talks to its server.
+/// </summary>
+public static class SessionStoreContract
+{
+    /// <summary>Checks a new session: a well-formed id and attributes within <paramref name="limits"/>.</summary>
+    public static void CheckCreate(SessionSnapshot session, SessionLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(limits);
+        SessionId.ThrowIfMalformed(session.Id, nameof(session));
+        limits.Validate(session);
+    }
+
+    /// <summary>Checks a change set against <paramref name="limits"/> (its id was checked when it was made).</summary>
+    public static void CheckSave(SessionChanges changes, SessionLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        ArgumentNullException.ThrowIfNull(limits);
+        limits.Validate(changes);
+    }
+
+    /// <summary>
+    /// Checks both ids of an id change. Returns false when <paramref name="newId"/> equals <paramref name="oldId"/>:
+    /// the new id is taken (by the session itself), so the store moves nothing and returns false.
+    /// </summary>
+    public static bool CheckChangeId(string oldId, string newId)
+    {
+        SessionId.ThrowIfMalformed(oldId);
+        SessionId.ThrowIfMalformed(newId);
+        return !string.Equals(oldId, newId, StringComparison.Ordinal);
+    }
+
+    /// <summary>Checks a compare-and-set: a well-formed id, the name, and the replacement unless it is a removal.</summary>
+    public static void CheckCompareAndSet(string id, string name, byte[]? replacement, SessionLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        SessionId.ThrowIfMalformed(id);
+        limits.ValidateAttribute(name, replacement);
+    }
+}

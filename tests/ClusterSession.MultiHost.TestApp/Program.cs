@@ -1,0 +1,97 @@
+// One ordinary app as a user writes it: cookie authentication, antiforgery and ClusterSession over a shared
+// store, with nothing about Data Protection unless --KeysDirectory asks the app to persist its keys itself.
+// Arguments (besides --urls and --contentRoot): --Store redis|postgres, --Redis <configuration> or
+// --Postgres <connection string>, --Prefix <key or table prefix>, optional --ShareKeys false, --KeysDirectory <dir>.
+using System.Security.Claims;
+using ClusterSession.AspNetCore;
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.DataProtection;
+
+var builder = WebApplication.CreateBuilder(args);
+var settings = builder.Configuration;
+builder.Logging.SetMinimumLevel(LogLevel.Warning);
+
+builder.Services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie(cookie =>
+{
+    // An API-style answer instead of a redirect to a login page, so the tests read the outcome from the status.
+    cookie.Events.OnRedirectToLogin = context =>
+    {
+        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+        return Task.CompletedTask;
+    };
+});
+builder.Services.AddAntiforgery();
+if (settings["KeysDirectory"] is { Length: > 0 } keysDirectory)
+{
+    builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(keysDirectory));
+}
+
+builder.Services.AddClusterSession(options =>
+{
+    options.ShareDataProtectionKeys = settings.GetValue("ShareKeys", defaultValue: true);
+    var prefix = settings["Prefix"] ?? throw new InvalidOperationException("--Prefix is required.");
+    switch (settings["Store"])
+    {
+        case "redis":
+            options.UseRedis(redis =>
+            {
+                redis.Configuration = settings["Redis"];
+                redis.KeyPrefix = prefix;
+            });
+            break;
+        case "postgres":
+            options.UsePostgres(postgres =>
+            {
+                postgres.ConnectionString = settings["Postgres"];
+                postgres.TablePrefix = prefix;
+                postgres.CreateSchemaOnStartup = true;
+            });
+            break;
+        default:
+            throw new InvalidOperationException("--Store must be redis or postgres.");
+    }
+});
+
+var app = builder.Build();
+app.UseClusterSession();
+app.UseAuthentication();
+
+app.MapGet("/health", () => "ok");
+app.MapPost("/signin/{user}", async (HttpContext context, string user) =>
+{
+    await context.SignInAsync(new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, user)], CookieAuthenticationDefaults.AuthenticationScheme)));
+    return Results.Ok();
+});
+app.MapPost("/signout", async (HttpContext context) =>
+{
+    await context.SignOutAsync();
+    return Results.Ok();
+});
+// Unauthenticated on purpose: a test app on loopback; a real app checks who may revoke whose sessions.
+app.MapPost("/revoke-all/{user}", async (ISessionManager sessions, string user) => Results.Text((await sessions.RevokeAllAsync(user)).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+app.MapGet("/me", (HttpContext context) => context.User.Identity is { IsAuthenticated: true, Name: { } name }
+    ? Results.Text(name)
+    : Results.Unauthorized());
+app.MapGet("/form", (HttpContext context, IAntiforgery antiforgery) =>
+{
+    var tokens = antiforgery.GetAndStoreTokens(context);
+    return Results.Content(
+        $"<form method=\"post\" action=\"/form\"><input type=\"hidden\" name=\"{tokens.FormFieldName}\" value=\"{tokens.RequestToken}\"></form>",
+        "text/html");
+});
+app.MapPost("/form", async (HttpContext context, IAntiforgery antiforgery) =>
+{
+    try
+    {
+        await antiforgery.ValidateRequestAsync(context);
+        return Results.Text("accepted");
+    }
+    catch (AntiforgeryValidationException)
+    {
+        return Results.BadRequest("antiforgery validation failed");
+    }
+});
+
+await app.RunAsync();

@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using ClusterSession.Testing.Servers;
+
+namespace ClusterSession.MultiHost.Tests;
+
+/// <summary>
+/// The test app started as a separate OS process, as a second machine or container would run it: its own
+/// HOME (so its own default Data Protection key folder), its own content root, its own 127.0.0.1 port.
+/// Ready once it answers /health; disposing kills it and deletes its directories.
+/// </summary>
+public sealed class AppHost : IAsyncDisposable
+{
+    private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(60);
+    private static readonly HttpClient Probe = new() { Timeout = TimeSpan.FromSeconds(2) };
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private AppHost(Process process, Uri address, string root)
+    {
+        _process = process;
+        Address = address;
+        Root = root;
+    }
+
+    public Uri Address { get; }
+
+    /// <summary>The host's own directory: HOME is <c>home</c> below it, the content root <c>content</c>.</summary>
+    public string Root { get; }
+
+    public string Home => Path.Combine(Root, "home");
+
+    public static string TestAppDll { get; } = typeof(AppHost).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "TestAppDll").Value!;
+
+    /// <summary>Starts <paramref name="count"/> hosts in parallel with the same arguments (the same app, configured alike).</summary>
+    public static async Task<AppHost[]> StartManyAsync(int count, Func<AppHost.Paths, string[]> arguments)
+    {
+        var starting = Enumerable.Range(0, count).Select(_ => StartAsync(arguments)).ToArray();
+        try
+        {
+            return await Task.WhenAll(starting);
+        }
+        catch
+        {
+            foreach (var host in starting.Where(t => t.IsCompletedSuccessfully))
+            {
+                await host.Result.DisposeAsync();
+            }
+
+            throw;
+        }
+    }
+
+    public static async Task<AppHost> StartAsync(Func<AppHost.Paths, string[]> arguments)
+    {
+        var root = Path.Combine(Path.GetTempPath(), "cs-multihost-" + Guid.NewGuid().ToString("N")[..12]);
+        var paths = new Paths(Path.Combine(root, "home"), Path.Combine(root, "content"));
+        Directory.CreateDirectory(paths.Home);
+        Directory.CreateDirectory(paths.ContentRoot);
+        var port = ServerProcess.FreePort();
+        var address = new Uri(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}"));
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = paths.ContentRoot,
+        };
+        string[] all = [TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
+        foreach (var argument in all)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["HOME"] = paths.Home;
+        start.Environment["DOTNET_NOLOGO"] = "1";
+        start.Environment.Remove("ASPNETCORE_ENVIRONMENT");
+        start.Environment.Remove("DOTNET_ENVIRONMENT");
+        start.Environment.Remove("ASPNETCORE_URLS");
+        start.Environment.Remove("ASPNETCORE_CONTENTROOT");
+
+        var host = new AppHost(Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start."), address, root);
+        host._process.OutputDataReceived += (_, e) => host.Append(e.Data);
+        host._process.ErrorDataReceived += (_, e) => host.Append(e.Data);
+        host._process.BeginOutputReadLine();
+        host._process.BeginErrorReadLine();
+        try
+        {
+            await ServerProcess.UntilAsync(host.IsReadyAsync, StartDeadline, $"the test app answers on {address}");
+        }
+        catch (Exception ex)
+        {
+            var output = host.Output;
+            await host.DisposeAsync();
+            throw new InvalidOperationException($"The test app did not start ({ex.Message}). Output:\n{output}", ex);
+        }
+
+        return host;
+    }
+
+    /// <summary>Everything the process printed so far, stdout and stderr interleaved.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        ServerProcess.Stop(_process);
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task<bool> IsReadyAsync()
+    {
+        if (_process.HasExited)
+        {
+            throw new InvalidOperationException($"The test app exited with code {_process.ExitCode}.");
+        }
+
+        try
+        {
+            using var response = await Probe.GetAsync(new Uri(Address, "/health"));
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    /// <summary>The directories of one host, for arguments that name them.</summary>
+    public sealed record Paths(string Home, string ContentRoot);
+}
