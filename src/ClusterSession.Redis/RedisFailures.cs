@@ -110,13 +110,14 @@ internal static partial class RedisFailures
 
     /// <summary>
     /// StackExchange.Redis follows a MOVED to a node it has not met, but fails an ASK to one (and a redirect to a node
-    /// it cannot reach) with this connection error, whose text names an endpoint and a slot, never a key. The node that
-    /// redirected did not run the command.
+    /// it cannot reach) with this connection error: "Endpoint … serving hashslot … is not reachable at this point of
+    /// time", or "Endpoint is not reachable …" with exception detail off (as on connections the store creates). It
+    /// names no key, and the node that redirected did not run the command.
     /// </summary>
     private static bool IsUnfollowedRedirect(RedisConnectionException connection)
         => connection.FailureType == ConnectionFailureType.UnableToConnect
             && connection.Message.StartsWith("Endpoint ", StringComparison.Ordinal)
-            && connection.Message.Contains(" serving hashslot ", StringComparison.Ordinal);
+            && connection.Message.Contains(" is not reachable at this point of time", StringComparison.Ordinal);
 
     /// <summary>An error reply that means "not now, not here": the server ran nothing, and another try may succeed.</summary>
     private static bool IsTransient(RedisServerException server)
