@@ -149,13 +149,10 @@ public sealed class RedisSentinelFixture : IAsyncLifetime
     }
 
     /// <summary>Kills the current primary (a crash); returns its port.</summary>
-    public async Task<int> KillPrimaryAsync()
-    {
-        var port = await PrimaryPortAsync();
-        ServerProcess.Stop(_data[port]);
-        _data.Remove(port);
-        return port;
-    }
+    public async Task<int> KillPrimaryAsync() => Kill(await PrimaryPortAsync());
+
+    /// <summary>Kills the replica (a crash); returns its port. <see cref="RestartAsReplicaAsync"/> brings it back.</summary>
+    public async Task<int> KillReplicaAsync() => Kill(await ReplicaPortAsync());
 
     /// <summary>Restarts a killed data node on its port as a replica of the current primary (as an operator would).</summary>
     public async Task RestartAsReplicaAsync(int port) => await StartDataNodeAsync(port, await PrimaryPortAsync());
@@ -195,6 +192,13 @@ public sealed class RedisSentinelFixture : IAsyncLifetime
         }
 
         return Task.CompletedTask;
+    }
+
+    private int Kill(int port)
+    {
+        ServerProcess.Stop(_data[port]);
+        _data.Remove(port);
+        return port;
     }
 
     private void Signal(int port, string signal)
