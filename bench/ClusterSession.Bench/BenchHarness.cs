@@ -12,7 +12,7 @@ namespace ClusterSession.Bench;
 /// </summary>
 internal static class BenchHarness
 {
-    private static readonly Scenario[] Scenarios = [Scenario.Read, Scenario.Write, Scenario.Mixed, Scenario.NoSession];
+    private static readonly Scenario[] Scenarios = [Scenario.Read, Scenario.Write, Scenario.Mixed, Scenario.NoSession, Scenario.NoSessionCookie];
 
     /// <summary>The entry point of the program and of the smoke test. Returns the process exit code.</summary>
     public static async Task<int> MainAsync(string[] args, TextWriter output, CancellationToken cancellationToken)
@@ -30,9 +30,12 @@ internal static class BenchHarness
 
         if (options.Mode != "bench")
         {
-            var facts = options.Mode == "expiry"
-                ? await ExpiryRun.RunAsync(options, output, cancellationToken)
-                : await CrashRun.RunAsync(output, cancellationToken);
+            var facts = options.Mode switch
+            {
+                "expiry" => await ExpiryRun.RunAsync(options, output, cancellationToken),
+                "memory" => await MemoryRun.RunAsync(options, output, cancellationToken),
+                _ => await CrashRun.RunAsync(output, cancellationToken),
+            };
             if (options.JsonPath is not null)
             {
                 await File.WriteAllTextAsync(options.JsonPath, facts, cancellationToken);
@@ -158,6 +161,13 @@ internal static class BenchHarness
                 }
             }
 
+            await output.WriteLineAsync("first requests on a node that has not seen the session");
+            foreach (var host in hosts)
+            {
+                var totals = cells[(host.Contender.Name, Scenario.NoSessionCookieFirst, 1)] = new CellTotals();
+                await MeasureFirstRequestsOnNodeAsync(host, stores, options.Profile == "tiny" ? 20 : FirstRequestSessions, probe, host.Contender.PostgresTables.Count > 0 ? postgresProxy! : proxy, postgresProbe, totals, cancellationToken);
+            }
+
             var lostUpdates = new Dictionary<string, int>();
             foreach (var host in hosts)
             {
@@ -187,11 +197,15 @@ internal static class BenchHarness
             var results = new List<BenchResult>();
             foreach (var contender in measured)
             {
-                foreach (var scenario in Scenarios)
+                foreach (var scenario in (Scenario[])[.. Scenarios, Scenario.NoSessionCookieFirst])
                 {
                     foreach (var connections in options.ConnectionCounts)
                     {
-                        var totals = cells[(contender.Name, scenario, connections)];
+                        if (!cells.TryGetValue((contender.Name, scenario, connections), out var totals))
+                        {
+                            continue; // nosession-cookie-first runs at 1 connection only
+                        }
+
                         (long, long)? pg = afterWrites.TryGetValue(contender.Name, out var a) ? a : null;
                         results.Add(totals.ToResult(contender, scenario, connections, sessionBytes[contender.Name], lostUpdates[contender.Name], pg));
                     }
@@ -239,6 +253,8 @@ internal static class BenchHarness
         Scenario.Read => "read",
         Scenario.Write => "write",
         Scenario.Mixed => "mixed",
+        Scenario.NoSessionCookie => "nosession-cookie",
+        Scenario.NoSessionCookieFirst => "nosession-cookie-first",
         _ => "nosession",
     };
 
@@ -275,6 +291,130 @@ internal static class BenchHarness
         }
 
         totals.Add(sample, bytes, commands);
+    }
+
+    /// <summary>Sessions of the <c>nosession-cookie-first</c> measurement (each requested once).</summary>
+    private const int FirstRequestSessions = 200;
+
+    /// <summary>Extra sessions that warm up the second node's store connections before <c>nosession-cookie-first</c> is measured.</summary>
+    private const int FirstRequestWarmSessions = 16;
+
+    /// <summary>
+    /// The <c>nosession-cookie</c> scenario when ClusterSession's touch is due, which the interleaved cells never see
+    /// (their sessions were used by this node within a tenth of the idle timeout, so the per-node throttle holds every
+    /// touch back): sessions seeded on the contender's node are each requested once, <c>GET /nosession</c> with the
+    /// session cookie, sequentially, on a second node of the same contender that has not seen them yet, as when a load
+    /// balancer sends a user to another server. The built-in keeps nothing per node (and a second node would need a shared
+    /// Data Protection key ring to read its cookie), so it is measured on its own node. The store figures include what
+    /// runs after the responses (ClusterSession's touches): the count is read once the store connection went quiet.
+    /// </summary>
+    private static async Task MeasureFirstRequestsOnNodeAsync(
+        ContenderHost host,
+        StoreEndpoints stores,
+        int sessions,
+        RedisProbe probe,
+        LatencyProxy proxy,
+        PostgresProbe? postgresProbe,
+        CellTotals totals,
+        CancellationToken cancellationToken)
+    {
+        var contender = host.Contender;
+        var cookies = new List<string>(sessions + FirstRequestWarmSessions);
+        using (var seeder = LoadGenerator.CreateClient(host.BaseAddress, 1))
+        {
+            for (var i = 0; i < sessions + FirstRequestWarmSessions; i++)
+            {
+                cookies.Add(await LoadGenerator.SeedAsync(seeder, cancellationToken));
+            }
+        }
+
+        await using var second = contender.Name == ContenderCatalog.BaselineName
+            ? null
+            : await ContenderHost.StartAsync(contender, stores, cancellationToken);
+        var random = new Random(1);
+
+        // Opens the node's store connections (a PostgreSQL pool opens one per concurrent call) and the HTTP connection
+        // with the extra sessions, twice, outside the figures: what is measured is a touch, not a connection set-up.
+        // A 404 is expected from the in-memory contender's second node, whose store is its own.
+        using (var warmClient = LoadGenerator.CreateClient((second ?? host).BaseAddress, FirstRequestWarmSessions))
+        {
+            for (var pass = 0; pass < 2; pass++)
+            {
+                await Task.WhenAll(cookies.Skip(sessions).Select(async cookie =>
+                {
+                    using var warm = LoadGenerator.CreateRequest(Scenario.Read, cookie, random);
+                    using var answer = await warmClient.SendAsync(warm, cancellationToken);
+                    if (answer.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.NotFound))
+                    {
+                        throw new InvalidOperationException($"{contender.Name}: warming up the second node answered {(int)answer.StatusCode}.");
+                    }
+                }));
+            }
+        }
+
+        using var client = LoadGenerator.CreateClient((second ?? host).BaseAddress, 1);
+        using (var warm = LoadGenerator.CreateRequest(Scenario.NoSession, null, random))
+        using (var answer = await client.SendAsync(warm, cancellationToken))
+        {
+            answer.EnsureSuccessStatusCode();
+        }
+
+        await WaitForQuietAsync(proxy, cancellationToken);
+        var statsBefore = contender.UsesRedis ? await probe.CommandCallsAsync() : null;
+        var walProbe = contender.PostgresTables.Count > 0 ? postgresProbe : null;
+        var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
+        var bytesBefore = proxy.BytesToServer;
+        var commandsBefore = proxy.CommandsToServer;
+        var latencies = new List<long>(sessions);
+        long errors = 0;
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < sessions; i++)
+        {
+            using var request = LoadGenerator.CreateRequest(Scenario.NoSessionCookieFirst, cookies[i], random);
+            var sent = Stopwatch.GetTimestamp();
+            using var response = await client.SendAsync(request, cancellationToken);
+            await response.Content.CopyToAsync(Stream.Null, cancellationToken);
+            latencies.Add(Stopwatch.GetTimestamp() - sent);
+            if (!response.IsSuccessStatusCode)
+            {
+                errors++;
+            }
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        await WaitForQuietAsync(proxy, cancellationToken);
+        if (walProbe is not null)
+        {
+            totals.WalBytes += await walProbe.WalPositionAsync(cancellationToken) - walBefore;
+        }
+
+        if (statsBefore is not null)
+        {
+            foreach (var (name, calls) in RedisProbe.Delta(statsBefore, await probe.CommandCallsAsync()))
+            {
+                totals.CommandStats[name] = totals.CommandStats.GetValueOrDefault(name) + calls;
+            }
+        }
+
+        totals.Add(new LoadSample(latencies.Count, errors, elapsed, [.. latencies]), proxy.BytesToServer - bytesBefore, proxy.CommandsToServer - commandsBefore);
+    }
+
+    /// <summary>Waits until nothing was sent to the store for 300 ms (background touches done), at most 5 s.</summary>
+    private static async Task WaitForQuietAsync(LatencyProxy proxy, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        var quiet = Stopwatch.StartNew();
+        var last = proxy.BytesToServer;
+        while (quiet.Elapsed < TimeSpan.FromMilliseconds(300) && deadline.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(25, cancellationToken);
+            var now = proxy.BytesToServer;
+            if (now != last)
+            {
+                last = now;
+                quiet.Restart();
+            }
+        }
     }
 
     /// <summary>

@@ -2,16 +2,19 @@ using System.Globalization;
 
 namespace ClusterSession.Bench;
 
-/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>, or <c>--expiry [--expiry-sessions N]</c>, or <c>--crash</c>.</summary>
+/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>, or <c>--expiry [--expiry-sessions N]</c>, or <c>--crash</c>, or <c>--memory [--memory-sessions N]</c>.</summary>
 internal sealed record BenchOptions
 {
     public string Profile { get; init; } = "full";
 
-    /// <summary><c>bench</c> (the side-by-side table), <c>expiry</c> (what expiry costs) or <c>crash</c> (what survives a restart and a crash).</summary>
+    /// <summary><c>bench</c> (the side-by-side table), <c>expiry</c> (what expiry costs), <c>crash</c> (what survives a restart and a crash) or <c>memory</c> (Redis memory per session).</summary>
     public string Mode { get; init; } = "bench";
 
     /// <summary>How many sessions the expiry mode creates in each store.</summary>
     public int ExpirySessions { get; init; } = 100_000;
+
+    /// <summary>How many sessions of each shape the memory mode writes.</summary>
+    public int MemorySessions { get; init; } = 10_000;
 
     public double RttMs { get; init; } = 0.5;
 
@@ -69,6 +72,18 @@ internal sealed record BenchOptions
                 case "--crash":
                     options = options with { Mode = "crash" };
                     break;
+                case "--memory":
+                    options = options with { Mode = "memory" };
+                    break;
+                case "--memory-sessions":
+                    var memorySessions = int.Parse(Value(args, ref i), NumberStyles.Integer, CultureInfo.InvariantCulture);
+                    if (memorySessions is < 10 or > 1_000_000)
+                    {
+                        throw new ArgumentException("--memory-sessions must be between 10 and 1,000,000.");
+                    }
+
+                    options = options with { MemorySessions = memorySessions };
+                    break;
                 case "--expiry-sessions":
                     var sessions = int.Parse(Value(args, ref i), NumberStyles.Integer, CultureInfo.InvariantCulture);
                     if (sessions is < 10 or > 1_000_000)
@@ -106,7 +121,8 @@ internal sealed record BenchOptions
     public const string Usage =
         "usage: dotnet run -c Release --project bench/ClusterSession.Bench -- [--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders name,name]\n" +
         "       dotnet run -c Release --project bench/ClusterSession.Bench -- --expiry [--expiry-sessions N] [--rtt-ms X] [--json PATH]\n" +
-        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --crash [--json PATH]";
+        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --crash [--json PATH]\n" +
+        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --memory [--memory-sessions N] [--json PATH]";
 
     private static string Value(IReadOnlyList<string> args, ref int i)
     {

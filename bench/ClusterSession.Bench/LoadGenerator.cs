@@ -9,7 +9,21 @@ internal enum Scenario
     Read,
     Write,
     Mixed,
+
+    /// <summary>A page that never uses the session, requested without a session cookie.</summary>
     NoSession,
+
+    /// <summary>
+    /// The same page requested with the cookie of an existing session (a user browsing pages that do not use
+    /// the session): what sliding expiry costs. Added by issue 11.
+    /// </summary>
+    NoSessionCookie,
+
+    /// <summary>
+    /// <see cref="NoSessionCookie"/> when the touch is due: one request per session, each on a node that has not
+    /// seen the session yet (measured by the harness on its own, sequentially, not by <see cref="LoadGenerator.RunAsync"/>).
+    /// </summary>
+    NoSessionCookieFirst,
 }
 
 /// <summary>What one closed-loop run measured.</summary>
@@ -71,7 +85,7 @@ internal sealed class LoadGenerator : IDisposable
         var write = scenario == Scenario.Write || (scenario == Scenario.Mixed && random.Next(10) == 0);
         var request = scenario switch
         {
-            Scenario.NoSession => new HttpRequestMessage(HttpMethod.Get, new Uri("/nosession", UriKind.Relative)),
+            Scenario.NoSession or Scenario.NoSessionCookie or Scenario.NoSessionCookieFirst => new HttpRequestMessage(HttpMethod.Get, new Uri("/nosession", UriKind.Relative)),
             _ when write => new HttpRequestMessage(HttpMethod.Post, new Uri(attribute is null ? "/write" : "/write?name=" + attribute, UriKind.Relative)),
             _ => new HttpRequestMessage(HttpMethod.Get, new Uri("/read", UriKind.Relative)),
         };

@@ -108,6 +108,12 @@ internal sealed class RedisProbe : IAsyncDisposable
 
     public Task<long> DbSizeAsync() => _server.DatabaseSizeAsync();
 
+    /// <summary>FLUSHALL (synchronous): an empty keyspace.</summary>
+    public Task FlushAllAsync() => _server.FlushAllDatabasesAsync();
+
+    /// <summary>CONFIG SET of one parameter.</summary>
+    public Task ConfigSetAsync(string parameter, string value) => _server.ConfigSetAsync(parameter, value);
+
     /// <summary>SHUTDOWN NOSAVE: a clean stop that writes no snapshot (none is configured anyway).</summary>
     public async Task ShutdownAsync()
     {
