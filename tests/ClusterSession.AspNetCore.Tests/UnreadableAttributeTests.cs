@@ -115,6 +115,29 @@ public abstract class UnreadableAttributeTests
     }
 
     [Fact]
+    public async Task Authentication_ticket_that_no_longer_deserializes_reads_as_signed_out_not_a_500()
+    {
+        var logs = new ListLoggerProvider();
+        await using var cluster = await StartAsync(logs, configure: null);
+        var browser = new Browser();
+        await browser.PostAsync(cluster[0], "/login/heidi");
+        await browser.PostAsync(cluster[0], "/s/set/a/1");
+        var id = browser.Cookies[CookieName];
+
+        // A ticket the running code cannot read (as after a change of the ticket format): the stored one, cut short.
+        var stored = await cluster.Store.Inner.LoadAsync(id);
+        var ticket = stored!.Attributes["__cs.ticket"];
+        var changes = new SessionChanges(id, new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["__cs.ticket"] = ticket[..(ticket.Length / 2)] });
+        Assert.Equal(SessionSaveResult.Saved, await cluster.Store.Inner.SaveAsync(changes));
+
+        var me = await browser.GetAsync(cluster[1], "/me");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, me.Status);
+        Assert.Single(logs.Entries, e => e.EventId.Id == 20);
+        Assert.Equal("1", (await browser.GetAsync(cluster[1], "/s/get/a")).Body);
+    }
+
+    [Fact]
     public async Task A_policy_that_is_not_defined_fails_at_startup_naming_the_option()
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(new ListLoggerProvider(), o => o.UnreadableAttributes = (UnreadableAttributePolicy)7));
