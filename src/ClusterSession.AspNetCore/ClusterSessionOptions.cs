@@ -95,6 +95,25 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
 
     /// <inheritdoc />
     void ISessionStoreBuilder.UseStore(Func<IServiceProvider, ISessionStore> factory) => UseStore(factory);
+
+    /// <summary>
+    /// Whether a sign-in records the client's IP address with the session, so that
+    /// <see cref="ISessionManager.ListAsync"/> shows it (<see cref="SessionInfo.ClientAddress"/>). Default false:
+    /// an IP address is personal data in many jurisdictions; turn it on only when your privacy notice covers it.
+    /// The address is <c>HttpContext.Connection.RemoteIpAddress</c>: behind a proxy or load balancer, add ASP.NET
+    /// Core's <c>UseForwardedHeaders()</c> (with the proxies you trust) before <c>UseClusterSession()</c>, otherwise
+    /// every session shows the proxy's address. ClusterSession never reads <c>X-Forwarded-For</c> itself.
+    /// </summary>
+    public bool RecordClientAddress { get; set; }
+
+    /// <summary>
+    /// What a typed read does when a stored attribute no longer deserializes as the type asked for, typically
+    /// because a deploy changed the type: <c>session.Get&lt;T&gt;</c>, the typed <c>UpdateAsync</c> and the
+    /// authentication tickets ClusterSession keeps. Default <see cref="UnreadableAttributePolicy.TreatAsAbsent"/>:
+    /// the read returns default as if the attribute were not there, one warning is logged (event id 20, without
+    /// the attribute's name or value) and <c>cluster_session.attribute.unreadable</c> counts it; the request goes on.
+    /// </summary>
+    public UnreadableAttributePolicy UnreadableAttributes { get; set; } = UnreadableAttributePolicy.TreatAsAbsent;
 }
 
 /// <summary>The ways a session id can travel; combine them with <c>|</c>.</summary>
