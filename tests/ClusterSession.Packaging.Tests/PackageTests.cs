@@ -93,7 +93,7 @@ public sealed class PackageTests(PackageFeed feed)
         using var package = ZipFile.OpenRead(feed.PackagePath("ClusterSession.Testing"));
         var dependencies = Dependencies(Nuspec(package, "ClusterSession.Testing")).Select(d => d.Id).Order(StringComparer.Ordinal);
         // The core package from this feed, and public packages: the parts of xunit a library of tests needs, the fake clock.
-        Assert.Equal(["ClusterSession", "Microsoft.Extensions.TimeProvider.Testing", "xunit.assert", "xunit.extensibility.core"], dependencies);
+        Assert.Equal(["ClusterSession", "Microsoft.Extensions.Logging.Abstractions", "Microsoft.Extensions.TimeProvider.Testing", "xunit.assert", "xunit.extensibility.core"], dependencies);
         Assert.Contains("lib/net10.0/ClusterSession.Testing.dll", package.Entries.Select(e => e.FullName));
         Assert.DoesNotContain(package.Entries, e => e.FullName.EndsWith(".runtimeconfig.json", StringComparison.Ordinal));
     }
