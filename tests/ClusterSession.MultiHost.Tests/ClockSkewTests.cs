@@ -33,6 +33,8 @@ public abstract class ClockSkewTests(SkewedHosts hosts)
         var browser = new Browser();
         Assert.Equal(HttpStatusCode.OK, (await browser.PostAsync(hosts.Correct60SecondIdle, "/session/cart/pears")).Status);
 
+        // Idle 35 seconds by the store's clock: 25 seconds to live, 5 seconds left by the node's clock.
+        await hosts.AgeAsync(browser.Cookies[Cookie], TimeSpan.FromSeconds(35), TimeSpan.FromSeconds(60));
         Assert.Equal((HttpStatusCode.OK, "pears"), await browser.GetAsync(hosts.Ahead30Seconds, "/session/cart"));
         Assert.Equal(HttpStatusCode.OK, (await browser.PostAsync(hosts.Ahead30Seconds, "/session/note/kept")).Status);
         Assert.Equal((HttpStatusCode.OK, "kept"), await browser.GetAsync(hosts.Correct60SecondIdle, "/session/note"));
@@ -47,8 +49,8 @@ public abstract class ClockSkewTests(SkewedHosts hosts)
         Assert.Equal(HttpStatusCode.OK, (await browser.PostAsync(hosts.Correct60SecondIdle, "/session/cart/plums")).Status);
         Assert.Equal((HttpStatusCode.OK, "plums"), await browser.GetAsync(hosts.Behind25Minutes, "/session/cart"));
 
-        // 61 seconds idle by the store's clock, with the store's own record of the expiry not yet acted on.
-        await hosts.AgeBy61SecondsAsync(browser.Cookies[Cookie]);
+        // Idle 61 seconds by the store's clock (a Redis key is left in place: its TTL not yet acted on).
+        await hosts.AgeAsync(browser.Cookies[Cookie], TimeSpan.FromSeconds(61), TimeSpan.FromSeconds(60));
 
         Assert.Equal(HttpStatusCode.NotFound, (await browser.GetAsync(hosts.Behind25Minutes, "/session/cart")).Status);
         Assert.False(await hosts.IsLiveAsync(browser.Cookies[Cookie]), "The node behind brought an expired session back to life.");
@@ -133,8 +135,8 @@ public abstract class SkewedHosts : IAsyncLifetime
     /// <summary>Whether the store holds the session as live by its own clock.</summary>
     public abstract Task<bool> IsLiveAsync(string id);
 
-    /// <summary>Dates the session's last access 61 seconds back on the store's clock, leaving the row or key in place.</summary>
-    public abstract Task AgeBy61SecondsAsync(string id);
+    /// <summary>Dates the session's last access <paramref name="idleFor"/> back on the store's clock, with the expiry that implies.</summary>
+    public abstract Task AgeAsync(string id, TimeSpan idleFor, TimeSpan idleTimeout);
 
     protected abstract Task StartStoreAsync();
 
@@ -156,12 +158,17 @@ public sealed class RedisSkewedHosts : SkewedHosts
         return fields.All(f => !f.IsNull) && now < Math.Min((long)fields[0] + (long)fields[1], (long)fields[2]);
     }
 
-    public override async Task AgeBy61SecondsAsync(string id)
+    public override async Task AgeAsync(string id, TimeSpan idleFor, TimeSpan idleTimeout)
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis.Configuration);
+        var db = connection.GetDatabase();
         var now = await StoreNowAsync(connection);
-        Assert.True(await connection.GetDatabase().KeyExistsAsync(Key(id)));
-        await connection.GetDatabase().HashSetAsync(Key(id), "#a", now - 61_000);
+        Assert.True(await db.KeyExistsAsync(Key(id)));
+        await db.HashSetAsync(Key(id), "#a", now - (long)idleFor.TotalMilliseconds);
+        if (idleTimeout > idleFor)
+        {
+            await db.KeyExpireAsync(Key(id), idleTimeout - idleFor);
+        }
     }
 
     protected override Task StartStoreAsync() => _redis.InitializeAsync();
@@ -189,12 +196,14 @@ public sealed class PostgresSkewedHosts : SkewedHosts
         return (long)(await command.ExecuteScalarAsync())! == 1;
     }
 
-    public override async Task AgeBy61SecondsAsync(string id)
+    public override async Task AgeAsync(string id, TimeSpan idleFor, TimeSpan idleTimeout)
     {
         await using var dataSource = NpgsqlDataSource.Create(_postgres.ConnectionString);
         await using var command = dataSource.CreateCommand(
-            $"UPDATE \"public\".\"{_prefix}sessions\" SET last_accessed_at = now() - interval '61 seconds', expires_at = now() - interval '1 second' WHERE id = $1");
+            $"UPDATE \"public\".\"{_prefix}sessions\" SET last_accessed_at = now() - $2, expires_at = now() - $2 + $3 WHERE id = $1");
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = id });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = idleFor });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = idleTimeout });
         Assert.Equal(1, await command.ExecuteNonQueryAsync());
     }
 
