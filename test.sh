@@ -14,7 +14,7 @@ export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPE
 configuration="${CONFIGURATION:-Release}"
 results_dir="${TEST_RESULTS_DIR:-artifacts/test-results}"
 
-# ---- 1. servers the tests start: redis-server/redis-cli, PostgreSQL, chromium (Debian packages) ----
+# ---- 1. servers the tests start: redis-server/redis-cli, PostgreSQL, chromium, faketime (Debian packages) ----
 missing=()
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   missing+=(redis-server)
@@ -24,6 +24,9 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || ! compgen -G 
 fi
 if ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
+fi
+if ! command -v faketime >/dev/null 2>&1; then
+  missing+=(faketime) # the clock-skew tests run app hosts with their clocks off
 fi
 
 if ((${#missing[@]} > 0)); then

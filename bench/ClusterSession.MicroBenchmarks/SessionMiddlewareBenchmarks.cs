@@ -56,7 +56,7 @@ public class SessionMiddlewareBenchmarks
         _cluster = await Contender.CreateAsync(
             static services => services.AddClusterSession(static o => o.UseInMemory()),
             static app => app.UseClusterSession(),
-            new ClusterSessionOptions().Cookie.Name);
+            new ClusterSessionOptions().Cookie.Name!);
         _builtIn = await Contender.CreateAsync(
             static services => services.AddDistributedMemoryCache().AddSession(),
             static app => app.UseSession(),

@@ -69,6 +69,7 @@ internal static class DemoNode
         app.MapPost("/api/logout", (HttpContext context, CancellationToken _) => LogoutAsync(context));
         app.MapGet("/api/sessions", ListSessionsAsync).RequireAuthorization();
         app.MapDelete("/api/sessions/{handle}", RevokeSessionAsync).RequireAuthorization();
+        app.MapPost("/api/sessions/revoke-others", RevokeOtherSessionsAsync).RequireAuthorization();
         return app;
     }
 
@@ -207,6 +208,7 @@ internal static class DemoNode
             createdAt = s.CreatedAt,
             lastAccessedAt = s.LastAccessedAt,
             userAgent = s.UserAgent,
+            device = s.Device,
             current = s.Current,
         }));
     }
@@ -219,13 +221,20 @@ internal static class DemoNode
             : Results.Json(new { error = "No session of yours has that handle." }, statusCode: StatusCodes.Status404NotFound);
     }
 
+    private static async Task<IResult> RevokeOtherSessionsAsync(HttpContext context, ISessionManager manager)
+    {
+        // "Sign out my other devices": every other session of this user ends on every node; this one stays.
+        var revoked = await manager.RevokeOthersAsync(context, context.RequestAborted);
+        return Results.Json(new { revoked });
+    }
+
     private static async Task<IReadOnlyList<DemoSessionInfo>> ListAsync(HttpContext context, ISessionManager manager, string user)
     {
         var sessions = await manager.ListAsync(user, context, context.RequestAborted);
         return [.. sessions
             .OrderByDescending(s => s.IsCurrent)
             .ThenByDescending(s => s.LastAccessedAt)
-            .Select(s => new DemoSessionInfo(s.Handle, s.CreatedAt, s.LastAccessedAt, s.UserAgent, s.IsCurrent))];
+            .Select(s => new DemoSessionInfo(s.Handle, s.CreatedAt, s.LastAccessedAt, s.UserAgent, s.Device, s.IsCurrent))];
     }
 
     private static SortedDictionary<string, string> ReadAttributes(IClusterSession session)

@@ -5,7 +5,7 @@ using System.Text.Encodings.Web;
 namespace ClusterDemo;
 
 /// <summary>One of the signed-in user's sessions, as the page and <c>/api/sessions</c> show it.</summary>
-internal sealed record DemoSessionInfo(string Handle, DateTimeOffset CreatedAt, DateTimeOffset LastAccessedAt, string? UserAgent, bool Current);
+internal sealed record DemoSessionInfo(string Handle, DateTimeOffset CreatedAt, DateTimeOffset LastAccessedAt, string? UserAgent, string Device, bool Current);
 
 /// <summary>What the page at <c>/</c> shows.</summary>
 internal sealed record DemoPageModel(
@@ -107,6 +107,7 @@ internal static class DemoPage
             }
             function logout() { call('POST', '/api/logout'); }
             function revoke(handle) { call('DELETE', '/api/sessions/' + encodeURIComponent(handle)); }
+            function revokeOthers() { call('POST', '/api/sessions/revoke-others'); }
             function setSessionAttribute() {
               const name = document.getElementById('attribute-name').value;
               if (name) call('PUT', '/api/attributes/' + encodeURIComponent(name), document.getElementById('attribute-value').value, 'text/plain');
@@ -193,7 +194,9 @@ internal static class DemoPage
         page.Append("<section id=\"sessions\">\n<h2>Your sessions</h2>\n<table>\n<tr><th>Device</th><th>Created</th><th>Last access</th><th></th></tr>\n");
         foreach (var session in model.Sessions)
         {
-            page.Append("<tr><td>").Append(Html.Encode(session.UserAgent ?? "unknown")).Append("</td><td>")
+            // The readable device, with the full User-Agent as a tooltip.
+            page.Append("<tr><td class=\"device\" title=\"").Append(Html.Encode(session.UserAgent ?? string.Empty)).Append("\">")
+                .Append(Html.Encode(session.Device)).Append("</td><td>")
                 .Append(Html.Encode(Format(session.CreatedAt))).Append("</td><td>")
                 .Append(Html.Encode(Format(session.LastAccessedAt))).Append("</td><td>");
             if (session.Current)
@@ -210,7 +213,13 @@ internal static class DemoPage
             page.Append("</td></tr>\n");
         }
 
-        page.Append("</table>\n</section>\n");
+        page.Append("</table>\n");
+        if (model.Sessions.Any(static s => !s.Current))
+        {
+            page.Append("<p><button id=\"revoke-others-button\" type=\"button\" onclick=\"revokeOthers()\">Sign out other devices</button></p>\n");
+        }
+
+        page.Append("</section>\n");
     }
 
     private static string Format(DateTimeOffset time) => time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);

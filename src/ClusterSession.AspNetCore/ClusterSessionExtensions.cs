@@ -1,10 +1,15 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using ClusterSession.AspNetCore.Internal;
 
 namespace ClusterSession.AspNetCore;
 
-/// <summary>Typed access to an <see cref="IClusterSession"/>: values are stored as UTF-8 JSON (<see cref="SessionSerializer"/>).</summary>
+/// <summary>
+/// Typed access to an <see cref="IClusterSession"/>: values are stored as UTF-8 JSON (<see cref="SessionSerializer"/>).
+/// A stored value that no longer deserializes as <c>T</c> (a deploy changed the type) is handled as
+/// <see cref="ClusterSessionOptions.UnreadableAttributes"/> says: by default it reads as absent.
+/// </summary>
 public static class ClusterSessionExtensions
 {
     private const string ReflectionMessage = "Uses reflection-based JSON serialization; use the JsonTypeInfo overload for trimmed or AOT apps.";
@@ -14,7 +19,7 @@ public static class ClusterSessionExtensions
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(typeInfo);
-        return session.TryGetValue(key, out var bytes) ? SessionSerializer.Deserialize(bytes, typeInfo) : default;
+        return session.TryGetValue(key, out var bytes) ? Read(session, bytes, typeInfo) : default;
     }
 
     /// <summary>Writes a typed attribute with source-generated metadata.</summary>
@@ -31,7 +36,7 @@ public static class ClusterSessionExtensions
     public static T? Get<T>(this IClusterSession session, string key, JsonSerializerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(session);
-        return session.TryGetValue(key, out var bytes) ? SessionSerializer.Deserialize<T>(bytes, options) : default;
+        return session.TryGetValue(key, out var bytes) ? Read<T>(session, bytes, options) : default;
     }
 
     /// <summary>Writes a typed attribute with reflection-based JSON (<see cref="JsonSerializerOptions.Web"/> when null).</summary>
@@ -54,7 +59,7 @@ public static class ClusterSessionExtensions
         ArgumentNullException.ThrowIfNull(typeInfo);
         var written = await session.UpdateAsync(
             key,
-            current => SessionSerializer.Serialize(update(current is null ? default : SessionSerializer.Deserialize(current, typeInfo)), typeInfo),
+            current => SessionSerializer.Serialize(update(current is null ? default : Read(session, current, typeInfo)), typeInfo),
             cancellationToken).ConfigureAwait(false);
         return SessionSerializer.Deserialize(written!, typeInfo)!;
     }
@@ -68,8 +73,36 @@ public static class ClusterSessionExtensions
         ArgumentNullException.ThrowIfNull(update);
         var written = await session.UpdateAsync(
             key,
-            current => SessionSerializer.Serialize(update(current is null ? default : SessionSerializer.Deserialize<T>(current, options)), options),
+            current => SessionSerializer.Serialize(update(current is null ? default : Read<T>(session, current, options)), options),
             cancellationToken).ConfigureAwait(false);
         return SessionSerializer.Deserialize<T>(written!, options)!;
+    }
+
+    private static T? Read<T>(IClusterSession session, byte[] bytes, JsonTypeInfo<T> typeInfo)
+    {
+        try
+        {
+            return SessionSerializer.Deserialize(bytes, typeInfo);
+        }
+        catch (JsonException ex)
+        {
+            UnreadableAttributes.Handle(session, typeof(T), ex);
+            return default;
+        }
+    }
+
+    [RequiresUnreferencedCode(ReflectionMessage)]
+    [RequiresDynamicCode(ReflectionMessage)]
+    private static T? Read<T>(IClusterSession session, byte[] bytes, JsonSerializerOptions? options)
+    {
+        try
+        {
+            return SessionSerializer.Deserialize<T>(bytes, options);
+        }
+        catch (JsonException ex)
+        {
+            UnreadableAttributes.Handle(session, typeof(T), ex);
+            return default;
+        }
     }
 }

@@ -5,6 +5,8 @@ namespace ClusterSession.AspNetCore;
 /// <summary>Options of <c>services.AddClusterSession(...)</c>. Validated at startup.</summary>
 public sealed class ClusterSessionOptions : ISessionStoreBuilder
 {
+    private CookieBuilder _cookie = new SessionCookieBuilder();
+
     internal Func<IServiceProvider, ISessionStore>? StoreFactory { get; private set; }
 
     /// <summary>The sliding idle timeout of new sessions. Default 20 minutes (as ASP.NET Core's own session).</summary>
@@ -13,14 +15,39 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// <summary>The absolute lifetime of a session, however active it is. Default 12 hours.</summary>
     public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromHours(12);
 
-    /// <summary>Limits on attribute names, sizes and counts. Default <see cref="SessionLimits.Default"/>.</summary>
+    /// <summary>
+    /// Limits on attribute names, sizes and counts, checked by the middleware as a request writes and by the store
+    /// before it saves. Set them here only: <c>UseInMemory</c>, <c>UseRedis</c> and <c>UsePostgres</c> give the store
+    /// these limits, and a store's options set to other limits fail when the store is created. A store given to
+    /// <see cref="UseStore"/> should be made with these limits. Default <see cref="SessionLimits.Default"/>.
+    /// </summary>
     public SessionLimits Limits { get; set; } = SessionLimits.Default;
 
     /// <summary>How the session id travels between client and server. Default <see cref="SessionIdTransports.Cookie"/>.</summary>
     public SessionIdTransports Transports { get; set; } = SessionIdTransports.Cookie;
 
-    /// <summary>The session cookie (used when <see cref="Transports"/> includes <see cref="SessionIdTransports.Cookie"/>).</summary>
-    public SessionCookieOptions Cookie { get; } = new();
+    /// <summary>
+    /// The session cookie (used when <see cref="Transports"/> includes <see cref="SessionIdTransports.Cookie"/>), as
+    /// ASP.NET Core's <c>SessionOptions.Cookie</c>.
+    /// </summary>
+    /// <remarks>
+    /// <list type="bullet">
+    /// <item><description><see cref="CookieBuilder.Name"/> defaults to <c>.ClusterSession</c>.</description></item>
+    /// <item><description><see cref="CookieBuilder.Path"/> defaults to <c>/</c>.</description></item>
+    /// <item><description><see cref="CookieBuilder.Domain"/> defaults to null (the request host only).</description></item>
+    /// <item><description><see cref="CookieBuilder.HttpOnly"/> defaults to <c>true</c>.</description></item>
+    /// <item><description><see cref="CookieBuilder.SameSite"/> defaults to <see cref="SameSiteMode.Lax"/>.</description></item>
+    /// <item><description><see cref="CookieBuilder.SecurePolicy"/> defaults to <see cref="CookieSecurePolicy.SameAsRequest"/> (Secure on HTTPS).</description></item>
+    /// <item><description><see cref="CookieBuilder.IsEssential"/> defaults to <c>false</c>, as ASP.NET Core's session.</description></item>
+    /// <item><description><see cref="CookieBuilder.MaxAge"/> defaults to null: a browser-session cookie; the session itself
+    /// still ends at its idle timeout or absolute lifetime. <see cref="CookieBuilder.Expiration"/> cannot be set (use MaxAge).</description></item>
+    /// </list>
+    /// </remarks>
+    public CookieBuilder Cookie
+    {
+        get => _cookie;
+        set => _cookie = value ?? throw new ArgumentNullException(nameof(value));
+    }
 
     /// <summary>
     /// The request and response header carrying the session id for API clients (used when
@@ -95,6 +122,25 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
 
     /// <inheritdoc />
     void ISessionStoreBuilder.UseStore(Func<IServiceProvider, ISessionStore> factory) => UseStore(factory);
+
+    /// <summary>
+    /// Whether a sign-in records the client's IP address with the session, so that
+    /// <see cref="ISessionManager.ListAsync"/> shows it (<see cref="SessionInfo.ClientAddress"/>). Default false:
+    /// an IP address is personal data in many jurisdictions; turn it on only when your privacy notice covers it.
+    /// The address is <c>HttpContext.Connection.RemoteIpAddress</c>: behind a proxy or load balancer, add ASP.NET
+    /// Core's <c>UseForwardedHeaders()</c> (with the proxies you trust) before <c>UseClusterSession()</c>, otherwise
+    /// every session shows the proxy's address. ClusterSession never reads <c>X-Forwarded-For</c> itself.
+    /// </summary>
+    public bool RecordClientAddress { get; set; }
+
+    /// <summary>
+    /// What a typed read does when a stored attribute no longer deserializes as the type asked for, typically
+    /// because a deploy changed the type: <c>session.Get&lt;T&gt;</c>, the typed <c>UpdateAsync</c> and the
+    /// authentication tickets ClusterSession keeps. Default <see cref="UnreadableAttributePolicy.TreatAsAbsent"/>:
+    /// the read returns default as if the attribute were not there, one warning is logged (event id 20, without
+    /// the attribute's name or value) and <c>cluster_session.attribute.unreadable</c> counts it; the request goes on.
+    /// </summary>
+    public UnreadableAttributePolicy UnreadableAttributes { get; set; } = UnreadableAttributePolicy.TreatAsAbsent;
 }
 
 /// <summary>The ways a session id can travel; combine them with <c>|</c>.</summary>
@@ -108,33 +154,22 @@ public enum SessionIdTransports
     Header = 2,
 }
 
-/// <summary>The session cookie. HttpOnly and Path=/ always hold unless changed here; Secure follows the request.</summary>
-public sealed class SessionCookieOptions
+/// <summary>The session cookie's secure defaults; see <see cref="ClusterSessionOptions.Cookie"/>.</summary>
+internal sealed class SessionCookieBuilder : CookieBuilder
 {
-    /// <summary>The cookie name. Default <c>.ClusterSession</c>.</summary>
-    public string Name { get; set; } = ".ClusterSession";
+    public SessionCookieBuilder()
+    {
+        Name = ".ClusterSession";
+        Path = "/";
+        SecurePolicy = CookieSecurePolicy.SameAsRequest;
+        SameSite = SameSiteMode.Lax;
+        HttpOnly = true;
+        IsEssential = false;
+    }
 
-    /// <summary>The cookie domain; null (default) means the request host only.</summary>
-    public string? Domain { get; set; }
-
-    /// <summary>The cookie path. Default <c>/</c>.</summary>
-    public string Path { get; set; } = "/";
-
-    /// <summary>The SameSite attribute. Default <see cref="SameSiteMode.Lax"/>.</summary>
-    public SameSiteMode SameSite { get; set; } = SameSiteMode.Lax;
-
-    /// <summary>When the cookie is marked Secure. Default <see cref="CookieSecurePolicy.SameAsRequest"/> (Secure on HTTPS).</summary>
-    public CookieSecurePolicy SecurePolicy { get; set; } = CookieSecurePolicy.SameAsRequest;
-
-    /// <summary>Whether the cookie is HttpOnly (invisible to scripts). Default true.</summary>
-    public bool HttpOnly { get; set; } = true;
-
-    /// <summary>
-    /// The cookie lifetime (Max-Age). Null (default) makes a browser-session cookie; the session itself still
-    /// ends at its idle timeout or absolute lifetime.
-    /// </summary>
-    public TimeSpan? MaxAge { get; set; }
-
-    /// <summary>Whether the cookie is essential (not subject to cookie consent). Default false, as ASP.NET Core's session.</summary>
-    public bool IsEssential { get; set; }
+    public override TimeSpan? Expiration
+    {
+        get => null;
+        set => throw new InvalidOperationException("ClusterSessionOptions.Cookie.Expiration cannot be set: set Cookie.MaxAge for a persistent cookie; the session itself ends at IdleTimeout or AbsoluteLifetime.");
+    }
 }

@@ -33,7 +33,7 @@ public static class ClusterSessionServiceCollectionExtensions
         {
             var options = sp.GetRequiredService<IOptions<ClusterSessionOptions>>().Value;
             return options.StoreFactory?.Invoke(sp) ?? throw new InvalidOperationException(
-                "No session store configured: call options.UseInMemory(), options.UseRedis(...) (package ClusterSession.Redis), options.UsePostgres(...) (package ClusterSession.Postgres) or options.UseStore(...) in AddClusterSession, or register an ISessionStore.");
+                "No session store configured: call options.UseInMemory(), options.UseRedis(...) (package ClusterSession.Redis), options.UsePostgres(...) (package ClusterSession.Postgres) or options.UseStore(...) in AddClusterSession.");
         });
         services.TryAddSingleton(static sp => new SessionRuntime(
             sp.GetRequiredService<IOptions<ClusterSessionOptions>>(),

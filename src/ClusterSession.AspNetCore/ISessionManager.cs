@@ -24,6 +24,15 @@ public interface ISessionManager
     /// </summary>
     ValueTask<int> RevokeAllAsync(string principal, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// "Sign out my other devices": revokes every session of the current request's principal except the current
+    /// one, on every server at once; returns how many. The current session and its sign-in stay. Returns 0 when
+    /// the current session is bound to no principal. A device that signs in while this runs may keep its session.
+    /// </summary>
+    /// <param name="current">The request whose session stays; its session's <see cref="IClusterSession.Principal"/> names the user.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    ValueTask<int> RevokeOthersAsync(HttpContext current, CancellationToken cancellationToken = default);
+
     /// <summary>The handle of a session id, as <see cref="SessionInfo.Handle"/> shows it.</summary>
     string GetHandle(string sessionId);
 }
@@ -35,10 +44,20 @@ public interface ISessionManager
 /// <param name="ExpiresAt">When it ends unless used again.</param>
 /// <param name="UserAgent">The User-Agent of the request that signed in, if known.</param>
 /// <param name="IsCurrent">Whether this is the session of the request that asked.</param>
+/// <param name="Device">
+/// The device as a person recognises it, from <paramref name="UserAgent"/>: "Firefox on Windows", "Safari on iPhone",
+/// "Chrome on Android"; "Unknown device" when the User-Agent is missing or not recognised.
+/// </param>
+/// <param name="ClientAddress">
+/// The client's IP address at sign-in, only when <see cref="ClusterSessionOptions.RecordClientAddress"/> is on
+/// (off by default); otherwise null.
+/// </param>
 public sealed record SessionInfo(
     string Handle,
     DateTimeOffset CreatedAt,
     DateTimeOffset LastAccessedAt,
     DateTimeOffset ExpiresAt,
     string? UserAgent,
-    bool IsCurrent);
+    bool IsCurrent,
+    string Device,
+    string? ClientAddress);

@@ -34,7 +34,12 @@ internal static class PostgresParameters
     public static NpgsqlParameter ByteaArray(byte[][] value)
         => new() { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea, Value = value };
 
-    public static NpgsqlParameter<DateTimeOffset> Timestamp(DateTimeOffset value) => new() { TypedValue = value.ToUniversalTime() };
+    /// <summary>
+    /// The clock parameter of every statement: null, so the statement reads the database's clock (<c>now()</c>), unless
+    /// the store was given a test clock (a <see cref="TimeProvider"/> other than the system's), whose time it sends.
+    /// </summary>
+    public static NpgsqlParameter Clock(TimeProvider time)
+        => new() { NpgsqlDbType = NpgsqlDbType.TimestampTz, Value = ReferenceEquals(time, TimeProvider.System) ? DBNull.Value : time.GetUtcNow().ToUniversalTime() };
 
     public static NpgsqlParameter<int> Int(int value) => new() { TypedValue = value };
 

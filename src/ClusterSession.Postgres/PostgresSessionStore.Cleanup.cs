@@ -43,7 +43,7 @@ public sealed partial class PostgresSessionStore
 
     private async Task<int> CleanupBatchAsync(CancellationToken token)
     {
-        var command = CreateCommand(_sql.Cleanup, Timestamp(_timeProvider.GetUtcNow()), Int(_cleanupBatchSize));
+        var command = CreateCommand(_sql.Cleanup, Clock(_timeProvider), Int(_cleanupBatchSize));
         await using (command.ConfigureAwait(false))
         {
             return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false);

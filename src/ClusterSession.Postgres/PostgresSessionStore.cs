@@ -35,7 +35,9 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     /// <summary>Creates the store. It opens no connection until its first command.</summary>
     /// <param name="options">The options; validated here.</param>
-    /// <param name="timeProvider">The clock for expiry and the cleanup timer; <see cref="TimeProvider.System"/> when null.</param>
+    /// <param name="timeProvider">The cleanup timer's clock. Default <see cref="TimeProvider.System"/>: expiry is decided, and accesses
+    /// and new sessions dated, on the database's clock (<c>now()</c>), one clock for every node. Any other provider replaces that
+    /// clock (for tests that move time, such as FakeTimeProvider); every node must then use the same one.</param>
     /// <param name="logger">The logger; none when null.</param>
     /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The options are invalid; the message lists every problem.</exception>
     public PostgresSessionStore(PostgresSessionStoreOptions options, TimeProvider? timeProvider = null, ILogger<PostgresSessionStore>? logger = null)
@@ -181,15 +183,13 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     {
         var (names, values) = Split(session.Attributes);
         var batch = CreateBatch(
-            Command(_sql.DeleteExpired, Text(session.Id), Timestamp(_timeProvider.GetUtcNow())),
+            Command(_sql.DeleteExpired, Text(session.Id), Clock(_timeProvider)),
             Command(
                 _sql.Create,
                 Text(session.Id),
-                Timestamp(session.CreatedAt),
-                Timestamp(session.LastAccessedAt),
+                Clock(_timeProvider),
                 Interval(session.IdleTimeout),
-                Timestamp(session.AbsoluteExpiresAt),
-                Timestamp(session.ExpiresAt),
+                Interval(session.AbsoluteExpiresAt - session.CreatedAt),
                 NullableText(session.Principal),
                 Long(session.Version),
                 TextArray(names),
@@ -203,7 +203,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token)
     {
-        var command = CreateCommand(_sql.Load, Text(id), Timestamp(_timeProvider.GetUtcNow()), Double(_touchFraction));
+        var command = CreateCommand(_sql.Load, Text(id), Clock(_timeProvider), Double(_touchFraction));
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
@@ -218,15 +218,14 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
-        var now = _timeProvider.GetUtcNow();
         long? count;
         long? version;
         var batch = CreateBatch(
-            Command(_sql.LockLive, Text(changes.Id), Timestamp(now)),
+            Command(_sql.LockLive, Text(changes.Id), Clock(_timeProvider)),
             Command(
                 _sql.Save,
                 Text(changes.Id),
-                Timestamp(now),
+                Clock(_timeProvider),
                 TextArray(names),
                 ByteaArray(values),
                 TextArray(removed),
@@ -257,7 +256,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
     {
-        var command = CreateCommand(_sql.Delete, Text(id), Timestamp(_timeProvider.GetUtcNow()));
+        var command = CreateCommand(_sql.Delete, Text(id), Clock(_timeProvider));
         await using (command.ConfigureAwait(false))
         {
             return await command.ExecuteScalarAsync(token).ConfigureAwait(false) is true;
@@ -266,10 +265,9 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<bool> ChangeIdCoreAsync(string oldId, string newId, CancellationToken token)
     {
-        var now = _timeProvider.GetUtcNow();
         var batch = CreateBatch(
-            Command(_sql.DeleteExpired, Text(newId), Timestamp(now)),
-            Command(_sql.ChangeId, Text(oldId), Text(newId), Timestamp(now)));
+            Command(_sql.DeleteExpired, Text(newId), Clock(_timeProvider)),
+            Command(_sql.ChangeId, Text(oldId), Text(newId), Clock(_timeProvider)));
         await using (batch.ConfigureAwait(false))
         {
             try
@@ -287,10 +285,9 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, string name, byte[]? expected, byte[]? replacement, CancellationToken token)
     {
-        var now = _timeProvider.GetUtcNow();
         var batch = CreateBatch(
-            Command(_sql.LockLive, Text(id), Timestamp(now)),
-            Command(_sql.CompareAndSet, Text(id), Timestamp(now), Text(name), NullableBytea(expected), NullableBytea(replacement), Int(_limits.MaxAttributes)));
+            Command(_sql.LockLive, Text(id), Clock(_timeProvider)),
+            Command(_sql.CompareAndSet, Text(id), Clock(_timeProvider), Text(name), NullableBytea(expected), NullableBytea(replacement), Int(_limits.MaxAttributes)));
         await using (batch.ConfigureAwait(false))
         {
             var reader = await batch.ExecuteReaderAsync(token).ConfigureAwait(false);
@@ -317,7 +314,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<IReadOnlyList<SessionSnapshot>> FindByPrincipalCoreAsync(string principal, CancellationToken token)
     {
-        var command = CreateCommand(_sql.FindByPrincipal, Text(principal), Timestamp(_timeProvider.GetUtcNow()));
+        var command = CreateCommand(_sql.FindByPrincipal, Text(principal), Clock(_timeProvider));
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
@@ -330,7 +327,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<long> CountCoreAsync(CancellationToken token)
     {
-        var command = CreateCommand(_sql.Count, Timestamp(_timeProvider.GetUtcNow()));
+        var command = CreateCommand(_sql.Count, Clock(_timeProvider));
         await using (command.ConfigureAwait(false))
         {
             return Convert.ToInt64(await command.ExecuteScalarAsync(token).ConfigureAwait(false), CultureInfo.InvariantCulture);

@@ -5,8 +5,8 @@ namespace ClusterSession.Postgres;
 
 /// <summary>
 /// Options of <see cref="PostgresSessionStore"/>. Set either <see cref="ConnectionString"/> or
-/// <see cref="DataSource"/>. Validated when the store is created (and at startup through
-/// <c>AddPostgresSessionStore</c>); messages name the option and the fix. The options every store shares
+/// <see cref="DataSource"/>. Validated when the store is created (at startup through
+/// <c>AddClusterSession(o =&gt; o.UsePostgres(...))</c>); messages name the option and the fix. The options every store shares
 /// (touch interval, limits) and their validation are on <see cref="SessionStoreOptions"/>.
 /// </summary>
 public sealed class PostgresSessionStoreOptions : SessionStoreOptions

@@ -1,9 +1,10 @@
 namespace ClusterSession.Postgres;
 
 /// <summary>
-/// The SQL of the store for one schema and table prefix, built once. Every statement takes
-/// "now" as a parameter from the store's TimeProvider, so tests can move the clock and the
-/// database clock never disagrees with the application's.
+/// The SQL of the store for one schema and table prefix, built once. Every statement decides expiry,
+/// and dates accesses and new sessions, on the database's clock (<c>now()</c>), one clock for every node
+/// of the application whatever their own clocks say. Each takes a "clock" parameter that is null in
+/// production; a test clock (a TimeProvider other than the system's) sends its time there instead.
 /// </summary>
 internal sealed class PostgresSql
 {
@@ -14,6 +15,9 @@ internal sealed class PostgresSql
         var schemaName = EscapeInsideQuotes(schema);
         var prefix = EscapeInsideQuotes(tablePrefix);
         var sessions = $"\"{schemaName}\".\"{prefix}sessions\"";
+        var now1 = Now(1);
+        var now2 = Now(2);
+        var now3 = Now(3);
         var attributes = $"\"{schemaName}\".\"{prefix}attributes\"";
         SessionsTable = sessions;
         AttributesTable = attributes;
@@ -22,19 +26,19 @@ internal sealed class PostgresSql
         var script = ReadSchemaScript().Replace("{schema}", schemaName, StringComparison.Ordinal).Replace("{prefix}", prefix, StringComparison.Ordinal);
         CreateSchema = unlogged ? script.Replace("CREATE TABLE", "CREATE UNLOGGED TABLE", StringComparison.Ordinal) : script;
 
-        // $1 id, $2 now, $3 touch fraction. The touch is a conditional UPDATE in the same statement,
+        // $1 id, $2 clock, $3 touch fraction. The touch is a conditional UPDATE in the same statement,
         // so a load that must refresh the expiry still costs one round trip, and one that need not writes nothing.
         Load = $"""
             WITH touched AS (
                 UPDATE {sessions}
-                SET last_accessed_at = $2, expires_at = least($2 + idle_timeout, absolute_expires_at)
-                WHERE id = $1 AND expires_at > $2 AND last_accessed_at <= $2 - idle_timeout * $3
+                SET last_accessed_at = {now2}, expires_at = least({now2} + idle_timeout, absolute_expires_at)
+                WHERE id = $1 AND expires_at > {now2} AND last_accessed_at <= {now2} - idle_timeout * $3
                 RETURNING {SessionColumns}),
             session AS (
                 SELECT {SessionColumns} FROM touched
                 UNION ALL
                 SELECT {SessionColumns} FROM {sessions}
-                WHERE id = $1 AND expires_at > $2 AND NOT EXISTS (SELECT FROM touched))
+                WHERE id = $1 AND expires_at > {now2} AND NOT EXISTS (SELECT FROM touched))
             SELECT created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version, NULL::text AS name, NULL::bytea AS value
             FROM session
             UNION ALL
@@ -42,24 +46,24 @@ internal sealed class PostgresSql
             FROM {attributes} a WHERE a.session_id = $1 AND EXISTS (SELECT FROM session)
             """;
 
-        // $1 id, $2 now. Takes the row lock first, so that the next statement of the same batch
+        // $1 id, $2 clock. Takes the row lock first, so that the next statement of the same batch
         // (a new snapshot in READ COMMITTED) reads attributes no other writer can change meanwhile.
-        LockLive = $"SELECT FROM {sessions} WHERE id = $1 AND expires_at > $2 FOR UPDATE";
+        LockLive = $"SELECT FROM {sessions} WHERE id = $1 AND expires_at > {now2} FOR UPDATE";
 
-        // $1 id, $2 now, $3 set names, $4 set values, $5 removed names, $6 max attributes,
+        // $1 id, $2 clock, $3 set names, $4 set values, $5 removed names, $6 max attributes,
         // $7 new idle timeout or null, $8 principal changed, $9 principal.
         // Returns (attribute count after the save or null when gone, new version or null when not written).
         Save = $"""
             WITH live AS (
                 SELECT (SELECT count(*) FROM {attributes}
                         WHERE session_id = $1 AND NOT (name = ANY($3)) AND NOT (name = ANY($5))) + cardinality($3) AS attribute_count
-                FROM {sessions} WHERE id = $1 AND expires_at > $2),
+                FROM {sessions} WHERE id = $1 AND expires_at > {now2}),
             updated AS (
                 UPDATE {sessions} s
-                SET version = s.version + 1, last_accessed_at = $2,
+                SET version = s.version + 1, last_accessed_at = {now2},
                     idle_timeout = coalesce($7, s.idle_timeout),
                     principal = CASE WHEN $8 THEN $9 ELSE s.principal END,
-                    expires_at = least($2 + coalesce($7, s.idle_timeout), s.absolute_expires_at)
+                    expires_at = least({now2} + coalesce($7, s.idle_timeout), s.absolute_expires_at)
                 FROM live WHERE s.id = $1 AND live.attribute_count <= $6
                 RETURNING s.version),
             removed AS (
@@ -72,11 +76,11 @@ internal sealed class PostgresSql
             SELECT (SELECT attribute_count FROM live), (SELECT version FROM updated)
             """;
 
-        // $1 id, $2 now, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
+        // $1 id, $2 clock, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
         // Returns (live, succeeded, current value, over the attribute limit).
         CompareAndSet = $"""
             WITH live AS (
-                SELECT FROM {sessions} WHERE id = $1 AND expires_at > $2),
+                SELECT FROM {sessions} WHERE id = $1 AND expires_at > {now2}),
             current AS (
                 SELECT value FROM {attributes} WHERE session_id = $1 AND name = $3),
             allowed AS (
@@ -87,7 +91,7 @@ internal sealed class PostgresSql
                 SELECT FROM allowed WHERE (SELECT value FROM current) IS NOT DISTINCT FROM $4::bytea),
             updated AS (
                 UPDATE {sessions} s
-                SET version = s.version + 1, last_accessed_at = $2, expires_at = least($2 + s.idle_timeout, s.absolute_expires_at)
+                SET version = s.version + 1, last_accessed_at = {now2}, expires_at = least({now2} + s.idle_timeout, s.absolute_expires_at)
                 WHERE s.id = $1 AND EXISTS (SELECT FROM matched)),
             removed AS (
                 DELETE FROM {attributes} WHERE session_id = $1 AND name = $3 AND $5::bytea IS NULL AND EXISTS (SELECT FROM matched)),
@@ -99,46 +103,46 @@ internal sealed class PostgresSql
                    EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed)
             """;
 
-        // $1 id, $2 now: an expired session that was not swept yet must not block a new one.
-        DeleteExpired = $"DELETE FROM {sessions} WHERE id = $1 AND expires_at <= $2";
+        // $1 id, $2 clock: an expired session that was not swept yet must not block a new one.
+        DeleteExpired = $"DELETE FROM {sessions} WHERE id = $1 AND expires_at <= {now2}";
 
-        // $1 id, $2 created, $3 last access, $4 idle timeout, $5 absolute expiry, $6 expiry,
-        // $7 principal, $8 version, $9 names, $10 values. Attribute rows are inserted only when the
-        // session row was (the foreign key is checked at the end of the statement).
+        // $1 id, $2 clock, $3 idle timeout, $4 absolute lifetime, $5 principal, $6 version, $7 names, $8 values.
+        // The session is dated here, on the database's clock, from its lifetimes. Attribute rows are inserted
+        // only when the session row was (the foreign key is checked at the end of the statement).
         Create = $"""
             WITH created AS (
                 INSERT INTO {sessions} (id, created_at, last_accessed_at, idle_timeout, absolute_expires_at, expires_at, principal, version)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                SELECT $1, c.now, c.now, $3, c.now + $4, c.now + least($3, $4), $5, $6 FROM (SELECT {now2} AS now) c
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id),
             inserted AS (
                 INSERT INTO {attributes} (session_id, name, value)
-                SELECT created.id, u.name, u.value FROM created, unnest($9::text[], $10::bytea[]) AS u(name, value))
+                SELECT created.id, u.name, u.value FROM created, unnest($7::text[], $8::bytea[]) AS u(name, value))
             SELECT count(*) FROM created
             """;
 
-        // $1 id, $2 now. Returns one row when a session was deleted: whether it was still live.
-        Delete = $"DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > $2";
+        // $1 id, $2 clock. Returns one row when a session was deleted: whether it was still live.
+        Delete = $"DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > {now2}";
 
-        // $1 old id, $2 new id, $3 now. ON UPDATE CASCADE moves the attributes in the same statement.
-        ChangeId = $"UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > $3";
+        // $1 old id, $2 new id, $3 clock. ON UPDATE CASCADE moves the attributes in the same statement.
+        ChangeId = $"UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > {now3}";
 
-        // $1 principal, $2 now.
+        // $1 principal, $2 clock.
         FindByPrincipal = $"""
             SELECT s.id, s.created_at, s.last_accessed_at, s.idle_timeout, s.absolute_expires_at, s.principal, s.version, a.name, a.value
             FROM {sessions} s LEFT JOIN {attributes} a ON a.session_id = s.id
-            WHERE s.principal = $1 AND s.expires_at > $2
+            WHERE s.principal = $1 AND s.expires_at > {now2}
             ORDER BY s.id
             """;
 
-        // $1 now.
-        Count = $"SELECT count(*) FROM {sessions} WHERE expires_at > $1";
+        // $1 clock.
+        Count = $"SELECT count(*) FROM {sessions} WHERE expires_at > {now1}";
 
-        // $1 now, $2 batch size. SKIP LOCKED: instances running the cleanup at once split the work
+        // $1 clock, $2 batch size. SKIP LOCKED: instances running the cleanup at once split the work
         // instead of waiting for each other, and a session a request is saving right now is left alone.
         Cleanup = $"""
             WITH victims AS (
-                SELECT id FROM {sessions} WHERE expires_at <= $1
+                SELECT id FROM {sessions} WHERE expires_at <= {now1}
                 ORDER BY expires_at LIMIT $2
                 FOR UPDATE SKIP LOCKED)
             DELETE FROM {sessions} s USING victims v WHERE s.id = v.id
@@ -175,6 +179,9 @@ internal sealed class PostgresSql
     public string Count { get; }
 
     public string Cleanup { get; }
+
+    /// <summary>"now" in a statement whose parameter <paramref name="parameter"/> is the clock: the database's unless a test clock is sent.</summary>
+    private static string Now(int parameter) => $"coalesce(${parameter}::timestamptz, now())";
 
     /// <summary>Escapes a name for use between double quotes: the only special character there is the quote itself.</summary>
     internal static string EscapeInsideQuotes(string name) => name.Replace("\"", "\"\"", StringComparison.Ordinal);

@@ -7,14 +7,27 @@ namespace ClusterSession.Redis;
 /// </summary>
 internal static class RedisScripts
 {
+    // "now" is the store's clock: Redis TIME, read inside the script, so every node of the application
+    // judges expiry on the same clock whatever its own says. ARGV[1] is empty then; a test clock
+    // (a TimeProvider other than the system's) sends its milliseconds instead. TIME is allowed in a
+    // writing script because Redis 7 replicates a script's effects, not the script.
+    private const string Clock = """
+        local function clock()
+          if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+
+        """;
+
     // HMGET of the metadata every write checks: 1 last access, 2 idle ms, 3 absolute expiry, 4 moving, 5 principal.
     // A session is live when its metadata is complete, it is not being moved to a new id, and the
-    // store's clock (ARGV[1]) is before min(last access + idle, absolute expiry).
-    private const string Prelude = """
+    // store's clock is before min(last access + idle, absolute expiry).
+    private const string Prelude = Clock + """
         local unpack = unpack or table.unpack
         local function n(x) return string.format('%d', x) end
         local k = KEYS[1]
-        local now = tonumber(ARGV[1])
+        local now = clock()
         local function meta()
           local m = redis.call('HMGET', k, '#a', '#i', '#x', '#m', '#p')
           local access, idle, abs = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
@@ -26,7 +39,7 @@ internal static class RedisScripts
           return { access = access, idle = idle, abs = abs, principal = m[5] }
         end
         local function touch(idle, abs)
-          redis.call('HSET', k, '#a', ARGV[1])
+          redis.call('HSET', k, '#a', n(now))
           redis.call('PEXPIRE', k, n(math.min(now + idle, abs) - now))
         end
         local function attributes()
@@ -58,25 +71,34 @@ internal static class RedisScripts
 
         """;
 
-    /// <summary>KEYS[1] session; ARGV now-ms, touch-fraction-per-mille. Returns the hash (flat field/value array) or nil.</summary>
+    /// <summary>KEYS[1] session; ARGV clock, touch-fraction-per-mille. Returns the hash (flat field/value array) or nil.</summary>
     public const string Load = Prelude + ReadAll + """
         local h, access, idle, abs, at = readall()
         if not h then return false end
         if now - access >= idle * tonumber(ARGV[2]) / 1000 then
           touch(idle, abs)
-          h[at] = ARGV[1]
+          h[at] = n(now)
         end
         return h
         """;
 
-    /// <summary>KEYS[1] session; ARGV now-ms, ttl-ms, field/value pairs. Returns 1 created, 0 taken.</summary>
+    /// <summary>
+    /// KEYS[1] session; ARGV clock, absolute lifetime ms (a new session: the script dates its creation, last
+    /// access and absolute expiry on the store's clock) or '-' (a copy under a new id: the fields keep their
+    /// dates), then field/value pairs. Returns 1 created, 0 taken.
+    /// </summary>
     public const string Create = Prelude + """
         if redis.call('EXISTS', k) == 1 then
           if redis.call('HEXISTS', k, '#m') == 1 or meta() then return 0 end
           redis.call('DEL', k)
         end
         redis.call('HSET', k, unpack(ARGV, 3))
-        redis.call('PEXPIRE', k, ARGV[2])
+        if ARGV[2] ~= '-' then
+          redis.call('HSET', k, '#c', n(now), '#a', n(now), '#x', n(now + tonumber(ARGV[2])))
+        end
+        local m = redis.call('HMGET', k, '#a', '#i', '#x')
+        local expires = math.min(tonumber(m[1]) + tonumber(m[2]), tonumber(m[3]))
+        redis.call('PEXPIRE', k, n(math.max(1, expires - now)))
         return 1
         """;
 
@@ -84,7 +106,7 @@ internal static class RedisScripts
     public const string MaxAttributesPlaceholder = "@MAX_ATTRIBUTES@";
 
     /// <summary>
-    /// KEYS[1] session; ARGV now-ms, shape, then (when the shape says so) new-idle-ms and principal, set
+    /// KEYS[1] session; ARGV clock, shape, then (when the shape says so) new-idle-ms and principal, set
     /// field/value pairs, removed fields. The shape is the set count followed by flags: 'i' a new idle
     /// timeout follows, 'p' a principal follows (set it), 'c' clear the principal. A one-attribute write
     /// sends only now, '1', field and value: the attribute limit is part of the script text, not an argument.
@@ -130,7 +152,7 @@ internal static class RedisScripts
         => Save.Replace(MaxAttributesPlaceholder, maxAttributes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
     /// <summary>
-    /// KEYS[1] session; ARGV now-ms, field, has-expected, expected, has-replacement, replacement, max-attributes.
+    /// KEYS[1] session; ARGV clock, field, has-expected, expected, has-replacement, replacement, max-attributes.
     /// Returns {1} set, {0} gone, {2, 1, current} or {2, 0} mismatch, {-1, count} over the limit.
     /// </summary>
     public const string CompareAndSet = Prelude + """
@@ -158,7 +180,7 @@ internal static class RedisScripts
         return {1}
         """;
 
-    /// <summary>KEYS[1] session; ARGV now-ms. Deletes the key. Returns {was-live, had-principal, principal}.</summary>
+    /// <summary>KEYS[1] session; ARGV clock. Deletes the key. Returns {was-live, had-principal, principal}.</summary>
     public const string Delete = Prelude + """
         local s = meta()
         redis.call('DEL', k)
@@ -167,7 +189,7 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// First step of an id change. KEYS[1] old session; ARGV now-ms. Marks a live session as moving
+    /// First step of an id change. KEYS[1] old session; ARGV clock. Marks a live session as moving
     /// (saves and loads then treat it as gone) and returns its hash; nil when absent.
     /// </summary>
     public const string BeginMove = Prelude + ReadAll + """
@@ -183,27 +205,60 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// KEYS[1] principal index; ARGV now-ms, then operations: 'a', id, absolute-ms (add) or 'r', id (remove).
+    /// KEYS[1] principal index; ARGV clock, then operations: 'a', id, absolute-ms (add), 'l', id, lifetime-ms
+    /// (add, scored the store's clock plus the lifetime) or 'r', id (remove).
     /// Prunes entries whose absolute expiry has passed and sets the key's TTL to its latest expiry.
     /// </summary>
-    public const string Index = """
+    public const string Index = Clock + """
         local function n(x) return string.format('%d', x) end
         local k = KEYS[1]
-        local now = tonumber(ARGV[1])
+        local now = clock()
         local i = 2
         while i <= #ARGV do
           if ARGV[i] == 'a' then
             redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 1])
+            i = i + 3
+          elseif ARGV[i] == 'l' then
+            redis.call('ZADD', k, n(now + tonumber(ARGV[i + 2])), ARGV[i + 1])
             i = i + 3
           else
             redis.call('ZREM', k, ARGV[i + 1])
             i = i + 2
           end
         end
-        redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', k, '-inf', n(now))
         local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
         if #top == 0 then return 0 end
         redis.call('PEXPIRE', k, n(tonumber(top[2]) - now))
         return 1
+        """;
+
+    /// <summary>
+    /// KEYS[1] principal index; ARGV clock. Prunes entries whose absolute expiry has passed by the store's
+    /// clock and returns the ids left.
+    /// </summary>
+    public const string IndexMembers = Clock + """
+        local now = clock()
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+        return redis.call('ZRANGE', KEYS[1], 0, -1)
+        """;
+
+    /// <summary>
+    /// KEYS[1] session; ARGV clock. Reads the hash without touching it: nil when absent or expired by the
+    /// store's clock, else the flat field/value array (a hash being moved keeps its '#m' field).
+    /// </summary>
+    public const string Peek = Clock + """
+        local now = clock()
+        local h = redis.call('HGETALL', KEYS[1])
+        if #h == 0 then return false end
+        local access, idle, abs
+        for i = 1, #h, 2 do
+          local f = h[i]
+          if f == '#a' then access = tonumber(h[i + 1])
+          elseif f == '#i' then idle = tonumber(h[i + 1])
+          elseif f == '#x' then abs = tonumber(h[i + 1]) end
+        end
+        if access and idle and abs and now >= math.min(access + idle, abs) then return false end
+        return h
         """;
 }

@@ -37,7 +37,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     /// <summary>Creates a store. It connects on first use.</summary>
     /// <param name="options">The options; validated here.</param>
-    /// <param name="timeProvider">The clock that dates accesses and expiries. Default: <see cref="TimeProvider.System"/>.</param>
+    /// <param name="timeProvider">Default <see cref="TimeProvider.System"/>: expiry is decided, and accesses dated, on Redis's own clock (TIME), one clock for every node. Any other provider replaces that clock (for tests that move time, such as FakeTimeProvider); every node must then use the same one.</param>
     /// <param name="logger">The logger. Default: none.</param>
     /// <exception cref="OptionsValidationException">An option is invalid; the message names it and the fix.</exception>
     public RedisSessionStore(RedisSessionStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisSessionStore>? logger = null)
@@ -48,7 +48,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <summary>Creates a store on a multiplexer the caller owns (and disposes).</summary>
     /// <param name="multiplexer">The application's shared multiplexer.</param>
     /// <param name="options">The options; <see cref="RedisSessionStoreOptions.Configuration"/> is ignored.</param>
-    /// <param name="timeProvider">The clock that dates accesses and expiries. Default: <see cref="TimeProvider.System"/>.</param>
+    /// <param name="timeProvider">Default <see cref="TimeProvider.System"/>: expiry is decided, and accesses dated, on Redis's own clock (TIME), one clock for every node. Any other provider replaces that clock (for tests that move time, such as FakeTimeProvider); every node must then use the same one.</param>
     /// <param name="logger">The logger. Default: none.</param>
     public RedisSessionStore(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options = null, TimeProvider? timeProvider = null, ILogger<RedisSessionStore>? logger = null)
         : this(WithMultiplexer(multiplexer, options), multiplexer, timeProvider, logger)
@@ -120,7 +120,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _options.Limits);
         RedisValue[] args =
         [
-            NowMs(),
+            Clock(),
             RedisKeys.AttributeField(name),
             expected is null ? "0" : "1",
             expected is { } e ? e : RedisValue.EmptyString,
@@ -259,15 +259,13 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<bool> CreateCoreAsync(SessionSnapshot session, CancellationToken token)
     {
-        var now = NowMs();
-        var args = new List<RedisValue>(12 + (2 * session.Attributes.Count))
+        // The script dates the session on the store's clock: only the lifetimes go out, never this node's dates.
+        var lifetimeMs = (long)(session.AbsoluteExpiresAt - session.CreatedAt).TotalMilliseconds;
+        var args = new List<RedisValue>(8 + (2 * session.Attributes.Count))
         {
-            now,
-            TtlMs(session, now),
-            RedisKeys.Created, ToMs(session.CreatedAt),
-            RedisKeys.Access, ToMs(session.LastAccessedAt),
+            Clock(),
+            lifetimeMs,
             RedisKeys.Idle, (long)session.IdleTimeout.TotalMilliseconds,
-            RedisKeys.Absolute, ToMs(session.AbsoluteExpiresAt),
             RedisKeys.Version, session.Version,
         };
         if (session.Principal is { } principal)
@@ -275,8 +273,11 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args.Add(RedisKeys.PrincipalField);
             args.Add(principal);
 
-            // Listed before it exists, so a crash between the two calls cannot leave it unlisted.
-            await UpdateIndexAsync(principal, ["a", session.Id, ToMs(session.AbsoluteExpiresAt)], token).ConfigureAwait(false);
+            // Listed before it exists, so a crash between the two calls cannot leave it unlisted. Scored by the
+            // store's clock plus the lifetime and the operation's deadline, so never before the session's own
+            // absolute expiry, which the create script dates later within the same deadline.
+            var listedMs = lifetimeMs + (long)_options.OperationTimeout.TotalMilliseconds;
+            await UpdateIndexAsync(principal, ["l", session.Id, listedMs], token).ConfigureAwait(false);
         }
 
         foreach (var (name, value) in session.Attributes)
@@ -293,7 +294,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     {
         var result = await CommandAsync(
             static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille], Primary),
-            (Key: _keys.Session(id), Now: NowMs(), TouchPerMille: _touchPerMille),
+            (Key: _keys.Session(id), Now: Clock(), TouchPerMille: _touchPerMille),
             token).ConfigureAwait(false);
         return result.IsNull ? null : RedisSnapshots.Read(id, (RedisResult[])result!);
     }
@@ -307,7 +308,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             + (hasIdle ? "i" : string.Empty)
             + (setsPrincipal ? "p" : changes.PrincipalChanged ? "c" : string.Empty);
         var args = new RedisValue[2 + (hasIdle ? 1 : 0) + (setsPrincipal ? 1 : 0) + (2 * changes.Set.Count) + changes.Removed.Count];
-        args[0] = NowMs();
+        args[0] = Clock();
         args[1] = shape;
         var i = 2;
         if (changes.IdleTimeout is { } idle)
@@ -352,7 +353,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
     {
-        var result = (RedisResult[])(await WriteAsync(RedisScripts.Delete, _keys.Session(id), [NowMs()], token).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(RedisScripts.Delete, _keys.Session(id), [Clock()], token).ConfigureAwait(false))!;
         if ((int)result[1] == 1)
         {
             await UpdateIndexAsync((string)result[2]!, ["r", id], token).ConfigureAwait(false);
@@ -367,7 +368,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // moving and read it (saves to it now return Gone, so none is lost), create the new hash,
         // delete the old one. A crash in between leaves the old hash marked: it reads as absent and expires.
         var oldKey = _keys.Session(oldId);
-        var now = NowMs();
+        var now = Clock();
         var read = await WriteAsync(RedisScripts.BeginMove, oldKey, [now], token).ConfigureAwait(false);
         if (read.IsNull)
         {
@@ -376,7 +377,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
         var hash = (RedisResult[])read!;
         var snapshot = RedisSnapshots.Read(oldId, hash);
-        var args = new List<RedisValue>(hash.Length + 2) { now, TtlMs(snapshot, now) };
+        var args = new List<RedisValue>(hash.Length + 2) { now, "-" };
         for (var i = 0; i < hash.Length; i += 2)
         {
             var field = (RedisValue)hash[i];
@@ -427,33 +428,33 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<IReadOnlyList<SessionSnapshot>> FindByPrincipalCoreAsync(string principal, CancellationToken token)
     {
-        var now = NowMs();
-        var ids = await CommandAsync(
-            static (db, state) => db.SortedSetRangeByScoreAsync(state.Key, state.Now, double.PositiveInfinity, Exclude.Start, flags: Primary),
-            (Key: _keys.Principal(principal), Now: (double)now),
-            token).ConfigureAwait(false);
+        var clock = Clock();
+        var ids = (RedisValue[])(await CommandAsync(
+            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.IndexMembers, [state.Key], [state.Clock], Primary),
+            (Key: _keys.Principal(principal), Clock: clock),
+            token).ConfigureAwait(false))!;
         if (ids.Length == 0)
         {
             return [];
         }
 
-        // One read per listed id, all in flight at once (each is a single-slot command). The session
-        // hash is the truth; the index is only a hint, so stale entries are dropped here.
+        // One read per listed id, all in flight at once (each is a single-slot script that judges expiry on the
+        // store's clock). The session hash is the truth; the index is only a hint, so stale entries are dropped here.
         var hashes = await CommandAsync(
-            static (db, state) => Task.WhenAll(state.Ids.Select(id => db.HashGetAllAsync(state.Keys.Session((string)id!), Primary))),
-            (Keys: _keys, Ids: ids),
+            static (db, state) => Task.WhenAll(state.Ids.Select(id => db.ScriptEvaluateAsync(RedisScripts.Peek, [state.Keys.Session((string)id!)], [state.Clock], Primary))),
+            (Keys: _keys, Ids: ids, Clock: clock),
             token).ConfigureAwait(false);
         var found = new List<SessionSnapshot>(ids.Length);
         var stale = new List<RedisValue>();
-        var clock = _time.GetUtcNow();
         for (var i = 0; i < ids.Length; i++)
         {
-            var snapshot = hashes[i].Length == 0 ? null : RedisSnapshots.TryRead((string)ids[i]!, hashes[i]);
-            if (snapshot is not null && !snapshot.IsExpiredAt(clock) && string.Equals(snapshot.Principal, principal, StringComparison.Ordinal))
+            var hash = hashes[i].IsNull ? [] : RedisSnapshots.Entries((RedisResult[])hashes[i]!);
+            var snapshot = hash.Length == 0 ? null : RedisSnapshots.TryRead((string)ids[i]!, hash);
+            if (snapshot is not null && string.Equals(snapshot.Principal, principal, StringComparison.Ordinal))
             {
                 found.Add(snapshot);
             }
-            else if (snapshot is null || !RedisSnapshots.IsMoving(hashes[i]))
+            else if (snapshot is null || !RedisSnapshots.IsMoving(hash))
             {
                 stale.Add("r");
                 stale.Add(ids[i]);
@@ -480,6 +481,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                         continue;
                     }
 
+                    // Each master's keys are judged on that master's clock, as its scripts judge them.
+                    var now = state.TestClockMs ?? new DateTimeOffset(DateTime.SpecifyKind(await server.TimeAsync().ConfigureAwait(false), DateTimeKind.Utc)).ToUnixTimeMilliseconds();
                     var batch = new List<Task<RedisValue[]>>();
                     await foreach (var key in server.KeysAsync(db.Database, state.Pattern, pageSize: 1000).WithCancellation(state.Token).ConfigureAwait(false))
                     {
@@ -488,7 +491,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
                     foreach (var fields in await Task.WhenAll(batch).ConfigureAwait(false))
                     {
-                        if (RedisSnapshots.IsLive(fields, state.Now))
+                        if (RedisSnapshots.IsLive(fields, now))
                         {
                             count++;
                         }
@@ -497,7 +500,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
                 return count;
             },
-            (Pattern: _keys.SessionPattern, Now: NowMs(), Token: token),
+            (Pattern: _keys.SessionPattern, TestClockMs: TestClockMs(), Token: token),
             token);
 
     private async Task MovePrincipalAsync(string id, string? oldPrincipal, string? newPrincipal, long absoluteMs, CancellationToken token)
@@ -514,14 +517,18 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private async Task UpdateIndexAsync(string principal, RedisValue[] operations, CancellationToken token)
     {
         var args = new RedisValue[operations.Length + 1];
-        args[0] = NowMs();
+        args[0] = Clock();
         operations.CopyTo(args, 1);
         await WriteAsync(RedisScripts.Index, _keys.Principal(principal), args, token).ConfigureAwait(false);
     }
 
-    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+    /// <summary>
+    /// The clock argument of every script: empty, so the script reads the store's clock (Redis TIME), unless the
+    /// store was given a test clock (a <see cref="TimeProvider"/> other than the system's), whose milliseconds it sends.
+    /// </summary>
+    private RedisValue Clock() => TestClockMs() is { } ms ? ms : RedisValue.EmptyString;
+
+    private long? TestClockMs() => ReferenceEquals(_time, TimeProvider.System) ? null : _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private static long ToMs(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
-
-    private static long TtlMs(SessionSnapshot session, long nowMs) => Math.Max(1, ToMs(session.ExpiresAt) - nowMs);
 }

@@ -8,6 +8,11 @@ internal static class RedisSnapshots
 {
     /// <summary>A snapshot from a script's flat field/value array; the script guarantees the metadata.</summary>
     public static SessionSnapshot Read(string id, RedisResult[] flat)
+        => TryRead(id, Entries(flat))
+            ?? throw new InvalidOperationException("The session script returned a hash without its metadata; the Redis data was changed by something other than this store.");
+
+    /// <summary>The entries of a script's flat field/value array.</summary>
+    public static HashEntry[] Entries(RedisResult[] flat)
     {
         var entries = new HashEntry[flat.Length / 2];
         for (var i = 0; i < entries.Length; i++)
@@ -15,8 +20,7 @@ internal static class RedisSnapshots
             entries[i] = new HashEntry((RedisValue)flat[2 * i], (RedisValue)flat[(2 * i) + 1]);
         }
 
-        return TryRead(id, entries)
-            ?? throw new InvalidOperationException("The session script returned a hash without its metadata; the Redis data was changed by something other than this store.");
+        return entries;
     }
 
     /// <summary>A snapshot of a hash, or null when it lacks metadata or is mid-move.</summary>

@@ -7,7 +7,10 @@ namespace ClusterSession;
 /// </summary>
 public interface ISessionStoreBuilder
 {
-    /// <summary>The limits a store should enforce unless configured otherwise.</summary>
+    /// <summary>
+    /// The limits the store enforces, set once on the host's options so that the host and the store cannot disagree:
+    /// <c>UseStore&lt;TBuilder, TOptions&gt;</c> gives them to the store's options and refuses other values.
+    /// </summary>
     SessionLimits Limits { get; }
 
     /// <summary>Uses the store <paramref name="factory"/> creates (once, as a singleton).</summary>

@@ -18,6 +18,10 @@ public sealed class SessionLimits
     /// <summary>The most attributes one session may hold. Default 1,000.</summary>
     public int MaxAttributes { get; init; } = 1000;
 
+    /// <summary>Whether <paramref name="other"/> sets the same limits.</summary>
+    internal bool HasSameValues(SessionLimits? other)
+        => other is not null && other.MaxNameLength == MaxNameLength && other.MaxValueBytes == MaxValueBytes && other.MaxAttributes == MaxAttributes;
+
     /// <summary>Throws <see cref="SessionLimitExceededException"/> when <paramref name="name"/> is not an acceptable attribute name.</summary>
     public void ValidateName(string name)
     {

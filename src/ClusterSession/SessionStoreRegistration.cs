@@ -1,46 +1,26 @@
 using ClusterSession;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>The one way a store registers itself, shared by every store package's <c>AddXxxSessionStore</c> and <c>UseXxx</c>.</summary>
+/// <summary>
+/// The one way a store registers itself: every store package's <c>UseXxx(...)</c> (<c>UseInMemory</c>, <c>UseRedis</c>,
+/// <c>UsePostgres</c>) calls <see cref="UseStore{TBuilder, TOptions}"/> on a host integration's <see cref="ISessionStoreBuilder"/>.
+/// </summary>
 public static class SessionStoreRegistration
 {
     /// <summary>
-    /// Registers <typeparamref name="TStore"/> as a singleton and as the application's <see cref="ISessionStore"/>
-    /// (replacing any store registered before), with its options validated at startup by
-    /// <see cref="SessionStoreOptionsValidator{TOptions}"/> and a <see cref="TimeProvider"/> (the system clock unless
-    /// the application registers another).
-    /// </summary>
-    /// <param name="services">The service collection.</param>
-    /// <param name="configure">Sets the options.</param>
-    /// <param name="create">Creates the store from the validated options.</param>
-    /// <returns>The service collection.</returns>
-    public static IServiceCollection AddSessionStore<TStore, TOptions>(
-        this IServiceCollection services, Action<TOptions> configure, Func<IServiceProvider, TOptions, TStore> create)
-        where TStore : class, ISessionStore
-        where TOptions : SessionStoreOptions
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configure);
-        ArgumentNullException.ThrowIfNull(create);
-        services.AddOptions<TOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, SessionStoreOptionsValidator<TOptions>>());
-        services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(provider => create(provider, provider.GetRequiredService<IOptions<TOptions>>().Value));
-        services.Replace(ServiceDescriptor.Singleton<ISessionStore>(static provider => provider.GetRequiredService<TStore>()));
-        return services;
-    }
-
-    /// <summary>
-    /// Has a host integration's store builder use a store made from <typeparamref name="TOptions"/>, whose limits
-    /// default to the builder's <see cref="ISessionStoreBuilder.Limits"/>.
+    /// Has a host integration's store builder use a store made from <typeparamref name="TOptions"/>. The store's
+    /// limits are the builder's <see cref="ISessionStoreBuilder.Limits"/>, set once there, so that the host's checks
+    /// and the store's cannot disagree.
     /// </summary>
     /// <param name="builder">The store builder.</param>
     /// <param name="configure">Sets the options.</param>
     /// <param name="create">Creates the store from the options (validated by the store itself).</param>
     /// <returns>The builder, for chaining.</returns>
+    /// <exception cref="OptionsValidationException">
+    /// (When the store is created.) <paramref name="configure"/> set other limits than the builder's.
+    /// </exception>
     public static TBuilder UseStore<TBuilder, TOptions>(this TBuilder builder, Action<TOptions> configure, Func<IServiceProvider, TOptions, ISessionStore> create)
         where TBuilder : ISessionStoreBuilder
         where TOptions : SessionStoreOptions, new()
@@ -52,6 +32,13 @@ public static class SessionStoreRegistration
         {
             var options = new TOptions { Limits = builder.Limits };
             configure(options);
+            if (builder.Limits is { } limits && !limits.HasSameValues(options.Limits))
+            {
+                var name = typeof(TOptions).Name;
+                throw new OptionsValidationException(name, typeof(TOptions), [
+                    $"{name}.Limits differs from the limits of the host (such as ClusterSessionOptions.Limits): set the limits once, on the host's options; the store takes them from there."]);
+            }
+
             return create(provider, options);
         });
         return builder;

@@ -5,6 +5,11 @@ namespace ClusterSession;
 /// with this request's own changes, writes are recorded as a change set. Not thread-safe, like
 /// the request it belongs to.
 /// </summary>
+/// <remarks>
+/// The public surface records changes and gives what a store takes (<see cref="GetChanges"/> for a stored
+/// session, <see cref="ToNewSnapshot"/> for a new one). The request lifecycle (id renewal, invalidation,
+/// accepting what a commit wrote) is the host integration's bookkeeping and internal to it.
+/// </remarks>
 public sealed class TrackedSession
 {
     private readonly SessionLimits _limits;
@@ -35,19 +40,19 @@ public sealed class TrackedSession
         => new(SessionSnapshot.CreateNew(id, now, idleTimeout, absoluteLifetime), isNew: true, limits);
 
     /// <summary>The session as loaded (or, for a new session, as started).</summary>
-    public SessionSnapshot Snapshot { get; private set; }
+    internal SessionSnapshot Snapshot { get; private set; }
 
-    /// <summary>The current id; differs from <see cref="Snapshot"/>'s after <see cref="RenewId"/>.</summary>
+    /// <summary>The session's id (the host integration may renew it within the request).</summary>
     public string Id { get; private set; }
 
     /// <summary>Whether the session is new in this request and not yet in a store.</summary>
-    public bool IsNew { get; private set; }
+    internal bool IsNew { get; private set; }
 
     /// <summary>Whether <see cref="RenewId"/> was called on a stored session.</summary>
-    public bool IdChanged => !IsNew && !string.Equals(Id, Snapshot.Id, StringComparison.Ordinal);
+    internal bool IdChanged => !IsNew && !string.Equals(Id, Snapshot.Id, StringComparison.Ordinal);
 
     /// <summary>Whether <see cref="Invalidate"/> was called.</summary>
-    public bool IsInvalidated { get; private set; }
+    internal bool IsInvalidated { get; private set; }
 
     /// <summary>Whether the request changed attributes, principal or timeout.</summary>
     public bool HasChanges => _set.Count > 0 || _removed.Count > 0 || _principalChanged || _idleTimeout is not null;
@@ -178,7 +183,7 @@ public sealed class TrackedSession
     }
 
     /// <summary>Gives the session a new id, keeping its data (session fixation protection).</summary>
-    public void RenewId(string newId)
+    internal void RenewId(string newId)
     {
         SessionId.ThrowIfMalformed(newId);
         ThrowIfInvalidated();
@@ -191,7 +196,7 @@ public sealed class TrackedSession
     }
 
     /// <summary>Marks the session for deletion at commit; later writes throw.</summary>
-    public void Invalidate() => IsInvalidated = true;
+    internal void Invalidate() => IsInvalidated = true;
 
     /// <summary>The change set to save for a stored session, addressed to <see cref="Id"/>.</summary>
     public SessionChanges GetChanges()
@@ -207,7 +212,7 @@ public sealed class TrackedSession
     /// written outside this change set (an atomic update): it becomes part of the baseline, one version on,
     /// and any pending change of that attribute is dropped.
     /// </summary>
-    public void AcceptStoredValue(string name, byte[]? value)
+    internal void AcceptStoredValue(string name, byte[]? value)
     {
         ArgumentNullException.ThrowIfNull(name);
         var attributes = new Dictionary<string, byte[]>(Snapshot.Attributes, StringComparer.Ordinal);
@@ -230,7 +235,7 @@ public sealed class TrackedSession
     /// Records that the changes were written: the overlay becomes the new baseline, so a second
     /// commit in the same request sends only what changed after the first.
     /// </summary>
-    public void AcceptChanges()
+    internal void AcceptChanges()
     {
         var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var name in Keys)

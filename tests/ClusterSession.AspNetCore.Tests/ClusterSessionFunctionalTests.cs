@@ -10,6 +10,9 @@ namespace ClusterSession.AspNetCore.Tests;
 public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
 {
     private const string CookieName = ".ClusterSession";
+    private const string Firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    private const string SafariIPhone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    private const string ChromeAndroid = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
     private AppCluster? _cluster;
 
     /// <summary>Creates an empty store that no other test sees.</summary>
@@ -265,6 +268,55 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.Unauthorized, (await laptop.GetAsync(Cluster[i], "/me")).Status);
             Assert.Equal("bob", (await other.GetAsync(Cluster[i], "/me")).Body);
         }
+    }
+
+    [Fact]
+    public async Task Sign_out_other_devices_ends_every_other_session_of_the_user_on_every_instance_and_keeps_this_one()
+    {
+        var laptop = new Browser { UserAgent = Firefox };
+        var phone = new Browser { UserAgent = SafariIPhone };
+        var tablet = new Browser { UserAgent = ChromeAndroid };
+        var bob = new Browser();
+        await laptop.PostAsync(Cluster[0], "/login/alice");
+        await phone.PostAsync(Cluster[1], "/login/alice");
+        await tablet.PostAsync(Cluster[2], "/login/alice");
+        await bob.PostAsync(Cluster[0], "/login/bob");
+        await laptop.PostAsync(Cluster[0], "/s/set/a/1");
+
+        var revoke = await laptop.PostAsync(Cluster[1], "/c/revoke-others");
+
+        Assert.Equal(HttpStatusCode.OK, revoke.Status);
+        Assert.Equal("2", revoke.Body);
+        Assert.Empty(revoke.SetCookies);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await phone.GetAsync(Cluster[i], "/me")).Status);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await tablet.GetAsync(Cluster[i], "/me")).Status);
+            Assert.Equal("alice", (await laptop.GetAsync(Cluster[i], "/me")).Body);
+            Assert.Equal("1", (await laptop.GetAsync(Cluster[i], "/s/get/a")).Body);
+            Assert.Equal("bob", (await bob.GetAsync(Cluster[i], "/me")).Body);
+        }
+
+        var left = JsonSerializer.Deserialize<List<SessionInfo>>((await laptop.GetAsync(Cluster[2], "/c/sessions")).Body, JsonSerializerOptions.Web)!;
+        Assert.True(Assert.Single(left).IsCurrent);
+        Assert.Equal("0", (await laptop.PostAsync(Cluster[0], "/c/revoke-others")).Body);
+    }
+
+    [Fact]
+    public async Task Session_list_names_each_device_as_a_person_recognises_it_and_hides_the_address_by_default()
+    {
+        var laptop = new Browser { UserAgent = Firefox };
+        var phone = new Browser { UserAgent = SafariIPhone };
+        await laptop.PostAsync(Cluster[0], "/login/dave");
+        await phone.PostAsync(Cluster[1], "/login/dave");
+
+        var list = JsonSerializer.Deserialize<List<SessionInfo>>((await laptop.GetAsync(Cluster[2], "/c/sessions")).Body, JsonSerializerOptions.Web)!;
+
+        Assert.Equal(2, list.Count);
+        Assert.Equal("Firefox on Windows", Assert.Single(list, s => s.IsCurrent).Device);
+        Assert.Equal("Safari on iPhone", Assert.Single(list, s => !s.IsCurrent).Device);
+        Assert.All(list, s => Assert.Null(s.ClientAddress));
+        Assert.All(list, s => Assert.True(s.CreatedAt <= s.LastAccessedAt && s.LastAccessedAt < s.ExpiresAt));
     }
 
     [Fact]

@@ -30,7 +30,12 @@ internal sealed class TestApp : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <summary>Starts an app whose session is ClusterSession over <paramref name="store"/>.</summary>
-    public static Task<TestApp> StartAsync(ISessionStore store, DirectoryInfo keys, Action<ClusterSessionOptions>? configure = null, ILoggerProvider? logs = null)
+    /// <param name="store">The store.</param>
+    /// <param name="keys">The shared data-protection key folder.</param>
+    /// <param name="configure">Changes the options.</param>
+    /// <param name="logs">Receives every log entry.</param>
+    /// <param name="map">Maps endpoints of this app only (e.g. a type that another app's deploy changed).</param>
+    public static Task<TestApp> StartAsync(ISessionStore store, DirectoryInfo keys, Action<ClusterSessionOptions>? configure = null, ILoggerProvider? logs = null, Action<WebApplication>? map = null)
         => StartCoreAsync(
             keys,
             services => services.AddClusterSession(options =>
@@ -38,7 +43,11 @@ internal sealed class TestApp : IAsyncDisposable
                 options.UseStore(_ => store);
                 configure?.Invoke(options);
             }),
-            app => app.UseClusterSession(),
+            app =>
+            {
+                app.UseClusterSession();
+                map?.Invoke(app);
+            },
             logs);
 
     /// <summary>
@@ -301,6 +310,10 @@ internal sealed class TestApp : IAsyncDisposable
             context.User.Identity?.Name is { } name ? Results.Json(await manager.ListAsync(name, context)) : Results.StatusCode(401));
         app.MapPost("/c/revoke/{handle}", async (HttpContext context, [Microsoft.AspNetCore.Mvc.FromServices] ISessionManager manager, string handle) =>
             context.User.Identity?.Name is { } name ? Results.Text((await manager.RevokeAsync(name, handle)).ToString()) : Results.StatusCode(401));
+        app.MapPost("/c/revoke-others", async (HttpContext context, [Microsoft.AspNetCore.Mvc.FromServices] ISessionManager manager) =>
+            context.User.Identity?.IsAuthenticated == true
+                ? Results.Text((await manager.RevokeOthersAsync(context)).ToString(System.Globalization.CultureInfo.InvariantCulture))
+                : Results.StatusCode(401));
         app.MapPost("/c/revoke-all", async (HttpContext context, [Microsoft.AspNetCore.Mvc.FromServices] ISessionManager manager) =>
         {
             if (context.User.Identity?.Name is not { } name)
@@ -349,14 +362,20 @@ internal sealed class AppCluster : IAsyncDisposable
 
     public Uri this[int index] => Apps[index].Address;
 
-    public static async Task<AppCluster> StartAsync(ISessionStore store, int instances = 2, Action<ClusterSessionOptions>? configure = null, ILoggerProvider? logs = null)
+    /// <param name="store">The store the instances share.</param>
+    /// <param name="instances">How many instances.</param>
+    /// <param name="configure">Changes every instance's options.</param>
+    /// <param name="logs">Receives every instance's log entries.</param>
+    /// <param name="map">Maps endpoints of instance i only: different deploys of one application.</param>
+    public static async Task<AppCluster> StartAsync(ISessionStore store, int instances = 2, Action<ClusterSessionOptions>? configure = null, ILoggerProvider? logs = null, Action<int, WebApplication>? map = null)
     {
         var keys = Directory.CreateTempSubdirectory("cs-keys-");
         var observed = new ObservedStore(store);
         var apps = new List<TestApp>();
         for (var i = 0; i < instances; i++)
         {
-            apps.Add(await TestApp.StartAsync(observed, keys, configure, logs));
+            var instance = i;
+            apps.Add(await TestApp.StartAsync(observed, keys, configure, logs, map is null ? null : app => map(instance, app)));
         }
 
         return new AppCluster(keys, apps, observed);

@@ -263,6 +263,55 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
     }
 
     [Fact]
+    public async Task Sign_out_other_devices_logs_every_other_device_out_on_every_node_and_keeps_this_one()
+    {
+        const string User = "carol";
+        using var laptop = new DemoClient("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0");
+        using var phone = new DemoClient("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1");
+        using var tablet = new DemoClient("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36");
+        using var other = new DemoClient();
+        Assert.Equal(HttpStatusCode.OK, (await laptop.LoginAsync(Demo.Node(1), User)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await phone.LoginAsync(Demo.Node(2), User)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await tablet.LoginAsync(Demo.Node(3), User)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await other.LoginAsync(Demo.LoadBalancer, "alice")).StatusCode);
+
+        var sessions = (await laptop.GetJsonAsync(Demo.LoadBalancer, "/api/sessions")).EnumerateArray().ToArray();
+        Assert.Equal("Firefox on Windows", Assert.Single(sessions, s => s.GetProperty("current").GetBoolean()).GetProperty("device").GetString());
+        Assert.Contains(sessions, s => s.GetProperty("device").GetString() == "Safari on iPhone");
+        Assert.Contains(sessions, s => s.GetProperty("device").GetString() == "Chrome on Android");
+        using (var page = await laptop.GetAsync(Demo.Node(2), "/"))
+        {
+            var html = await page.Content.ReadAsStringAsync();
+            Assert.Contains("id=\"revoke-others-button\"", html, StringComparison.Ordinal);
+            Assert.Contains("Safari on iPhone", html, StringComparison.Ordinal);
+        }
+
+        using (var revoke = await laptop.SendAsync(HttpMethod.Post, Demo.Node(2), "/api/sessions/revoke-others"))
+        {
+            Assert.True(revoke.IsSuccessStatusCode, $"revoke-others answered {(int)revoke.StatusCode}");
+        }
+
+        foreach (var node in Nodes.Append(Demo.LoadBalancer))
+        {
+            using (var phoneMe = await phone.GetAsync(node, "/api/me"))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, phoneMe.StatusCode);
+            }
+
+            using (var tabletMe = await tablet.GetAsync(node, "/api/me"))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, tabletMe.StatusCode);
+            }
+
+            Assert.Equal(User, (await laptop.GetJsonAsync(node, "/api/me")).GetProperty("user").GetString());
+            Assert.Equal("alice", (await other.GetJsonAsync(node, "/api/me")).GetProperty("user").GetString());
+        }
+
+        var remaining = (await laptop.GetJsonAsync(Demo.LoadBalancer, "/api/sessions")).EnumerateArray().ToArray();
+        Assert.True(Assert.Single(remaining).GetProperty("current").GetBoolean());
+    }
+
+    [Fact]
     public async Task Page_shows_the_user_node_attributes_and_cart_html_encoded()
     {
         using var client = new DemoClient();
@@ -346,6 +395,7 @@ public sealed class ContractTests(DemoFixture fixture) : IClassFixture<DemoFixtu
         yield return (HttpMethod.Put, "/api/attributes/color", () => new StringContent("blue", Encoding.UTF8, "text/plain"));
         yield return (HttpMethod.Post, "/api/cart/items", () => JsonContent.Create(new { item = "apple" }));
         yield return (HttpMethod.Delete, "/api/sessions/some-handle", null);
+        yield return (HttpMethod.Post, "/api/sessions/revoke-others", null);
         yield return (HttpMethod.Post, "/api/logout", null);
         yield return (HttpMethod.Post, "/api/login", () => new StringContent("{not json", Encoding.UTF8, "application/json"));
         yield return (HttpMethod.Post, "/api/login", () => JsonContent.Create(new { user = "alice", password = "demo" }));

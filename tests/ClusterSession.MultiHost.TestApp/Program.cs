@@ -1,7 +1,8 @@
 // One ordinary app as a user writes it: cookie authentication, antiforgery and ClusterSession over a shared
 // store, with nothing about Data Protection unless --KeysDirectory asks the app to persist its keys itself.
 // Arguments (besides --urls and --contentRoot): --Store redis|postgres, --Redis <configuration> or
-// --Postgres <connection string>, --Prefix <key or table prefix>, optional --ShareKeys false, --KeysDirectory <dir>.
+// --Postgres <connection string>, --Prefix <key or table prefix>, optional --ShareKeys false, --KeysDirectory <dir>,
+// --IdleTimeoutSeconds <n> (default 20 minutes). The clock tests run it under faketime, as a node whose clock is off.
 using System.Security.Claims;
 using ClusterSession.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
@@ -31,6 +32,11 @@ if (settings["KeysDirectory"] is { Length: > 0 } keysDirectory)
 builder.Services.AddClusterSession(options =>
 {
     options.ShareDataProtectionKeys = settings.GetValue("ShareKeys", defaultValue: true);
+    if (settings["IdleTimeoutSeconds"] is { Length: > 0 } idle)
+    {
+        options.IdleTimeout = TimeSpan.FromSeconds(int.Parse(idle, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     var prefix = settings["Prefix"] ?? throw new InvalidOperationException("--Prefix is required.");
     switch (settings["Store"])
     {
@@ -59,6 +65,17 @@ app.UseClusterSession();
 app.UseAuthentication();
 
 app.MapGet("/health", () => "ok");
+app.MapGet("/clock", () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+app.MapPost("/session/{key}/{value}", (HttpContext context, string key, string value) =>
+{
+    context.Session.SetString(key, value);
+    return Results.Ok();
+});
+app.MapGet("/session/{key}", async (HttpContext context, string key) =>
+{
+    await context.Session.LoadAsync();
+    return context.Session.GetString(key) is { } value ? Results.Text(value) : Results.NotFound();
+});
 app.MapPost("/signin/{user}", async (HttpContext context, string user) =>
 {
     await context.SignInAsync(new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, user)], CookieAuthenticationDefaults.AuthenticationScheme)));

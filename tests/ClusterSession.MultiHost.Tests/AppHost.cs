@@ -54,7 +54,8 @@ public sealed class AppHost : IAsyncDisposable
         }
     }
 
-    public static async Task<AppHost> StartAsync(Func<AppHost.Paths, string[]> arguments)
+    /// <summary>Starts one host; with <paramref name="clockOffset"/> (faketime's syntax, e.g. "+25m") its clock is that far off.</summary>
+    public static async Task<AppHost> StartAsync(Func<AppHost.Paths, string[]> arguments, string? clockOffset = null)
     {
         var root = Path.Combine(Path.GetTempPath(), "cs-multihost-" + Guid.NewGuid().ToString("N")[..12]);
         var paths = new Paths(Path.Combine(root, "home"), Path.Combine(root, "content"));
@@ -63,14 +64,17 @@ public sealed class AppHost : IAsyncDisposable
         var port = ServerProcess.FreePort();
         var address = new Uri(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}"));
 
-        var start = new ProcessStartInfo("dotnet")
+        // faketime (Debian's libfaketime) shifts the process's clocks, as a node whose NTP is off would see them.
+        // (FAKETIME_DONT_FAKE_MONOTONIC=1 made every Redis call of the process time out: left at its default.)
+        var start = new ProcessStartInfo(clockOffset is null ? "dotnet" : "faketime")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = paths.ContentRoot,
         };
-        string[] all = [TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
+        string[] wrapper = clockOffset is null ? [] : ["-f", clockOffset, "dotnet"];
+        string[] all = [.. wrapper, TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
         foreach (var argument in all)
         {
             start.ArgumentList.Add(argument);

@@ -1,3 +1,4 @@
+using ClusterSession.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -51,28 +52,40 @@ public sealed class PostgresSessionStoreOptionsTests
     }
 
     [Fact]
-    public async Task The_registration_makes_the_postgres_store_the_session_store()
+    public async Task UsePostgres_creates_the_postgres_store()
     {
-        var services = new ServiceCollection();
-        services.AddPostgresSessionStore(ConnectionString, o => o.CleanupInterval = Timeout.InfiniteTimeSpan);
-        await using var provider = services.BuildServiceProvider();
+        var builder = new TestSessionStoreBuilder();
+        builder.UsePostgres(o =>
+        {
+            o.ConnectionString = ConnectionString;
+            o.CleanupInterval = Timeout.InfiniteTimeSpan;
+        });
 
-        var store = provider.GetRequiredService<ISessionStore>();
-
-        Assert.IsType<PostgresSessionStore>(store);
-        Assert.Same(store, provider.GetRequiredService<PostgresSessionStore>());
+        await using var store = Assert.IsType<PostgresSessionStore>(builder.CreateStore());
     }
 
     [Fact]
-    public async Task The_registration_validates_options_with_clear_messages()
+    public void UsePostgres_validates_options_with_clear_messages()
     {
-        var services = new ServiceCollection();
-        services.AddPostgresSessionStore(o => o.CleanupBatchSize = -1);
-        await using var provider = services.BuildServiceProvider();
+        var builder = new TestSessionStoreBuilder().UsePostgres(o => o.CleanupBatchSize = -1);
 
-        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<ISessionStore>());
+        var error = Assert.Throws<OptionsValidationException>(() => builder.CreateStore());
 
         Assert.Contains("ConnectionString", error.Message, StringComparison.Ordinal);
         Assert.Contains("CleanupBatchSize", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UsePostgres_refuses_limits_other_than_the_hosts()
+    {
+        var builder = new TestSessionStoreBuilder().UsePostgres(o =>
+        {
+            o.ConnectionString = ConnectionString;
+            o.Limits = new SessionLimits { MaxValueBytes = 10 };
+        });
+
+        var error = Assert.Throws<OptionsValidationException>(() => builder.CreateStore());
+
+        Assert.Contains("PostgresSessionStoreOptions.Limits", error.Message, StringComparison.Ordinal);
     }
 }

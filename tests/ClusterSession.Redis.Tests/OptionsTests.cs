@@ -1,3 +1,4 @@
+using ClusterSession.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Xunit;
@@ -74,21 +75,23 @@ public sealed class OptionsTests
     }
 
     [Fact]
-    public async Task AddRedisSessionStore_registers_one_singleton_store_and_validates_on_start()
+    public async Task UseRedis_creates_a_validated_store_with_the_host_limits_only()
     {
-        var services = new ServiceCollection();
-        services.AddRedisSessionStore(o => o.Configuration = "127.0.0.1:1");
-        await using (var provider = services.BuildServiceProvider())
+        var builder = new TestSessionStoreBuilder();
+        builder.UseRedis("127.0.0.1:1");
+        await using (var store = Assert.IsType<RedisSessionStore>(builder.CreateStore()))
         {
-            var store = provider.GetRequiredService<ISessionStore>();
-            Assert.IsType<RedisSessionStore>(store);
-            Assert.Same(store, provider.GetRequiredService<ISessionStore>());
-            Assert.Same(store, provider.GetRequiredService<RedisSessionStore>());
+            Assert.Equal("cs:dataprotection-keys", store.KeyRingKey);
         }
 
-        var invalid = new ServiceCollection();
-        invalid.AddRedisSessionStore(o => o.KeyPrefix = "x");
-        await using var invalidProvider = invalid.BuildServiceProvider();
-        Assert.Throws<OptionsValidationException>(() => invalidProvider.GetRequiredService<IOptions<RedisSessionStoreOptions>>().Value);
+        var invalid = new TestSessionStoreBuilder().UseRedis(o => o.KeyPrefix = "x");
+        Assert.Contains("RedisSessionStoreOptions.Configuration", Assert.Throws<OptionsValidationException>(() => invalid.CreateStore()).Message, StringComparison.Ordinal);
+
+        var disagreeing = new TestSessionStoreBuilder().UseRedis(o =>
+        {
+            o.Configuration = "127.0.0.1:1";
+            o.Limits = new SessionLimits { MaxAttributes = 2 };
+        });
+        Assert.Contains("RedisSessionStoreOptions.Limits", Assert.Throws<OptionsValidationException>(() => disagreeing.CreateStore()).Message, StringComparison.Ordinal);
     }
 }

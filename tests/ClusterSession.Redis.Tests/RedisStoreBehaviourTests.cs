@@ -214,7 +214,10 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await Store.CreateAsync(second);
         Assert.Equal(Ids(first.Id, second.Id), Ids(await Store.FindByPrincipalAsync(principal)));
         var ttl = await Db.KeyTimeToLiveAsync(index);
-        Assert.InRange(ttl!.Value, Lifetime - TimeSpan.FromMinutes(1), Lifetime);
+
+        // Listed before the session exists, the entry is scored the lifetime plus the operation's deadline
+        // (OperationTimeout, 5 s by default) past the store's clock: never before the session's own expiry.
+        Assert.InRange(ttl!.Value, Lifetime - TimeSpan.FromMinutes(1), Lifetime + new RedisSessionStoreOptions().OperationTimeout);
 
         var renewed = SessionId.Create();
         await Store.ChangeIdAsync(first.Id, renewed);
@@ -300,6 +303,39 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
     private static HashSet<string> Ids(IEnumerable<SessionSnapshot> sessions) => [.. sessions.Select(s => s.Id)];
 
     private RedisKey Key(string id) => _prefix + "s:{" + id + "}";
+
+    [Fact]
+    public async Task On_the_system_clock_the_store_dates_and_expires_sessions_by_its_own_clock_not_the_callers()
+    {
+        // The production path: no test clock, so every script reads the server's TIME. A caller 25 minutes
+        // ahead dates its new session 25 minutes late; the store dates it on its own clock instead.
+        await using var store = await TestStores.CreateAsync(Configuration, TimeProvider.System, _prefix);
+        var principal = "skewed-" + Guid.NewGuid().ToString("N");
+        var ahead = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(25);
+        var session = SessionSnapshot.CreateNew(SessionId.Create(), ahead, Idle, Lifetime, new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["cart"] = "1"u8.ToArray() }, principal);
+        Assert.True(await store.CreateAsync(session));
+
+        var loaded = await store.LoadAsync(session.Id);
+        Assert.NotNull(loaded);
+        Assert.InRange(loaded.CreatedAt, DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1));
+        Assert.Equal(loaded.CreatedAt + Lifetime, loaded.AbsoluteExpiresAt);
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["cart"] = "2"u8.ToArray() }, [])));
+        Assert.Equal(AttributeCasResult.Succeeded, await store.CompareAndSetAttributeAsync(session.Id, "cart", "2"u8.ToArray(), "3"u8.ToArray()));
+        var renewed = SessionId.Create();
+        Assert.True(await store.ChangeIdAsync(session.Id, renewed));
+        Assert.Equal([renewed], (await store.FindByPrincipalAsync(principal)).Select(s => s.Id));
+        Assert.Equal(1, await store.CountAsync());
+
+        // Idle for longer than the idle timeout by the server's clock, whatever the caller's says.
+        var key = Key(renewed);
+        var server = (await TestStores.MultiplexerAsync(Configuration)).GetServer((await Db.IdentifyEndpointAsync(key))!);
+        var serverNow = new DateTimeOffset(DateTime.SpecifyKind(await server.TimeAsync(), DateTimeKind.Utc));
+        await Db.HashSetAsync(key, "#a", (serverNow - Idle - TimeSpan.FromSeconds(1)).ToUnixTimeMilliseconds());
+        Assert.Empty(await store.FindByPrincipalAsync(principal));
+        Assert.Equal(0, await store.CountAsync());
+        Assert.Null(await store.LoadAsync(renewed));
+        Assert.False(await Db.KeyExistsAsync(key));
+    }
 
     private SessionSnapshot New(string? principal, params (string Name, string Value)[] attributes)
         => SessionSnapshot.CreateNew(

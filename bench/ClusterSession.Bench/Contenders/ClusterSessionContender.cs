@@ -14,20 +14,18 @@ namespace ClusterSession.Bench.Contenders;
 /// </summary>
 /// <param name="name">The name in the report.</param>
 /// <param name="usesRedis">Whether the store is the benchmark's Redis.</param>
-/// <param name="addStore">Registers the store, given where the stores are.</param>
-/// <param name="configure">Further options, e.g. <c>UseInMemory()</c>.</param>
+/// <param name="useStore">Chooses the store (<c>UseInMemory()</c>, <c>UseRedis(...)</c>, <c>UsePostgres(...)</c>), given where the stores are.</param>
 /// <param name="postgresTablePrefix">The table prefix when the store is the benchmark's PostgreSQL.</param>
 internal sealed class ClusterSessionContender(
     string name,
     bool usesRedis,
-    Action<IServiceCollection, StoreEndpoints>? addStore = null,
-    Action<ClusterSessionOptions>? configure = null,
+    Action<ClusterSessionOptions, StoreEndpoints> useStore,
     string? postgresTablePrefix = null) : IContender
 {
     public static ClusterSessionContender Redis { get; } = new(
         "clustersession-redis",
         usesRedis: true,
-        addStore: (services, stores) => services.AddRedisSessionStore(options =>
+        useStore: (session, stores) => session.UseRedis(options =>
         {
             options.Configuration = stores.RedisConfiguration;
             options.KeyPrefix = "bench-cs:";
@@ -36,7 +34,7 @@ internal sealed class ClusterSessionContender(
     public static ClusterSessionContender Memory { get; } = new(
         "clustersession-memory",
         usesRedis: false,
-        configure: options => options.UseInMemory());
+        useStore: (session, _) => session.UseInMemory());
 
     /// <summary>PostgreSQL with logged tables: every commit is in the WAL and fsynced (synchronous_commit on).</summary>
     public static ClusterSessionContender Postgres { get; } = PostgresContender("clustersession-postgres", unlogged: false);
@@ -54,12 +52,11 @@ internal sealed class ClusterSessionContender(
 
     public void ConfigureServices(IServiceCollection services, StoreEndpoints stores)
     {
-        addStore?.Invoke(services, stores);
         services.AddClusterSession(options =>
         {
             options.IdleTimeout = TimeSpan.FromMinutes(20);
             options.Cookie.Name = "cluster-session";
-            configure?.Invoke(options);
+            useStore(options, stores);
         });
     }
 
@@ -69,7 +66,7 @@ internal sealed class ClusterSessionContender(
         return new(
             name,
             usesRedis: false,
-            addStore: (services, stores) => services.AddPostgresSessionStore(options =>
+            useStore: (session, stores) => session.UsePostgres(options =>
             {
                 options.ConnectionString = stores.PostgresConnectionString
                     ?? throw new InvalidOperationException($"{name} needs the benchmark's PostgreSQL.");

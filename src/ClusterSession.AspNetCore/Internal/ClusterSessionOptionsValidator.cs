@@ -68,6 +68,11 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add($"ClusterSessionOptions.ConflictStatusCode must be an error status (400-599), not {options.ConflictStatusCode}.");
         }
 
+        if (!Enum.IsDefined(options.UnreadableAttributes))
+        {
+            failures.Add($"ClusterSessionOptions.UnreadableAttributes is {(int)options.UnreadableAttributes}, not a policy: use TreatAsAbsent (the default), EndSession or Throw.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

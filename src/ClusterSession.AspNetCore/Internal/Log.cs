@@ -24,6 +24,7 @@ internal static class EventIds
     public const int CircuitClosed = 17;
     public const int TouchFailed = 18;
     public const int RequestAborted = 19;
+    public const int AttributeUnreadable = 20;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -85,4 +86,7 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.RequestAborted, LogLevel.Debug, "The client went away during the request; the session changes were committed anyway.")]
     public static partial void RequestAborted(ILogger logger);
+
+    [LoggerMessage(EventIds.AttributeUnreadable, LogLevel.Warning, "An attribute of session {Tag} no longer deserializes as {RequestedType} (was its type changed by a deploy?); policy {Policy} applied. Logged once per request.")]
+    public static partial void AttributeUnreadable(ILogger logger, string tag, string requestedType, UnreadableAttributePolicy policy);
 }

@@ -21,6 +21,7 @@ internal sealed partial class RequestSession
             return;
         }
 
+        await EndIfRequestedAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             if (_session is null && _blind is not null)

@@ -61,7 +61,7 @@ internal sealed partial class RequestSession : IClusterSession
         {
             var session = Session;
             ThrowIfCannotEstablish();
-            ReservedNames.BindPrincipal(session, value, _context.Request);
+            ReservedNames.BindPrincipal(session, value, _context, _runtime.Options.RecordClientAddress);
         }
     }
 
@@ -243,7 +243,7 @@ internal sealed partial class RequestSession : IClusterSession
         }
 
         ThrowIfCannotEstablish();
-        ReservedNames.BindPrincipal(_session!, principal, _context.Request);
+        ReservedNames.BindPrincipal(_session!, principal, _context, _runtime.Options.RecordClientAddress);
     }
 
     private bool CanWriteBlind => _session is null && _incomingId is not null && !_context.Response.HasStarted;

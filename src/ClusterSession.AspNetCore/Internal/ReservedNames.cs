@@ -15,6 +15,7 @@ internal static class ReservedNames
     public const string UserAgent = "ua";
     public const string TicketKey = "tk";
     public const string Ticket = "ticket";
+    public const string ClientAddress = "ip";
 
     private const int MaxUserAgentLength = 256;
 
@@ -31,9 +32,11 @@ internal static class ReservedNames
 
     /// <summary>
     /// Binds <paramref name="session"/> to <paramref name="principal"/> and remembers the User-Agent of the binding
-    /// request, which <see cref="ISessionManager.ListAsync"/> shows to tell a user's devices apart.
+    /// request, which <see cref="ISessionManager.ListAsync"/> shows to tell a user's devices apart, and, with
+    /// <paramref name="recordClientAddress"/>, the client's address as ASP.NET Core sees it (forwarded headers only
+    /// through its ForwardedHeaders middleware).
     /// </summary>
-    public static void BindPrincipal(TrackedSession session, string? principal, HttpRequest request)
+    public static void BindPrincipal(TrackedSession session, string? principal, HttpContext context, bool recordClientAddress)
     {
         if (string.Equals(principal, session.Principal, StringComparison.Ordinal))
         {
@@ -41,14 +44,21 @@ internal static class ReservedNames
         }
 
         session.SetPrincipal(principal);
-        var userAgent = request.Headers.UserAgent.ToString();
-        if (principal is not null && userAgent.Length > 0)
+        var userAgent = context.Request.Headers.UserAgent.ToString();
+        SetOrRemove(session, UserAgent, principal is not null && userAgent.Length > 0 ? (userAgent.Length > MaxUserAgentLength ? userAgent[..MaxUserAgentLength] : userAgent) : null);
+        var address = context.Connection.RemoteIpAddress;
+        SetOrRemove(session, ClientAddress, principal is not null && recordClientAddress && address is not null ? (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString() : null);
+    }
+
+    private static void SetOrRemove(TrackedSession session, string name, string? value)
+    {
+        if (value is not null)
         {
-            session.Set(Prefix + UserAgent, Encoding.UTF8.GetBytes(userAgent.Length > MaxUserAgentLength ? userAgent[..MaxUserAgentLength] : userAgent));
+            session.Set(Prefix + name, Encoding.UTF8.GetBytes(value));
         }
-        else if (session.TryGetValue(Prefix + UserAgent, out _))
+        else if (session.TryGetValue(Prefix + name, out _))
         {
-            session.Remove(Prefix + UserAgent);
+            session.Remove(Prefix + name);
         }
     }
 }

@@ -15,6 +15,8 @@ internal static class SessionDiagnostics
 
     public const string CircuitStateTag = "cluster_session.circuit.state";
 
+    public const string PolicyTag = "cluster_session.policy";
+
     private static readonly string? Version = typeof(SessionDiagnostics).Assembly.GetName().Version?.ToString();
 
     public static readonly ActivitySource ActivitySource = new(Name, Version);
@@ -32,6 +34,9 @@ internal static class SessionDiagnostics
 
     public static readonly Counter<long> Conflicts = Meter.CreateCounter<long>(
         "cluster_session.conflicts", "{conflict}", "Saves that found the session gone and atomic updates that gave up.");
+
+    public static readonly Counter<long> UnreadableAttributes = Meter.CreateCounter<long>(
+        "cluster_session.attribute.unreadable", "{read}", "Typed reads of stored attributes that no longer deserialize as the requested type (attribute cluster_session.policy: treat_as_absent, end_session, throw).");
 
     public static readonly Counter<long> Failures = Meter.CreateCounter<long>(
         "cluster_session.store.failures", "{failure}", "Store calls that failed or timed out.");

@@ -22,7 +22,7 @@ internal static class SessionIdTransport
             malformed = true;
         }
 
-        if ((options.Transports & SessionIdTransports.Cookie) != 0 && request.Cookies.TryGetValue(options.Cookie.Name, out var cookie))
+        if ((options.Transports & SessionIdTransports.Cookie) != 0 && request.Cookies.TryGetValue(options.Cookie.Name!, out var cookie))
         {
             if (SessionId.IsWellFormed(cookie))
             {
@@ -39,9 +39,7 @@ internal static class SessionIdTransport
     {
         if ((options.Transports & SessionIdTransports.Cookie) != 0)
         {
-            var cookieOptions = CreateCookieOptions(context, options.Cookie);
-            cookieOptions.MaxAge = options.Cookie.MaxAge;
-            context.Response.Cookies.Append(options.Cookie.Name, id, cookieOptions);
+            context.Response.Cookies.Append(options.Cookie.Name!, id, options.Cookie.Build(context));
         }
 
         if ((options.Transports & SessionIdTransports.Header) != 0)
@@ -58,9 +56,9 @@ internal static class SessionIdTransport
 
     public static void Expire(HttpContext context, ClusterSessionOptions options)
     {
-        if ((options.Transports & SessionIdTransports.Cookie) != 0 && context.Request.Cookies.ContainsKey(options.Cookie.Name))
+        if ((options.Transports & SessionIdTransports.Cookie) != 0 && context.Request.Cookies.ContainsKey(options.Cookie.Name!))
         {
-            context.Response.Cookies.Delete(options.Cookie.Name, CreateCookieOptions(context, options.Cookie));
+            context.Response.Cookies.Delete(options.Cookie.Name!, options.Cookie.Build(context));
         }
 
         if ((options.Transports & SessionIdTransports.Header) != 0 && context.Request.Headers.ContainsKey(options.HeaderName))
@@ -68,21 +66,6 @@ internal static class SessionIdTransport
             context.Response.Headers[options.HeaderName] = string.Empty;
         }
     }
-
-    private static CookieOptions CreateCookieOptions(HttpContext context, SessionCookieOptions cookie) => new()
-    {
-        Domain = cookie.Domain,
-        Path = cookie.Path,
-        HttpOnly = cookie.HttpOnly,
-        SameSite = cookie.SameSite,
-        IsEssential = cookie.IsEssential,
-        Secure = cookie.SecurePolicy switch
-        {
-            CookieSecurePolicy.Always => true,
-            CookieSecurePolicy.None => false,
-            _ => context.Request.IsHttps,
-        },
-    };
 }
 
 /// <summary>

@@ -24,14 +24,44 @@ internal sealed class SessionManager : ISessionManager
         [
             .. sessions
                 .OrderByDescending(static s => s.CreatedAt)
-                .Select(s => new SessionInfo(
-                    GetHandle(s.Id),
-                    s.CreatedAt,
-                    s.LastAccessedAt,
-                    s.ExpiresAt,
-                    s.Attributes.TryGetValue(ReservedNames.Prefix + ReservedNames.UserAgent, out var ua) ? Encoding.UTF8.GetString(ua) : null,
-                    string.Equals(s.Id, currentId, StringComparison.Ordinal))),
+                .Select(s =>
+                {
+                    var userAgent = Reserved(s, ReservedNames.UserAgent);
+                    return new SessionInfo(
+                        GetHandle(s.Id),
+                        s.CreatedAt,
+                        s.LastAccessedAt,
+                        s.ExpiresAt,
+                        userAgent,
+                        string.Equals(s.Id, currentId, StringComparison.Ordinal),
+                        DeviceNames.Describe(userAgent),
+                        _runtime.Options.RecordClientAddress ? Reserved(s, ReservedNames.ClientAddress) : null);
+                }),
         ];
+    }
+
+    public async ValueTask<int> RevokeOthersAsync(HttpContext current, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        var session = RequestSession.Get(current);
+        await session.GetLoadedAsync(cancellationToken).ConfigureAwait(false);
+        if (session.Principal is not { } principal)
+        {
+            return 0;
+        }
+
+        var keep = session.Id;
+        var count = 0;
+        foreach (var other in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        {
+            if (!string.Equals(other.Id, keep, StringComparison.Ordinal) && await _runtime.DeleteAsync(other.Id, cancellationToken).ConfigureAwait(false))
+            {
+                count++;
+            }
+        }
+
+        Log.SessionsRevoked(_runtime.Logger, count);
+        return count;
     }
 
     public async ValueTask<bool> RevokeAsync(string principal, string handle, CancellationToken cancellationToken = default)
@@ -75,4 +105,7 @@ internal sealed class SessionManager : ISessionManager
         SHA256.HashData(Encoding.ASCII.GetBytes("ClusterSession.handle/" + sessionId), hash);
         return System.Buffers.Text.Base64Url.EncodeToString(hash[..16]);
     }
+
+    private static string? Reserved(SessionSnapshot session, string name)
+        => session.Attributes.TryGetValue(ReservedNames.Prefix + name, out var value) ? Encoding.UTF8.GetString(value) : null;
 }

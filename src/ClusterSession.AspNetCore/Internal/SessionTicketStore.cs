@@ -45,7 +45,7 @@ internal sealed class SessionTicketStore : ITicketStore
     {
         var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
         return Matches(session, key) && session.TryGetReserved(ReservedNames.Ticket, out var bytes)
-            ? TicketSerializer.Default.Deserialize(bytes)
+            ? Deserialize(session, bytes)
             : null;
     }
 
@@ -73,6 +73,23 @@ internal sealed class SessionTicketStore : ITicketStore
         var session = RequestSession.Get(httpContext);
         await session.GetLoadedAsync(cancellationToken).ConfigureAwait(false);
         return session;
+    }
+
+    /// <summary>
+    /// The stored ticket, or null (signed out) when it no longer deserializes, e.g. a claim type that a deploy
+    /// removed, as <see cref="ClusterSessionOptions.UnreadableAttributes"/> says.
+    /// </summary>
+    private static AuthenticationTicket? Deserialize(RequestSession session, byte[] bytes)
+    {
+        try
+        {
+            return TicketSerializer.Default.Deserialize(bytes);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException or EndOfStreamException or ArgumentException)
+        {
+            session.OnUnreadableAttribute(typeof(AuthenticationTicket), ex);
+            return null;
+        }
     }
 
     private static bool Matches(RequestSession session, string key)

@@ -12,7 +12,7 @@ namespace ClusterSession.InMemory;
 /// Returned snapshots share their attribute arrays with the store: treat them as read-only,
 /// as <see cref="SessionSnapshot"/> documents.
 /// </remarks>
-public sealed class InMemorySessionStore : ISessionStore, IDisposable
+public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDisposable
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Entry> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _principals = new(StringComparer.Ordinal);
@@ -336,6 +336,13 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable
 
     /// <summary>Stops the background sweep. The store keeps working; expired sessions are then removed only when read.</summary>
     public void Dispose() => _sweepTimer.Dispose();
+
+    /// <inheritdoc cref="Dispose" />
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>One sweep tick: examines the next batch of sessions and removes the expired ones.</summary>
     internal void Sweep()
