@@ -25,7 +25,7 @@ internal static class SessionStoreAcl
         "+hello", "+auth", "+client|setname", "+select", "+ping", "+echo", "+info", "+role",
         // The store's own commands, and the ones its scripts run.
         "+eval", "+evalsha", "+hgetall", "+hmget", "+hget", "+hset", "+hdel", "+hexists", "+hlen", "+hincrby",
-        "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+scan",
+        "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+scan", "+time",
         // WaitForReplicas.
         "+wait");
 }
@@ -198,6 +198,33 @@ public sealed class TlsConformanceTests(TlsRedisFixture redis) : SessionStoreCon
         var options = new RedisSessionStoreOptions { KeyPrefix = TestStores.UniquePrefix() };
         configure(options);
         return new RedisSessionStore(_multiplexer!, options);
+    }
+}
+
+/// <summary>
+/// The documented ACL rules with the store on Redis's own clock (the conformance suite runs on a test clock, which
+/// the scripts take instead of <c>TIME</c>).
+/// </summary>
+public sealed class LeastPrivilegeStoreClockTests
+{
+    [Fact]
+    public async Task Every_operation_works_on_the_store_clock_as_a_user_limited_to_the_documented_rules()
+    {
+        await using var server = await RedisProcess.StartAsync();
+        await server.CommandAsync($"ACL SETUSER {SessionStoreAcl.User} {SessionStoreAcl.Rules}");
+        await using var store = new RedisSessionStore(new RedisSessionStoreOptions
+        {
+            Configuration = $"127.0.0.1:{server.Port},user={SessionStoreAcl.User},password={SessionStoreAcl.Password}",
+            KeyPrefix = SessionStoreAcl.Prefix,
+        });
+        var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(1));
+
+        Assert.True(await store.CreateAsync(session));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [1] }, principalChanged: true, principal: "alice")));
+        Assert.Equal([1], (await store.LoadAsync(session.Id))!.Attributes["a"]);
+        Assert.Single(await store.FindByPrincipalAsync("alice"));
+        Assert.Equal(1, await store.CountAsync());
+        Assert.True(await store.DeleteAsync(session.Id));
     }
 }
 
