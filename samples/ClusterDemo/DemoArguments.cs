@@ -25,6 +25,7 @@ internal sealed record DemoArguments
     public const int DefaultNodes = 3;
     public const int DefaultIdleTimeoutSeconds = 1800;
     public const int MaxNodes = 16;
+    public const int MaxWaitReplicas = 16;
 
     public const string Usage = """
         Usage: dotnet run --project samples/ClusterDemo -- [options]
@@ -46,6 +47,9 @@ internal sealed record DemoArguments
           --nodes N                    number of app nodes, 1..16 (default 3)
           --port P                     load balancer on 127.0.0.1:P, node k on 127.0.0.1:P+k (default 5000)
           --idle-timeout S             session idle timeout in seconds (default 1800)
+          --wait-replicas N            every write waits until N replicas have it (Redis WAIT), 0..16
+                                       (default 0; needs --redis with replicas: a write that fewer
+                                       replicas acknowledge in time fails with 503)
           --help                       show this text
         """;
 
@@ -60,6 +64,9 @@ internal sealed record DemoArguments
     public int Port { get; init; } = DefaultPort;
 
     public int IdleTimeoutSeconds { get; init; } = DefaultIdleTimeoutSeconds;
+
+    /// <summary>RedisSessionStoreOptions.WaitForReplicas for the external Redis; 0 waits for none.</summary>
+    public int WaitReplicas { get; init; }
 
     public bool ShowHelp { get; init; }
 
@@ -143,6 +150,14 @@ internal sealed record DemoArguments
 
                     result = result with { IdleTimeoutSeconds = idle };
                     break;
+                case "--wait-replicas":
+                    if (!TryParseInt(name, value, 0, MaxWaitReplicas, out var replicas, out error))
+                    {
+                        return null;
+                    }
+
+                    result = result with { WaitReplicas = replicas };
+                    break;
                 default:
                     error = $"Unknown option '{name}'.";
                     return null;
@@ -190,6 +205,12 @@ internal sealed record DemoArguments
             ?? ServerOptionError(result.Store, DemoStore.Postgres, result.PostgresConnectionString, "postgres", "<connection string>", "\"Host=127.0.0.1;Username=postgres;Database=postgres\"", store);
         if (error is not null)
         {
+            return null;
+        }
+
+        if (result.WaitReplicas > 0 && result.Store != DemoStore.Redis)
+        {
+            error = $"--wait-replicas waits for the replicas of an external Redis, so it needs --redis <configuration> (got --store {result.Store.ToString().ToLowerInvariant()}).";
             return null;
         }
 

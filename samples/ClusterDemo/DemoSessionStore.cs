@@ -41,9 +41,10 @@ internal sealed class DemoSessionStore
         {
             case DemoStore.Garnet:
                 var garnet = EmbeddedGarnet.Start();
-                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint})", garnet.Configuration), garnet);
+                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint})", garnet.Configuration, waitReplicas: 0), garnet);
             case DemoStore.Redis:
-                return (Redis($"redis ({arguments.RedisConfiguration})", arguments.RedisConfiguration!), null);
+                var waits = arguments.WaitReplicas > 0 ? $"; saves wait for {arguments.WaitReplicas} replica(s)" : string.Empty;
+                return (Redis($"redis ({arguments.RedisConfiguration}{waits})", arguments.RedisConfiguration!, arguments.WaitReplicas), null);
             case DemoStore.Postgres:
                 return (await PostgresAsync(arguments.PostgresConnectionString!, cancellationToken).ConfigureAwait(false), null);
             default:
@@ -54,11 +55,12 @@ internal sealed class DemoSessionStore
     /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
     public void Configure(ClusterSessionOptions options) => _configure(options);
 
-    private static DemoSessionStore Redis(string description, string configuration)
+    private static DemoSessionStore Redis(string description, string configuration, int waitReplicas)
         => new(description, keepsKeyRing: true, options => options.UseRedis(redis =>
         {
             redis.Configuration = configuration;
             redis.KeyPrefix = RedisKeyPrefix;
+            redis.WaitForReplicas = waitReplicas;
         }));
 
     private static async Task<DemoSessionStore> PostgresAsync(string connectionString, CancellationToken cancellationToken)

@@ -103,6 +103,12 @@ internal sealed class RedisConnection : IAsyncDisposable
         // multiplexer reconnects in the background when the server is back.
         configuration.AbortOnConnectFail = false;
 
+        // StackExchange.Redis's default queues commands while no connection is available and lets them wait for
+        // AsyncTimeout: against a dead Redis every call would take the whole OperationTimeout. Fail them at once
+        // instead; a command that never left the client is retried by the store while some node is connected (a
+        // failover or a reconnect in progress), within the same deadline.
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+
         // The multiplexer times out a command that the store's deadline abandoned, so nothing waits longer.
         var timeoutMs = (int)options.OperationTimeout.TotalMilliseconds;
         configuration.AsyncTimeout = timeoutMs;

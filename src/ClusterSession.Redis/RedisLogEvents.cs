@@ -5,4 +5,7 @@ internal static class RedisLogEvents
 {
     public const int KeyspaceEventsConfigured = 4002;
     public const int KeyspaceEventHandlerFailed = 4003;
+    public const int TopologyRefresh = 4010;
+    public const int TopologyRefreshFailed = 4011;
+    public const int EvictionPolicyUnfit = 4012;
 }

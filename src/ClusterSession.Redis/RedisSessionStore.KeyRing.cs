@@ -16,7 +16,7 @@ public sealed partial class RedisSessionStore : IKeyRingStore
     /// <inheritdoc />
     public IReadOnlyCollection<XElement> GetAllElements()
     {
-        var values = RunKeyRingCommand(static (db, key) => db.ListRangeAsync(key), "read");
+        var values = RunKeyRingCommand(static (db, key) => db.ListRangeAsync(key, flags: CommandFlags.DemandMaster), "read");
         var elements = new List<XElement>(values.Length);
         foreach (var value in values)
         {
@@ -31,7 +31,7 @@ public sealed partial class RedisSessionStore : IKeyRingStore
     {
         ArgumentNullException.ThrowIfNull(element);
         var xml = element.ToString(SaveOptions.DisableFormatting);
-        RunKeyRingCommand((db, key) => db.ListRightPushAsync(key, xml), "write");
+        RunKeyRingCommand((db, key) => db.ListRightPushAsync(key, xml, flags: CommandFlags.DemandMaster), "write");
     }
 
     private TResult RunKeyRingCommand<TResult>(Func<IDatabase, RedisKey, Task<TResult>> command, string what)

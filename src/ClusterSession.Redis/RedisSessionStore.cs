@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -18,6 +20,9 @@ namespace ClusterSession.Redis;
 /// </remarks>
 public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 {
+    // Every command must see the latest state: never read from a replica, fail over with the primary.
+    private const CommandFlags Primary = CommandFlags.DemandMaster;
+
     private readonly RedisSessionStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -26,6 +31,9 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly string _saveScript;
     private readonly RedisConnection _connection;
     private readonly string? _scrubPrefix;
+    private readonly RedisTopologyRefresh _topology;
+    private readonly RedisReplicaWait? _replicaWait;
+    private int _evictionPolicyChecked;
 
     /// <summary>Creates a store. It connects on first use.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -61,6 +69,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
         _scrubPrefix = _connection.OwnsMultiplexer ? null : options.KeyPrefix;
+        _topology = new RedisTopologyRefresh(_logger);
+        _replicaWait = options.WaitForReplicas > 0 ? new RedisReplicaWait(options.WaitForReplicas, options.ReplicaWaitTimeout) : null;
     }
 
     /// <inheritdoc />
@@ -152,46 +162,100 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             OperationTimeout = source.OperationTimeout,
             Limits = source.Limits,
             KeyRingKey = source.KeyRingKey,
+            WaitForReplicas = source.WaitForReplicas,
+            ReplicaWaitTimeout = source.ReplicaWaitTimeout,
         };
     }
 
     /// <summary>
-    /// Runs one store operation, every round trip of it, under the store's deadline, and maps every way
-    /// Redis can fail to <see cref="SessionStoreUnavailableException"/> (the one catch of the store). The
+    /// Runs one store operation, every round trip and every retry of it, under the store's deadline, and maps every
+    /// way Redis can fail to <see cref="SessionStoreUnavailableException"/> (the one catch of the store). The
     /// caller's own cancellation stays an <see cref="OperationCanceledException"/>.
     /// </summary>
     private async ValueTask<TResult> RunAsync<TState, TResult>(string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.OperationTimeout);
         try
         {
             return await body(state, deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested
-            && RedisFailures.ToUnavailable(ex, operation, deadline.IsCancellationRequested, _options.OperationTimeout, _scrubPrefix) is { } failure)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up: whatever the command's last failure was, the caller sees its own cancellation.
+            throw new OperationCanceledException(cancellationToken);
+        }
+        catch (Exception ex) when (RedisFailures.ToUnavailable(
+            ex, operation, deadline.IsCancellationRequested, _options.OperationTimeout, Stopwatch.GetElapsedTime(started), _scrubPrefix) is { } failure)
         {
             throw failure;
         }
     }
 
-    /// <summary>One command (or pipelined batch) on the store's connection, ended by <paramref name="token"/>.</summary>
+    /// <summary>
+    /// One command (or pipelined batch) on the store's connection, ended by <paramref name="token"/> (the operation's
+    /// one deadline). A command Redis certainly did not run (refused by a replica or a loading node, redirected, no
+    /// primary known yet) makes the connection re-discover the topology and is sent again until the deadline, but only
+    /// while some node is connected: with nothing connected, Redis is down and the command fails at once.
+    /// </summary>
     private async Task<TResult> CommandAsync<TState, TResult>(Func<IDatabase, TState, Task<TResult>> command, TState state, CancellationToken token)
     {
-        var multiplexer = await _connection.GetAsync(token).ConfigureAwait(false);
-        var pending = command(multiplexer.GetDatabase(), state);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            return await pending.WaitAsync(token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!pending.IsCompleted)
-        {
-            // StackExchange.Redis cannot recall a command once written; its own AsyncTimeout (set to OperationTimeout
-            // on connections the store creates) completes it. Observe its failure so it is never unobserved.
-            _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            throw;
+            var multiplexer = await _connection.GetAsync(token).ConfigureAwait(false);
+            if (_evictionPolicyChecked == 0 && Interlocked.Exchange(ref _evictionPolicyChecked, 1) == 0)
+            {
+                _ = RedisEvictionPolicyCheck.WarnIfUnfitAsync(multiplexer, _logger);
+            }
+
+            Task<TResult>? pending = null;
+            try
+            {
+                pending = command(multiplexer.GetDatabase(), state);
+                return await pending.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (pending is { IsCompleted: false })
+            {
+                // StackExchange.Redis cannot recall a command once written; its own AsyncTimeout (set to OperationTimeout
+                // on connections the store creates) completes it. Observe its failure so it is never unobserved.
+                _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                throw;
+            }
+            catch (Exception ex) when (ShouldRetry(ex, multiplexer))
+            {
+                try
+                {
+                    await Task.Delay(RetryDelay(attempt), token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The deadline passed while waiting to retry: the failure to report is the command's, not the wait's.
+                    ExceptionDispatchInfo.Throw(ex);
+                }
+            }
         }
     }
+
+    private bool ShouldRetry(Exception ex, IConnectionMultiplexer multiplexer)
+    {
+        if (RedisFailures.TopologyChanged(ex))
+        {
+            _topology.Request(multiplexer, ex);
+        }
+
+        return RedisFailures.NotApplied(ex) && multiplexer.IsConnected;
+    }
+
+    // 20, 40, 80 ... ms, at most 250 ms: a failover settles in seconds, and the deadline ends the retries.
+    private static TimeSpan RetryDelay(int attempt) => TimeSpan.FromMilliseconds(Math.Min(250, 10 << Math.Min(attempt, 5)));
+
+    /// <summary>A write script on the primary, followed by WAIT in the same round trip when <see cref="RedisSessionStoreOptions.WaitForReplicas"/> asks for it.</summary>
+    private Task<RedisResult> WriteAsync(string script, RedisKey key, RedisValue[] args, CancellationToken token)
+        => CommandAsync(
+            static (db, s) => s.Wait is { } wait ? wait.EvaluateAsync(db, s.Script, s.Key, s.Args) : db.ScriptEvaluateAsync(s.Script, [s.Key], s.Args, Primary),
+            (Wait: _replicaWait, Script: script, Key: key, Args: args),
+            token);
 
     private async Task<bool> CreateCoreAsync(SessionSnapshot session, CancellationToken token)
     {
@@ -222,17 +286,14 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args.Add(value);
         }
 
-        var created = await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Create, [state.Key], state.Args),
-            (Key: _keys.Session(session.Id), Args: args.ToArray()),
-            token).ConfigureAwait(false);
+        var created = await WriteAsync(RedisScripts.Create, _keys.Session(session.Id), args.ToArray(), token).ConfigureAwait(false);
         return (int)created == 1;
     }
 
     private async Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token)
     {
         var result = await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille]),
+            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille], Primary),
             (Key: _keys.Session(id), Now: Clock(), TouchPerMille: _touchPerMille),
             token).ConfigureAwait(false);
         return result.IsNull ? null : RedisSnapshots.Read(id, (RedisResult[])result!);
@@ -271,10 +332,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args[i++] = RedisKeys.AttributeField(name);
         }
 
-        var result = (RedisResult[])(await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(state.Script, [state.Key], state.Args),
-            (Key: _keys.Session(changes.Id), Args: args, Script: _saveScript),
-            token).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(_saveScript, _keys.Session(changes.Id), args, token).ConfigureAwait(false))!;
         switch ((int)result[0])
         {
             case 0:
@@ -295,10 +353,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
     {
-        var result = (RedisResult[])(await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Delete, [state.Key], [state.Now]),
-            (Key: _keys.Session(id), Now: Clock()),
-            token).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(RedisScripts.Delete, _keys.Session(id), [Clock()], token).ConfigureAwait(false))!;
         if ((int)result[1] == 1)
         {
             await UpdateIndexAsync((string)result[2]!, ["r", id], token).ConfigureAwait(false);
@@ -314,10 +369,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // delete the old one. A crash in between leaves the old hash marked: it reads as absent and expires.
         var oldKey = _keys.Session(oldId);
         var now = Clock();
-        var read = await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.BeginMove, [state.Key], [state.Now]),
-            (Key: oldKey, Now: now),
-            token).ConfigureAwait(false);
+        var read = await WriteAsync(RedisScripts.BeginMove, oldKey, [now], token).ConfigureAwait(false);
         if (read.IsNull)
         {
             return false;
@@ -343,17 +395,17 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             await UpdateIndexAsync(principal, ["a", newId, ToMs(snapshot.AbsoluteExpiresAt)], token).ConfigureAwait(false);
         }
 
-        var created = (int)await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Create, [state.Key], state.Args),
-            (Key: _keys.Session(newId), Args: args.ToArray()),
-            token).ConfigureAwait(false);
+        var created = (int)await WriteAsync(RedisScripts.Create, _keys.Session(newId), args.ToArray(), token).ConfigureAwait(false);
         if (created == 0)
         {
-            await CommandAsync(static (db, key) => db.ScriptEvaluateAsync(RedisScripts.AbortMove, [key]), oldKey, token).ConfigureAwait(false);
+            await WriteAsync(RedisScripts.AbortMove, oldKey, [], token).ConfigureAwait(false);
             return false;
         }
 
-        await CommandAsync(static (db, key) => db.KeyDeleteAsync(key), oldKey, token).ConfigureAwait(false);
+        await CommandAsync(
+            static (db, s) => s.Wait is { } wait ? wait.ExecuteAsync(db, s.Key, "DEL", s.Key) : db.ExecuteAsync("DEL", [s.Key], Primary),
+            (Wait: _replicaWait, Key: oldKey),
+            token).ConfigureAwait(false);
         if (snapshot.Principal is { } boundTo)
         {
             await UpdateIndexAsync(boundTo, ["r", oldId], token).ConfigureAwait(false);
@@ -364,10 +416,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<AttributeCasResult> CompareAndSetCoreAsync(RedisKey key, RedisValue[] args, CancellationToken token)
     {
-        var result = (RedisResult[])(await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.CompareAndSet, [state.Key], state.Args),
-            (Key: key, Args: args),
-            token).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await WriteAsync(RedisScripts.CompareAndSet, key, args, token).ConfigureAwait(false))!;
         return (int)result[0] switch
         {
             1 => AttributeCasResult.Succeeded,
@@ -381,7 +430,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     {
         var clock = Clock();
         var ids = (RedisValue[])(await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.IndexMembers, [state.Key], [state.Clock]),
+            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.IndexMembers, [state.Key], [state.Clock], Primary),
             (Key: _keys.Principal(principal), Clock: clock),
             token).ConfigureAwait(false))!;
         if (ids.Length == 0)
@@ -392,7 +441,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // One read per listed id, all in flight at once (each is a single-slot script that judges expiry on the
         // store's clock). The session hash is the truth; the index is only a hint, so stale entries are dropped here.
         var hashes = await CommandAsync(
-            static (db, state) => Task.WhenAll(state.Ids.Select(id => db.ScriptEvaluateAsync(RedisScripts.Peek, [state.Keys.Session((string)id!)], [state.Clock]))),
+            static (db, state) => Task.WhenAll(state.Ids.Select(id => db.ScriptEvaluateAsync(RedisScripts.Peek, [state.Keys.Session((string)id!)], [state.Clock], Primary))),
             (Keys: _keys, Ids: ids, Clock: clock),
             token).ConfigureAwait(false);
         var found = new List<SessionSnapshot>(ids.Length);
@@ -437,7 +486,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                     var batch = new List<Task<RedisValue[]>>();
                     await foreach (var key in server.KeysAsync(db.Database, state.Pattern, pageSize: 1000).WithCancellation(state.Token).ConfigureAwait(false))
                     {
-                        batch.Add(db.HashGetAsync(key, RedisKeys.CountFields));
+                        batch.Add(db.HashGetAsync(key, RedisKeys.CountFields, Primary));
                     }
 
                     foreach (var fields in await Task.WhenAll(batch).ConfigureAwait(false))
@@ -470,10 +519,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         var args = new RedisValue[operations.Length + 1];
         args[0] = Clock();
         operations.CopyTo(args, 1);
-        await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Index, [state.Key], state.Args),
-            (Key: _keys.Principal(principal), Args: args),
-            token).ConfigureAwait(false);
+        await WriteAsync(RedisScripts.Index, _keys.Principal(principal), args, token).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
@@ -42,6 +43,22 @@ public sealed class RedisSessionStoreOptions : SessionStoreOptions
     /// </summary>
     public string? KeyRingKey { get; set; }
 
+    /// <summary>
+    /// How many replicas must have a write before the store reports it done: every write (create, save,
+    /// compare-and-set, delete, id change, principal index) is followed by Redis <c>WAIT</c> in the same round trip,
+    /// and fails with <see cref="SessionStoreUnavailableException"/> when fewer replicas acknowledge it within
+    /// <see cref="ReplicaWaitTimeout"/>. With 1 (and one replica), a write acknowledged to the application survives a
+    /// failover. Loads (and their throttled touch) never wait. 0 (the default) does not wait: a write acknowledged by
+    /// the primary alone can be lost when the primary fails before replicating it. Between 0 and 16.
+    /// </summary>
+    public int WaitForReplicas { get; set; }
+
+    /// <summary>
+    /// How long a write waits for <see cref="WaitForReplicas"/> replicas (the <c>WAIT</c> timeout). Must be shorter than
+    /// <see cref="OperationTimeout"/>. Default: 1 second.
+    /// </summary>
+    public TimeSpan ReplicaWaitTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <inheritdoc />
     protected override void AddFailures(ICollection<string> failures)
     {
@@ -64,6 +81,16 @@ public sealed class RedisSessionStoreOptions : SessionStoreOptions
         if (KeyRingKey is not null && string.IsNullOrWhiteSpace(KeyRingKey))
         {
             failures.Add(Failure(nameof(KeyRingKey), KeyRingKey, "leave it null (the default, KeyPrefix + \"dataprotection-keys\") or set a key name such as \"myapp:dataprotection-keys\"."));
+        }
+
+        if (WaitForReplicas is < 0 or > 16)
+        {
+            failures.Add(Failure(nameof(WaitForReplicas), WaitForReplicas, "use 0 (do not wait) or the number of replicas every write must reach, at most 16."));
+        }
+
+        if (WaitForReplicas > 0 && (ReplicaWaitTimeout < TimeSpan.FromMilliseconds(1) || ReplicaWaitTimeout >= OperationTimeout))
+        {
+            failures.Add(Failure(nameof(ReplicaWaitTimeout), ReplicaWaitTimeout, string.Create(CultureInfo.InvariantCulture, $"use at least 1 ms and less than OperationTimeout ({OperationTimeout}), so a write can wait for its replicas and still answer in time; the default is 1 second.")));
         }
     }
 }

@@ -18,6 +18,10 @@ public sealed class CommandLineTests
     [InlineData("--postgres", "Host=127.0.0.1", "--store", "garnet")]
     [InlineData("--postgres", "Host=127.0.0.1", "--redis", "127.0.0.1:6379")]
     [InlineData("--frobnicate")]
+    [InlineData("--wait-replicas", "17", "--redis", "127.0.0.1:6379")]
+    [InlineData("--wait-replicas", "two", "--redis", "127.0.0.1:6379")]
+    [InlineData("--wait-replicas", "1")]
+    [InlineData("--wait-replicas", "1", "--store", "postgres", "--postgres", "Host=127.0.0.1")]
     public async Task Bad_arguments_print_the_usage_and_exit_with_code_2(params string[] arguments)
     {
         var (exitCode, output) = await DemoProcess.RunToExitAsync(arguments);
@@ -85,6 +89,33 @@ public sealed class CommandLineTests
 
             await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
             Assert.Contains("Store: redis", demo.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Wait_replicas_reaches_the_store_so_without_a_replica_health_is_degraded_and_writes_fail()
+    {
+        var redis = new RedisServerFixture();
+        await redis.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 1, "--redis", redis.Configuration, "--wait-replicas", "1");
+            using var client = new DemoClient();
+
+            Assert.Contains("saves wait for 1 replica(s)", demo.Output, StringComparison.Ordinal);
+            using (var health = await client.GetAsync(demo.Node(1), "/healthz"))
+            {
+                Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+                Assert.Equal("Degraded", await health.Content.ReadAsStringAsync());
+            }
+
+            // The redis-server has no replica, so no write is acknowledged: the login is refused, never reported done.
+            using var login = await client.LoginAsync(demo.Node(1), "alice");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, login.StatusCode);
         }
         finally
         {

@@ -21,6 +21,14 @@ public sealed class ClusterRedisConformanceTests(RedisClusterFixture cluster) : 
     protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => TestStores.CreateWithOptions(cluster.Configuration, configure);
 }
 
+[Collection(SentinelRedis.Name)]
+public sealed class SentinelRedisConformanceTests(RedisSentinelFixture sentinel) : SessionStoreConformanceTests
+{
+    protected override async Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => await TestStores.CreateAsync(sentinel.Configuration, time, configure: o => o.Limits = Limits);
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => TestStores.CreateWithOptions(sentinel.Configuration, configure);
+}
+
 [Collection(Garnet.Name)]
 public sealed class GarnetConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
 {

@@ -45,6 +45,35 @@ public sealed class OptionsTests
         Assert.Contains("OperationTimeout", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(-1, 1000, "WaitForReplicas")]
+    [InlineData(17, 1000, "WaitForReplicas")]
+    [InlineData(1, 0, "ReplicaWaitTimeout")]
+    [InlineData(1, 5000, "ReplicaWaitTimeout")]
+    public void Replica_wait_out_of_range_or_not_shorter_than_the_operation_timeout_is_rejected(int replicas, int waitMs, string option)
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => new RedisSessionStore(new RedisSessionStoreOptions
+        {
+            Configuration = "127.0.0.1:1",
+            WaitForReplicas = replicas,
+            ReplicaWaitTimeout = TimeSpan.FromMilliseconds(waitMs),
+            OperationTimeout = TimeSpan.FromSeconds(5),
+        }));
+        Assert.Contains("RedisSessionStoreOptions." + option, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Replica_wait_options_reach_a_store_built_on_a_shared_multiplexer()
+    {
+        // The multiplexer constructor copies the options; WaitForReplicas must survive the copy. With no replica, a write fails cleanly.
+        await using var server = await RedisProcess.StartAsync();
+        await using var multiplexer = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{server.Port}");
+        await using var store = new RedisSessionStore(multiplexer, new RedisSessionStoreOptions { WaitForReplicas = 1, ReplicaWaitTimeout = TimeSpan.FromMilliseconds(100) });
+        var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(1));
+        var error = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CreateAsync(session));
+        Assert.Contains("0 of the 1 replica", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task UseRedis_creates_a_validated_store_with_the_host_limits_only()
     {

@@ -19,6 +19,12 @@ public sealed class ClusterRedis : ICollectionFixture<RedisClusterFixture>
 }
 
 [CollectionDefinition(Name)]
+public sealed class SentinelRedis : ICollectionFixture<RedisSentinelFixture>
+{
+    public const string Name = "redis sentinel";
+}
+
+[CollectionDefinition(Name)]
 public sealed class Garnet : ICollectionFixture<GarnetServerFixture>
 {
     public const string Name = "garnet";
