@@ -1,0 +1,326 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using ClusterSession.Testing.Servers;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ClusterSession.Redis.Tests;
+
+/// <summary>
+/// A Redis Cluster master killed under load, on a cluster of its own (3 masters, 3 replicas,
+/// <c>cluster-node-timeout</c> 1000 ms): three store instances (three "app nodes", each with its own multiplexer)
+/// and nine concurrent writers, three per master, each writing distinct attributes of its own session. One master
+/// is killed with SIGKILL, its replica is promoted by the cluster, and the killed node is restarted 4 s later
+/// (it rejoins as a replica of the promoted one). Counts requests by outcome, measures the time to the first
+/// success on the killed master's slots and to the last failure, and checks every acknowledged write afterwards.
+/// Bounded in count and time. The figures go to the test output (docs/operations.md quotes them).
+/// </summary>
+public sealed class ClusterFailoverTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int Nodes = 3;
+    private const int Masters = 3;
+    private const int WritersPerMaster = 3;
+    private const int Writers = Masters * WritersPerMaster;
+    private const int MaxWritesPerWriter = 20_000;
+    private const int Keys = 200;
+    private const int MinThreads = 32;
+    private static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan BeforeFault = TimeSpan.FromSeconds(1.5);
+    private static readonly TimeSpan RestartAfter = TimeSpan.FromSeconds(4);
+    private static readonly TimeSpan RunLimit = TimeSpan.FromSeconds(25);
+    private static readonly TimeSpan AfterRecovery = TimeSpan.FromSeconds(2);
+    private readonly RedisClusterFixture _cluster = new() { ReplicasPerMaster = 1, NodeTimeoutMilliseconds = 1000 };
+
+    public Task InitializeAsync() => _cluster.InitializeAsync();
+
+    public Task DisposeAsync() => _cluster.DisposeAsync();
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(0)]
+    public async Task A_killed_master_is_replaced_every_node_recovers_by_itself_and_no_acknowledged_write_is_lost_when_waiting_for_a_replica(int waitForReplicas)
+    {
+        Assert.True(_cluster.Ports.Count == Masters * 2, "The cluster failover test needs a cluster it started itself; unset CLUSTERSESSION_REDIS_CLUSTER.");
+
+        // As for Sentinel (docs/operations.md): StackExchange.Redis reconfigures with blocking calls on pool threads
+        // while a node is down; with the default minimum (one per core) requests would wait for the pool to grow.
+        ThreadPool.GetMinThreads(out var minWorkers, out var minIo);
+        ThreadPool.SetMinThreads(Math.Max(minWorkers, MinThreads), minIo);
+        var prefix = TestStores.UniquePrefix();
+        var stores = Enumerable.Range(0, Nodes).Select(_ => new RedisSessionStore(new RedisSessionStoreOptions
+        {
+            Configuration = _cluster.Configuration,
+            KeyPrefix = prefix,
+            OperationTimeout = OperationTimeout,
+            WaitForReplicas = waitForReplicas,
+            ReplicaWaitTimeout = TimeSpan.FromMilliseconds(500),
+        })).ToArray();
+        try
+        {
+            // Sessions spread over the slots of all three masters, WritersPerMaster on each.
+            var sessions = new List<string>(Writers);
+            var masters = new List<int>(Writers);
+            while (sessions.Count < Writers)
+            {
+                var id = SessionId.Create();
+                var master = await _cluster.MasterOfSlotAsync(await _cluster.SlotOfAsync(prefix + "s:{" + id + "}"));
+                if (masters.Count(m => m == master) < WritersPerMaster)
+                {
+                    var session = SessionSnapshot.CreateNew(id, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(8));
+                    Assert.True(await stores[sessions.Count % Nodes].CreateAsync(session));
+                    sessions.Add(id);
+                    masters.Add(master);
+                }
+            }
+
+            Assert.Equal(Masters, masters.Distinct().Count());
+            var victim = masters[0];
+            var affected = Enumerable.Range(0, Writers).Where(w => masters[w] == victim).ToArray();
+
+            var run = new Run();
+            var clock = Stopwatch.StartNew();
+            using var stop = new CancellationTokenSource(RunLimit);
+            var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(() => WriteAsync(w, stores, sessions[w], run, clock, stop.Token))).ToArray();
+
+            await Task.Delay(BeforeFault);
+            // The fault time is when the killed process has exited: a request started after it cannot reach the old master.
+            _cluster.Kill(victim);
+            var faultAt = clock.Elapsed;
+            run.FaultAt = faultAt;
+
+            // Recovered: every writer has succeeded since the last failure. The killed node comes back after
+            // RestartAfter (as an operator or systemd would bring it back) and rejoins as a replica.
+            var restarted = false;
+            await ServerProcess.UntilAsync(
+                async () =>
+                {
+                    if (!restarted && clock.Elapsed - faultAt > RestartAfter)
+                    {
+                        restarted = true;
+                        await _cluster.RestartAsync(victim);
+                    }
+
+                    return run.RecoveredSince(faultAt, clock.Elapsed) || stop.IsCancellationRequested;
+                },
+                RunLimit,
+                "every writer succeeds again after the kill");
+            await Task.Delay(AfterRecovery);
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+            var runTime = clock.Elapsed;
+            if (!restarted)
+            {
+                await _cluster.RestartAsync(victim);
+            }
+
+            // Every acknowledged attribute must be in its session, read through a store that saw none of the fault.
+            await using var checker = new RedisSessionStore(new RedisSessionStoreOptions { Configuration = _cluster.Configuration, KeyPrefix = prefix, OperationTimeout = OperationTimeout });
+            var lost = 0;
+            for (var w = 0; w < Writers; w++)
+            {
+                var session = await checker.LoadAsync(sessions[w]);
+                foreach (var (name, value) in run.Acknowledged[w])
+                {
+                    // Each writer is sequential, so a stored value below the last acknowledged one is a lost write.
+                    if (session is null || !session.Attributes.TryGetValue(name, out var stored) || BitConverter.ToInt64(stored) < value)
+                    {
+                        lost++;
+                    }
+                }
+            }
+
+            var firstOk = run.FirstOkAfterFault(affected) is { } ok ? ok - faultAt : (TimeSpan?)null;
+            var lastFailure = run.LastFailure is { } last && last > faultAt ? last - faultAt : TimeSpan.Zero;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"cluster master killed: waitForReplicas={waitForReplicas} nodes={Nodes} writers={Writers} (on the killed master: {affected.Length}) run={runTime.TotalSeconds:0.0}s " +
+                $"requests={run.Total} ok={run.Ok} unavailable={run.Unavailable} gone={run.Gone} other={run.Other} " +
+                $"firstOkOnKilledSlots={firstOk?.TotalSeconds:0.0}s lastFailure={lastFailure.TotalSeconds:0.0}s slowest={run.Slowest.TotalMilliseconds:0}ms acknowledgedThenLost={lost}"));
+            foreach (var group in run.Messages.GroupBy(m => m.Length > 90 ? m[..90] : m).OrderByDescending(g => g.Count()).Take(6))
+            {
+                output.WriteLine($"  {group.Count()} x {group.Key}");
+            }
+
+            // Every node writes again, on the killed master's slots too, without a restart.
+            foreach (var store in stores)
+            {
+                foreach (var w in affected)
+                {
+                    Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(sessions[w], new Dictionary<string, byte[]> { ["final"] = [1] })));
+                }
+            }
+
+            Assert.NotNull(firstOk);
+            Assert.Equal(0, run.Other);
+            Assert.InRange(run.Slowest, TimeSpan.Zero, OperationTimeout + TimeSpan.FromMilliseconds(500));
+            if (waitForReplicas > 0)
+            {
+                Assert.Equal(0, lost);
+                Assert.Equal(0, run.Gone);
+            }
+        }
+        finally
+        {
+            foreach (var store in stores)
+            {
+                await store.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task WriteAsync(int writer, RedisSessionStore[] stores, string id, Run run, Stopwatch clock, CancellationToken stop)
+    {
+        for (var i = 0; i < MaxWritesPerWriter && !stop.IsCancellationRequested; i++)
+        {
+            // Distinct attributes, reused every Keys writes so a session stays under the attribute limit.
+            var name = string.Create(CultureInfo.InvariantCulture, $"w{writer}-{i % Keys}");
+            var store = stores[(writer + i) % stores.Length];
+            var started = clock.Elapsed;
+            try
+            {
+                var result = await store.SaveAsync(new SessionChanges(id, new Dictionary<string, byte[]> { [name] = BitConverter.GetBytes((long)i) }), CancellationToken.None);
+                run.Record(writer, started, clock.Elapsed, result == SessionSaveResult.Saved ? Outcome.Ok : Outcome.Gone, name, i, null);
+            }
+            catch (SessionStoreUnavailableException ex)
+            {
+                run.Record(writer, started, clock.Elapsed, Outcome.Unavailable, name, i, ex.Message);
+                await Task.Delay(20, CancellationToken.None);
+            }
+#pragma warning disable CA1031 // Counted and asserted on: any other exception fails the test.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                run.Record(writer, started, clock.Elapsed, Outcome.Other, name, i, ex.GetType().Name + ": " + ex.Message);
+            }
+        }
+    }
+
+    private enum Outcome
+    {
+        Ok,
+        Unavailable,
+        Gone,
+        Other,
+    }
+
+    private sealed class Run
+    {
+        private readonly Lock _lock = new();
+        private readonly TimeSpan?[] _lastOk = new TimeSpan?[Writers];
+        private readonly TimeSpan?[] _firstOkAfterFault = new TimeSpan?[Writers];
+        private TimeSpan? _faultAt;
+        private int _ok;
+        private int _unavailable;
+        private int _gone;
+        private int _other;
+
+        /// <summary>Per writer: attribute name to the last acknowledged value.</summary>
+        public Dictionary<string, long>[] Acknowledged { get; } = Enumerable.Range(0, Writers).Select(_ => new Dictionary<string, long>(StringComparer.Ordinal)).ToArray();
+
+        public ConcurrentQueue<string> Messages { get; } = new();
+
+        /// <summary>When the fault was injected; set just before it.</summary>
+        public TimeSpan? FaultAt
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _faultAt;
+                }
+            }
+
+            set
+            {
+                lock (_lock)
+                {
+                    _faultAt = value;
+                }
+            }
+        }
+
+        public TimeSpan? LastFailure { get; private set; }
+
+        public TimeSpan Slowest { get; private set; }
+
+        public int Ok => _ok;
+
+        public int Unavailable => _unavailable;
+
+        public int Gone => _gone;
+
+        public int Other => _other;
+
+        public int Total => _ok + _unavailable + _gone + _other;
+
+        public void Record(int writer, TimeSpan started, TimeSpan ended, Outcome outcome, string name, long value, string? message)
+        {
+            lock (_lock)
+            {
+                Slowest = ended - started > Slowest ? ended - started : Slowest;
+                switch (outcome)
+                {
+                    case Outcome.Ok:
+                        _ok++;
+                        _lastOk[writer] = ended;
+                        Acknowledged[writer][name] = value;
+                        if (_faultAt is { } fault && started > fault && _firstOkAfterFault[writer] is null)
+                        {
+                            _firstOkAfterFault[writer] = ended;
+                        }
+
+                        break;
+                    case Outcome.Unavailable:
+                        _unavailable++;
+                        LastFailure = ended;
+                        break;
+                    case Outcome.Gone:
+                        _gone++;
+                        LastFailure = ended;
+                        break;
+                    default:
+                        _other++;
+                        LastFailure = ended;
+                        break;
+                }
+            }
+
+            if (message is not null && Messages.Count < 5000)
+            {
+                Messages.Enqueue(message);
+            }
+        }
+
+        /// <summary>The first success of any of <paramref name="writers"/> for a request started after the fault.</summary>
+        public TimeSpan? FirstOkAfterFault(IEnumerable<int> writers)
+        {
+            lock (_lock)
+            {
+                return writers.Select(w => _firstOkAfterFault[w]).Where(t => t is not null).Min();
+            }
+        }
+
+        /// <summary>Every writer has succeeded after the last failure (or, with no failure at all, 3 s after the fault).</summary>
+        public bool RecoveredSince(TimeSpan faultAt, TimeSpan now)
+        {
+            lock (_lock)
+            {
+                var since = LastFailure is { } last && last > faultAt ? last : faultAt + TimeSpan.FromSeconds(3);
+                if (now < since)
+                {
+                    return false;
+                }
+
+                for (var w = 0; w < Writers; w++)
+                {
+                    if (_lastOk[w] is not { } ok || ok <= since)
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            }
+        }
+    }
+}
