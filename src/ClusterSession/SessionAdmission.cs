@@ -40,3 +40,20 @@ public readonly record struct SessionAdmission(SessionAdmissionStatus Status, IR
     /// <summary>An admission that ended <paramref name="endedIds"/>.</summary>
     public static SessionAdmission Admitted(IReadOnlyList<string> endedIds) => new(SessionAdmissionStatus.Admitted, endedIds);
 }
+
+/// <summary>
+/// A sign-in was refused because the principal already has the maximum number of sessions and the cap's policy refuses
+/// new ones (ASP.NET Core answers it with <c>SessionCapExceededStatusCode</c>, 409 by default). The user can sign out
+/// elsewhere, or the application can end one of the user's sessions, and sign in again.
+/// </summary>
+public sealed class SessionCapExceededException : ClusterSessionException
+{
+    /// <summary>Creates the exception.</summary>
+    public SessionCapExceededException(string message)
+        : base(message)
+    {
+    }
+
+    /// <inheritdoc />
+    public override SessionFailureKind Kind => SessionFailureKind.LimitExceeded;
+}
