@@ -46,6 +46,8 @@ internal sealed record DemoArguments
           --nodes N                    number of app nodes, 1..16 (default 3)
           --port P                     load balancer on 127.0.0.1:P, node k on 127.0.0.1:P+k (default 5000)
           --idle-timeout S             session idle timeout in seconds (default 1800)
+          --max-sessions-per-user N    at most N sessions per signed-in user, 1..1000; a sign-in beyond
+                                       that ends the user's oldest session (default: no cap)
           --help                       show this text
         """;
 
@@ -60,6 +62,9 @@ internal sealed record DemoArguments
     public int Port { get; init; } = DefaultPort;
 
     public int IdleTimeoutSeconds { get; init; } = DefaultIdleTimeoutSeconds;
+
+    /// <summary>The per-user session cap, or null for none.</summary>
+    public int? MaxSessionsPerUser { get; init; }
 
     public bool ShowHelp { get; init; }
 
@@ -142,6 +147,14 @@ internal sealed record DemoArguments
                     }
 
                     result = result with { IdleTimeoutSeconds = idle };
+                    break;
+                case "--max-sessions-per-user":
+                    if (!TryParseInt(name, value, 1, 1000, out var cap, out error))
+                    {
+                        return null;
+                    }
+
+                    result = result with { MaxSessionsPerUser = cap };
                     break;
                 default:
                     error = $"Unknown option '{name}'.";
