@@ -263,7 +263,7 @@ internal static class RedisScripts
         """;
 }
 
-/// <content>The per-principal session cap (RedisSessionStore.Cap.cs).</content>
+/// <summary>The script of the per-principal session cap (RedisSessionStore.Cap.cs).</summary>
 internal static class RedisCapScripts
 {
     /// <summary>

@@ -30,6 +30,13 @@ public sealed partial class RedisSessionStore
             return SessionAdmission.Gone;
         }
 
+        if (string.Equals(previous.Principal, principal, StringComparison.Ordinal))
+        {
+            // Bound already (admitted, or bound without a sign-in): admitted, as on every store; the index lists it.
+            await UpdateIndexAsync(principal, ["a", id, previous.AbsoluteMs], token).ConfigureAwait(false);
+            return SessionAdmission.Admitted([]);
+        }
+
         var ended = await RunAdmitScriptAsync(id, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
         if (ended is null)
         {
@@ -41,15 +48,11 @@ public sealed partial class RedisSessionStore
 
         if (ended is null)
         {
-            if (!string.Equals(previous.Principal, principal, StringComparison.Ordinal))
-            {
-                await SetPrincipalOnHashAsync(id, previous.Principal, token).ConfigureAwait(false);
-            }
-
+            await SetPrincipalOnHashAsync(id, previous.Principal, token).ConfigureAwait(false);
             return SessionAdmission.Refused;
         }
 
-        if (previous.Principal is { } old && !string.Equals(old, principal, StringComparison.Ordinal))
+        if (previous.Principal is { } old)
         {
             await UpdateIndexAsync(old, ["r", id], token).ConfigureAwait(false);
         }

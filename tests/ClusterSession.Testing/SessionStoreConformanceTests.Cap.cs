@@ -102,6 +102,19 @@ public abstract partial class SessionStoreConformanceTests
     }
 
     [Fact]
+    public async Task Admission_of_a_session_created_bound_to_the_principal_admits_it_and_ends_nothing()
+    {
+        var other = await AdmittedSessionAsync("alice");
+        var bound = await CreateSessionAsync(principal: "alice");
+
+        var result = await Store.AdmitAsync(bound, "alice", 1, SessionCapPolicy.RefuseNewSession);
+
+        Assert.Equal(SessionAdmissionStatus.Admitted, result.Status);
+        Assert.Empty(result.EndedIds);
+        Assert.Equal("alice", (await LoadExistingAsync(other)).Principal);
+    }
+
+    [Fact]
     public async Task Admission_of_a_missing_session_is_gone_and_writes_nothing()
     {
         var result = await Store.AdmitAsync(SessionId.Create(), "alice", Cap, SessionCapPolicy.EndOldestSession);
