@@ -50,6 +50,8 @@ internal sealed record DemoArguments
           --wait-replicas N            every write waits until N replicas have it (Redis WAIT), 0..16
                                        (default 0; needs --redis with replicas: a write that fewer
                                        replicas acknowledge in time fails with 503)
+          --max-sessions-per-user N    at most N sessions per signed-in user, 1..1000; a sign-in beyond
+                                       that ends the user's oldest session (default: no cap)
           --help                       show this text
         """;
 
@@ -67,6 +69,9 @@ internal sealed record DemoArguments
 
     /// <summary>RedisSessionStoreOptions.WaitForReplicas for the external Redis; 0 waits for none.</summary>
     public int WaitReplicas { get; init; }
+
+    /// <summary>The per-user session cap, or null for none.</summary>
+    public int? MaxSessionsPerUser { get; init; }
 
     public bool ShowHelp { get; init; }
 
@@ -157,6 +162,14 @@ internal sealed record DemoArguments
                     }
 
                     result = result with { WaitReplicas = replicas };
+                    break;
+                case "--max-sessions-per-user":
+                    if (!TryParseInt(name, value, 1, 1000, out var cap, out error))
+                    {
+                        return null;
+                    }
+
+                    result = result with { MaxSessionsPerUser = cap };
                     break;
                 default:
                     error = $"Unknown option '{name}'.";

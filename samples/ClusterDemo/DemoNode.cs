@@ -36,6 +36,7 @@ internal static class DemoNode
         builder.Services.AddClusterSession(options =>
         {
             options.IdleTimeout = TimeSpan.FromSeconds(arguments.IdleTimeoutSeconds);
+            options.MaxSessionsPerPrincipal = arguments.MaxSessionsPerUser;
             store.Configure(options);
         });
         AddCookieAuthentication(builder.Services, keyRing);
@@ -124,7 +125,8 @@ internal static class DemoNode
             session.IsNew ? TimeSpan.FromSeconds(arguments.IdleTimeoutSeconds) : session.IdleTimeout,
             [.. ReadAttributes(session)],
             ReadCart(session),
-            sessions);
+            sessions,
+            arguments.MaxSessionsPerUser);
         context.Response.Headers.CacheControl = "no-store";
         return Results.Content(DemoPage.Render(model), "text/html; charset=utf-8");
     }

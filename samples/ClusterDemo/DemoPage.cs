@@ -16,7 +16,8 @@ internal sealed record DemoPageModel(
     TimeSpan IdleTimeout,
     IReadOnlyList<KeyValuePair<string, string>> Attributes,
     IReadOnlyList<string> Cart,
-    IReadOnlyList<DemoSessionInfo> Sessions);
+    IReadOnlyList<DemoSessionInfo> Sessions,
+    int? MaxSessionsPerUser = null);
 
 /// <summary>The server-rendered page: plain HTML, every value HTML-encoded, a little script for the buttons.</summary>
 internal static class DemoPage
@@ -130,7 +131,10 @@ internal static class DemoPage
         {
             page.Append("<table>\n<tr><th>Created</th><td id=\"created-at\">").Append(Html.Encode(Format(created))).Append("</td></tr>\n")
                 .Append("<tr><th>Last access</th><td id=\"last-accessed-at\">").Append(Html.Encode(Format(model.LastAccessedAt ?? created))).Append("</td></tr>\n")
-                .Append("<tr><th>Idle timeout</th><td>").Append(model.IdleTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)).Append(" s</td></tr>\n</table>\n");
+                .Append("<tr><th>Idle timeout</th><td>").Append(model.IdleTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)).Append(" s</td></tr>\n")
+                .Append("<tr><th>Sessions per user</th><td id=\"max-sessions-per-user\">")
+                .Append(model.MaxSessionsPerUser is { } cap ? "at most " + cap.ToString(CultureInfo.InvariantCulture) + " (a new sign-in ends the oldest)" : "no cap")
+                .Append("</td></tr>\n</table>\n");
         }
         else
         {

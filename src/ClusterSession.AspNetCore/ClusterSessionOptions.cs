@@ -141,6 +141,26 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// the attribute's name or value) and <c>cluster_session.attribute.unreadable</c> counts it; the request goes on.
     /// </summary>
     public UnreadableAttributePolicy UnreadableAttributes { get; set; } = UnreadableAttributePolicy.TreatAsAbsent;
+
+    /// <summary>
+    /// The most sessions one principal (<c>ClaimsPrincipal.Identity.Name</c>) may have alive at once, or null (the default)
+    /// for no cap. Enforced at every sign-in, atomically per principal in the store, so it holds across nodes under
+    /// concurrent sign-ins; what happens at the cap is <see cref="SessionCapPolicy"/>. Needs a store that implements
+    /// <see cref="ISessionStore.AdmitAsync"/> (every store ClusterSession ships does). A principal bound by setting
+    /// <see cref="IClusterSession.Principal"/> directly, without a sign-in, is not counted against the cap.
+    /// </summary>
+    public int? MaxSessionsPerPrincipal { get; set; }
+
+    /// <summary>
+    /// What a sign-in does when the principal already has <see cref="MaxSessionsPerPrincipal"/> sessions. Default
+    /// <see cref="ClusterSession.SessionCapPolicy.EndOldestSession"/>: the new sign-in succeeds and the principal's oldest
+    /// sessions (the ones that started first) end on every node. <see cref="ClusterSession.SessionCapPolicy.RefuseNewSession"/>:
+    /// the sign-in fails with <see cref="SessionCapExceededStatusCode"/>, binds nothing and sends no authentication cookie.
+    /// </summary>
+    public SessionCapPolicy SessionCapPolicy { get; set; } = SessionCapPolicy.EndOldestSession;
+
+    /// <summary>The status of a sign-in refused by <see cref="ClusterSession.SessionCapPolicy.RefuseNewSession"/>. Default 409 (Conflict).</summary>
+    public int SessionCapExceededStatusCode { get; set; } = StatusCodes.Status409Conflict;
 }
 
 /// <summary>The ways a session id can travel; combine them with <c>|</c>.</summary>

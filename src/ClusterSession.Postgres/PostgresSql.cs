@@ -195,3 +195,47 @@ internal sealed class PostgresSql
         return reader.ReadToEnd();
     }
 }
+
+/// <summary>The statements of the per-principal session cap (PostgresSessionStore.Cap.cs), for one schema and table prefix.</summary>
+internal sealed class PostgresCapSql
+{
+    public PostgresCapSql(string sessionsTable)
+    {
+        // $1 lock name (the table and the principal): admissions of one principal queue here until the transaction ends.
+        LockPrincipal = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+
+        // $1 id, $2 principal, $3 clock, $4 max, $5 refuse at the cap. Counts the principal's other live sessions,
+        // then either refuses, or deletes the oldest beyond the cap (first absolute expiry first) and binds the session.
+        // Returns (live, admitted, ended ids). A session already bound to the principal is admitted and ends nothing.
+        var now = "coalesce($3::timestamptz, now())";
+        Admit = $"""
+            WITH target AS (
+                SELECT principal FROM {sessionsTable} WHERE id = $1 AND expires_at > {now} FOR UPDATE),
+            others AS (
+                SELECT id, absolute_expires_at, created_at FROM {sessionsTable}
+                WHERE principal = $2 AND id <> $1 AND expires_at > {now}),
+            verdict AS (
+                SELECT EXISTS (SELECT FROM target) AS live,
+                       coalesce((SELECT principal = $2 FROM target), false) AS already,
+                       (SELECT count(*) FROM others) AS n),
+            decision AS (
+                SELECT live, live AND (already OR n < $4 OR NOT $5) AS admitted, live AND NOT already AND (n < $4 OR NOT $5) AS act
+                FROM verdict),
+            ended AS (
+                DELETE FROM {sessionsTable} s
+                USING (SELECT id FROM others ORDER BY absolute_expires_at, created_at, id
+                       LIMIT greatest((SELECT n FROM verdict) - ($4 - 1), 0)) o
+                WHERE s.id = o.id AND (SELECT act FROM decision)
+                RETURNING s.id),
+            bound AS (
+                UPDATE {sessionsTable} SET principal = $2, version = version + 1
+                WHERE id = $1 AND (SELECT act FROM decision)
+                RETURNING id)
+            SELECT d.live, d.admitted, array(SELECT id FROM ended) FROM decision d
+            """;
+    }
+
+    public string LockPrincipal { get; }
+
+    public string Admit { get; }
+}

@@ -262,3 +262,37 @@ internal static class RedisScripts
         return h
         """;
 }
+
+/// <summary>The script of the per-principal session cap (RedisSessionStore.Cap.cs).</summary>
+internal static class RedisCapScripts
+{
+    /// <summary>
+    /// KEYS[1] principal index; ARGV clock, id, absolute-ms, max, policy ('e' end oldest, 'r' refuse).
+    /// On the index key only (one slot): prunes entries whose absolute expiry has passed by the store's clock,
+    /// then admits the id unless it is listed already: at the cap it refuses ({0}) or pops the lowest scores
+    /// (first absolute expiry: the oldest sessions) to make room. Returns {1, ended ids...} when admitted.
+    /// </summary>
+    public const string Admit = """
+        local function n(x) return string.format('%d', x) end
+        local k = KEYS[1]
+        local now
+        if ARGV[1] ~= '' then now = tonumber(ARGV[1]) else
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+        redis.call('ZREMRANGEBYSCORE', k, '-inf', n(now))
+        if redis.call('ZSCORE', k, ARGV[2]) then return {1} end
+        local max = tonumber(ARGV[4])
+        local count = redis.call('ZCARD', k)
+        local result = {1}
+        if count >= max then
+          if ARGV[5] == 'r' then return {0} end
+          local popped = redis.call('ZPOPMIN', k, count - max + 1)
+          for i = 1, #popped, 2 do result[#result + 1] = popped[i] end
+        end
+        redis.call('ZADD', k, ARGV[3], ARGV[2])
+        local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+        redis.call('PEXPIRE', k, n(tonumber(top[2]) - now))
+        return result
+        """;
+}

@@ -66,6 +66,27 @@ public interface ISessionStore
 
     /// <summary>The number of live sessions. May include sessions that expired moments ago and have not been swept yet.</summary>
     ValueTask<long> CountAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Binds the stored session <paramref name="id"/> to <paramref name="principal"/> under a cap of
+    /// <paramref name="maxSessions"/> live sessions per principal, atomically per principal across every node:
+    /// however many admissions of one principal run at once, at most <paramref name="maxSessions"/> of its admitted
+    /// sessions stay alive. Sessions whose expiry has passed by the store's clock do not count. When the cap is reached,
+    /// <see cref="SessionCapPolicy.EndOldestSession"/> deletes the principal's oldest sessions (first absolute expiry
+    /// first: the ones that started first) and returns their ids; <see cref="SessionCapPolicy.RefuseNewSession"/>
+    /// writes nothing and returns <see cref="SessionAdmissionStatus.Refused"/>. Admitting a session that is already
+    /// admitted for the principal admits it again and ends nothing. Returns <see cref="SessionAdmissionStatus.Gone"/>
+    /// when the session does not exist. Stores that cannot enforce a cap throw <see cref="NotSupportedException"/>
+    /// (the default implementation), so a configured cap never silently goes unenforced.
+    /// </summary>
+    /// <param name="id">The stored session to admit (well formed).</param>
+    /// <param name="principal">The principal it signs in as.</param>
+    /// <param name="maxSessions">The cap, at least 1.</param>
+    /// <param name="policy">What happens at the cap.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
+        => throw new NotSupportedException(
+            $"The session store {GetType().Name} cannot enforce a per-principal session cap; use a store that implements ISessionStore.AdmitAsync or remove the cap.");
 }
 
 /// <summary>The result of <see cref="ISessionStore.SaveAsync"/>.</summary>

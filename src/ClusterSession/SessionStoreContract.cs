@@ -41,4 +41,16 @@ public static class SessionStoreContract
         SessionId.ThrowIfMalformed(id);
         limits.ValidateAttribute(name, replacement);
     }
+
+    /// <summary>Checks an admission: a well-formed id, a principal, a cap of at least 1 and a known policy.</summary>
+    public static void CheckAdmit(string id, string principal, int maxSessions, SessionCapPolicy policy)
+    {
+        SessionId.ThrowIfMalformed(id);
+        ArgumentNullException.ThrowIfNull(principal);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSessions, 1);
+        if (!Enum.IsDefined(policy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(policy), policy, "Unknown session cap policy.");
+        }
+    }
 }

@@ -71,6 +71,22 @@ public sealed class DiagnosticsAndOptionsTests
     }
 
     [Fact]
+    public async Task Session_cap_below_one_fails_at_startup_naming_the_option()
+    {
+        var keys = Directory.CreateTempSubdirectory("cs-keys-");
+        try
+        {
+            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => TestApp.StartAsync(
+                new ClusterSession.InMemory.InMemorySessionStore(), keys, options => options.MaxSessionsPerPrincipal = 0));
+            Assert.Contains("ClusterSessionOptions.MaxSessionsPerPrincipal", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            keys.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Missing_store_fails_at_startup_saying_how_to_choose_one()
     {
         var keys = Directory.CreateTempSubdirectory("cs-keys-");

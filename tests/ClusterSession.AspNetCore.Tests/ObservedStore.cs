@@ -76,6 +76,9 @@ internal sealed class ObservedStore : ISessionStore
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
         => Enter("find") ? _inner.FindByPrincipalAsync(principal, cancellationToken) : throw Down();
 
+    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
+        => Enter("admit") ? _inner.AdmitAsync(id, principal, maxSessions, policy, cancellationToken) : throw Down();
+
     public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
         => Enter("count") ? _inner.CountAsync(cancellationToken) : throw Down();
 

@@ -11,6 +11,8 @@ public sealed class CommandLineTests
     [InlineData("--nodes", "many")]
     [InlineData("--port", "70000")]
     [InlineData("--idle-timeout", "-5")]
+    [InlineData("--max-sessions-per-user", "0")]
+    [InlineData("--max-sessions-per-user", "two")]
     [InlineData("--store", "mongodb")]
     [InlineData("--store", "redis")]
     [InlineData("--store", "memory")]
@@ -76,6 +78,23 @@ public sealed class CommandLineTests
             var me = await client.GetJsonAsync(target, "/api/me");
             Assert.Equal("alice", me.GetProperty("user").GetString());
         }
+    }
+
+    [Fact]
+    public async Task Max_sessions_per_user_ends_the_oldest_session_when_the_user_signs_in_again()
+    {
+        await using var demo = await DemoProcess.StartAsync(nodes: 2, "--max-sessions-per-user", "1");
+        using var first = new DemoClient("First device");
+        using var second = new DemoClient("Second device");
+        Assert.Equal(HttpStatusCode.OK, (await first.LoginAsync(demo.Node(1), "alice")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await second.LoginAsync(demo.Node(2), "alice")).StatusCode);
+
+        Assert.Equal("alice", (await second.GetJsonAsync(demo.Node(1), "/api/me")).GetProperty("user").GetString());
+        using var ended = await first.GetAsync(demo.Node(2), "/api/me");
+        Assert.Equal(HttpStatusCode.Unauthorized, ended.StatusCode);
+        using var page = await second.GetAsync(demo.Node(1), "/");
+        Assert.Contains("at most 1", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -25,7 +25,7 @@ internal static class SessionStoreAcl
         "+hello", "+auth", "+client|setname", "+select", "+ping", "+echo", "+info", "+role",
         // The store's own commands, and the ones its scripts run.
         "+eval", "+evalsha", "+hgetall", "+hmget", "+hget", "+hset", "+hdel", "+hexists", "+hlen", "+hincrby",
-        "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+scan", "+time",
+        "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zscore", "+zcard", "+zpopmin", "+scan", "+time",
         // WaitForReplicas.
         "+wait");
 }

@@ -23,7 +23,7 @@ namespace ClusterSession.Testing;
 /// <item>It stores times with at least millisecond precision; the clock starts on a whole millisecond.</item>
 /// </list>
 /// </remarks>
-public abstract class SessionStoreConformanceTests : IAsyncLifetime
+public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
 {
     /// <summary>The idle timeout of sessions created by the tests.</summary>
     protected static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(20);

@@ -95,6 +95,7 @@ internal sealed class ClusterSessionMiddleware
         SessionStoreUnavailableException => options.StoreUnavailableStatusCode,
         SessionLimitExceededException => options.LimitExceededStatusCode,
         SessionGoneException or SessionConflictException => options.ConflictStatusCode,
+        SessionCapExceededException => options.SessionCapExceededStatusCode,
         _ => null,
     };
 

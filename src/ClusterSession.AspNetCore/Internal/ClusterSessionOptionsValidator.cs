@@ -73,6 +73,21 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add($"ClusterSessionOptions.UnreadableAttributes is {(int)options.UnreadableAttributes}, not a policy: use TreatAsAbsent (the default), EndSession or Throw.");
         }
 
+        if (options.MaxSessionsPerPrincipal is < 1)
+        {
+            failures.Add($"ClusterSessionOptions.MaxSessionsPerPrincipal must be at least 1 (it is {options.MaxSessionsPerPrincipal}); set it to null for no cap.");
+        }
+
+        if (!Enum.IsDefined(options.SessionCapPolicy))
+        {
+            failures.Add($"ClusterSessionOptions.SessionCapPolicy is {(int)options.SessionCapPolicy}, not a policy: use EndOldestSession (the default) or RefuseNewSession.");
+        }
+
+        if (options.SessionCapExceededStatusCode is < 400 or > 599)
+        {
+            failures.Add($"ClusterSessionOptions.SessionCapExceededStatusCode must be an error status (400-599), not {options.SessionCapExceededStatusCode}.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

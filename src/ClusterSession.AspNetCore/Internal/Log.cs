@@ -25,6 +25,8 @@ internal static class EventIds
     public const int TouchFailed = 18;
     public const int RequestAborted = 19;
     public const int AttributeUnreadable = 20;
+    public const int SessionCapEnded = 21;
+    public const int SessionCapRefused = 22;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -89,4 +91,10 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.AttributeUnreadable, LogLevel.Warning, "An attribute of session {Tag} no longer deserializes as {RequestedType} (was its type changed by a deploy?); policy {Policy} applied. Logged once per request.")]
     public static partial void AttributeUnreadable(ILogger logger, string tag, string requestedType, UnreadableAttributePolicy policy);
+
+    [LoggerMessage(EventIds.SessionCapEnded, LogLevel.Information, "A sign-in reached the per-principal session cap; {Count} older session(s) of the principal ended.")]
+    public static partial void SessionCapEnded(ILogger logger, int count);
+
+    [LoggerMessage(EventIds.SessionCapRefused, LogLevel.Information, "A sign-in was refused: the principal already has the maximum of {Max} session(s).")]
+    public static partial void SessionCapRefused(ILogger logger, int max);
 }

@@ -243,7 +243,75 @@ internal sealed partial class RequestSession : IClusterSession
         }
 
         ThrowIfCannotEstablish();
+        if (_runtime.Options.MaxSessionsPerPrincipal is { } max && principal is not null
+            && !string.Equals(_session!.Principal, principal, StringComparison.Ordinal))
+        {
+            await AdmitAsync(principal, max, cancellationToken).ConfigureAwait(false);
+        }
+
         ReservedNames.BindPrincipal(_session!, principal, _context, _runtime.Options.RecordClientAddress);
+    }
+
+    /// <summary>
+    /// Counts this session against the principal's cap in the store (which binds it there too): the session is stored
+    /// first when it is new, since the store admits stored sessions only. Refused: the session stays unbound and
+    /// <see cref="SessionCapExceededException"/> ends the sign-in before any authentication cookie is issued.
+    /// </summary>
+    private async ValueTask AdmitAsync(string principal, int max, CancellationToken cancellationToken)
+    {
+        var policy = _runtime.Options.SessionCapPolicy;
+        for (var attempt = 0; ; attempt++)
+        {
+            var session = _session!;
+            var created = session.IsNew;
+            SessionAdmission admission;
+            try
+            {
+                if (created)
+                {
+                    await CreateAsync(session, cancellationToken).ConfigureAwait(false);
+                }
+
+                admission = await _runtime.AdmitAsync(session.Id, principal, max, policy, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "admit"))
+            {
+                throw;
+            }
+
+            switch (admission.Status)
+            {
+                case SessionAdmissionStatus.Admitted:
+                    if (admission.EndedIds.Count > 0)
+                    {
+                        Log.SessionCapEnded(_runtime.Logger, admission.EndedIds.Count);
+                    }
+
+                    return;
+                case SessionAdmissionStatus.Refused:
+                    Log.SessionCapRefused(_runtime.Logger, max);
+                    if (created)
+                    {
+                        // Stored only to be admitted: the refused sign-in leaves nothing behind.
+                        await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false);
+                        _session = _runtime.NewSession();
+                        _idUpdate.ExpireIf(_incomingId is not null);
+                    }
+
+                    throw new SessionCapExceededException(
+                        $"The sign-in was refused: this user already has the maximum of {max} session(s) (ClusterSessionOptions.MaxSessionsPerPrincipal, policy RefuseNewSession). Sign out on another device, or end one of the user's sessions, and sign in again.");
+                default:
+                    // The stored session ended meanwhile (revoked elsewhere): its data must not come back, so continue with a fresh one.
+                    if (attempt > 0)
+                    {
+                        throw new SessionGoneException("The session ended twice while signing in; sign in again.");
+                    }
+
+                    _session = _runtime.NewSession();
+                    _idUpdate.Expire();
+                    break;
+            }
+        }
     }
 
     private bool CanWriteBlind => _session is null && _incomingId is not null && !_context.Response.HasStarted;

@@ -64,6 +64,9 @@ internal sealed class SessionRuntime : IDisposable
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken)
         => CallAsync("find_by_principal", principal, static (store, p, ct) => store.FindByPrincipalAsync(p, ct), cancellationToken);
 
+    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken)
+        => CallAsync("admit", (id, principal, maxSessions, policy), static (store, a, ct) => store.AdmitAsync(a.id, a.principal, a.maxSessions, a.policy, ct), cancellationToken);
+
     public ValueTask<byte[]?> UpdateAttributeAsync(string id, string name, byte[]? current, Func<byte[]?, byte[]?> update, CancellationToken cancellationToken)
         => CallAsync(
             "update_attribute",
@@ -156,7 +159,7 @@ internal sealed class SessionRuntime : IDisposable
     private Exception Translate(Exception exception, string operation, bool timedOut) => exception switch
     {
         OperationCanceledException when timedOut => SessionStoreUnavailableException.TimedOut(_storeName, operation, Options.StoreTimeout, "ClusterSessionOptions.StoreTimeout"),
-        ClusterSessionException or OperationCanceledException or ArgumentException => exception,
+        ClusterSessionException or OperationCanceledException or ArgumentException or NotSupportedException => exception,
         _ => SessionStoreUnavailableException.Failed(_storeName, operation, exception.GetType().Name, "The store threw an exception it does not classify; see the inner exception.", exception),
     };
 

@@ -17,6 +17,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Entry> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<string>> _principals = new(StringComparer.Ordinal);
     private readonly Lock _principalsGate = new();
+    private readonly Lock[] _admissionGates = [.. Enumerable.Range(0, 32).Select(static _ => new Lock())];
     private readonly TimeProvider _time;
     private readonly SessionLimits _limits;
     private readonly double _touchFraction;
@@ -299,32 +300,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     {
         ArgumentNullException.ThrowIfNull(principal);
         cancellationToken.ThrowIfCancellationRequested();
-        string[] ids;
-        lock (_principalsGate)
-        {
-            if (!_principals.TryGetValue(principal, out var set))
-            {
-                return ValueTask.FromResult<IReadOnlyList<SessionSnapshot>>([]);
-            }
-
-            ids = [.. set];
-        }
-
-        var now = _time.GetUtcNow();
-        var found = new List<SessionSnapshot>(ids.Length);
-        foreach (var id in ids)
-        {
-            if (_sessions.TryGetValue(id, out var entry) && !entry.Removed)
-            {
-                var session = entry.Current;
-                if (!session.IsExpiredAt(now) && string.Equals(session.Principal, principal, StringComparison.Ordinal))
-                {
-                    found.Add(session);
-                }
-            }
-        }
-
-        return ValueTask.FromResult<IReadOnlyList<SessionSnapshot>>(found);
+        return ValueTask.FromResult<IReadOnlyList<SessionSnapshot>>(FindLive(principal, _time.GetUtcNow()));
     }
 
     /// <inheritdoc />
@@ -332,6 +308,70 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     {
         cancellationToken.ThrowIfCancellationRequested();
         return ValueTask.FromResult((long)_sessions.Count);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Admissions of one principal are serialized by a lock (one of a fixed set, chosen by the principal's hash).</remarks>
+    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
+    {
+        SessionStoreContract.CheckAdmit(id, principal, maxSessions, policy);
+        cancellationToken.ThrowIfCancellationRequested();
+        var gate = _admissionGates[(StringComparer.Ordinal.GetHashCode(principal) & int.MaxValue) % _admissionGates.Length];
+        lock (gate)
+        {
+            var now = _time.GetUtcNow();
+            if (!_sessions.TryGetValue(id, out var entry) || TryRemoveIfDead(entry, now))
+            {
+                return ValueTask.FromResult(SessionAdmission.Gone);
+            }
+
+            if (string.Equals(entry.Current.Principal, principal, StringComparison.Ordinal))
+            {
+                return ValueTask.FromResult(SessionAdmission.Admitted([]));
+            }
+
+            // Oldest first: the first absolute expiry, as every store orders them.
+            var others = FindLive(principal, now)
+                .Where(s => !string.Equals(s.Id, id, StringComparison.Ordinal))
+                .OrderBy(static s => s.AbsoluteExpiresAt).ThenBy(static s => s.CreatedAt).ThenBy(static s => s.Id, StringComparer.Ordinal)
+                .ToList();
+            var excess = others.Count - (maxSessions - 1);
+            if (excess > 0 && policy == SessionCapPolicy.RefuseNewSession)
+            {
+                return ValueTask.FromResult(SessionAdmission.Refused);
+            }
+
+            var ended = new List<string>(Math.Max(excess, 0));
+            foreach (var oldest in others.Take(Math.Max(excess, 0)))
+            {
+                if (_sessions.TryGetValue(oldest.Id, out var victim))
+                {
+                    lock (victim.Gate)
+                    {
+                        if (!victim.Removed)
+                        {
+                            RemoveLocked(victim);
+                        }
+                    }
+                }
+
+                ended.Add(oldest.Id);
+            }
+
+            lock (entry.Gate)
+            {
+                if (!IsLiveLocked(entry, now))
+                {
+                    return ValueTask.FromResult(SessionAdmission.Gone);
+                }
+
+                var current = entry.Current;
+                entry.Current = With(current, now, current.Version + 1, principal, current.IdleTimeout, current.Attributes);
+                IndexMove(current.Principal, principal, id);
+            }
+
+            return ValueTask.FromResult(SessionAdmission.Admitted(ended));
+        }
     }
 
     /// <summary>Stops the background sweep. The store keeps working; expired sessions are then removed only when read.</summary>
@@ -377,6 +417,35 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         {
             Volatile.Write(ref _sweeping, 0);
         }
+    }
+
+    private List<SessionSnapshot> FindLive(string principal, DateTimeOffset now)
+    {
+        string[] ids;
+        lock (_principalsGate)
+        {
+            if (!_principals.TryGetValue(principal, out var set))
+            {
+                return [];
+            }
+
+            ids = [.. set];
+        }
+
+        var found = new List<SessionSnapshot>(ids.Length);
+        foreach (var id in ids)
+        {
+            if (_sessions.TryGetValue(id, out var entry) && !entry.Removed)
+            {
+                var session = entry.Current;
+                if (!session.IsExpiredAt(now) && string.Equals(session.Principal, principal, StringComparison.Ordinal))
+                {
+                    found.Add(session);
+                }
+            }
+        }
+
+        return found;
     }
 
     private bool NeedsTouch(SessionSnapshot session, DateTimeOffset now)

@@ -1,0 +1,47 @@
+using static ClusterSession.Postgres.PostgresParameters;
+
+namespace ClusterSession.Postgres;
+
+/// <content>
+/// The per-principal session cap: one transaction (a two-statement batch, which Npgsql runs in one implicit
+/// transaction) that takes an advisory lock for the principal, so admissions of one principal run one after the
+/// other on every node, then counts, refuses or deletes the oldest, and binds the session, judged on the database's clock.
+/// </content>
+public sealed partial class PostgresSessionStore
+{
+    private PostgresCapSql? _capSql;
+
+    /// <inheritdoc />
+    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
+    {
+        SessionStoreContract.CheckAdmit(id, principal, maxSessions, policy);
+        return RunAsync(
+            "admit",
+            (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession),
+            static (s, token) => s.Store.AdmitCoreAsync(s.Id, s.Principal, s.Max, s.Refuse, token),
+            cancellationToken);
+    }
+
+    private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, bool refuse, CancellationToken token)
+    {
+        var sql = _capSql ??= new PostgresCapSql(_sql.SessionsTable);
+        var batch = CreateBatch(
+            Command(sql.LockPrincipal, Text(_sql.SessionsTable + "\n" + principal)),
+            Command(sql.Admit, Text(id), Text(principal), Clock(_timeProvider), Int(maxSessions), Bool(refuse)));
+        await using (batch.ConfigureAwait(false))
+        {
+            var reader = await batch.ExecuteReaderAsync(token).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                await reader.NextResultAsync(token).ConfigureAwait(false);
+                await reader.ReadAsync(token).ConfigureAwait(false);
+                if (!reader.GetBoolean(0))
+                {
+                    return SessionAdmission.Gone;
+                }
+
+                return reader.GetBoolean(1) ? SessionAdmission.Admitted(reader.GetFieldValue<string[]>(2)) : SessionAdmission.Refused;
+            }
+        }
+    }
+}

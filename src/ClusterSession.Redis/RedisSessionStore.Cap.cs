@@ -1,0 +1,91 @@
+using StackExchange.Redis;
+
+namespace ClusterSession.Redis;
+
+/// <content>
+/// The per-principal session cap. The principal index (a sorted set scored by absolute expiry) is the register of
+/// admitted sessions, and one script on that key alone counts, refuses or pops the oldest, and adds: atomic per
+/// principal in a cluster too. "Oldest" is the lowest score, the first absolute expiry: the session that started
+/// first. The session's own hash (another slot) gets the principal before the script runs, so a reader that prunes
+/// the index by the hashes never drops an admitted session; a refusal puts the old principal back.
+/// </content>
+public sealed partial class RedisSessionStore
+{
+    /// <inheritdoc />
+    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
+    {
+        SessionStoreContract.CheckAdmit(id, principal, maxSessions, policy);
+        return RunAsync(
+            "admit",
+            (Store: this, Id: id, Principal: principal, Max: maxSessions, Policy: policy),
+            static (s, token) => s.Store.AdmitCoreAsync(s.Id, s.Principal, s.Max, s.Policy, token),
+            cancellationToken);
+    }
+
+    private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken token)
+    {
+        var bound = await SetPrincipalOnHashAsync(id, principal, token).ConfigureAwait(false);
+        if (bound is not { } previous)
+        {
+            return SessionAdmission.Gone;
+        }
+
+        if (string.Equals(previous.Principal, principal, StringComparison.Ordinal))
+        {
+            // Bound already (admitted, or bound without a sign-in): admitted, as on every store; the index lists it.
+            await UpdateIndexAsync(principal, ["a", id, previous.AbsoluteMs], token).ConfigureAwait(false);
+            return SessionAdmission.Admitted([]);
+        }
+
+        var ended = await RunAdmitScriptAsync(id, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
+        if (ended is null)
+        {
+            // The index may still list sessions that ended by their idle timeout (it is scored by absolute expiry):
+            // drop those by their hashes, then ask once more.
+            await FindByPrincipalCoreAsync(principal, token).ConfigureAwait(false);
+            ended = await RunAdmitScriptAsync(id, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
+        }
+
+        if (ended is null)
+        {
+            await SetPrincipalOnHashAsync(id, previous.Principal, token).ConfigureAwait(false);
+            return SessionAdmission.Refused;
+        }
+
+        if (previous.Principal is { } old)
+        {
+            await UpdateIndexAsync(old, ["r", id], token).ConfigureAwait(false);
+        }
+
+        // The popped ids are out of the index already; their hashes go now, one single-slot call each.
+        await Task.WhenAll(ended.Select(e => DeleteCoreAsync(e, token))).ConfigureAwait(false);
+        return SessionAdmission.Admitted(ended);
+    }
+
+    /// <summary>Sets (or, for null, clears) the principal field of a live session; null when the session is gone.</summary>
+    private async Task<(string? Principal, long AbsoluteMs)?> SetPrincipalOnHashAsync(string id, string? principal, CancellationToken token)
+    {
+        RedisValue[] args = principal is null ? [Clock(), "0c"] : [Clock(), "0p", principal];
+        var result = (RedisResult[])(await WriteAsync(_saveScript, _keys.Session(id), args, token).ConfigureAwait(false))!;
+        return (int)result[0] != 1 ? null : ((int)result[3] == 1 ? (string?)result[4] : null, (long)result[2]);
+    }
+
+    /// <summary>Runs <see cref="RedisCapScripts.Admit"/>: the ended ids when admitted, null when refused.</summary>
+    private async Task<string[]?> RunAdmitScriptAsync(string id, string principal, long absoluteMs, int maxSessions, SessionCapPolicy policy, CancellationToken token)
+    {
+        RedisValue[] args = [Clock(), id, absoluteMs, maxSessions, policy == SessionCapPolicy.RefuseNewSession ? "r" : "e"];
+        var result = (RedisResult[])(await WriteAsync(RedisCapScripts.Admit, _keys.Principal(principal), args, token).ConfigureAwait(false))!;
+        if ((int)result[0] != 1)
+        {
+            return null;
+        }
+
+        var ended = new string[result.Length - 1];
+        for (var i = 1; i < result.Length; i++)
+        {
+            ended[i - 1] = (string)result[i]!;
+        }
+
+        return ended;
+    }
+}
