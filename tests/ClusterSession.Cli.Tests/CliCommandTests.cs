@@ -182,6 +182,7 @@ public abstract class CliCommandTests : IAsyncLifetime
         var buckets = stats.GetProperty("timeToLive").EnumerateObject().ToDictionary(static p => p.Name, static p => p.Value.GetInt32());
         Assert.Equal(3, buckets.Values.Sum());
         Assert.Equal(3, buckets["15-60m"]); // the default idle timeout is 20 minutes and the sessions are fresh
+        Assert.Contains("\"<1m\":0", output, StringComparison.Ordinal);
 
         var (humanCode, human) = await RunAsync("stats", "--sample", "2");
         Assert.Equal(0, humanCode);

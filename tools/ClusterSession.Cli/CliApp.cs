@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using ClusterSession.AspNetCore.Internal;
 using ClusterSession.Postgres;
@@ -107,7 +108,8 @@ public static class CliApp
             return new RedisSessionStore(redis);
         }
 
-        var postgres = new PostgresSessionStoreOptions { ConnectionString = options.Postgres };
+        // A short-lived tool leaves the expired-row cleanup to the application's instances.
+        var postgres = new PostgresSessionStoreOptions { ConnectionString = options.Postgres, CleanupInterval = Timeout.InfiniteTimeSpan };
         if (options.Schema is { } schema)
         {
             postgres.Schema = schema;
@@ -120,6 +122,9 @@ public static class CliApp
 
         return new PostgresSessionStore(postgres);
     }
+
+    // Output for a terminal or a script, never embedded in HTML: "<1m" stays readable.
+    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private sealed class Commands(ISessionStore store, CliOptions options, TextWriter output)
     {
@@ -398,7 +403,7 @@ public static class CliApp
         private async Task WriteJsonAsync(Action<Utf8JsonWriter> write)
         {
             using var buffer = new MemoryStream();
-            using (var writer = new Utf8JsonWriter(buffer))
+            using (var writer = new Utf8JsonWriter(buffer, JsonOptions))
             {
                 write(writer);
             }
