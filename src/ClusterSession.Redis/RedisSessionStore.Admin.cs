@@ -26,15 +26,18 @@ public sealed partial class RedisSessionStore : ISessionStoreAdministration
             static async (db, _) =>
             {
                 long keys = 0;
+                var masters = 0;
                 foreach (var server in db.Multiplexer.GetServers())
                 {
                     if (!server.IsReplica && server.IsConnected)
                     {
+                        masters++;
                         keys += await server.DatabaseSizeAsync(db.Database, Primary).ConfigureAwait(false);
                     }
                 }
 
-                return keys;
+                // With no master connected there is nothing to count: an outage, not an empty store.
+                return masters > 0 ? keys : throw NoMaster();
             },
             0,
             token);
@@ -44,12 +47,15 @@ public sealed partial class RedisSessionStore : ISessionStoreAdministration
             static async (db, state) =>
             {
                 var keys = new List<RedisKey>(state.Max);
+                var masters = 0;
                 foreach (var server in db.Multiplexer.GetServers())
                 {
                     if (server.IsReplica || !server.IsConnected)
                     {
                         continue;
                     }
+
+                    masters++;
 
                     await foreach (var key in server.KeysAsync(db.Database, state.Pattern, pageSize: Math.Min(1000, state.Max)).WithCancellation(state.Token).ConfigureAwait(false))
                     {
@@ -64,6 +70,11 @@ public sealed partial class RedisSessionStore : ISessionStoreAdministration
                     {
                         break;
                     }
+                }
+
+                if (masters == 0)
+                {
+                    throw NoMaster();
                 }
 
                 var memory = keys.Select(k => db.ExecuteAsync("MEMORY", ["USAGE", k], Primary)).ToArray();
@@ -84,4 +95,7 @@ public sealed partial class RedisSessionStore : ISessionStoreAdministration
             },
             (Pattern: _keys.SessionPattern, Max: maxSessions, Token: token),
             token);
+
+    private static RedisConnectionException NoMaster()
+        => new(ConnectionFailureType.UnableToConnect, CommandFlags.None, "No Redis master is connected.");
 }

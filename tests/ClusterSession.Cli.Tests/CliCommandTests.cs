@@ -203,12 +203,18 @@ public abstract class CliCommandTests : IAsyncLifetime
         Assert.Contains("not counted", stats, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task An_unreachable_store_exits_with_3()
+    [Theory]
+    [InlineData("count")]
+    [InlineData("count", "--user", "alice")]
+    [InlineData("stats")]
+    [InlineData("revoke-user", "alice")]
+    public async Task An_unreachable_store_exits_with_3_never_with_an_empty_answer(params string[] command)
     {
+        var output = new StringWriter();
         var error = new StringWriter();
-        var code = await CliApp.RunAsync(["count", "--user", "alice", .. UnreachableStoreArguments], new StringWriter(), error, CancellationToken.None);
+        var code = await CliApp.RunAsync([.. command, .. UnreachableStoreArguments], output, error, CancellationToken.None);
         Assert.Equal(ExitCodes.StoreUnavailable, code);
+        Assert.Equal("", output.ToString());
         Assert.Contains("unavailable", error.ToString(), StringComparison.Ordinal);
     }
 
