@@ -10,9 +10,9 @@ namespace ClusterSession.Packaging.Tests;
 public sealed class PackageTests(PackageFeed feed)
 {
     [Fact]
-    public void Pack_makes_the_five_packages_and_their_symbol_packages_without_a_warning()
+    public void Pack_makes_the_five_packages_the_tool_and_their_symbol_packages_without_a_warning()
     {
-        string[] expected = [.. Repository.PackageIds.SelectMany(id => new[] { $"{id}.{feed.Version}.nupkg", $"{id}.{feed.Version}.snupkg" }).Order(StringComparer.Ordinal)];
+        string[] expected = [.. Repository.PackageIds.Append(Repository.ToolPackageId).SelectMany(id => new[] { $"{id}.{feed.Version}.nupkg", $"{id}.{feed.Version}.snupkg" }).Order(StringComparer.Ordinal)];
         string[] made = [.. Directory.GetFiles(feed.Directory).Select(Path.GetFileName).Order(StringComparer.Ordinal)!];
         Assert.Equal(expected, made);
         Assert.DoesNotContain("warning", feed.PackOutput, StringComparison.OrdinalIgnoreCase);
@@ -63,6 +63,23 @@ public sealed class PackageTests(PackageFeed feed)
             Assert.Contains($"lib/net10.0/{id}.dll", package.Entries.Select(e => e.FullName));
             Assert.Contains($"lib/net10.0/{id}.xml", package.Entries.Select(e => e.FullName));
         }
+    }
+
+    [Fact]
+    public void The_tool_package_is_a_dotnet_tool_named_clustersession_with_its_readme()
+    {
+        using var package = ZipFile.OpenRead(feed.PackagePath(Repository.ToolPackageId));
+        var metadata = Nuspec(package, Repository.ToolPackageId);
+        Assert.Equal(feed.Version, Value(metadata, "version"));
+        Assert.Contains("DotnetTool", (string?)metadata.Element(metadata.Name.Namespace + "packageTypes")?.Element(metadata.Name.Namespace + "packageType")?.Attribute("name") ?? "", StringComparison.Ordinal);
+        Assert.Equal("MIT", Value(metadata, "license"));
+        Assert.Contains("session", Value(metadata, "tags").Split(' '));
+        var settings = XElement.Parse(Read(package, "tools/net10.0/any/DotnetToolSettings.xml"));
+        var command = settings.Descendants("Command").Single();
+        Assert.Equal("clustersession", (string?)command.Attribute("Name"));
+        Assert.Equal("ClusterSession.Cli.dll", (string?)command.Attribute("EntryPoint"));
+        Assert.StartsWith("# " + Repository.ToolPackageId + "\n", Read(package, "README.md"), StringComparison.Ordinal);
+        Assert.Contains($"dotnet tool install --global {Repository.ToolPackageId} --prerelease", Read(package, "README.md"), StringComparison.Ordinal);
     }
 
     [Fact]

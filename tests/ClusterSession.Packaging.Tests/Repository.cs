@@ -18,9 +18,12 @@ internal static class Repository
 
     public static string VersionSuffix => Metadata("VersionSuffix");
 
-    /// <summary>The five packages <c>dotnet pack</c> makes, and nothing else.</summary>
+    /// <summary>The five library packages <c>dotnet pack</c> makes.</summary>
     public static readonly string[] PackageIds =
         ["ClusterSession", "ClusterSession.AspNetCore", "ClusterSession.Redis", "ClusterSession.Postgres", "ClusterSession.Testing"];
+
+    /// <summary>The one .NET tool package it makes besides them (tools/ClusterSession.Cli, command <c>clustersession</c>).</summary>
+    public const string ToolPackageId = "ClusterSession.Cli";
 
     private static string Metadata(string key) =>
         typeof(Repository).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == key).Value

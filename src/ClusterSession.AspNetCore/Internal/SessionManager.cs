@@ -98,13 +98,7 @@ internal sealed class SessionManager : ISessionManager
         return count;
     }
 
-    public string GetHandle(string sessionId)
-    {
-        ArgumentNullException.ThrowIfNull(sessionId);
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.ASCII.GetBytes("ClusterSession.handle/" + sessionId), hash);
-        return System.Buffers.Text.Base64Url.EncodeToString(hash[..16]);
-    }
+    public string GetHandle(string sessionId) => SessionHandle.FromId(sessionId);
 
     private static string? Reserved(SessionSnapshot session, string name)
         => session.Attributes.TryGetValue(ReservedNames.Prefix + name, out var value) ? Encoding.UTF8.GetString(value) : null;
