@@ -54,6 +54,13 @@ public sealed class AppHost : IAsyncDisposable
         }
     }
 
+    /// <summary>Debian's libfaketime (package faketime, which ./test.sh installs).</summary>
+    private static readonly Lazy<string> LibFakeTime = new(static () =>
+        Directory.EnumerateDirectories("/usr/lib", "*-linux-gnu*")
+            .Select(static d => Path.Combine(d, "faketime", "libfaketime.so.1"))
+            .FirstOrDefault(File.Exists)
+        ?? throw new InvalidOperationException("libfaketime.so.1 not found under /usr/lib: install Debian's faketime package (./test.sh does)."));
+
     /// <summary>Starts one host; with <paramref name="clockOffset"/> (faketime's syntax, e.g. "+25m") its clock is that far off.</summary>
     public static async Task<AppHost> StartAsync(Func<AppHost.Paths, string[]> arguments, string? clockOffset = null)
     {
@@ -64,17 +71,24 @@ public sealed class AppHost : IAsyncDisposable
         var port = ServerProcess.FreePort();
         var address = new Uri(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}"));
 
-        // faketime (Debian's libfaketime) shifts the process's clocks, as a node whose NTP is off would see them.
+        // libfaketime (Debian's faketime package) shifts the process's clocks, as a node whose NTP is off would see them.
+        // Preloaded directly rather than through the `faketime` wrapper: the wrapper keeps a named semaphore per pid in
+        // /dev/shm that outlives a killed process and makes a later wrapper with a reused pid fail ("sem_open: File exists").
         // (FAKETIME_DONT_FAKE_MONOTONIC=1 made every Redis call of the process time out: left at its default.)
-        var start = new ProcessStartInfo(clockOffset is null ? "dotnet" : "faketime")
+        var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = paths.ContentRoot,
         };
-        string[] wrapper = clockOffset is null ? [] : ["-f", clockOffset, "dotnet"];
-        string[] all = [.. wrapper, TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
+        if (clockOffset is not null)
+        {
+            start.Environment["LD_PRELOAD"] = LibFakeTime.Value;
+            start.Environment["FAKETIME"] = clockOffset;
+        }
+
+        string[] all = [TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
         foreach (var argument in all)
         {
             start.ArgumentList.Add(argument);
@@ -121,6 +135,7 @@ public sealed class AppHost : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         ServerProcess.Stop(_process);
+        RemoveLeakedFakeTimeState();
         try
         {
             Directory.Delete(Root, recursive: true);
@@ -130,6 +145,38 @@ public sealed class AppHost : IAsyncDisposable
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// libfaketime keeps a shared-memory file (and a semaphore) per process in /dev/shm, named by pid, and a killed
+    /// process leaves them behind; a later faked process that gets the same pid would then fail to start. Removes
+    /// those of processes that no longer run.
+    /// </summary>
+    private static void RemoveLeakedFakeTimeState()
+    {
+        if (!Directory.Exists("/dev/shm"))
+        {
+            return;
+        }
+
+        foreach (var file in Directory.EnumerateFiles("/dev/shm", "*faketime_*"))
+        {
+            var name = Path.GetFileName(file);
+            var pid = name[(name.LastIndexOf('_') + 1)..];
+            if (int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && !Directory.Exists("/proc/" + id.ToString(CultureInfo.InvariantCulture)))
+            {
+                try
+                {
+                    File.Delete(file);
+                }
+                catch (IOException)
+                {
+                }
+                catch (UnauthorizedAccessException)
+                {
+                }
+            }
+        }
     }
 
     private async Task<bool> IsReadyAsync()
