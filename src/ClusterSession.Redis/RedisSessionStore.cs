@@ -384,12 +384,15 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             static async (db, state) =>
             {
                 long count = 0;
+                var mastersCounted = 0;
                 foreach (var server in db.Multiplexer.GetServers())
                 {
                     if (server.IsReplica || !server.IsConnected)
                     {
                         continue;
                     }
+
+                    mastersCounted++;
 
                     // Each master's keys are judged on that master's clock, as its scripts judge them.
                     var now = state.TestClockMs ?? new DateTimeOffset(DateTime.SpecifyKind(await server.TimeAsync().ConfigureAwait(false), DateTimeKind.Utc)).ToUnixTimeMilliseconds();
@@ -408,7 +411,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                     }
                 }
 
-                return count;
+                // No primary reachable is an outage, not an empty store.
+                return mastersCounted > 0 ? count : throw SessionStoreUnavailableException.Refused("Redis", "count");
             },
             (Pattern: _keys.SessionPattern, TestClockMs: TestClockMs(), Token: token),
             token);

@@ -57,6 +57,9 @@ public sealed class FaultTests(ITestOutputHelper output) : IAsyncLifetime
         await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CreateAsync(
             SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(8))));
 
+        // With no primary reachable, a count is an outage too, never 0 sessions.
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CountAsync());
+
         await _server.StartAsync();
 
         // The restarted server is empty (no persistence) and has no scripts loaded: the store must reconnect and reload them.
