@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using ClusterSession.Testing.Servers;
@@ -18,8 +17,6 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
 {
     private const int Nodes = 3;
     private const int Writers = 8;
-    private const int MaxWritesPerWriter = 20_000;
-    private const int Keys = 200;
     private const int MinThreads = 32;
     private static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan BeforeFault = TimeSpan.FromSeconds(1.5);
@@ -71,10 +68,10 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
                 sessions[w] = session.Id;
             }
 
-            var run = new Run();
+            var run = new FailoverRun(Writers);
             var clock = Stopwatch.StartNew();
             using var stop = new CancellationTokenSource(RunLimit);
-            var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(() => WriteAsync(w, stores, sessions[w], run, clock, stop.Token))).ToArray();
+            var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(() => FailoverLoad.WriteAsync(w, stores, sessions[w], run, clock, stop.Token))).ToArray();
 
             await Task.Delay(BeforeFault);
             var faultAt = clock.Elapsed;
@@ -113,7 +110,7 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
                         _sentinel.Resume(stopped);
                     }
 
-                    return run.RecoveredSince(faultAt, clock.Elapsed, Writers) || stop.IsCancellationRequested;
+                    return run.RecoveredSince(faultAt, clock.Elapsed) || stop.IsCancellationRequested;
                 },
                 RunLimit,
                 "every writer succeeds again after the fault");
@@ -176,126 +173,6 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
             foreach (var store in stores)
             {
                 await store.DisposeAsync();
-            }
-        }
-    }
-
-    private static async Task WriteAsync(int writer, RedisSessionStore[] stores, string id, Run run, Stopwatch clock, CancellationToken stop)
-    {
-        for (var i = 0; i < MaxWritesPerWriter && !stop.IsCancellationRequested; i++)
-        {
-            // Distinct attributes, reused every Keys writes so a session stays under the attribute limit.
-            var name = string.Create(CultureInfo.InvariantCulture, $"w{writer}-{i % Keys}");
-            var store = stores[(writer + i) % stores.Length];
-            var started = clock.Elapsed;
-            try
-            {
-                var result = await store.SaveAsync(new SessionChanges(id, new Dictionary<string, byte[]> { [name] = BitConverter.GetBytes((long)i) }), CancellationToken.None);
-                run.Record(writer, started, clock.Elapsed, result == SessionSaveResult.Saved ? Outcome.Ok : Outcome.Gone, name, i, null);
-            }
-            catch (SessionStoreUnavailableException ex)
-            {
-                run.Record(writer, started, clock.Elapsed, Outcome.Unavailable, name, i, ex.Message);
-                await Task.Delay(20, CancellationToken.None);
-            }
-#pragma warning disable CA1031 // Counted and asserted on: any other exception fails the test.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                run.Record(writer, started, clock.Elapsed, Outcome.Other, name, i, ex.GetType().Name + ": " + ex.Message);
-            }
-        }
-    }
-
-    private enum Outcome
-    {
-        Ok,
-        Unavailable,
-        Gone,
-        Other,
-    }
-
-    private sealed class Run
-    {
-        private readonly Lock _lock = new();
-        private readonly TimeSpan?[] _lastOk = new TimeSpan?[Writers];
-        private int _ok;
-        private int _unavailable;
-        private int _gone;
-        private int _other;
-
-        /// <summary>Per writer: attribute name to the last acknowledged value.</summary>
-        public Dictionary<string, long>[] Acknowledged { get; } = Enumerable.Range(0, Writers).Select(_ => new Dictionary<string, long>(StringComparer.Ordinal)).ToArray();
-
-        public ConcurrentQueue<string> Messages { get; } = new();
-
-        public TimeSpan? LastFailure { get; private set; }
-
-        public TimeSpan Slowest { get; private set; }
-
-        public int Ok => _ok;
-
-        public int Unavailable => _unavailable;
-
-        public int Gone => _gone;
-
-        public int Other => _other;
-
-        public int Total => _ok + _unavailable + _gone + _other;
-
-        public void Record(int writer, TimeSpan started, TimeSpan ended, Outcome outcome, string name, long value, string? message)
-        {
-            lock (_lock)
-            {
-                Slowest = ended - started > Slowest ? ended - started : Slowest;
-                switch (outcome)
-                {
-                    case Outcome.Ok:
-                        _ok++;
-                        _lastOk[writer] = ended;
-                        Acknowledged[writer][name] = value;
-                        break;
-                    case Outcome.Unavailable:
-                        _unavailable++;
-                        LastFailure = ended;
-                        break;
-                    case Outcome.Gone:
-                        _gone++;
-                        LastFailure = ended;
-                        break;
-                    default:
-                        _other++;
-                        LastFailure = ended;
-                        break;
-                }
-            }
-
-            if (message is not null && Messages.Count < 5000)
-            {
-                Messages.Enqueue(message);
-            }
-        }
-
-        /// <summary>Every writer has succeeded after the last failure (or, with no failure at all, a second after the fault).</summary>
-        public bool RecoveredSince(TimeSpan faultAt, TimeSpan now, int writers)
-        {
-            lock (_lock)
-            {
-                var since = LastFailure is { } last && last > faultAt ? last : faultAt + TimeSpan.FromSeconds(3);
-                if (now < since)
-                {
-                    return false;
-                }
-
-                for (var w = 0; w < writers; w++)
-                {
-                    if (_lastOk[w] is not { } ok || ok <= since)
-                    {
-                        return false;
-                    }
-                }
-
-                return true;
             }
         }
     }
