@@ -86,7 +86,7 @@ public sealed class ClusterScaleOutTests(ITestOutputHelper output) : IAsyncLifet
 
         var key = prefix + "s:{" + sessions[0] + "}";
         var slot = int.Parse((await ServerProcess.TryCommandAsync(port, $"CLUSTER KEYSLOT {key}"))!.TrimStart(':').Trim(), CultureInfo.InvariantCulture);
-        var source = await OwnerAsync(slot);
+        var source = await _cluster.MasterOfSlotAsync(slot);
         var sourceId = await NodeIdAsync(source);
         var targetId = await NodeIdAsync(port);
 
@@ -166,37 +166,7 @@ public sealed class ClusterScaleOutTests(ITestOutputHelper output) : IAsyncLifet
 
         Assert.Empty(failures);
         Assert.Equal(0, lost);
-        Assert.Equal(port, await OwnerAsync(slot));
-    }
-
-    private async Task<int> OwnerAsync(int slot)
-    {
-        var nodes = await ServerProcess.TryCommandAsync(_cluster.Ports[0], "CLUSTER NODES") ?? "";
-        foreach (var line in nodes.Split('\n'))
-        {
-            var parts = line.Trim().Split(' ');
-            if (parts.Length < 9 || !parts[2].Contains("master", StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            foreach (var range in parts[8..])
-            {
-                var bounds = range.Split('-');
-                if (bounds[0].StartsWith('[') || !int.TryParse(bounds[0], CultureInfo.InvariantCulture, out var from))
-                {
-                    continue;
-                }
-
-                var to = bounds.Length > 1 ? int.Parse(bounds[1], CultureInfo.InvariantCulture) : from;
-                if (slot >= from && slot <= to)
-                {
-                    return int.Parse(parts[1].Split('@')[0].Split(':')[1], CultureInfo.InvariantCulture);
-                }
-            }
-        }
-
-        throw new InvalidOperationException($"No master serves slot {slot}.");
+        Assert.Equal(port, await _cluster.MasterOfSlotAsync(slot));
     }
 
     private static async Task<string> NodeIdAsync(int port)
