@@ -1,0 +1,538 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+
+namespace ClusterSession.Caching;
+
+/// <summary>
+/// One node's copies of sessions it has read from a shared store (<see cref="NearCacheOptions"/>): the part
+/// every store shares. The store feeds it what it learns: loads (<see cref="BeginLoad"/> before the round
+/// trip, <see cref="CompleteLoad"/> after), its own writes (<see cref="Saved"/>, <see cref="Remove"/>), the
+/// invalidations its channel delivers (<see cref="Invalidate"/>) and the state of that channel
+/// (<see cref="ChannelDown"/>, heartbeats). Thread-safe.
+/// </summary>
+/// <remarks>
+/// Correctness rests on four rules. (1) A copy is served only while the channel is proven working: after
+/// <see cref="ChannelDown"/>, or when no heartbeat came back for three intervals, the cache is emptied and
+/// bypassed until a heartbeat sent after that moment comes back. (2) A load that an invalidation of the same
+/// session overtook (the change landed while the load was in flight) is not cached, and neither is one that
+/// started before the channel last went down. (3) A copy lives at most <see cref="NearCacheOptions.MaxAge"/>
+/// and never past the session's expiry as the store saw it at load time, measured on this node's monotonic
+/// clock from the moment the load was sent (so a skewed wall clock cannot stretch it). (4) An invalidation
+/// carries the version the change produced; a copy already at that version (this node's own write) is kept.
+/// </remarks>
+internal sealed class NearCache : IDisposable
+{
+    /// <summary>The version an invalidation carries when the session is gone (deleted, revoked, moved to a new id).</summary>
+    public const long Gone = long.MaxValue;
+
+    // Per session: the entry object, two dictionary slots and strings; a rough figure, the limit is approximate by design.
+    private const int EntryOverhead = 256;
+
+    private static readonly Meter Meter = new("ClusterSession.NearCache");
+    private static readonly Counter<long> Hits = Meter.CreateCounter<long>("cluster_session.near_cache.hits", description: "Session reads served from this node's near cache.");
+    private static readonly Counter<long> Misses = Meter.CreateCounter<long>("cluster_session.near_cache.misses", description: "Session reads the near cache could not serve (absent, expired, or cache bypassed).");
+    private static readonly Counter<long> Invalidations = Meter.CreateCounter<long>("cluster_session.near_cache.invalidations", description: "Cached sessions dropped because another node (or this one) changed them.");
+    private static readonly Counter<long> Flushes = Meter.CreateCounter<long>("cluster_session.near_cache.flushes", description: "Times the near cache was emptied because its invalidation channel was down or late.");
+
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PendingLoad.Tracker> _pending = new(StringComparer.Ordinal);
+    private readonly Lock _pendingGate = new();
+    private readonly Lock _evictionGate = new();
+    private readonly TimeProvider _time;
+    private readonly long _sizeLimit;
+    private readonly long _maxAgeTicks;
+    private readonly long _heartbeatLagTicks;
+    private readonly double _touchFraction;
+    private readonly Func<long, Task>? _sendHeartbeat;
+    private readonly ITimer? _heartbeatTimer;
+    private long _size;
+    private long _epoch;
+    private long _heartbeatSent;
+    private long _firstUsableHeartbeat = 1;
+    private long _lastHeartbeatAt;
+    private volatile bool _usable;
+    private bool _disposed;
+
+    /// <summary>Creates the cache; it serves nothing until the first heartbeat comes back.</summary>
+    /// <param name="options">The near-cache options (validated by the store's options).</param>
+    /// <param name="touchIntervalFraction">The store's <see cref="SessionStoreOptions.TouchIntervalFraction"/>.</param>
+    /// <param name="time">The clock; its timestamps measure ages and its timers send heartbeats.</param>
+    /// <param name="sendHeartbeat">
+    /// Sends heartbeat number N through the store so that this node's channel delivers it back
+    /// (the store calls <see cref="HeartbeatReceived"/> with N). Null: the store drives heartbeats itself.
+    /// </param>
+    public NearCache(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, Func<long, Task>? sendHeartbeat)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        _time = time;
+        _sizeLimit = options.SizeLimit;
+        _maxAgeTicks = Ticks(options.MaxAge);
+        _heartbeatLagTicks = 3 * Ticks(options.HeartbeatInterval);
+        _touchFraction = touchIntervalFraction;
+        _sendHeartbeat = sendHeartbeat;
+        if (sendHeartbeat is not null)
+        {
+            _heartbeatTimer = time.CreateTimer(static state => ((NearCache)state!).Beat(), this, TimeSpan.Zero, options.HeartbeatInterval);
+        }
+    }
+
+    /// <summary>Whether copies are served now: the channel is subscribed and its last heartbeat is recent.</summary>
+    public bool IsUsable
+    {
+        get
+        {
+            if (!_usable)
+            {
+                return false;
+            }
+
+            if (Elapsed(Volatile.Read(ref _lastHeartbeatAt)) <= _heartbeatLagTicks)
+            {
+                return true;
+            }
+
+            // The channel went quiet: it may have stopped delivering without the connection noticing.
+            ChannelDown();
+            return false;
+        }
+    }
+
+    /// <summary>The approximate bytes the cached sessions take.</summary>
+    public long Size => Interlocked.Read(ref _size);
+
+    /// <summary>The number of cached sessions.</summary>
+    public int Count => _entries.Count;
+
+    /// <summary>
+    /// Returns this node's copy of the session when one may be served. <paramref name="touchDue"/> is true
+    /// when the store should refresh the session's last access (off the request's path; see
+    /// <see cref="TryBeginTouch"/>).
+    /// </summary>
+    public bool TryGet(string id, out SessionSnapshot snapshot, out bool touchDue)
+    {
+        touchDue = false;
+        if (!IsUsable || !_entries.TryGetValue(id, out var entry))
+        {
+            snapshot = null!;
+            Misses.Add(1);
+            return false;
+        }
+
+        var now = _time.GetTimestamp();
+        if (now >= entry.ExpiresAt)
+        {
+            Drop(id, entry);
+            snapshot = null!;
+            Misses.Add(1);
+            return false;
+        }
+
+        entry.LastUsed = now;
+        touchDue = now - entry.AccessedAt >= entry.TouchAfterTicks && Volatile.Read(ref entry.Touching) == 0;
+        snapshot = entry.Snapshot;
+        Hits.Add(1);
+        return true;
+    }
+
+    /// <summary>
+    /// Claims the refresh of a cached session's last access, so that only one runs at a time per session
+    /// on this node. False when another is running or the session is not cached.
+    /// </summary>
+    public bool TryBeginTouch(string id)
+        => _entries.TryGetValue(id, out var entry) && Interlocked.CompareExchange(ref entry.Touching, 1, 0) == 0;
+
+    /// <summary>
+    /// Ends a refresh claimed with <see cref="TryBeginTouch"/>. The store's load touched the session, so the
+    /// caller passes the load's outcome to <see cref="CompleteLoad"/> first; this only releases the claim.
+    /// </summary>
+    public void EndTouch(string id)
+    {
+        if (_entries.TryGetValue(id, out var entry))
+        {
+            Volatile.Write(ref entry.Touching, 0);
+        }
+    }
+
+    /// <summary>Call before a load's round trip; pass the result to <see cref="CompleteLoad"/>.</summary>
+    public PendingLoad BeginLoad(string id)
+    {
+        var startedAt = _time.GetTimestamp();
+        var epoch = Interlocked.Read(ref _epoch);
+        lock (_pendingGate)
+        {
+            if (!_pending.TryGetValue(id, out var track))
+            {
+                track = new PendingLoad.Tracker();
+                _pending[id] = track;
+            }
+
+            track.Users++;
+            return new PendingLoad(id, startedAt, epoch, track);
+        }
+    }
+
+    /// <summary>
+    /// Caches what a load returned unless the load was overtaken by an invalidation of the session or by the
+    /// channel going down. <paramref name="storeNow"/> is the store's clock at the load (the node's when the
+    /// store does not say): with the snapshot's expiry it gives the time the copy may live.
+    /// </summary>
+    public void CompleteLoad(PendingLoad load, SessionSnapshot? snapshot, DateTimeOffset storeNow)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        var entry = snapshot is null ? null : NewEntry(load, snapshot, storeNow);
+        lock (_pendingGate)
+        {
+            var stale = load.Track.Stale;
+            if (--load.Track.Users == 0 && _pending.TryGetValue(load.Id, out var current) && ReferenceEquals(current, load.Track))
+            {
+                _pending.Remove(load.Id);
+            }
+
+            // Under the lock: an invalidation either marked this load stale before, or finds the copy after and drops it.
+            if (entry is null || stale || !_usable || Interlocked.Read(ref _epoch) != load.Epoch)
+            {
+                return;
+            }
+
+            Store(load.Id, entry);
+        }
+
+        if (Interlocked.Read(ref _size) > _sizeLimit)
+        {
+            Evict();
+        }
+    }
+
+    /// <summary>
+    /// This node saved <paramref name="changes"/> and the store answered with <paramref name="newVersion"/>:
+    /// the cached copy becomes the new state when it was the version just before, else it is dropped
+    /// (another node's change landed in between and its invalidation is on its way).
+    /// </summary>
+    public void Saved(SessionChanges changes, long newVersion)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+
+        // A load of this session in flight may have read the state before this save: it must not be cached.
+        MarkPendingStale(changes.Id);
+        if (!_entries.TryGetValue(changes.Id, out var entry))
+        {
+            return;
+        }
+
+        if (entry.Snapshot.Version != newVersion - 1 || !_usable)
+        {
+            Drop(changes.Id, entry);
+            return;
+        }
+
+        var old = entry.Snapshot;
+        var attributes = new Dictionary<string, byte[]>(old.Attributes.Count + changes.Set.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in old.Attributes)
+        {
+            attributes[name] = value;
+        }
+
+        foreach (var name in changes.Removed)
+        {
+            attributes.Remove(name);
+        }
+
+        foreach (var (name, value) in changes.Set)
+        {
+            attributes[name] = value;
+        }
+
+        var now = _time.GetTimestamp();
+        var idle = changes.IdleTimeout ?? old.IdleTimeout;
+        var wallNow = _time.GetUtcNow();
+        var snapshot = new SessionSnapshot(
+            old.Id,
+            old.CreatedAt,
+            wallNow,
+            idle,
+            old.AbsoluteExpiresAt,
+            changes.PrincipalChanged ? changes.Principal : old.Principal,
+            newVersion,
+            attributes);
+
+        // A save refreshes the last access on the store; the copy may live no longer than before
+        // (its maximum age counts from the load) nor past the new idle expiry.
+        var updated = new Entry(
+            snapshot,
+            expiresAt: Math.Min(entry.ExpiresAt, now + Ticks(idle)),
+            accessedAt: now,
+            touchAfterTicks: Ticks(idle * _touchFraction),
+            size: SizeOf(snapshot));
+        if (_entries.TryUpdate(changes.Id, updated, entry))
+        {
+            Interlocked.Add(ref _size, updated.Size - entry.Size);
+            if (Interlocked.Read(ref _size) > _sizeLimit)
+            {
+                Evict();
+            }
+        }
+    }
+
+    /// <summary>This node changed or ended the session in a way it does not mirror: drops its copy.</summary>
+    public void Remove(string id)
+    {
+        MarkPendingStale(id);
+        if (_entries.TryGetValue(id, out var entry))
+        {
+            Drop(id, entry);
+        }
+    }
+
+    /// <summary>
+    /// The channel delivered a change of the session to <paramref name="version"/> (<see cref="Gone"/> when it
+    /// ended). Drops an older copy and keeps loads in flight from caching what they read.
+    /// </summary>
+    public void Invalidate(string id, long version)
+    {
+        MarkPendingStale(id);
+        if (_entries.TryGetValue(id, out var entry) && entry.Snapshot.Version < version)
+        {
+            Drop(id, entry);
+            Invalidations.Add(1);
+        }
+    }
+
+    /// <summary>
+    /// The invalidation channel is down, resubscribing or may have missed messages: empties the cache and
+    /// serves nothing until a heartbeat sent after this moment comes back.
+    /// </summary>
+    public void ChannelDown()
+    {
+        _usable = false;
+        Interlocked.Increment(ref _epoch);
+        Interlocked.Exchange(ref _firstUsableHeartbeat, Interlocked.Read(ref _heartbeatSent) + 1);
+        lock (_pendingGate)
+        {
+            foreach (var pending in _pending.Values)
+            {
+                pending.Stale = true;
+            }
+
+            _pending.Clear();
+        }
+
+        if (!_entries.IsEmpty)
+        {
+            Flushes.Add(1);
+        }
+
+        _entries.Clear();
+        Interlocked.Exchange(ref _size, 0);
+    }
+
+    /// <summary>Numbers the next heartbeat; the store sends it through the channel and reports it back with <see cref="HeartbeatReceived"/>.</summary>
+    public long NextHeartbeat() => Interlocked.Increment(ref _heartbeatSent);
+
+    /// <summary>
+    /// Heartbeat <paramref name="number"/> came back through the channel: the channel delivers. Turns the cache
+    /// on when the heartbeat was sent after the channel last went down.
+    /// </summary>
+    public void HeartbeatReceived(long number)
+    {
+        if (number < Interlocked.Read(ref _firstUsableHeartbeat))
+        {
+            return;
+        }
+
+        Volatile.Write(ref _lastHeartbeatAt, _time.GetTimestamp());
+        _usable = true;
+    }
+
+    /// <summary>Stops the heartbeats and empties the cache.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _heartbeatTimer?.Dispose();
+        _usable = false;
+        _entries.Clear();
+    }
+
+    private void Beat()
+    {
+        if (_disposed || _sendHeartbeat is null)
+        {
+            return;
+        }
+
+        // Checking the lag here too turns a silent channel off even when no request asks.
+        _ = IsUsable;
+        var number = NextHeartbeat();
+        _ = SendQuietly(_sendHeartbeat, number);
+
+        static async Task SendQuietly(Func<long, Task> send, long number)
+        {
+            try
+            {
+                await send(number).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // A heartbeat that cannot be sent is what the lag check detects; nothing else to do with the error.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
+
+    private Entry? NewEntry(PendingLoad load, SessionSnapshot snapshot, DateTimeOffset storeNow)
+    {
+        var lifetime = snapshot.ExpiresAt - storeNow;
+        if (lifetime <= TimeSpan.Zero)
+        {
+            return null;
+        }
+
+        var accessAge = storeNow - snapshot.LastAccessedAt;
+        return new Entry(
+            snapshot,
+            expiresAt: load.StartedAt + Math.Min(_maxAgeTicks, Ticks(lifetime)),
+            accessedAt: load.StartedAt - Math.Max(0, Ticks(accessAge)),
+            touchAfterTicks: Ticks(snapshot.IdleTimeout * _touchFraction),
+            size: SizeOf(snapshot));
+    }
+
+    private void Store(string id, Entry entry)
+    {
+        var previous = _entries.GetOrAdd(id, entry);
+        if (ReferenceEquals(previous, entry))
+        {
+            Interlocked.Add(ref _size, entry.Size);
+        }
+        else if (previous.Snapshot.Version <= entry.Snapshot.Version && _entries.TryUpdate(id, entry, previous))
+        {
+            Interlocked.Add(ref _size, entry.Size - previous.Size);
+        }
+    }
+
+    private void Drop(string id, Entry entry)
+    {
+        if (_entries.TryRemove(new KeyValuePair<string, Entry>(id, entry)))
+        {
+            Interlocked.Add(ref _size, -entry.Size);
+        }
+    }
+
+    private void MarkPendingStale(string id)
+    {
+        lock (_pendingGate)
+        {
+            if (_pending.Remove(id, out var pending))
+            {
+                pending.Stale = true;
+            }
+        }
+    }
+
+    // Drops expired copies, then the least recently used until the cache is at three quarters of its limit;
+    // one thread at a time, the others carry on (the limit is a bound, not an exact figure).
+    private void Evict()
+    {
+        if (!_evictionGate.TryEnter())
+        {
+            return;
+        }
+
+        try
+        {
+            var now = _time.GetTimestamp();
+            var live = new List<KeyValuePair<string, Entry>>(_entries.Count);
+            foreach (var pair in _entries)
+            {
+                if (now >= pair.Value.ExpiresAt)
+                {
+                    Drop(pair.Key, pair.Value);
+                }
+                else
+                {
+                    live.Add(pair);
+                }
+            }
+
+            var target = _sizeLimit / 4 * 3;
+            if (Interlocked.Read(ref _size) <= target)
+            {
+                return;
+            }
+
+            live.Sort(static (a, b) => a.Value.LastUsed.CompareTo(b.Value.LastUsed));
+            foreach (var pair in live)
+            {
+                if (Interlocked.Read(ref _size) <= target)
+                {
+                    break;
+                }
+
+                Drop(pair.Key, pair.Value);
+            }
+        }
+        finally
+        {
+            _evictionGate.Exit();
+        }
+    }
+
+    private long Elapsed(long since) => _time.GetTimestamp() - since;
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    private static long SizeOf(SessionSnapshot snapshot)
+    {
+        long size = EntryOverhead + (2 * (snapshot.Id.Length + (snapshot.Principal?.Length ?? 0)));
+        foreach (var (name, value) in snapshot.Attributes)
+        {
+            size += 48 + (2 * name.Length) + value.Length;
+        }
+
+        return size;
+    }
+
+    private sealed class Entry(SessionSnapshot snapshot, long expiresAt, long accessedAt, long touchAfterTicks, long size)
+    {
+        public int Touching;
+
+        public long LastUsed = accessedAt;
+
+        public SessionSnapshot Snapshot { get; } = snapshot;
+
+        public long ExpiresAt { get; } = expiresAt;
+
+        public long AccessedAt { get; } = accessedAt;
+
+        public long TouchAfterTicks { get; } = touchAfterTicks;
+
+        public long Size { get; } = size;
+    }
+}
+
+/// <summary>A load in flight, from <see cref="NearCache.BeginLoad"/> to <see cref="NearCache.CompleteLoad"/>.</summary>
+internal sealed class PendingLoad
+{
+    internal PendingLoad(string id, long startedAt, long epoch, Tracker track)
+    {
+        Id = id;
+        StartedAt = startedAt;
+        Epoch = epoch;
+        Track = track;
+    }
+
+    internal string Id { get; }
+
+    internal long StartedAt { get; }
+
+    internal long Epoch { get; }
+
+    internal Tracker Track { get; }
+
+    /// <summary>Shared by the loads of one session in flight together: an invalidation marks them all.</summary>
+    internal sealed class Tracker
+    {
+        public int Users;
+
+        public bool Stale;
+    }
+}
