@@ -71,10 +71,26 @@ public sealed class PostgresSessionStoreOptions : SessionStoreOptions
     /// </summary>
     public bool CreateSchemaOnStartup { get; set; }
 
+    /// <summary>
+    /// The opt-in near cache: each node serves sessions it has read from its own memory, with no store round
+    /// trip, until a change made through the store anywhere invalidates its copy. Off by default; see
+    /// <see cref="NearCacheOptions"/> and docs/near-cache.md.
+    /// </summary>
+    public NearCacheOptions NearCache { get; set; } = new();
+
     /// <inheritdoc />
     protected override void AddFailures(ICollection<string> failures)
     {
         ArgumentNullException.ThrowIfNull(failures);
+        if (NearCache is null)
+        {
+            failures.Add(Failure(nameof(NearCache), null, "leave the default or set a NearCacheOptions instance."));
+        }
+        else
+        {
+            NearCache.AddFailures(Failure, failures);
+        }
+
         if (DataSource is null && string.IsNullOrWhiteSpace(ConnectionString))
         {
             failures.Add(Failure(nameof(ConnectionString), ConnectionString is null ? null : "(blank)", "set ConnectionString (e.g. \"Host=db;Username=app;Password=...;Database=app\") or DataSource."));

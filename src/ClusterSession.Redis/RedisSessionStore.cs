@@ -164,6 +164,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             KeyRingKey = source.KeyRingKey,
             WaitForReplicas = source.WaitForReplicas,
             ReplicaWaitTimeout = source.ReplicaWaitTimeout,
+            NearCache = source.NearCache,
         };
     }
 

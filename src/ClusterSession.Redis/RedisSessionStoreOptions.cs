@@ -59,10 +59,26 @@ public sealed class RedisSessionStoreOptions : SessionStoreOptions
     /// </summary>
     public TimeSpan ReplicaWaitTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// The opt-in near cache: each node serves sessions it has read from its own memory, with no store round
+    /// trip, until a change made through the store anywhere invalidates its copy. Off by default; see
+    /// <see cref="NearCacheOptions"/> and docs/near-cache.md.
+    /// </summary>
+    public NearCacheOptions NearCache { get; set; } = new();
+
     /// <inheritdoc />
     protected override void AddFailures(ICollection<string> failures)
     {
         ArgumentNullException.ThrowIfNull(failures);
+        if (NearCache is null)
+        {
+            failures.Add(Failure(nameof(NearCache), null, "leave the default or set a NearCacheOptions instance."));
+        }
+        else
+        {
+            NearCache.AddFailures(Failure, failures);
+        }
+
         if (ConnectionMultiplexerFactory is null && string.IsNullOrWhiteSpace(Configuration))
         {
             failures.Add(Failure(nameof(Configuration), Configuration, "set it to a Redis configuration string such as \"127.0.0.1:6379\", or set ConnectionMultiplexerFactory to share an existing multiplexer."));
