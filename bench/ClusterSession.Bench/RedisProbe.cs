@@ -106,6 +106,13 @@ internal sealed class RedisProbe : IAsyncDisposable
         return groups.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
     }
 
+    /// <summary>Seconds of CPU the server has used, all its threads (INFO cpu: used_cpu_sys + used_cpu_user).</summary>
+    public async Task<double> CpuSecondsAsync()
+    {
+        var cpu = await InfoAsync("cpu");
+        return double.Parse(cpu["used_cpu_sys"], CultureInfo.InvariantCulture) + double.Parse(cpu["used_cpu_user"], CultureInfo.InvariantCulture);
+    }
+
     public Task<long> DbSizeAsync() => _server.DatabaseSizeAsync();
 
     /// <summary>FLUSHALL (synchronous): an empty keyspace.</summary>

@@ -14,9 +14,10 @@ public sealed class BenchSmokeTests
         "redis_commands_per_request", "redis_bytes_per_request", "session_bytes_in_redis", "lost_updates",
         "store_round_trips_per_request", "store_bytes_per_request", "session_bytes_in_store",
         "wal_bytes_per_request", "wal_bytes_per_write", "dead_tuples_after_writes", "table_bytes_after_writes",
+        "store_cpu_us_per_request",
     ];
 
-    private static readonly string[] Scenarios = ["read", "write", "mixed", "nosession", "nosession-cookie"];
+    private static readonly string[] Scenarios = ["read", "write", "mixed", "signedin", "nosession", "nosession-cookie"];
 
     /// <summary>Measured once per contender, at one connection (the touch when it is due, on a second node).</summary>
     private const string FirstRequestScenario = "nosession-cookie-first";
@@ -74,7 +75,8 @@ public sealed class BenchSmokeTests
                         Assert.Equal(redisKind, row.GetProperty("session_bytes_in_redis").ValueKind);
                         var usesPostgres = contender.PostgresTables.Count > 0;
                         var storeKind = contender.UsesRedis || usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
-                        Assert.Equal(storeKind, row.GetProperty("store_round_trips_per_request").ValueKind);
+                        Assert.Equal(JsonValueKind.Number, row.GetProperty("store_round_trips_per_request").ValueKind);
+                        Assert.Equal(storeKind, row.GetProperty("store_cpu_us_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("store_bytes_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("session_bytes_in_store").ValueKind);
                         var postgresKind = usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
@@ -86,6 +88,23 @@ public sealed class BenchSmokeTests
                         {
                             // A read is one load; a write-only request is one save without a load.
                             Assert.Equal(1.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                        }
+
+                        if ((usesPostgres || contender.Name == "clustersession-redis") && scenario == "signedin")
+                        {
+                            // A signed-in request without a near cache: one load, then one save of the written attribute.
+                            Assert.Equal(2.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                        }
+
+                        if (storeKind == JsonValueKind.Null)
+                        {
+                            // The in-process store: no round trip at all.
+                            Assert.Equal(0.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                        }
+
+                        if (storeKind == JsonValueKind.Number && scenario is "read" or "write" or "signedin")
+                        {
+                            Assert.True(row.GetProperty("store_cpu_us_per_request").GetDouble() > 0, $"{contender.Name} {scenario} {connections}: the store server used no CPU.");
                         }
 
                         if ((usesPostgres || contender.Name == "clustersession-redis") && scenario == FirstRequestScenario)
@@ -105,6 +124,40 @@ public sealed class BenchSmokeTests
 
             Assert.Equal(ContenderCatalog.All.Count * ((Scenarios.Length * 2) + 1), results.Count);
             Assert.DoesNotContain("WARNING", log.ToString(), StringComparison.Ordinal);
+            Assert.Contains("Store targets (issue 15)", log.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    [Fact]
+    public async Task Tiny_scale_run_reports_memory_and_p50_at_n_against_the_base_count()
+    {
+        var json = Path.Combine(Path.GetTempPath(), $"bench-scale-{Guid.NewGuid():N}.json");
+        var log = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            var exitCode = await BenchHarness.MainAsync(["--tiny", "--scale", "600", "--scale-base", "100", "--contenders", "clustersession-redis", "--json", json], log, timeout.Token);
+
+            Assert.True(exitCode == 0, log.ToString());
+            using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            var row = Assert.Single(document.RootElement.GetProperty("results").EnumerateArray());
+            Assert.Equal("clustersession-redis", row.GetProperty("contender").GetString());
+            Assert.Equal(600, row.GetProperty("sessions").GetInt32());
+            Assert.Equal(100, row.GetProperty("base_sessions").GetInt32());
+            Assert.Equal(0, row.GetProperty("errors").GetInt64());
+            foreach (var field in (string[])["used_memory_bytes_per_session_at_base", "used_memory_bytes_per_session_at_n", "read_p50_ms_at_base", "read_p50_ms_at_n", "write_p50_ms_at_base", "write_p50_ms_at_n", "store_cpu_us_per_read_at_n", "store_cpu_us_per_write_at_n"])
+            {
+                Assert.True(row.GetProperty(field).GetDouble() > 0, field);
+            }
+
+            // One load per read, one save per write, whatever the number of sessions.
+            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_read_at_n").GetDouble());
+            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_write_at_n").GetDouble());
+            Assert.Contains("p50 target", log.ToString(), StringComparison.Ordinal);
         }
         finally
         {
