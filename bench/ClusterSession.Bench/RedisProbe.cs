@@ -34,6 +34,9 @@ internal sealed class RedisProbe : IAsyncDisposable
         var options = ConfigurationOptions.Parse($"127.0.0.1:{port}");
         options.AllowAdmin = true;
         options.ClientName = "bench-probe";
+        // A synchronous FLUSHALL of a million sessions (the scale run) takes several seconds.
+        options.SyncTimeout = 120_000;
+        options.AsyncTimeout = 120_000;
         return new RedisProbe(await ConnectionMultiplexer.ConnectAsync(options), port);
     }
 
