@@ -150,7 +150,7 @@ internal static class ScaleRun
         var sb = new StringBuilder();
         sb.AppendLine("Scale (issue 15: p50 at N within 1.2x of p50 at the base count). Base figures: mean of before and after the load to N (each shown);");
         sb.AppendLine("each request on a random session of a sample spread over all sessions present; 1 connection.");
-        sb.AppendLine("| contender | sessions | bytes/session at base | at N | x | read p50 ms at base (before/after) | at N | x | write p50 ms at base (before/after) | at N | x | store CPU us/read at base | at N | x | store CPU us/write at base | at N | x |");
+        sb.AppendLine("| contender | sessions | bytes/session at base | at N | x | read p50 ms at base (before/after) | at N | x | write p50 ms at base (before/after) | at N | x | store CPU us/read at base (before/after) | at N | x | store CPU us/write at base (before/after) | at N | x |");
         sb.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var r in results)
         {
@@ -158,8 +158,8 @@ internal static class ScaleRun
                 $"| {r.Contender} | {r.Sessions:N0} of {r.SessionsAsked:N0} vs {r.BaseSessions:N0} | {r.UsedMemoryBytesPerSessionAtBase:F0} | {r.UsedMemoryBytesPerSessionAtN:F0} | {r.UsedMemoryBytesPerSessionRatio:F2} " +
                 $"| {r.ReadP50MsAtBase:F3} ({r.ReadP50MsAtBaseBefore:F3}/{r.ReadP50MsAtBaseAfter:F3}) | {r.ReadP50MsAtN:F3} | {r.ReadP50Ratio:F2} " +
                 $"| {r.WriteP50MsAtBase:F3} ({r.WriteP50MsAtBaseBefore:F3}/{r.WriteP50MsAtBaseAfter:F3}) | {r.WriteP50MsAtN:F3} | {r.WriteP50Ratio:F2} " +
-                $"| {r.StoreCpuUsPerReadAtBase:F1} | {r.StoreCpuUsPerReadAtN:F1} | {Ratio(r.StoreCpuUsPerReadAtN, r.StoreCpuUsPerReadAtBase)} " +
-                $"| {r.StoreCpuUsPerWriteAtBase:F1} | {r.StoreCpuUsPerWriteAtN:F1} | {Ratio(r.StoreCpuUsPerWriteAtN, r.StoreCpuUsPerWriteAtBase)} |");
+                $"| {r.StoreCpuUsPerReadAtBase:F1} ({r.StoreCpuUsPerReadAtBaseBefore:F1}/{r.StoreCpuUsPerReadAtBaseAfter:F1}) | {r.StoreCpuUsPerReadAtN:F1} | {Ratio(r.StoreCpuUsPerReadAtN, r.StoreCpuUsPerReadAtBase)} " +
+                $"| {r.StoreCpuUsPerWriteAtBase:F1} ({r.StoreCpuUsPerWriteAtBaseBefore:F1}/{r.StoreCpuUsPerWriteAtBaseAfter:F1}) | {r.StoreCpuUsPerWriteAtN:F1} | {Ratio(r.StoreCpuUsPerWriteAtN, r.StoreCpuUsPerWriteAtBase)} |");
         }
 
         sb.AppendLine();
@@ -273,8 +273,12 @@ internal static class ScaleRun
         double WriteP50MsAtBase,
         double WriteP50MsAtN,
         double WriteP50Ratio,
+        double StoreCpuUsPerReadAtBaseBefore,
+        double StoreCpuUsPerReadAtBaseAfter,
         double StoreCpuUsPerReadAtBase,
         double StoreCpuUsPerReadAtN,
+        double StoreCpuUsPerWriteAtBaseBefore,
+        double StoreCpuUsPerWriteAtBaseAfter,
         double StoreCpuUsPerWriteAtBase,
         double StoreCpuUsPerWriteAtN,
         double StoreRoundTripsPerReadAtN,
@@ -310,8 +314,12 @@ internal static class ScaleRun
                 Math.Round(writeBase, 4),
                 atN.Write.P50Ms,
                 writeRatio,
+                before.Read.StoreCpuUsPerRequest,
+                after.Read.StoreCpuUsPerRequest,
                 Math.Round((before.Read.StoreCpuUsPerRequest + after.Read.StoreCpuUsPerRequest) / 2, 2),
                 atN.Read.StoreCpuUsPerRequest,
+                before.Write.StoreCpuUsPerRequest,
+                after.Write.StoreCpuUsPerRequest,
                 Math.Round((before.Write.StoreCpuUsPerRequest + after.Write.StoreCpuUsPerRequest) / 2, 2),
                 atN.Write.StoreCpuUsPerRequest,
                 atN.Read.StoreRoundTripsPerRequest,
