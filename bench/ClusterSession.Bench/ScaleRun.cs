@@ -11,13 +11,14 @@ namespace ClusterSession.Bench;
 
 /// <summary>
 /// Does a request cost more when Redis holds more sessions (issue 15: it must not)? For each ClusterSession contender
-/// over Redis, on an emptied keyspace: sessions of the benchmark's shape (10 attributes of 100 bytes) are written
-/// straight into the store (the contender's key prefix, the store's own scripts, many calls in flight on one
-/// pipelined connection, bounded by count and by time) up to the base count, read and write are measured, the
-/// keyspace is filled up to N and they are measured again; then it is emptied, filled to the base count again
-/// and measured a third time, so that machine drift shows. Each request picks a random session out of a sample
-/// spread over all the sessions present, so the keyspace's size is what the server walks. Memory per session is
-/// the growth of <c>used_memory</c> divided by the sessions added.
+/// over Redis, two identical redis-servers, each behind its own latency proxy with its own app: one holds the base count
+/// of sessions of the benchmark's shape (10 attributes of 100 bytes), the other N. The sessions are written straight
+/// into the store (the contender's key prefix, the store's own scripts, many calls in flight on one pipelined
+/// connection, bounded by count and by time). Then read and write are measured at one connection on both, in
+/// interleaved cells that take turns going first (as the main run does), so that the shared machine's drift favours
+/// neither. Each request picks a random session out of a sample spread over all the sessions of its server, so the
+/// keyspace's size is what the server walks. Memory per session is the growth of <c>used_memory</c> divided by the
+/// sessions added.
 /// </summary>
 internal static class ScaleRun
 {
@@ -42,49 +43,51 @@ internal static class ScaleRun
 
         var total = Stopwatch.StartNew();
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"scale: {options.ScaleSessions:N0} sessions against {options.ScaleBaseSessions:N0}, profile {options.Profile}: {options.Rounds} rounds x {options.CellDuration.TotalSeconds} s per cell, 1 connection, injected RTT {options.RttMs} ms, loads bounded to {options.ScaleFillLimit.TotalSeconds} s each"));
-        using var redis = await RedisServerProcess.StartAsync(cancellationToken);
-        await using var probe = await RedisProbe.ConnectAsync(redis.Port);
-        await using var proxy = new LatencyProxy(new IPEndPoint(IPAddress.Loopback, redis.Port), options.RttMs);
-        var stores = new StoreEndpoints(BenchHarness.RedisConfigurationFor(proxy.Port), PostgresConnectionString: null);
+            $"scale: {options.ScaleSessions:N0} sessions against {options.ScaleBaseSessions:N0}, two redis-servers, profile {options.Profile}: {options.Rounds} interleaved rounds x {options.CellDuration.TotalSeconds} s per cell, 1 connection, injected RTT {options.RttMs} ms, loads bounded to {options.ScaleFillLimit.TotalSeconds} s each"));
+        await using var atBase = await Server.StartAsync(options, cancellationToken);
+        await using var atScale = await Server.StartAsync(options, cancellationToken);
 
         var results = new List<ScaleResult>();
         foreach (var contender in contenders)
         {
-            await probe.FlushAllAsync();
-            await using var host = await ContenderHost.StartAsync(contender, stores, cancellationToken);
-            await using var store = new RedisSessionStore(new RedisSessionStoreOptions
+            var servers = new[] { atBase, atScale };
+            var loaders = new Loader[2];
+            var memory = new double[2];
+            var hosts = new ContenderHost[2];
+            try
             {
-                // Direct, not through the proxy: loading is set-up, not measured.
-                Configuration = $"127.0.0.1:{redis.Port},abortConnect=false,syncTimeout=30000,asyncTimeout=30000",
-                KeyPrefix = contender.RedisKeyPrefix!,
-                OperationTimeout = TimeSpan.FromSeconds(30),
-            });
+                var loadSeconds = 0.0;
+                for (var s = 0; s < 2; s++)
+                {
+                    var count = s == 0 ? options.ScaleBaseSessions : options.ScaleSessions;
+                    await servers[s].Probe.FlushAllAsync();
+                    hosts[s] = await ContenderHost.StartAsync(contender, servers[s].Stores, cancellationToken);
+                    await using var store = servers[s].DirectStore(contender.RedisKeyPrefix!);
+                    var empty = await UsedMemoryAsync(servers[s].Probe);
+                    var load = Stopwatch.StartNew();
+                    loaders[s] = new Loader(store, count);
+                    await loaders[s].LoadAsync(options.ScaleFillLimit, cancellationToken);
+                    loadSeconds = load.Elapsed.TotalSeconds;
+                    memory[s] = (double)(await UsedMemoryAsync(servers[s].Probe) - empty) / loaders[s].Created;
+                    await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"{contender.Name}: {loaders[s].Created:N0} of {count:N0} sessions loaded in {loadSeconds:F0} s ({loaders[s].Created / loadSeconds:F0}/s; {total.Elapsed.TotalSeconds:F0} s)"));
+                }
 
-            var empty = await UsedMemoryAsync(probe);
-            var loader = new Loader(store, options.ScaleBaseSessions, options.ScaleSessions);
-            await loader.LoadAsync(options.ScaleBaseSessions, options.ScaleFillLimit, cancellationToken);
-            var baseMemory = (double)(await UsedMemoryAsync(probe) - empty) / loader.Created;
-            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{contender.Name}: {loader.Created:N0} sessions loaded ({total.Elapsed.TotalSeconds:F0} s)"));
-            var atBase = await MeasureAsync(host, loader.BasePool, options, probe, proxy, cancellationToken);
+                var phases = await MeasureAsync(hosts, loaders, servers, options, cancellationToken);
+                results.Add(ScaleResult.Create(contender.Name, options, loaders[1].Created, loadSeconds, memory[0], memory[1], phases[0], phases[1]));
+            }
+            finally
+            {
+                foreach (var host in hosts.Where(h => h is not null))
+                {
+                    await host.DisposeAsync();
+                }
+            }
 
-            var fill = Stopwatch.StartNew();
-            await loader.LoadAsync(options.ScaleSessions, options.ScaleFillLimit, cancellationToken);
-            var fillSeconds = fill.Elapsed.TotalSeconds;
-            var reached = loader.Created;
-            var scaleMemory = (double)(await UsedMemoryAsync(probe) - empty) / reached;
-            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"{contender.Name}: {reached:N0} sessions loaded, {reached - options.ScaleBaseSessions:N0} in {fillSeconds:F0} s ({(reached - options.ScaleBaseSessions) / fillSeconds:F0}/s; {total.Elapsed.TotalSeconds:F0} s)"));
-            var atScale = await MeasureAsync(host, loader.ScalePool, options, probe, proxy, cancellationToken);
-
-            await probe.FlushAllAsync();
-            var again = new Loader(store, options.ScaleBaseSessions, options.ScaleBaseSessions);
-            await again.LoadAsync(options.ScaleBaseSessions, options.ScaleFillLimit, cancellationToken);
-            var atBaseAfter = await MeasureAsync(host, again.BasePool, options, probe, proxy, cancellationToken);
-            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{contender.Name}: back at {again.Created:N0} sessions, measured again ({total.Elapsed.TotalSeconds:F0} s)"));
-
-            results.Add(ScaleResult.Create(contender.Name, options, reached, fillSeconds, baseMemory, scaleMemory, atBase, atScale, atBaseAfter));
-            await probe.FlushAllAsync();
+            foreach (var server in servers)
+            {
+                await server.Probe.FlushAllAsync();
+            }
         }
 
         await output.WriteLineAsync();
@@ -96,50 +99,52 @@ internal static class ScaleRun
         }
 
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"done in {total.Elapsed.TotalSeconds:F0} s"));
-        var server = await probe.InfoAsync("server");
-        return JsonSerializer.Serialize(new ScaleReport(options.RttMs, options.Profile, server.GetValueOrDefault("redis_version"), results), Json);
+        var info = await atBase.Probe.InfoAsync("server");
+        return JsonSerializer.Serialize(new ScaleReport(options.RttMs, options.Profile, info.GetValueOrDefault("redis_version"), results), Json);
     }
 
-    /// <summary>Read and write at one connection, each request on a random session of <paramref name="ids"/>.</summary>
-    private static async Task<Phase> MeasureAsync(ContenderHost host, IReadOnlyList<string> ids, BenchOptions options, RedisProbe probe, LatencyProxy proxy, CancellationToken cancellationToken)
+    /// <summary>
+    /// Read and write at one connection on both servers, in interleaved cells (the order alternates every round),
+    /// each request on a random session of that server's sample.
+    /// </summary>
+    private static async Task<Phase[]> MeasureAsync(ContenderHost[] hosts, Loader[] loaders, Server[] servers, BenchOptions options, CancellationToken cancellationToken)
     {
-        var cookies = ids.Select(id => ClusterSessionContender.CookieName + "=" + id).ToList();
-        using var generator = new LoadGenerator(host.BaseAddress, connections: 1, cookies);
-        var cells = new Dictionary<Scenario, (List<long> Latencies, long Requests, long Errors, double Cpu, long Trips)>
+        var generators = hosts.Select((host, s) => new LoadGenerator(host.BaseAddress, connections: 1, loaders[s].Sample.Select(id => ClusterSessionContender.CookieName + "=" + id).ToList())).ToArray();
+        try
         {
-            [Scenario.Read] = ([], 0, 0, 0, 0),
-            [Scenario.Write] = ([], 0, 0, 0, 0),
-        };
-        foreach (var scenario in cells.Keys)
-        {
-            await generator.RunAsync(scenario, options.WarmupDuration, options.CellMaxRequests, cancellationToken);
-        }
-
-        for (var round = 0; round < options.Rounds; round++)
-        {
-            foreach (var scenario in (Scenario[])[Scenario.Read, Scenario.Write])
+            var cells = new Dictionary<(int Server, Scenario Scenario), CellSum>();
+            foreach (var s in (int[])[0, 1])
             {
-                var cpuBefore = await probe.CpuSecondsAsync();
-                var tripsBefore = proxy.CommandsToServer;
-                var sample = await generator.RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
-                var cpu = await probe.CpuSecondsAsync() - cpuBefore;
-                var cell = cells[scenario];
-                cell.Latencies.AddRange(sample.LatencyTicks);
-                cells[scenario] = (cell.Latencies, cell.Requests + sample.Requests, cell.Errors + sample.Errors, cell.Cpu + cpu, cell.Trips + proxy.CommandsToServer - tripsBefore);
+                foreach (var scenario in (Scenario[])[Scenario.Read, Scenario.Write])
+                {
+                    cells[(s, scenario)] = new CellSum();
+                    await generators[s].RunAsync(scenario, options.WarmupDuration, options.CellMaxRequests, cancellationToken);
+                }
+            }
+
+            for (var round = 0; round < options.Rounds; round++)
+            {
+                foreach (var scenario in (Scenario[])[Scenario.Read, Scenario.Write])
+                {
+                    foreach (var s in round % 2 == 0 ? (int[])[0, 1] : [1, 0])
+                    {
+                        var cpuBefore = await servers[s].Probe.CpuSecondsAsync();
+                        var tripsBefore = servers[s].Proxy.CommandsToServer;
+                        var sample = await generators[s].RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
+                        cells[(s, scenario)].Add(sample, await servers[s].Probe.CpuSecondsAsync() - cpuBefore, servers[s].Proxy.CommandsToServer - tripsBefore);
+                    }
+                }
+            }
+
+            return [.. ((int[])[0, 1]).Select(s => new Phase(cells[(s, Scenario.Read)].Summary(), cells[(s, Scenario.Write)].Summary()))];
+        }
+        finally
+        {
+            foreach (var generator in generators)
+            {
+                generator.Dispose();
             }
         }
-
-        PhaseCell Summary(Scenario scenario)
-        {
-            var (latencies, requests, errors, cpu, trips) = cells[scenario];
-            var sorted = latencies.ToArray();
-            Array.Sort(sorted);
-            var p50 = sorted.Length == 0 ? 0 : sorted[(sorted.Length - 1) / 2] * 1000.0 / Stopwatch.Frequency;
-            var n = Math.Max(1, requests);
-            return new PhaseCell(Math.Round(p50, 4), Math.Round(cpu * 1e6 / n, 2), Math.Round((double)trips / n, 3), requests, errors);
-        }
-
-        return new Phase(Summary(Scenario.Read), Summary(Scenario.Write));
     }
 
     private static async Task<long> UsedMemoryAsync(RedisProbe probe)
@@ -148,18 +153,18 @@ internal static class ScaleRun
     private static string Render(IReadOnlyList<ScaleResult> results)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("Scale (issue 15: p50 at N within 1.2x of p50 at the base count). Base figures: mean of before and after the load to N (each shown);");
-        sb.AppendLine("each request on a random session of a sample spread over all sessions present; 1 connection.");
-        sb.AppendLine("| contender | sessions | bytes/session at base | at N | x | read p50 ms at base (before/after) | at N | x | write p50 ms at base (before/after) | at N | x | store CPU us/read at base (before/after) | at N | x | store CPU us/write at base (before/after) | at N | x |");
+        sb.AppendLine("Scale (issue 15: p50 at N within 1.2x of p50 at the base count). Two redis-servers measured in interleaved cells;");
+        sb.AppendLine("each request on a random session of a sample spread over all sessions of its server; 1 connection.");
+        sb.AppendLine("| contender | sessions | bytes/session at base | at N | x | read p50 ms at base | at N | x | write p50 ms at base | at N | x | store CPU us/read at base | at N | x | store CPU us/write at base | at N | x |");
         sb.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var r in results)
         {
             sb.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Contender} | {r.Sessions:N0} of {r.SessionsAsked:N0} vs {r.BaseSessions:N0} | {r.UsedMemoryBytesPerSessionAtBase:F0} | {r.UsedMemoryBytesPerSessionAtN:F0} | {r.UsedMemoryBytesPerSessionRatio:F2} " +
-                $"| {r.ReadP50MsAtBase:F3} ({r.ReadP50MsAtBaseBefore:F3}/{r.ReadP50MsAtBaseAfter:F3}) | {r.ReadP50MsAtN:F3} | {r.ReadP50Ratio:F2} " +
-                $"| {r.WriteP50MsAtBase:F3} ({r.WriteP50MsAtBaseBefore:F3}/{r.WriteP50MsAtBaseAfter:F3}) | {r.WriteP50MsAtN:F3} | {r.WriteP50Ratio:F2} " +
-                $"| {r.StoreCpuUsPerReadAtBase:F1} ({r.StoreCpuUsPerReadAtBaseBefore:F1}/{r.StoreCpuUsPerReadAtBaseAfter:F1}) | {r.StoreCpuUsPerReadAtN:F1} | {Ratio(r.StoreCpuUsPerReadAtN, r.StoreCpuUsPerReadAtBase)} " +
-                $"| {r.StoreCpuUsPerWriteAtBase:F1} ({r.StoreCpuUsPerWriteAtBaseBefore:F1}/{r.StoreCpuUsPerWriteAtBaseAfter:F1}) | {r.StoreCpuUsPerWriteAtN:F1} | {Ratio(r.StoreCpuUsPerWriteAtN, r.StoreCpuUsPerWriteAtBase)} |");
+                $"| {r.ReadP50MsAtBase:F3} | {r.ReadP50MsAtN:F3} | {r.ReadP50Ratio:F2} " +
+                $"| {r.WriteP50MsAtBase:F3} | {r.WriteP50MsAtN:F3} | {r.WriteP50Ratio:F2} " +
+                $"| {r.StoreCpuUsPerReadAtBase:F1} | {r.StoreCpuUsPerReadAtN:F1} | {Ratio(r.StoreCpuUsPerReadAtN, r.StoreCpuUsPerReadAtBase)} " +
+                $"| {r.StoreCpuUsPerWriteAtBase:F1} | {r.StoreCpuUsPerWriteAtN:F1} | {Ratio(r.StoreCpuUsPerWriteAtN, r.StoreCpuUsPerWriteAtBase)} |");
         }
 
         sb.AppendLine();
@@ -179,33 +184,26 @@ internal static class ScaleRun
     /// Writes sessions through the store with many calls in flight until a count or a time limit, keeping a sample of
     /// ids spread evenly over all of them (every k-th) for the measurements.
     /// </summary>
-    private sealed class Loader(RedisSessionStore store, int baseSessions, int sessions)
+    private sealed class Loader(RedisSessionStore store, int sessions)
     {
-        private readonly int _baseStride = Math.Max(1, baseSessions / SamplePool);
-        private readonly int _scaleStride = Math.Max(1, sessions / SamplePool);
-        private readonly List<string> _basePool = [];
-        private readonly List<string> _scalePool = [];
+        private readonly int _stride = Math.Max(1, sessions / SamplePool);
+        private readonly List<string> _sample = [];
         private int _next = -1;
         private int _created;
 
         public int Created => Volatile.Read(ref _created);
 
-        /// <summary>A sample of the first <c>baseSessions</c> sessions.</summary>
-        public IReadOnlyList<string> BasePool => _basePool;
+        public IReadOnlyList<string> Sample => _sample;
 
-        /// <summary>A sample of all sessions.</summary>
-        public IReadOnlyList<string> ScalePool => _scalePool;
-
-        public async Task LoadAsync(int upTo, TimeSpan limit, CancellationToken cancellationToken)
+        public async Task LoadAsync(TimeSpan limit, CancellationToken cancellationToken)
         {
-            _next = Created - 1;
             var deadline = Stopwatch.StartNew();
             var now = DateTimeOffset.UtcNow;
             await Task.WhenAll(Enumerable.Range(0, FillInFlight).Select(_ => Task.Run(
                 async () =>
                 {
                     int i;
-                    while (deadline.Elapsed < limit && (i = Interlocked.Increment(ref _next)) < upTo)
+                    while (deadline.Elapsed < limit && (i = Interlocked.Increment(ref _next)) < sessions)
                     {
                         var attributes = new Dictionary<string, byte[]>(Workload.AttributeCount, StringComparer.Ordinal);
                         for (var a = 0; a < Workload.AttributeCount; a++)
@@ -221,24 +219,95 @@ internal static class ScaleRun
                         }
 
                         Interlocked.Increment(ref _created);
-                        if (i < baseSessions && i % _baseStride == 0)
+                        if (i % _stride == 0)
                         {
-                            lock (_basePool)
+                            lock (_sample)
                             {
-                                _basePool.Add(id);
-                            }
-                        }
-
-                        if (i % _scaleStride == 0)
-                        {
-                            lock (_scalePool)
-                            {
-                                _scalePool.Add(id);
+                                _sample.Add(id);
                             }
                         }
                     }
                 },
                 cancellationToken)));
+        }
+    }
+
+    /// <summary>A redis-server of the scale run with its probe and its latency proxy.</summary>
+    private sealed class Server : IAsyncDisposable
+    {
+        private readonly RedisServerProcess _process;
+
+        private Server(RedisServerProcess process, RedisProbe probe, LatencyProxy proxy)
+        {
+            _process = process;
+            Probe = probe;
+            Proxy = proxy;
+            Stores = new StoreEndpoints(BenchHarness.RedisConfigurationFor(proxy.Port), PostgresConnectionString: null);
+        }
+
+        public RedisProbe Probe { get; }
+
+        public LatencyProxy Proxy { get; }
+
+        /// <summary>How the app reaches this server: through the proxy.</summary>
+        public StoreEndpoints Stores { get; }
+
+        public static async Task<Server> StartAsync(BenchOptions options, CancellationToken cancellationToken)
+        {
+            var process = await RedisServerProcess.StartAsync(cancellationToken);
+            try
+            {
+                var probe = await RedisProbe.ConnectAsync(process.Port);
+                return new Server(process, probe, new LatencyProxy(new IPEndPoint(IPAddress.Loopback, process.Port), options.RttMs));
+            }
+            catch
+            {
+                process.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>A store on a direct connection, not through the proxy: loading is set-up, not measured.</summary>
+        public RedisSessionStore DirectStore(string keyPrefix) => new(new RedisSessionStoreOptions
+        {
+            Configuration = $"127.0.0.1:{_process.Port},abortConnect=false,syncTimeout=30000,asyncTimeout=30000",
+            KeyPrefix = keyPrefix,
+            OperationTimeout = TimeSpan.FromSeconds(30),
+        });
+
+        public async ValueTask DisposeAsync()
+        {
+            await Proxy.DisposeAsync();
+            await Probe.DisposeAsync();
+            _process.Dispose();
+        }
+    }
+
+    /// <summary>What the interleaved cells of one server and scenario added up to.</summary>
+    private sealed class CellSum
+    {
+        private readonly List<long> _latencies = [];
+        private long _requests;
+        private long _errors;
+        private double _cpuSeconds;
+        private long _trips;
+
+        public void Add(LoadSample sample, double cpuSeconds, long trips)
+        {
+            _latencies.AddRange(sample.LatencyTicks);
+            _requests += sample.Requests;
+            _errors += sample.Errors;
+            _cpuSeconds += cpuSeconds;
+            _trips += trips;
+        }
+
+        public PhaseCell Summary()
+        {
+            var sorted = _latencies.ToArray();
+            Array.Sort(sorted);
+            var p50 = sorted.Length == 0 ? 0 : sorted[(sorted.Length - 1) / 2] * 1000.0 / Stopwatch.Frequency;
+            var n = Math.Max(1, _requests);
+            return new PhaseCell(Math.Round(p50, 4), Math.Round(_cpuSeconds * 1e6 / n, 2), Math.Round((double)_trips / n, 3), _requests, _errors);
         }
     }
 
@@ -263,22 +332,14 @@ internal static class ScaleRun
         double UsedMemoryBytesPerSessionAtBase,
         double UsedMemoryBytesPerSessionAtN,
         double UsedMemoryBytesPerSessionRatio,
-        double ReadP50MsAtBaseBefore,
-        double ReadP50MsAtBaseAfter,
         double ReadP50MsAtBase,
         double ReadP50MsAtN,
         double ReadP50Ratio,
-        double WriteP50MsAtBaseBefore,
-        double WriteP50MsAtBaseAfter,
         double WriteP50MsAtBase,
         double WriteP50MsAtN,
         double WriteP50Ratio,
-        double StoreCpuUsPerReadAtBaseBefore,
-        double StoreCpuUsPerReadAtBaseAfter,
         double StoreCpuUsPerReadAtBase,
         double StoreCpuUsPerReadAtN,
-        double StoreCpuUsPerWriteAtBaseBefore,
-        double StoreCpuUsPerWriteAtBaseAfter,
         double StoreCpuUsPerWriteAtBase,
         double StoreCpuUsPerWriteAtN,
         double StoreRoundTripsPerReadAtN,
@@ -287,40 +348,30 @@ internal static class ScaleRun
         long Errors,
         bool TargetMet)
     {
-        public static ScaleResult Create(string contender, BenchOptions options, int reached, double loadSeconds, double baseMemory, double scaleMemory, Phase before, Phase atN, Phase after)
+        public static ScaleResult Create(string contender, BenchOptions options, int reached, double loadSeconds, double baseMemory, double scaleMemory, Phase atBase, Phase atN)
         {
-            var readBase = (before.Read.P50Ms + after.Read.P50Ms) / 2;
-            var writeBase = (before.Write.P50Ms + after.Write.P50Ms) / 2;
-            var readRatio = Math.Round(atN.Read.P50Ms / readBase, 3);
-            var writeRatio = Math.Round(atN.Write.P50Ms / writeBase, 3);
-            Phase[] phases = [before, atN, after];
+            var readRatio = Math.Round(atN.Read.P50Ms / atBase.Read.P50Ms, 3);
+            var writeRatio = Math.Round(atN.Write.P50Ms / atBase.Write.P50Ms, 3);
+            Phase[] phases = [atBase, atN];
             return new ScaleResult(
                 contender,
                 options.ScaleSessions,
                 reached,
                 options.ScaleBaseSessions,
                 Math.Round(loadSeconds, 1),
-                Math.Round((reached - options.ScaleBaseSessions) / Math.Max(loadSeconds, 1e-9), 0),
+                Math.Round(reached / Math.Max(loadSeconds, 1e-9), 0),
                 Math.Round(baseMemory, 0),
                 Math.Round(scaleMemory, 0),
                 Math.Round(scaleMemory / baseMemory, 3),
-                before.Read.P50Ms,
-                after.Read.P50Ms,
-                Math.Round(readBase, 4),
+                atBase.Read.P50Ms,
                 atN.Read.P50Ms,
                 readRatio,
-                before.Write.P50Ms,
-                after.Write.P50Ms,
-                Math.Round(writeBase, 4),
+                atBase.Write.P50Ms,
                 atN.Write.P50Ms,
                 writeRatio,
-                before.Read.StoreCpuUsPerRequest,
-                after.Read.StoreCpuUsPerRequest,
-                Math.Round((before.Read.StoreCpuUsPerRequest + after.Read.StoreCpuUsPerRequest) / 2, 2),
+                atBase.Read.StoreCpuUsPerRequest,
                 atN.Read.StoreCpuUsPerRequest,
-                before.Write.StoreCpuUsPerRequest,
-                after.Write.StoreCpuUsPerRequest,
-                Math.Round((before.Write.StoreCpuUsPerRequest + after.Write.StoreCpuUsPerRequest) / 2, 2),
+                atBase.Write.StoreCpuUsPerRequest,
                 atN.Write.StoreCpuUsPerRequest,
                 atN.Read.StoreRoundTripsPerRequest,
                 atN.Write.StoreRoundTripsPerRequest,
