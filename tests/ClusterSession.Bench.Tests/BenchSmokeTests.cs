@@ -41,6 +41,32 @@ public sealed class BenchSmokeTests
     }
 
     [Fact]
+    public void Near_cache_targets_are_printed_for_a_near_contender_beside_the_same_contender_without_it()
+    {
+        static BenchResult Row(string contender, string scenario, int connections, double p50, double trips)
+            => new(contender, scenario, connections, 1000, p50, p50 * 2, null, null, null, 0, trips, null, null, null, null, null, null, null);
+        BenchResult[] results =
+        [
+            Row("clustersession-memory", "read", 1, 0.020, 0),
+            Row("clustersession-memory", "read", 32, 0.500, 0),
+            Row("clustersession-redis", "read", 1, 0.800, 1),
+            Row("clustersession-redis", "read", 32, 2.000, 1),
+            Row("clustersession-redis", "signedin", 1, 1.500, 2),
+            Row("clustersession-redis", "signedin", 32, 3.000, 2),
+            Row("clustersession-redis-near", "read", 1, 0.025, 0.01),
+            Row("clustersession-redis-near", "read", 32, 0.600, 0.02),
+            Row("clustersession-redis-near", "signedin", 1, 0.800, 1),
+            Row("clustersession-redis-near", "signedin", 32, 1.600, 1),
+        ];
+
+        var table = ReportTable.RenderNearCacheTargets(results, "clustersession-memory");
+
+        Assert.Contains("| clustersession-redis | 1.000 / 1.000 | 40.00 / 4.00 | 2.000 / 2.000 |", table, StringComparison.Ordinal);
+        Assert.Contains("| clustersession-redis-near | 0.010 / 0.020 | 1.25 / 1.20 | 1.000 / 1.000 |", table, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, ReportTable.RenderNearCacheTargets(results.Where(r => !r.Contender.EndsWith("-near", StringComparison.Ordinal)).ToList(), "clustersession-memory"));
+    }
+
+    [Fact]
     public async Task Tiny_run_writes_every_field_for_every_contender_scenario_and_connection_count()
     {
         var json = Path.Combine(Path.GetTempPath(), $"bench-smoke-{Guid.NewGuid():N}.json");
