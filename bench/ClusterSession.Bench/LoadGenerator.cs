@@ -135,10 +135,15 @@ internal sealed class LoadGenerator : IDisposable
                 async () =>
                 {
                     var random = new Random(worker);
+
+                    // Every worker sends at least one request: on a loaded machine a worker may start after a short
+                    // cell's deadline, and a cell without a sample measures nothing.
+                    var first = true;
                     while (!cancellationToken.IsCancellationRequested
-                        && Stopwatch.GetTimestamp() < deadline
+                        && (first || Stopwatch.GetTimestamp() < deadline)
                         && Interlocked.Increment(ref issued) <= maxRequests)
                     {
+                        first = false;
                         using var request = CreateRequest(scenario, _cookies[_randomSession ? random.Next(_cookies.Count) : worker], random);
                         var sent = Stopwatch.GetTimestamp();
                         try
