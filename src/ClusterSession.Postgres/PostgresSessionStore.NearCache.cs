@@ -297,7 +297,7 @@ public sealed partial class PostgresSessionStore
                 if (connection is not null)
                 {
                     connection.Notification -= OnNotification;
-                    await connection.DisposeAsync().ConfigureAwait(false);
+                    await ReturnListenerAsync(connection).ConfigureAwait(false);
                 }
             }
 
@@ -313,6 +313,28 @@ public sealed partial class PostgresSessionStore
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Closes the listener connection. A healthy one goes back to the data source's pool, so it must stop listening first:
+    /// an idle pooled connection that still LISTENs would hold PostgreSQL's notification queue (and show the listener's name).
+    /// </summary>
+    private async Task ReturnListenerAsync(NpgsqlConnection connection)
+    {
+        try
+        {
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                await ExecuteOnListenerAsync(connection, "UNLISTEN *; RESET application_name", CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // A connection that cannot even do this is broken, and Npgsql discards broken connections.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task ExecuteOnListenerAsync(NpgsqlConnection connection, string sql, CancellationToken stopping)
