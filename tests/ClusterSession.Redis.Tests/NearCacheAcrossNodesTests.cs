@@ -264,3 +264,11 @@ public sealed class ClusterNearCacheAcrossNodesTests(RedisClusterFixture cluster
     // most reads at once see the old state (docs/near-cache.md, Redis Cluster). The test still proves no change is lost.
     protected override double StaleAtOnceBound => 1.0;
 }
+
+[Collection(Garnet.Name)]
+public sealed class GarnetNearCacheAcrossNodesTests(GarnetServerFixture garnet, ITestOutputHelper output) : NearCacheAcrossNodesTests(output)
+{
+    protected override string Configuration => garnet.Configuration;
+
+    protected override double StaleAtOnceBound => 0.25;
+}
