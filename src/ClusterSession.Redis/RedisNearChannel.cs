@@ -43,6 +43,8 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private int _heartbeatReceived;
     private long _heartbeatSentAt;
     private bool _disposed;
+    private long _channelDowns;
+    private long _heartbeatsReceived;
 
     public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger)
     {
@@ -58,6 +60,12 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     /// <summary>The channel the scripts publish to.</summary>
     public string ChannelName { get; }
+
+    /// <summary>How many times a connection event turned the cache off (for tests).</summary>
+    public long ChannelDowns => Interlocked.Read(ref _channelDowns);
+
+    /// <summary>How many heartbeats came back (for tests).</summary>
+    public long HeartbeatsReceived => Interlocked.Read(ref _heartbeatsReceived);
 
     /// <summary>
     /// Subscribes on first use (once; again after a failure Redis may recover from). Throws
@@ -181,6 +189,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         // Any connection: with RESP3 the subscription shares the interactive one, and a failure is rare enough to
         // cost a cache refill. Messages published while it was down are lost, so nothing cached may be trusted.
         Cache.ChannelDown();
+        Interlocked.Increment(ref _channelDowns);
         LogChannelDown(_logger, "connection failed", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
@@ -188,6 +197,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     {
         // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven.
         Cache.ChannelDown();
+        Interlocked.Increment(ref _channelDowns);
         LogChannelDown(_logger, "connection restored, resubscribing", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
@@ -272,6 +282,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         Cache.HeartbeatReceived(number);
+        Interlocked.Increment(ref _heartbeatsReceived);
     }
 
     // Sends heartbeat N to every master (one on a standalone or Sentinel primary, one per shard on a cluster). At most one
