@@ -32,6 +32,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private readonly string _heartbeatPrefix;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
+    private readonly long _abandonAfterMs;
     private IConnectionMultiplexer? _multiplexer;
     private Task? _start;
     private readonly Lock _drainGate = new();
@@ -52,6 +53,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         _channel = RedisChannel.Literal(channel);
         _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
         _logger = logger;
+        _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
         Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync);
     }
 
@@ -286,7 +288,9 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     }
 
     // Sends heartbeat N to every master (one on a standalone or Sentinel primary, one per shard on a cluster). At most one
-    // heartbeat is in flight; one that has not come back within a second is abandoned (the lag check turns the cache off).
+    // heartbeat is in flight; one that has not come back within half an interval (of real time) is abandoned and the
+    // next one goes out (a lost one is what the lag check catches). A test clock that jumps ahead fires many timer
+    // ticks at once: they send one heartbeat.
     private async Task SendHeartbeatAsync(long number)
     {
         IConnectionMultiplexer? multiplexer;
@@ -294,7 +298,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         lock (_gate)
         {
             multiplexer = _queue is null ? null : _multiplexer;
-            if (multiplexer is null || (_heartbeat != 0 && now - _heartbeatSentAt < 1000))
+            if (multiplexer is null || (_heartbeat != 0 && now - _heartbeatSentAt < _abandonAfterMs))
             {
                 return;
             }
