@@ -158,8 +158,27 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         var subscriber = multiplexer.GetSubscriber();
-        var queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
-        var wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+        ChannelMessageQueue queue, wake;
+        try
+        {
+            queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+            wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (!RedisFailures.NotApplied(ex))
+        {
+            Cache.ChannelDown();
+            throw new InvalidOperationException(
+                $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused to subscribe to the near cache's channel ({ex.Message}). " +
+                $"With a Redis ACL, allow +subscribe and the channel &{ChannelName}; otherwise turn NearCache.Enabled off for this store.",
+                ex);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // The next operation tries again; until a subscription is proven, nothing is served from the cache.
+            Cache.ChannelDown();
+            throw;
+        }
+
         bool disposed;
         lock (_gate)
         {
