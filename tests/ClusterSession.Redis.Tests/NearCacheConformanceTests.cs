@@ -1,0 +1,127 @@
+using ClusterSession.Testing;
+using ClusterSession.Testing.Servers;
+using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
+using Xunit;
+
+namespace ClusterSession.Redis.Tests;
+
+/// <summary>The whole conformance suite with the near cache on, the cache proven working before each test starts.</summary>
+[Collection(StandaloneRedis.Name)]
+public sealed class StandaloneRedisNearCacheConformanceTests(RedisServerFixture server) : SessionStoreConformanceTests
+{
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(server.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(server.Configuration, _prefix);
+    }
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(server.Configuration, configure);
+}
+
+[Collection(ClusterRedis.Name)]
+public sealed class ClusterRedisNearCacheConformanceTests(RedisClusterFixture cluster) : SessionStoreConformanceTests
+{
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(cluster.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(cluster.Configuration, _prefix);
+    }
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(cluster.Configuration, configure);
+}
+
+internal static class NearStores
+{
+    /// <summary>A store with the near cache on whose channel is proven (a heartbeat came back), so the suite runs against the cache.</summary>
+    public static async Task<ISessionStore> CreateUsableAsync(string configuration, string prefix, FakeTimeProvider time, SessionLimits limits)
+    {
+        var store = await TestStores.CreateAsync(configuration, time, prefix, o =>
+        {
+            o.Limits = limits;
+            o.NearCache = new NearCacheOptions { Enabled = true };
+        });
+        await UntilUsableAsync(store);
+        return store;
+    }
+
+    public static ISessionStore CreateWithOptions(string configuration, Action<SessionStoreOptions> configure)
+        => TestStores.CreateWithOptions(configuration, o =>
+        {
+            ((RedisSessionStoreOptions)o).NearCache = new NearCacheOptions { Enabled = true };
+            configure(o);
+        });
+
+    /// <summary>
+    /// Deletes a test's keys. Some tests create thousands of sessions; left behind, they slow Redis's sampled expiry,
+    /// which other tests of the same server wait for.
+    /// </summary>
+    public static async Task DeleteKeysAsync(string configuration, string prefix)
+    {
+        var multiplexer = await TestStores.MultiplexerAsync(configuration);
+        var database = multiplexer.GetDatabase();
+        foreach (var server in multiplexer.GetServers().Where(s => s.IsConnected && !s.IsReplica))
+        {
+            // A page at a time, one key per DEL (a cluster's keys are in many slots), so the shared connection stays responsive.
+            var page = new List<Task>(1000);
+            await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
+            {
+                page.Add(database.KeyDeleteAsync(key));
+                if (page.Count == 1000)
+                {
+                    await Task.WhenAll(page);
+                    page.Clear();
+                }
+            }
+
+            await Task.WhenAll(page);
+        }
+    }
+
+    /// <summary>Starts the store's subscription (its first operation does) and waits until a heartbeat came back.</summary>
+    public static async Task UntilUsableAsync(RedisSessionStore store)
+    {
+        await store.LoadAsync(SessionId.Create());
+        await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheUsable), TimeSpan.FromSeconds(10), "the near cache's first heartbeat comes back");
+    }
+}
+
+[Collection(SentinelRedis.Name)]
+public sealed class SentinelRedisNearCacheConformanceTests(RedisSentinelFixture sentinel) : SessionStoreConformanceTests
+{
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(sentinel.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(sentinel.Configuration, _prefix);
+    }
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(sentinel.Configuration, configure);
+}
+
+[Collection(Garnet.Name)]
+public sealed class GarnetNearCacheConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
+{
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(garnet.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(garnet.Configuration, _prefix);
+    }
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(garnet.Configuration, configure);
+}
