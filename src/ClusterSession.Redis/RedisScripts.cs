@@ -113,9 +113,11 @@ internal static class RedisScripts
         nset = tonumber(nset)
         local pos = 3
         local idle, rest = s.idle, s.rest
-        if string.find(flags, 'i', 1, true) then idle = tonumber(ARGV[pos]); pos = pos + 1 end
-        if string.find(flags, 'p', 1, true) then rest = ',' .. ARGV[pos]; pos = pos + 1
-        elseif string.find(flags, 'c', 1, true) then rest = '' end
+        if flags ~= '' then
+          if string.find(flags, 'i', 1, true) then idle = tonumber(ARGV[pos]); pos = pos + 1 end
+          if string.find(flags, 'p', 1, true) then rest = ',' .. ARGV[pos]; pos = pos + 1
+          elseif string.find(flags, 'c', 1, true) then rest = '' end
+        end
         local first, last = pos, pos - 1 + 2 * nset
         if nset > 0 then
           local count = redis.call('HLEN', k) - 1
@@ -181,8 +183,8 @@ internal static class RedisScripts
     public const string Delete = Prelude + """
         local s = meta(redis.call('HMGET', k, '#', '#m'))
         redis.call('DEL', k)
-        if not s or s.rest == '' then return {s and 1 or 0, 0, ''} end
-        return {1, 1, string.sub(s.rest, 2)}
+        local bound = s and s.rest ~= ''
+        return {s and 1 or 0, bound and 1 or 0, bound and string.sub(s.rest, 2) or ''}
         """;
 
     /// <summary>
