@@ -90,20 +90,17 @@ internal static class RedisScripts
         return 1
         """;
 
-    /// <summary>Stands for the store's attribute limit in <see cref="Save"/>; see <see cref="SaveFor"/>.</summary>
+    /// <summary>Stands for the store's attribute limit in <see cref="Save"/>; see <see cref="SaveWithLimit"/>.</summary>
     public const string MaxAttributesPlaceholder = "@MAX_ATTRIBUTES@";
-
-    /// <summary>Stands for the store's touch interval (per mille of the idle timeout) in <see cref="Save"/>; see <see cref="SaveFor"/>.</summary>
-    public const string TouchPerMillePlaceholder = "@TOUCH_PER_MILLE@";
 
     /// <summary>
     /// KEYS[1] session; ARGV clock, shape, then (when the shape says so) new-idle-ms and principal, set
     /// field/value pairs, removed fields. The shape is the set count followed by flags: 'i' a new idle
     /// timeout follows, 'p' a principal follows (set it), 'c' clear the principal. A one-attribute write
-    /// sends only now, '1', field and value: the attribute limit and the touch interval are part of the script text,
-    /// not arguments. The attributes and the new metadata (version + 1) go in one HSET; last access and TTL are
-    /// refreshed as a load refreshes them, when the touch is due (or the idle timeout changes). The limit is counted
-    /// field by field only when the session could reach it (its attributes plus the set ones exceed it).
+    /// sends only now, '1', field and value: the attribute limit is part of the script text, not an argument.
+    /// The attributes and the new metadata (version + 1, last access now) go in one HSET, then PEXPIRE: a save always
+    /// refreshes (SessionStoreOptions.TouchIntervalFraction). The limit is counted field by field only when the
+    /// session could reach it (its attributes plus the set ones exceed it).
     /// Returns {1, version, absolute-ms, had-principal, old-principal}, {0} gone, {-1, count} over the limit.
     /// </summary>
     public const string Save = Prelude + """
@@ -134,18 +131,15 @@ internal static class RedisScripts
         end
         if #ARGV > last then redis.call('HDEL', k, unpack(ARGV, last + 1)) end
         local v = s.version + 1
-        local touch = idle ~= s.idle or now - s.access >= s.idle * @TOUCH_PER_MILLE@ / 1000
-        redis.call('HSET', k, '#', pack(s, touch and now or s.access, idle, v, rest), unpack(ARGV, first, last))
-        if touch then redis.call('PEXPIRE', k, string.format('%d', math.min(now + idle, s.abs) - now)) end
+        redis.call('HSET', k, '#', pack(s, now, idle, v, rest), unpack(ARGV, first, last))
+        redis.call('PEXPIRE', k, string.format('%d', math.min(now + idle, s.abs) - now))
         local old = string.sub(s.rest, 2)
         return {1, v, string.format('%d', s.abs), s.rest ~= '' and 1 or 0, old}
         """;
 
-    /// <summary><see cref="Save"/> with the attribute limit and the touch interval written in (one cached script per store configuration).</summary>
-    public static string SaveFor(int maxAttributes, long touchPerMille)
-        => Save
-            .Replace(MaxAttributesPlaceholder, maxAttributes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
-            .Replace(TouchPerMillePlaceholder, touchPerMille.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+    /// <summary><see cref="Save"/> with the attribute limit written in (one cached script per limit).</summary>
+    public static string SaveWithLimit(int maxAttributes)
+        => Save.Replace(MaxAttributesPlaceholder, maxAttributes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
     /// <summary>
     /// KEYS[1] session; ARGV clock, field, has-expected, expected, has-replacement, replacement, max-attributes.

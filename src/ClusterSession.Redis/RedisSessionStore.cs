@@ -64,7 +64,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
-        _saveScript = RedisScripts.SaveFor(options.Limits.MaxAttributes, (long)_touchPerMille);
+        _saveScript = RedisScripts.SaveWithLimit(options.Limits.MaxAttributes);
         _connection = new RedisConnection(options, multiplexer);
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
