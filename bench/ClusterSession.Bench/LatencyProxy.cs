@@ -319,15 +319,30 @@ internal sealed class PostgresRoundTripCounter : IWireCounter
 }
 
 /// <summary>
-/// Counts complete top-level RESP commands in a client-to-server byte stream that arrives in
-/// arbitrary chunks. Multi-bulk arrays (what every client library sends) and inline commands.
+/// Counts round trips in a client-to-server RESP byte stream that arrives in arbitrary chunks: complete top-level
+/// commands (multi-bulk arrays, what every client library sends, and inline commands), except that a command on the
+/// same key as the command before it in the same chunk is not counted again. A client that writes several commands
+/// on one key together (a script and a read pipelined beside it; HSET and EXPIRE) waits for them once, so they are
+/// one round trip; commands of different requests that share a multiplexed connection name different keys and
+/// stay separate. The key is the first argument, or for EVAL/EVALSHA the first key after the key count.
 /// </summary>
 internal sealed class RespCommandCounter : IWireCounter
 {
+    private const int MaxKeyBytes = 256;
+    private readonly byte[] _name = new byte[8];
+    private readonly byte[] _key = new byte[MaxKeyBytes];
+    private readonly byte[] _previousKey = new byte[MaxKeyBytes];
     private State _state = State.Start;
     private long _number;
     private long _bulksLeft;
     private long _skip;
+    private long _bodyLength;
+    private long _bodyRead;
+    private int _bulkIndex;
+    private int _keyIndex;
+    private int _nameLength;
+    private int _keyLength;
+    private int _previousKeyLength = -1;
 
     private enum State
     {
@@ -341,6 +356,8 @@ internal sealed class RespCommandCounter : IWireCounter
 
     public int Count(ReadOnlySpan<byte> data)
     {
+        // Only commands within this chunk can share a round trip with the one before.
+        _previousKeyLength = -1;
         var commands = 0;
         var i = 0;
         while (i < data.Length)
@@ -365,14 +382,11 @@ internal sealed class RespCommandCounter : IWireCounter
                     if (b == (byte)'\n')
                     {
                         _bulksLeft = _number;
-                        if (_bulksLeft <= 0)
-                        {
-                            _state = State.Start;
-                        }
-                        else
-                        {
-                            _state = State.BulkHeader;
-                        }
+                        _bulkIndex = 0;
+                        _nameLength = 0;
+                        _keyLength = -1;
+                        _keyIndex = 1;
+                        _state = _bulksLeft <= 0 ? State.Start : State.BulkHeader;
                     }
                     else if (b is >= (byte)'0' and <= (byte)'9')
                     {
@@ -389,8 +403,14 @@ internal sealed class RespCommandCounter : IWireCounter
                 case State.BulkLength:
                     if (b == (byte)'\n')
                     {
+                        _bodyLength = _number;
+                        _bodyRead = 0;
                         _skip = _number + 2;
                         _state = State.BulkBody;
+                        if (_bulkIndex == _keyIndex)
+                        {
+                            _keyLength = _number <= MaxKeyBytes ? 0 : -1;
+                        }
                     }
                     else if (b is >= (byte)'0' and <= (byte)'9')
                     {
@@ -401,13 +421,21 @@ internal sealed class RespCommandCounter : IWireCounter
                     break;
                 case State.BulkBody:
                     var take = (int)Math.Min(_skip, data.Length - i);
+                    Capture(data.Slice(i, (int)Math.Min(take, Math.Max(0, _bodyLength - _bodyRead))));
+                    _bodyRead += take;
                     _skip -= take;
                     i += take;
                     if (_skip == 0)
                     {
+                        if (_bulkIndex == 0 && IsScriptCall())
+                        {
+                            _keyIndex = 3;
+                        }
+
+                        _bulkIndex++;
                         if (--_bulksLeft == 0)
                         {
-                            commands++;
+                            commands += CompleteCommand();
                             _state = State.Start;
                         }
                         else
@@ -421,6 +449,7 @@ internal sealed class RespCommandCounter : IWireCounter
                     if (b == (byte)'\n')
                     {
                         commands++;
+                        _previousKeyLength = -1;
                         _state = State.Start;
                     }
 
@@ -430,5 +459,41 @@ internal sealed class RespCommandCounter : IWireCounter
         }
 
         return commands;
+    }
+
+    private void Capture(ReadOnlySpan<byte> body)
+    {
+        if (_bulkIndex == 0)
+        {
+            var room = Math.Min(body.Length, _name.Length - _nameLength);
+            body[..room].CopyTo(_name.AsSpan(_nameLength));
+            _nameLength += room;
+        }
+        else if (_bulkIndex == _keyIndex && _keyLength >= 0)
+        {
+            body.CopyTo(_key.AsSpan(_keyLength));
+            _keyLength += body.Length;
+        }
+    }
+
+    private bool IsScriptCall()
+    {
+        var name = _name.AsSpan(0, Math.Min(_nameLength, (int)_bodyLength));
+        return (_bodyLength == 4 || _bodyLength == 7)
+            && (System.Text.Ascii.EqualsIgnoreCase(name, "EVAL"u8) || System.Text.Ascii.EqualsIgnoreCase(name, "EVALSHA"u8));
+    }
+
+    /// <summary>1 when the command starts a round trip, 0 when it rides on the one before (same key, same chunk).</summary>
+    private int CompleteCommand()
+    {
+        var key = _key.AsSpan(0, Math.Max(0, _keyLength));
+        var sameRoundTrip = _keyLength >= 0 && _previousKeyLength == _keyLength && key.SequenceEqual(_previousKey.AsSpan(0, _previousKeyLength));
+        if (_keyLength >= 0)
+        {
+            key.CopyTo(_previousKey);
+        }
+
+        _previousKeyLength = _keyLength;
+        return sameRoundTrip ? 0 : 1;
     }
 }

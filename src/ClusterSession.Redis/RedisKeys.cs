@@ -6,17 +6,13 @@ namespace ClusterSession.Redis;
 /// <summary>Key and field names; docs/redis-data-model.md is the reference for each.</summary>
 internal sealed class RedisKeys
 {
-    public const string Created = "#c";
-    public const string Access = "#a";
-    public const string Idle = "#i";
-    public const string Absolute = "#x";
-    public const string Version = "#v";
-    public const string PrincipalField = "#p";
+    /// <summary>The metadata field: "created,access,idle,lifetime,version[,principal]" (docs/redis-data-model.md).</summary>
+    public const string Meta = "#";
     public const string Moving = "#m";
     public const byte AttributeMarker = (byte)'@';
 
     /// <summary>The fields CountAsync reads per session.</summary>
-    public static readonly RedisValue[] CountFields = [Access, Idle, Absolute, Moving];
+    public static readonly RedisValue[] CountFields = [Meta, Moving];
 
     private readonly string _sessionPrefix;
     private readonly string _principalPrefix;

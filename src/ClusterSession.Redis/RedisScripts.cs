@@ -20,53 +20,30 @@ internal static class RedisScripts
 
         """;
 
-    // HMGET of the metadata every write checks: 1 last access, 2 idle ms, 3 absolute expiry, 4 moving, 5 principal.
-    // A session is live when its metadata is complete, it is not being moved to a new id, and the
-    // store's clock is before min(last access + idle, absolute expiry).
+    // The session's metadata is one field, '#' = "created,access,idle,lifetime,version[,principal]": created is Unix ms on
+    // the store's clock, access (the last refresh) and lifetime (absolute expiry) are ms after created, idle is ms. A
+    // session is live when '#' is there, '#m' (moving to a new id) is not, and the store's clock is before
+    // min(access + idle, absolute expiry). meta() reads both fields in one HMGET and asks for the clock only when
+    // there is a session to judge; a session found dead is deleted on the spot.
     private const string Prelude = Clock + """
         local unpack = unpack or table.unpack
-        local function n(x) return string.format('%d', x) end
         local k = KEYS[1]
-        local now = clock()
-        local function meta()
-          local m = redis.call('HMGET', k, '#a', '#i', '#x', '#m', '#p')
-          local access, idle, abs = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
-          if not access or not idle or not abs or m[4] then return nil end
-          if now >= math.min(access + idle, abs) then
+        local now
+        local function meta(m)
+          if not m[1] or m[2] then return nil end
+          local c, a, i, l, v, rest = string.match(m[1], '^(%d+),(%d+),(%d+),(%d+),(%d+)(.*)$')
+          if not c then return nil end
+          c = tonumber(c)
+          local s = { created = c, access = c + a, idle = tonumber(i), life = l, abs = c + l, version = v, rest = rest }
+          now = clock()
+          if now >= math.min(s.access + s.idle, s.abs) then
             redis.call('DEL', k)
             return nil
           end
-          return { access = access, idle = idle, abs = abs, principal = m[5] }
+          return s
         end
-        local function touch(idle, abs)
-          redis.call('HSET', k, '#a', n(now))
-          redis.call('PEXPIRE', k, n(math.min(now + idle, abs) - now))
-        end
-        local function attributes()
-          return redis.call('HLEN', k) - 5 - redis.call('HEXISTS', k, '#p')
-        end
-
-        """;
-
-    // Reads the whole hash in one call; parses the metadata from it rather than with a second command.
-    private const string ReadAll = """
-        local function readall()
-          local h = redis.call('HGETALL', k)
-          if #h == 0 then return nil end
-          local access, idle, abs, moving, at
-          for i = 1, #h, 2 do
-            local f = h[i]
-            if f == '#a' then access = tonumber(h[i + 1]); at = i + 1
-            elseif f == '#i' then idle = tonumber(h[i + 1])
-            elseif f == '#x' then abs = tonumber(h[i + 1])
-            elseif f == '#m' then moving = true end
-          end
-          if not access or not idle or not abs or moving then return nil end
-          if now >= math.min(access + idle, abs) then
-            redis.call('DEL', k)
-            return nil
-          end
-          return h, access, idle, abs, at
+        local function pack(s, access, idle, version, rest)
+          return string.format('%d,%d,%d,%s,%d%s', s.created, access - s.created, idle, s.life, version, rest)
         end
 
         """;
@@ -79,34 +56,45 @@ internal static class RedisScripts
     // on, nothing when it is off. Each changing script calls it once, just before its successful return.
     private const string Announce = AnnouncePlaceholder + "\n";
 
-    /// <summary>KEYS[1] session; ARGV clock, touch-fraction-per-mille. Returns the hash (flat field/value array) or nil.</summary>
-    public const string Load = Prelude + ReadAll + """
-        local h, access, idle, abs, at = readall()
-        if not h then return false end
-        if now - access >= idle * tonumber(ARGV[2]) / 1000 then
-          touch(idle, abs)
-          h[at] = n(now)
+    /// <summary>
+    /// The half of a load that runs in Lua. KEYS[1] session; ARGV clock, touch-fraction-per-mille. Sent in one round
+    /// trip together with an HGETALL of the key (after it): judges the session on the store's clock (deleting it when
+    /// dead) and refreshes last access and TTL when the touch is due, so that the HGETALL sees the result. Returns 1
+    /// live, 0 absent. The hash itself never passes through Lua (converting it both ways cost more than the rest).
+    /// </summary>
+    public const string Load = Prelude + """
+        local s = meta(redis.call('HMGET', k, '#', '#m'))
+        if not s then return 0 end
+        if now - s.access >= s.idle * tonumber(ARGV[2]) / 1000 then
+          redis.call('HSET', k, '#', pack(s, now, s.idle, s.version, s.rest))
+          redis.call('PEXPIRE', k, string.format('%d', math.min(now + s.idle, s.abs) - now))
         end
-        return h
+        return 1
         """;
 
     /// <summary>
-    /// KEYS[1] session; ARGV clock, absolute lifetime ms (a new session: the script dates its creation, last
-    /// access and absolute expiry on the store's clock) or '-' (a copy under a new id: the fields keep their
-    /// dates), then field/value pairs. Returns 1 created, 0 taken.
+    /// KEYS[1] session; ARGV clock, then 'n', idle ms, lifetime ms, version, principal ('' or ',' + principal) for a
+    /// new session (the script dates it on the store's clock), or 'c', '#' value for a copy under a new id (it keeps
+    /// its dates); then attribute field/value pairs. Returns 1 created, 0 taken (a live or moving session).
     /// </summary>
     public const string Create = Prelude + """
         if redis.call('EXISTS', k) == 1 then
-          if redis.call('HEXISTS', k, '#m') == 1 or meta() then return 0 end
+          local m = redis.call('HMGET', k, '#', '#m')
+          if m[2] or meta(m) then return 0 end
           redis.call('DEL', k)
         end
-        redis.call('HSET', k, unpack(ARGV, 3))
-        if ARGV[2] ~= '-' then
-          redis.call('HSET', k, '#c', n(now), '#a', n(now), '#x', n(now + tonumber(ARGV[2])))
+        now = now or clock()
+        local m, first
+        if ARGV[2] == 'n' then
+          m = string.format('%d,0,%s,%s,%s%s', now, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+          first = 7
+        else
+          m = ARGV[3]
+          first = 4
         end
-        local m = redis.call('HMGET', k, '#a', '#i', '#x')
-        local expires = math.min(tonumber(m[1]) + tonumber(m[2]), tonumber(m[3]))
-        redis.call('PEXPIRE', k, n(math.max(1, expires - now)))
+        local c, a, i, l = string.match(m, '^(%d+),(%d+),(%d+),(%d+),')
+        redis.call('HSET', k, '#', m, unpack(ARGV, first))
+        redis.call('PEXPIRE', k, string.format('%d', math.max(1, tonumber(c) + math.min(tonumber(a) + tonumber(i), tonumber(l)) - now)))
         return 1
         """;
 
@@ -118,42 +106,44 @@ internal static class RedisScripts
     /// field/value pairs, removed fields. The shape is the set count followed by flags: 'i' a new idle
     /// timeout follows, 'p' a principal follows (set it), 'c' clear the principal. A one-attribute write
     /// sends only now, '1', field and value: the attribute limit is part of the script text, not an argument.
+    /// The attributes and the new metadata (version + 1, last access now) go in one HSET, then PEXPIRE: a save always
+    /// refreshes (SessionStoreOptions.TouchIntervalFraction). The limit is counted field by field only when the
+    /// session could reach it (its attributes plus the set ones exceed it).
     /// Returns {1, version, absolute-ms, had-principal, old-principal}, {0} gone, {-1, count} over the limit.
     /// </summary>
     public const string Save = Prelude + Announce + """
-        local s = meta()
+        local s = meta(redis.call('HMGET', k, '#', '#m'))
         if not s then return {0} end
         local nset, flags = string.match(ARGV[2], '^(%d+)(%a*)$')
         nset = tonumber(nset)
         local pos = 3
-        local newidle, principal
-        if string.find(flags, 'i', 1, true) then newidle = ARGV[pos]; pos = pos + 1 end
-        if string.find(flags, 'p', 1, true) then principal = ARGV[pos]; pos = pos + 1 end
+        local idle, rest = s.idle, s.rest
+        if flags ~= '' then
+          if string.find(flags, 'i', 1, true) then idle = tonumber(ARGV[pos]); pos = pos + 1 end
+          if string.find(flags, 'p', 1, true) then rest = ',' .. ARGV[pos]; pos = pos + 1
+          elseif string.find(flags, 'c', 1, true) then rest = '' end
+        end
         local first, last = pos, pos - 1 + 2 * nset
-        local added, removed = 0, 0
-        for i = first, last, 2 do
-          if redis.call('HEXISTS', k, ARGV[i]) == 0 then added = added + 1 end
-        end
-        for i = last + 1, #ARGV do
-          if redis.call('HEXISTS', k, ARGV[i]) == 1 then removed = removed + 1 end
-        end
-        if added > removed then
-          local count = attributes() + added - removed
-          if count > @MAX_ATTRIBUTES@ then return {-1, count} end
+        if nset > 0 then
+          local count = redis.call('HLEN', k) - 1
+          if count + nset > @MAX_ATTRIBUTES@ then
+            local grows = nset
+            for i = first, last, 2 do
+              if redis.call('HEXISTS', k, ARGV[i]) == 1 then grows = grows - 1 end
+            end
+            for i = last + 1, #ARGV do
+              if redis.call('HEXISTS', k, ARGV[i]) == 1 then grows = grows - 1 end
+            end
+            if grows > 0 and count + grows > @MAX_ATTRIBUTES@ then return {-1, count + grows} end
+          end
         end
         if #ARGV > last then redis.call('HDEL', k, unpack(ARGV, last + 1)) end
-        if nset > 0 then redis.call('HSET', k, unpack(ARGV, first, last)) end
-        if principal then redis.call('HSET', k, '#p', principal)
-        elseif string.find(flags, 'c', 1, true) then redis.call('HDEL', k, '#p') end
-        local idle = s.idle
-        if newidle then
-          idle = tonumber(newidle)
-          redis.call('HSET', k, '#i', newidle)
-        end
-        local v = redis.call('HINCRBY', k, '#v', 1)
-        touch(idle, s.abs)
+        local v = s.version + 1
+        redis.call('HSET', k, '#', pack(s, now, idle, v, rest), unpack(ARGV, first, last))
+        redis.call('PEXPIRE', k, string.format('%d', math.min(now + idle, s.abs) - now))
+        local old = string.sub(s.rest, 2)
         announce(v)
-        return {1, v, n(s.abs), s.principal and 1 or 0, s.principal or ''}
+        return {1, v, string.format('%d', s.abs), s.rest ~= '' and 1 or 0, old}
         """;
 
     /// <summary>
@@ -201,12 +191,13 @@ internal static class RedisScripts
 
     /// <summary>
     /// KEYS[1] session; ARGV clock, field, has-expected, expected, has-replacement, replacement, max-attributes.
-    /// Returns {1} set, {0} gone, {2, 1, current} or {2, 0} mismatch, {-1, count} over the limit.
+    /// Returns {1, version} set, {0} gone, {2, 1, current} or {2, 0} mismatch, {-1, count} over the limit.
     /// </summary>
     public const string CompareAndSet = Prelude + Announce + """
-        local s = meta()
+        local m = redis.call('HMGET', k, '#', '#m', ARGV[2])
+        local s = meta(m)
         if not s then return {0} end
-        local cur = redis.call('HGET', k, ARGV[2])
+        local cur = m[3]
         if ARGV[3] == '1' then
           if cur ~= ARGV[4] then
             if cur then return {2, 1, cur} else return {2, 0} end
@@ -214,37 +205,39 @@ internal static class RedisScripts
         elseif cur then
           return {2, 1, cur}
         end
+        local v = s.version + 1
+        local packed = pack(s, now, s.idle, v, s.rest)
         if ARGV[5] == '1' then
           if not cur then
-            local count = attributes() + 1
+            local count = redis.call('HLEN', k)
             if count > tonumber(ARGV[7]) then return {-1, count} end
           end
-          redis.call('HSET', k, ARGV[2], ARGV[6])
-        elseif cur then
-          redis.call('HDEL', k, ARGV[2])
+          redis.call('HSET', k, ARGV[2], ARGV[6], '#', packed)
+        else
+          if cur then redis.call('HDEL', k, ARGV[2]) end
+          redis.call('HSET', k, '#', packed)
         end
-        local v = redis.call('HINCRBY', k, '#v', 1)
-        touch(s.idle, s.abs)
+        redis.call('PEXPIRE', k, string.format('%d', math.min(now + s.idle, s.abs) - now))
         announce(v)
-        return {1}
+        return {1, v}
         """;
 
     /// <summary>KEYS[1] session; ARGV clock. Deletes the key. Returns {was-live, had-principal, principal}.</summary>
     public const string Delete = Prelude + Announce + """
-        local s = meta()
+        local s = meta(redis.call('HMGET', k, '#', '#m'))
         redis.call('DEL', k)
         announce()
-        if not s then return {0, 0, ''} end
-        return {1, s.principal and 1 or 0, s.principal or ''}
+        local bound = s and s.rest ~= ''
+        return {s and 1 or 0, bound and 1 or 0, bound and string.sub(s.rest, 2) or ''}
         """;
 
     /// <summary>
     /// First step of an id change. KEYS[1] old session; ARGV clock. Marks a live session as moving
     /// (saves and loads then treat it as gone) and returns its hash; nil when absent.
     /// </summary>
-    public const string BeginMove = Prelude + ReadAll + Announce + """
-        local h = readall()
-        if not h then return false end
+    public const string BeginMove = Prelude + Announce + """
+        if not meta(redis.call('HMGET', k, '#', '#m')) then return false end
+        local h = redis.call('HGETALL', k)
         redis.call('HSET', k, '#m', '1')
         announce()
         return h
@@ -299,17 +292,15 @@ internal static class RedisScripts
     /// store's clock, else the flat field/value array (a hash being moved keeps its '#m' field).
     /// </summary>
     public const string Peek = Clock + """
-        local now = clock()
         local h = redis.call('HGETALL', KEYS[1])
         if #h == 0 then return false end
-        local access, idle, abs
         for i = 1, #h, 2 do
-          local f = h[i]
-          if f == '#a' then access = tonumber(h[i + 1])
-          elseif f == '#i' then idle = tonumber(h[i + 1])
-          elseif f == '#x' then abs = tonumber(h[i + 1]) end
+          if h[i] == '#' then
+            local c, a, i2, l = string.match(h[i + 1], '^(%d+),(%d+),(%d+),(%d+),')
+            if c and clock() >= tonumber(c) + math.min(tonumber(a) + tonumber(i2), tonumber(l)) then return false end
+            break
+          end
         end
-        if access and idle and abs and now >= math.min(access + idle, abs) then return false end
         return h
         """;
 }

@@ -192,18 +192,17 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     {
         // The script dates the session on the store's clock: only the lifetimes go out, never this node's dates.
         var lifetimeMs = (long)(session.AbsoluteExpiresAt - session.CreatedAt).TotalMilliseconds;
-        var args = new List<RedisValue>(8 + (2 * session.Attributes.Count))
+        var args = new List<RedisValue>(6 + (2 * session.Attributes.Count))
         {
             Clock(),
+            "n",
+            (long)session.IdleTimeout.TotalMilliseconds,
             lifetimeMs,
-            RedisKeys.Idle, (long)session.IdleTimeout.TotalMilliseconds,
-            RedisKeys.Version, session.Version,
+            session.Version,
+            session.Principal is { } bound ? "," + bound : RedisValue.EmptyString,
         };
         if (session.Principal is { } principal)
         {
-            args.Add(RedisKeys.PrincipalField);
-            args.Add(principal);
-
             // Listed before it exists, so a crash between the two calls cannot leave it unlisted. Scored by the
             // store's clock plus the lifetime and the operation's deadline, so never before the session's own
             // absolute expiry, which the create script dates later within the same deadline.
@@ -223,11 +222,21 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token)
     {
-        var result = await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille], Primary),
+        // One round trip: the Load script judges the session on the store's clock (and touches it when due), then a
+        // plain HGETALL, sent in the same batch, reads it. The hash never goes through Lua, which costs the server more
+        // than both commands together; the two need not be atomic, as the HGETALL sees whatever the latest write left.
+        var (live, hash) = await CommandAsync(
+            static async (db, state) =>
+            {
+                var batch = db.CreateBatch();
+                var judged = batch.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille], Primary);
+                var read = batch.HashGetAllAsync(state.Key, Primary);
+                batch.Execute();
+                return ((int)await judged.ConfigureAwait(false) == 1, await read.ConfigureAwait(false));
+            },
             (Key: _keys.Session(id), Now: Clock(), TouchPerMille: _touchPerMille),
             token).ConfigureAwait(false);
-        return result.IsNull ? null : RedisSnapshots.Read(id, (RedisResult[])result!);
+        return live ? RedisSnapshots.TryRead(id, hash) : null;
     }
 
     private async Task<SessionSaveResult> SaveCoreAsync(SessionChanges changes, CancellationToken token)
@@ -321,11 +330,15 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
         var hash = (RedisResult[])read!;
         var snapshot = RedisSnapshots.Read(oldId, hash);
-        var args = new List<RedisValue>(hash.Length + 2) { now, "-" };
+        var args = new List<RedisValue>(hash.Length + 1) { now, "c", RedisValue.Null };
         for (var i = 0; i < hash.Length; i += 2)
         {
             var field = (RedisValue)hash[i];
-            if (field != RedisKeys.Moving)
+            if (field == RedisKeys.Meta)
+            {
+                args[2] = (RedisValue)hash[i + 1];
+            }
+            else if (field != RedisKeys.Moving)
             {
                 args.Add(field);
                 args.Add((RedisValue)hash[i + 1]);

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Text;
 using StackExchange.Redis;
 
@@ -23,13 +24,10 @@ internal static class RedisSnapshots
         return entries;
     }
 
-    /// <summary>A snapshot of a hash, or null when it lacks metadata or is mid-move.</summary>
+    /// <summary>A snapshot of a hash, or null when it lacks metadata (absent, or written by an older layout) or is mid-move.</summary>
     public static SessionSnapshot? TryRead(string id, HashEntry[] hash)
     {
-        long? created = null, access = null, idle = null, absolute = null;
-        long version = 0;
-        string? principal = null;
-        var moving = false;
+        Metadata? meta = null;
         var attributes = new Dictionary<string, byte[]>(hash.Length, StringComparer.Ordinal);
         foreach (var entry in hash)
         {
@@ -37,49 +35,36 @@ internal static class RedisSnapshots
             if (field.Length > 0 && field[0] == RedisKeys.AttributeMarker)
             {
                 attributes[Encoding.UTF8.GetString(field.AsSpan(1))] = (byte[])entry.Value!;
-                continue;
             }
-
-            var name = Encoding.ASCII.GetString(field);
-            switch (name)
+            else if (field.AsSpan().SequenceEqual("#"u8))
             {
-                case RedisKeys.Created: created = (long)entry.Value; break;
-                case RedisKeys.Access: access = (long)entry.Value; break;
-                case RedisKeys.Idle: idle = (long)entry.Value; break;
-                case RedisKeys.Absolute: absolute = (long)entry.Value; break;
-                case RedisKeys.Version: version = (long)entry.Value; break;
-                case RedisKeys.PrincipalField: principal = entry.Value; break;
-                case RedisKeys.Moving: moving = true; break;
+                meta = Metadata.Parse(entry.Value);
+            }
+            else if (field.AsSpan().SequenceEqual("#m"u8))
+            {
+                return null;
             }
         }
 
-        if (created is null || access is null || idle is not > 0 || absolute is null || moving)
+        if (meta is not { } m)
         {
             return null;
         }
 
         return new SessionSnapshot(
             id,
-            DateTimeOffset.FromUnixTimeMilliseconds(created.Value),
-            DateTimeOffset.FromUnixTimeMilliseconds(access.Value),
-            TimeSpan.FromMilliseconds(idle.Value),
-            DateTimeOffset.FromUnixTimeMilliseconds(absolute.Value),
-            principal,
-            version,
+            DateTimeOffset.FromUnixTimeMilliseconds(m.Created),
+            DateTimeOffset.FromUnixTimeMilliseconds(m.Access),
+            TimeSpan.FromMilliseconds(m.Idle),
+            DateTimeOffset.FromUnixTimeMilliseconds(m.Absolute),
+            m.Principal,
+            m.Version,
             attributes);
     }
 
     /// <summary>Whether the fields CountAsync reads (<see cref="RedisKeys.CountFields"/>) describe a live session.</summary>
     public static bool IsLive(RedisValue[] fields, long nowMs)
-    {
-        // fields: last access, idle, absolute, moving.
-        if (!fields[3].IsNull || !fields[0].TryParse(out long access) || !fields[1].TryParse(out long idle) || !fields[2].TryParse(out long absolute))
-        {
-            return false;
-        }
-
-        return nowMs < Math.Min(access + idle, absolute);
-    }
+        => fields[1].IsNull && Metadata.Parse(fields[0]) is { } m && nowMs < m.ExpiresAt;
 
     /// <summary>Whether a hash is marked as moving to a new id.</summary>
     public static bool IsMoving(HashEntry[] hash)
@@ -93,5 +78,58 @@ internal static class RedisSnapshots
         }
 
         return false;
+    }
+
+    /// <summary>The '#' field: "created,access,idle,lifetime,version[,principal]", access and lifetime in ms after created.</summary>
+    internal readonly record struct Metadata(long Created, long Access, long Idle, long Absolute, long Version, string? Principal)
+    {
+        /// <summary>When the session ends: its idle timeout after the last access, or its absolute expiry if sooner.</summary>
+        public long ExpiresAt => Math.Min(Access + Idle, Absolute);
+
+        /// <summary>The parsed field, or null when it is absent or not in this layout.</summary>
+        public static Metadata? Parse(RedisValue value)
+        {
+            if (value.IsNull)
+            {
+                return null;
+            }
+
+            ReadOnlySpan<byte> text = (byte[])value!;
+            Span<long> numbers = stackalloc long[5];
+            for (var i = 0; i < numbers.Length; i++)
+            {
+                if (!Utf8Parser.TryParse(text, out long number, out var used) || number < 0 || used == 0)
+                {
+                    return null;
+                }
+
+                numbers[i] = number;
+                text = text[used..];
+                if (i < numbers.Length - 1)
+                {
+                    if (text.IsEmpty || text[0] != (byte)',')
+                    {
+                        return null;
+                    }
+
+                    text = text[1..];
+                }
+            }
+
+            string? principal = null;
+            if (!text.IsEmpty)
+            {
+                if (text[0] != (byte)',')
+                {
+                    return null;
+                }
+
+                principal = Encoding.UTF8.GetString(text[1..]);
+            }
+
+            return numbers[2] <= 0
+                ? null
+                : new Metadata(numbers[0], numbers[0] + numbers[1], numbers[2], numbers[0] + numbers[3], numbers[4], principal);
+        }
     }
 }

@@ -67,6 +67,30 @@ public sealed class BenchSmokeTests
     }
 
     [Fact]
+    public void Resp_counter_counts_commands_on_one_key_sent_together_as_one_round_trip()
+    {
+        static byte[] Command(params string[] parts)
+            => System.Text.Encoding.ASCII.GetBytes($"*{parts.Length}\r\n" + string.Concat(parts.Select(p => $"${p.Length}\r\n{p}\r\n")));
+
+        var load = Command("EVALSHA", "0123456789abcdef0123456789abcdef01234567", "1", "cs:s:{a}", "", "100");
+        var read = Command("HGETALL", "cs:s:{a}");
+        var other = Command("HGETALL", "cs:s:{b}");
+        var counter = new RespCommandCounter();
+
+        // A script and the read pipelined beside it on the same key: one round trip.
+        Assert.Equal(1, counter.Count([.. load, .. read]));
+
+        // The same commands arriving in separate chunks, split anywhere: two.
+        Assert.Equal(0, counter.Count(load.AsSpan(0, 20)));
+        Assert.Equal(1, counter.Count(load.AsSpan(20)));
+        Assert.Equal(1, counter.Count(read));
+
+        // Two requests' commands sharing a connection name different keys: two.
+        Assert.Equal(2, counter.Count([.. read, .. other]));
+        Assert.Equal(2, counter.Count([.. Command("PING"), .. Command("PING")]));
+    }
+
+    [Fact]
     public async Task Tiny_run_writes_every_field_for_every_contender_scenario_and_connection_count()
     {
         var json = Path.Combine(Path.GetTempPath(), $"bench-smoke-{Guid.NewGuid():N}.json");

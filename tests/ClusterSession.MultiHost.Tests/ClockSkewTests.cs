@@ -153,9 +153,16 @@ public sealed class RedisSkewedHosts : SkewedHosts
     public override async Task<bool> IsLiveAsync(string id)
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis.Configuration);
-        var fields = await connection.GetDatabase().HashGetAsync(Key(id), ["#a", "#i", "#x"]);
+        // '#' = "created,access,idle,lifetime,version[,principal]", access and lifetime in ms after created.
+        var meta = await connection.GetDatabase().HashGetAsync(Key(id), "#");
         var now = await StoreNowAsync(connection);
-        return fields.All(f => !f.IsNull) && now < Math.Min((long)fields[0] + (long)fields[1], (long)fields[2]);
+        if (meta.IsNull)
+        {
+            return false;
+        }
+
+        var parts = ((string)meta!).Split(',', 5).Take(4).Select(p => long.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+        return now < parts[0] + Math.Min(parts[1] + parts[2], parts[3]);
     }
 
     public override async Task AgeAsync(string id, TimeSpan idleFor, TimeSpan idleTimeout)
@@ -164,7 +171,13 @@ public sealed class RedisSkewedHosts : SkewedHosts
         var db = connection.GetDatabase();
         var now = await StoreNowAsync(connection);
         Assert.True(await db.KeyExistsAsync(Key(id)));
-        await db.HashSetAsync(Key(id), "#a", now - (long)idleFor.TotalMilliseconds);
+        // The last access moves back; an access before creation moves the creation back with it, keeping the absolute expiry.
+        var parts = ((string)(await db.HashGetAsync(Key(id), "#"))!).Split(',', 5);
+        var created = long.Parse(parts[0], CultureInfo.InvariantCulture);
+        var absolute = created + long.Parse(parts[3], CultureInfo.InvariantCulture);
+        var access = now - (long)idleFor.TotalMilliseconds;
+        created = Math.Min(created, access);
+        await db.HashSetAsync(Key(id), "#", string.Join(',', created, access - created, parts[2], absolute - created, parts[4]));
         if (idleTimeout > idleFor)
         {
             await db.KeyExpireAsync(Key(id), idleTimeout - idleFor);

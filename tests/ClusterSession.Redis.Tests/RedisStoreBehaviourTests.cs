@@ -304,6 +304,20 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
 
     private RedisKey Key(string id) => _prefix + "s:{" + id + "}";
 
+    /// <summary>
+    /// Rewrites the last access in the metadata field ('#' = "created,access,idle,lifetime,version[,principal]",
+    /// access and lifetime in ms after created), leaving the TTL alone. An access before creation moves the
+    /// creation back with it and lengthens the lifetime by as much, so the absolute expiry stays where it was.
+    /// </summary>
+    private async Task SetLastAccessAsync(RedisKey key, long accessMs)
+    {
+        var parts = ((string)(await Db.HashGetAsync(key, "#"))!).Split(',', 5);
+        var created = long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
+        var absolute = created + long.Parse(parts[3], System.Globalization.CultureInfo.InvariantCulture);
+        created = Math.Min(created, accessMs);
+        await Db.HashSetAsync(key, "#", string.Join(',', created, accessMs - created, parts[2], absolute - created, parts[4]));
+    }
+
     [Fact]
     public async Task On_the_system_clock_the_store_dates_and_expires_sessions_by_its_own_clock_not_the_callers()
     {
@@ -330,7 +344,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         var key = Key(renewed);
         var server = (await TestStores.MultiplexerAsync(Configuration)).GetServer((await Db.IdentifyEndpointAsync(key))!);
         var serverNow = new DateTimeOffset(DateTime.SpecifyKind(await server.TimeAsync(), DateTimeKind.Utc));
-        await Db.HashSetAsync(key, "#a", (serverNow - Idle - TimeSpan.FromSeconds(1)).ToUnixTimeMilliseconds());
+        await SetLastAccessAsync(key, (serverNow - Idle - TimeSpan.FromSeconds(1)).ToUnixTimeMilliseconds());
         Assert.Empty(await store.FindByPrincipalAsync(principal));
         Assert.Equal(0, await store.CountAsync());
         Assert.Null(await store.LoadAsync(renewed));

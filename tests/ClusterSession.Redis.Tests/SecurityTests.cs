@@ -24,7 +24,7 @@ internal static class SessionStoreAcl
         // Connection set-up by StackExchange.Redis.
         "+hello", "+auth", "+client|setname", "+select", "+ping", "+echo", "+info", "+role",
         // The store's own commands, and the ones its scripts run.
-        "+eval", "+evalsha", "+hgetall", "+hmget", "+hget", "+hset", "+hdel", "+hexists", "+hlen", "+hincrby",
+        "+eval", "+evalsha", "+hgetall", "+hmget", "+hset", "+hdel", "+hexists", "+hlen",
         "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zscore", "+zcard", "+zpopmin", "+scan", "+time",
         // WaitForReplicas.
         "+wait");
