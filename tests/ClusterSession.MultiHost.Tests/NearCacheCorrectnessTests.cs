@@ -22,7 +22,7 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
     private const int Loops = 8;
 
     /// <summary>The invalidation connections are killed when this many changes have completed.</summary>
-    private static readonly int[] KillsAt = [2_000, 4_000, 6_000];
+    private static readonly int[] KillsAt = [1_500, 4_500, 7_500];
 
     /// <summary>The whole run of 10,000 changes must finish within this.</summary>
     private static readonly TimeSpan RunDeadline = TimeSpan.FromSeconds(150);
