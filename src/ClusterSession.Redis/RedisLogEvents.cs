@@ -8,4 +8,7 @@ internal static class RedisLogEvents
     public const int TopologyRefresh = 4010;
     public const int TopologyRefreshFailed = 4011;
     public const int EvictionPolicyUnfit = 4012;
+    public const int NearCacheSubscribed = 4020;
+    public const int NearCacheChannelDown = 4021;
+    public const int NearCacheInvalidation = 4022;
 }

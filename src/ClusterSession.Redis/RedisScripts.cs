@@ -71,6 +71,14 @@ internal static class RedisScripts
 
         """;
 
+    /// <summary>Stands for the near cache's announce() function in the scripts that change a session; see <see cref="WithAnnounce"/>.</summary>
+    public const string AnnouncePlaceholder = "@ANNOUNCE@";
+
+    // announce(version) tells every node's near cache that the session changed to that version; announce() that it
+    // ended. The store writes the function in (WithAnnounce): a PUBLISH on the near cache's channel when the cache is
+    // on, nothing when it is off. Each changing script calls it once, just before its successful return.
+    private const string Announce = AnnouncePlaceholder + "\n";
+
     /// <summary>KEYS[1] session; ARGV clock, touch-fraction-per-mille. Returns the hash (flat field/value array) or nil.</summary>
     public const string Load = Prelude + ReadAll + """
         local h, access, idle, abs, at = readall()
@@ -112,7 +120,7 @@ internal static class RedisScripts
     /// sends only now, '1', field and value: the attribute limit is part of the script text, not an argument.
     /// Returns {1, version, absolute-ms, had-principal, old-principal}, {0} gone, {-1, count} over the limit.
     /// </summary>
-    public const string Save = Prelude + """
+    public const string Save = Prelude + Announce + """
         local s = meta()
         if not s then return {0} end
         local nset, flags = string.match(ARGV[2], '^(%d+)(%a*)$')
@@ -144,18 +152,57 @@ internal static class RedisScripts
         end
         local v = redis.call('HINCRBY', k, '#v', 1)
         touch(idle, s.abs)
+        announce(v)
         return {1, v, n(s.abs), s.principal and 1 or 0, s.principal or ''}
         """;
+
+    /// <summary>
+    /// <paramref name="script"/> with its announce() function written in: with <paramref name="channel"/>, a PUBLISH of
+    /// the session id (the key's text from byte <paramref name="idStart"/>, 1-based, to before its closing brace), followed
+    /// by ':' and the version for a change; without it (the near cache is off) a function that does nothing.
+    /// </summary>
+    public static string WithAnnounce(string script, string? channel, int idStart)
+    {
+        var function = channel is null
+            ? "local function announce() end"
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"""
+                local function announce(v)
+                  local id = string.sub(KEYS[1], {idStart}, -2)
+                  if v then id = id .. ':' .. string.format('%d', v) end
+                  redis.call('PUBLISH', '{LuaEscape(channel)}', id)
+                end
+                """);
+        return script.Replace(AnnouncePlaceholder, function, StringComparison.Ordinal);
+    }
 
     /// <summary><see cref="Save"/> with the attribute limit written in (one cached script per limit).</summary>
     public static string SaveWithLimit(int maxAttributes)
         => Save.Replace(MaxAttributesPlaceholder, maxAttributes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
+    // The content of a Lua single-quoted string: letters, digits and a few safe marks as they are, every other byte as a decimal escape.
+    private static string LuaEscape(string text)
+    {
+        var builder = new System.Text.StringBuilder(text.Length);
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(text))
+        {
+            if (char.IsAsciiLetterOrDigit((char)b) || b is (byte)':' or (byte)'-' or (byte)'_' or (byte)'.' or (byte)'/')
+            {
+                builder.Append((char)b);
+            }
+            else
+            {
+                builder.Append('\\').Append(b.ToString("000", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return builder.ToString();
+    }
+
     /// <summary>
     /// KEYS[1] session; ARGV clock, field, has-expected, expected, has-replacement, replacement, max-attributes.
     /// Returns {1} set, {0} gone, {2, 1, current} or {2, 0} mismatch, {-1, count} over the limit.
     /// </summary>
-    public const string CompareAndSet = Prelude + """
+    public const string CompareAndSet = Prelude + Announce + """
         local s = meta()
         if not s then return {0} end
         local cur = redis.call('HGET', k, ARGV[2])
@@ -175,15 +222,17 @@ internal static class RedisScripts
         elseif cur then
           redis.call('HDEL', k, ARGV[2])
         end
-        redis.call('HINCRBY', k, '#v', 1)
+        local v = redis.call('HINCRBY', k, '#v', 1)
         touch(s.idle, s.abs)
+        announce(v)
         return {1}
         """;
 
     /// <summary>KEYS[1] session; ARGV clock. Deletes the key. Returns {was-live, had-principal, principal}.</summary>
-    public const string Delete = Prelude + """
+    public const string Delete = Prelude + Announce + """
         local s = meta()
         redis.call('DEL', k)
+        announce()
         if not s then return {0, 0, ''} end
         return {1, s.principal and 1 or 0, s.principal or ''}
         """;
@@ -192,10 +241,11 @@ internal static class RedisScripts
     /// First step of an id change. KEYS[1] old session; ARGV clock. Marks a live session as moving
     /// (saves and loads then treat it as gone) and returns its hash; nil when absent.
     /// </summary>
-    public const string BeginMove = Prelude + ReadAll + """
+    public const string BeginMove = Prelude + ReadAll + Announce + """
         local h = readall()
         if not h then return false end
         redis.call('HSET', k, '#m', '1')
+        announce()
         return h
         """;
 

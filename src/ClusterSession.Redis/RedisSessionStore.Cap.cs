@@ -66,7 +66,8 @@ public sealed partial class RedisSessionStore
     private async Task<(string? Principal, long AbsoluteMs)?> SetPrincipalOnHashAsync(string id, string? principal, CancellationToken token)
     {
         RedisValue[] args = principal is null ? [Clock(), "0c"] : [Clock(), "0p", principal];
-        var result = (RedisResult[])(await WriteAsync(_saveScript, _keys.Session(id), args, token).ConfigureAwait(false))!;
+        var result = await WriteChangeAsync(id, _saveScript, args, token).ConfigureAwait(false);
+        _near?.Cache.Remove(id);
         return (int)result[0] != 1 ? null : ((int)result[3] == 1 ? (string?)result[4] : null, (long)result[2]);
     }
 

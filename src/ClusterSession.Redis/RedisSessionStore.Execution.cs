@@ -55,6 +55,11 @@ public sealed partial class RedisSessionStore
             Task<TResult>? pending = null;
             try
             {
+                if (_near is { } near)
+                {
+                    await near.EnsureStartedAsync(multiplexer, token).ConfigureAwait(false);
+                }
+
                 pending = command(multiplexer.GetDatabase(), state);
                 return await pending.WaitAsync(token).ConfigureAwait(false);
             }

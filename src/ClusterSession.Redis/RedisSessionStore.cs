@@ -29,6 +29,10 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly RedisKeys _keys;
     private readonly RedisValue _touchPerMille;
     private readonly string _saveScript;
+    private readonly string _compareAndSetScript;
+    private readonly string _deleteScript;
+    private readonly string _beginMoveScript;
+    private readonly RedisNearChannel? _near;
     private readonly RedisConnection _connection;
     private readonly string? _scrubPrefix;
     private readonly RedisTopologyRefresh _topology;
@@ -64,7 +68,13 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
-        _saveScript = RedisScripts.SaveWithLimit(options.Limits.MaxAttributes);
+        _near = options.NearCache.Enabled
+            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger)
+            : null;
+        _saveScript = WithAnnounce(RedisScripts.SaveWithLimit(options.Limits.MaxAttributes));
+        _compareAndSetScript = WithAnnounce(RedisScripts.CompareAndSet);
+        _deleteScript = WithAnnounce(RedisScripts.Delete);
+        _beginMoveScript = WithAnnounce(RedisScripts.BeginMove);
         _connection = new RedisConnection(options, multiplexer);
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
@@ -84,7 +94,9 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
+        return _near is { } near
+            ? LoadNearAsync(near, id, cancellationToken)
+            : RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -128,7 +140,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             replacement ?? RedisValue.EmptyString,
             _options.Limits.MaxAttributes,
         ];
-        return RunAsync("compare-and-set", (Store: this, Key: _keys.Session(id), Args: args), static (s, token) => s.Store.CompareAndSetCoreAsync(s.Key, s.Args, token), cancellationToken);
+        return RunAsync("compare-and-set", (Store: this, Id: id, Args: args), static (s, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Args, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -148,7 +160,15 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         => RunAsync("count", this, static (store, token) => store.CountCoreAsync(token), cancellationToken);
 
     /// <summary>Disposes the multiplexer when the store created it from <see cref="RedisSessionStoreOptions.Configuration"/>.</summary>
-    public ValueTask DisposeAsync() => _connection.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        if (_near is { } near)
+        {
+            await near.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _connection.DisposeAsync().ConfigureAwait(false);
+    }
 
     private static RedisSessionStoreOptions WithMultiplexer(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options)
     {
@@ -243,14 +263,17 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args[i++] = RedisKeys.AttributeField(name);
         }
 
-        var result = (RedisResult[])(await WriteAsync(_saveScript, _keys.Session(changes.Id), args, token).ConfigureAwait(false))!;
+        var result = await WriteChangeAsync(changes.Id, _saveScript, args, token).ConfigureAwait(false);
         switch ((int)result[0])
         {
             case 0:
+                _near?.Cache.Remove(changes.Id);
                 return SessionSaveResult.Gone;
             case -1:
                 throw _options.Limits.TooManyAttributes();
         }
+
+        _near?.Cache.Saved(changes, (long)result[1]);
 
         if (changes.PrincipalChanged)
         {
@@ -264,7 +287,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
     {
-        var result = (RedisResult[])(await WriteAsync(RedisScripts.Delete, _keys.Session(id), [Clock()], token).ConfigureAwait(false))!;
+        var result = await WriteChangeAsync(id, _deleteScript, [Clock()], token).ConfigureAwait(false);
+        _near?.Cache.Remove(id);
         if ((int)result[1] == 1)
         {
             await UpdateIndexAsync((string)result[2]!, ["r", id], token).ConfigureAwait(false);
@@ -280,7 +304,16 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // delete the old one. A crash in between leaves the old hash marked: it reads as absent and expires.
         var oldKey = _keys.Session(oldId);
         var now = Clock();
-        var read = await WriteAsync(RedisScripts.BeginMove, oldKey, [now], token).ConfigureAwait(false);
+        RedisResult read;
+        try
+        {
+            read = await WriteAsync(_beginMoveScript, oldKey, [now], token).ConfigureAwait(false);
+        }
+        finally
+        {
+            _near?.Cache.Remove(oldId);
+        }
+
         if (read.IsNull)
         {
             return false;
@@ -325,9 +358,10 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         return true;
     }
 
-    private async Task<AttributeCasResult> CompareAndSetCoreAsync(RedisKey key, RedisValue[] args, CancellationToken token)
+    private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, RedisValue[] args, CancellationToken token)
     {
-        var result = (RedisResult[])(await WriteAsync(RedisScripts.CompareAndSet, key, args, token).ConfigureAwait(false))!;
+        var result = await WriteChangeAsync(id, _compareAndSetScript, args, token).ConfigureAwait(false);
+        _near?.Cache.Remove(id);
         return (int)result[0] switch
         {
             1 => AttributeCasResult.Succeeded,

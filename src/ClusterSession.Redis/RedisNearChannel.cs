@@ -1,0 +1,270 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using ClusterSession.Caching;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace ClusterSession.Redis;
+
+/// <summary>
+/// The Redis side of the near cache (docs/near-cache.md): the invalidation channel <c>&lt;KeyPrefix&gt;nc</c>, which the
+/// store's changing scripts PUBLISH to, this node's subscription to it, and the heartbeats that prove it delivers.
+/// Messages are handled one at a time, in the order Redis sent them, so a heartbeat that comes back proves that every
+/// invalidation published before it was applied.
+/// </summary>
+/// <remarks>
+/// Redis Cluster: the scripts use classic PUBLISH, which every node forwards to every other node over the cluster bus,
+/// so one subscription on any node hears every shard; a heartbeat is sent to every master and counts only when it came
+/// back from all of them (a shard whose messages stop arriving turns the cache off).
+/// </remarks>
+internal sealed partial class RedisNearChannel : IAsyncDisposable
+{
+    private const string ProbeScript = "return redis.call('PUBLISH', ARGV[1], 'p')";
+
+    private readonly RedisChannel _channel;
+    private readonly string _heartbeatPrefix;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private IConnectionMultiplexer? _multiplexer;
+    private Task? _start;
+    private ChannelMessageQueue? _queue;
+    private long _heartbeat;
+    private int _heartbeatExpected;
+    private int _heartbeatReceived;
+    private long _heartbeatSentAt;
+    private bool _disposed;
+
+    public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger)
+    {
+        ChannelName = channel;
+        _channel = RedisChannel.Literal(channel);
+        _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
+        _logger = logger;
+        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync);
+    }
+
+    /// <summary>This node's copies.</summary>
+    public NearCache Cache { get; }
+
+    /// <summary>The channel the scripts publish to.</summary>
+    public string ChannelName { get; }
+
+    /// <summary>
+    /// Subscribes on first use (once; again after a failure Redis may recover from). Throws
+    /// <see cref="InvalidOperationException"/> for good when the server cannot publish from a script (Garnet) or refuses the channel.
+    /// </summary>
+    public ValueTask EnsureStartedAsync(IConnectionMultiplexer multiplexer, CancellationToken token)
+    {
+        var start = Volatile.Read(ref _start);
+        return start is { IsCompletedSuccessfully: true } ? default : StartSlowAsync(multiplexer, token);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        ChannelMessageQueue? queue;
+        lock (_gate)
+        {
+            _disposed = true;
+            queue = _queue;
+            _queue = null;
+            if (_multiplexer is { } multiplexer)
+            {
+                multiplexer.ConnectionFailed -= OnConnectionFailed;
+                multiplexer.ConnectionRestored -= OnConnectionRestored;
+            }
+        }
+
+        Cache.Dispose();
+        if (queue is not null)
+        {
+            try
+            {
+                await queue.UnsubscribeAsync().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Unsubscribing from a connection that is down or disposed leaves nothing to undo.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
+
+    private async ValueTask StartSlowAsync(IConnectionMultiplexer multiplexer, CancellationToken token)
+    {
+        Task start;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_start is null || (_start.IsFaulted && _start.Exception?.InnerException is not InvalidOperationException))
+            {
+                _start = StartAsync(multiplexer);
+            }
+
+            start = _start;
+        }
+
+        await start.WaitAsync(token).ConfigureAwait(false);
+    }
+
+    private async Task StartAsync(IConnectionMultiplexer multiplexer)
+    {
+        // A script publishes every invalidation: check once that this server lets it (Garnet does not), so that turning
+        // the cache on against such a server fails here, with the fix, rather than on the first save.
+        try
+        {
+            await multiplexer.GetDatabase().ScriptEvaluateAsync(ProbeScript, null, [ChannelName], CommandFlags.DemandMaster).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (!RedisFailures.NotApplied(ex))
+        {
+            throw new InvalidOperationException(
+                $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused PUBLISH from a Lua script ({ex.Message}). " +
+                "The near cache needs it: every change publishes its invalidation inside the script that makes it. Garnet does not support it; " +
+                $"with a Redis ACL, allow +publish and the channel &{ChannelName}. Otherwise turn NearCache.Enabled off for this store.",
+                ex);
+        }
+
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_multiplexer is null)
+            {
+                _multiplexer = multiplexer;
+                multiplexer.ConnectionFailed += OnConnectionFailed;
+                multiplexer.ConnectionRestored += OnConnectionRestored;
+            }
+        }
+
+        var queue = await multiplexer.GetSubscriber().SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+        queue.OnMessage(OnMessage);
+        bool disposed;
+        lock (_gate)
+        {
+            disposed = _disposed;
+            _queue = disposed ? null : queue;
+        }
+
+        if (disposed)
+        {
+            await queue.UnsubscribeAsync().ConfigureAwait(false);
+            return;
+        }
+
+        // Loads that started before the subscription was live may have missed an invalidation: none of them is cached.
+        Cache.ChannelDown();
+        LogSubscribed(_logger);
+        await SendHeartbeatAsync(Cache.NextHeartbeat()).ConfigureAwait(false);
+    }
+
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+    {
+        // Any connection: with RESP3 the subscription shares the interactive one, and a failure is rare enough to
+        // cost a cache refill. Messages published while it was down are lost, so nothing cached may be trusted.
+        Cache.ChannelDown();
+        LogChannelDown(_logger, "connection failed", e.ConnectionType.ToString(), e.FailureType.ToString());
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven.
+        Cache.ChannelDown();
+        LogChannelDown(_logger, "connection restored, resubscribing", e.ConnectionType.ToString(), e.FailureType.ToString());
+    }
+
+    private void OnMessage(ChannelMessage message)
+    {
+        var payload = (string?)message.Message;
+        if (string.IsNullOrEmpty(payload))
+        {
+            return;
+        }
+
+        if (payload.StartsWith("h:", StringComparison.Ordinal))
+        {
+            OnHeartbeat(payload);
+            return;
+        }
+
+        var colon = payload.IndexOf(':', StringComparison.Ordinal);
+        if (colon < 0)
+        {
+            Apply(payload, NearCache.Gone);
+        }
+        else if (long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+        {
+            Apply(payload[..colon], version);
+        }
+    }
+
+    private void Apply(string id, long version)
+    {
+        Cache.Invalidate(id, version);
+        if (_logger.IsEnabled(LogLevel.Trace))
+        {
+            LogInvalidation(_logger, version == NearCache.Gone ? "gone" : version.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    private void OnHeartbeat(string payload)
+    {
+        if (!payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal)
+            || !long.TryParse(payload.AsSpan(_heartbeatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (number != _heartbeat || ++_heartbeatReceived < _heartbeatExpected)
+            {
+                return;
+            }
+
+            _heartbeat = 0;
+        }
+
+        Cache.HeartbeatReceived(number);
+    }
+
+    // Sends heartbeat N to every master (one on a standalone or Sentinel primary, one per shard on a cluster). At most one
+    // heartbeat is in flight; one that has not come back within a second is abandoned (the lag check turns the cache off).
+    private async Task SendHeartbeatAsync(long number)
+    {
+        IConnectionMultiplexer? multiplexer;
+        var now = Environment.TickCount64;
+        lock (_gate)
+        {
+            multiplexer = _queue is null ? null : _multiplexer;
+            if (multiplexer is null || (_heartbeat != 0 && now - _heartbeatSentAt < 1000))
+            {
+                return;
+            }
+        }
+
+        var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture);
+        var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
+        lock (_gate)
+        {
+            _heartbeat = number;
+            _heartbeatExpected = Math.Max(1, masters.Length);
+            _heartbeatReceived = 0;
+            _heartbeatSentAt = now;
+        }
+
+        if (masters.Length == 0)
+        {
+            await multiplexer.GetDatabase().PublishAsync(_channel, payload, CommandFlags.DemandMaster).ConfigureAwait(false);
+            return;
+        }
+
+        await Task.WhenAll(masters.Select(m => m.ExecuteAsync("PUBLISH", [ChannelName, payload]))).ConfigureAwait(false);
+    }
+
+    [LoggerMessage(EventId = RedisLogEvents.NearCacheSubscribed, Level = LogLevel.Information, Message = "Near cache subscribed to its invalidation channel; it serves copies once a heartbeat comes back")]
+    private static partial void LogSubscribed(ILogger logger);
+
+    [LoggerMessage(EventId = RedisLogEvents.NearCacheChannelDown, Level = LogLevel.Warning, Message = "Near cache emptied and bypassed ({Reason}, {ConnectionType} connection, {FailureType}) until a heartbeat comes back")]
+    private static partial void LogChannelDown(ILogger logger, string reason, string connectionType, string failureType);
+
+    [LoggerMessage(EventId = RedisLogEvents.NearCacheInvalidation, Level = LogLevel.Trace, Message = "Near cache applied an invalidation (version {Version})")]
+    private static partial void LogInvalidation(ILogger logger, string version);
+}
