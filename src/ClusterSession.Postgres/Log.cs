@@ -9,6 +9,8 @@ internal static class PostgresEventIds
     public const int CleanupFailed = 2002;
     public const int SchemaCreated = 2003;
     public const int LoggingModeMismatch = 2005;
+    public const int NearCacheListening = 2006;
+    public const int NearCacheListenerFailed = 2007;
 }
 
 internal static partial class PostgresLog
@@ -24,4 +26,10 @@ internal static partial class PostgresLog
 
     [LoggerMessage(PostgresEventIds.LoggingModeMismatch, LogLevel.Warning, "Session table {Table} exists with unlogged = {Existing} while the option Unlogged is {Configured}; it was left as it is. Convert it with ALTER TABLE ... SET LOGGED/UNLOGGED (see docs/postgres-data-model.md) or change the option.")]
     public static partial void LoggingModeMismatch(ILogger logger, string table, bool existing, bool configured);
+
+    [LoggerMessage(PostgresEventIds.NearCacheListening, LogLevel.Debug, "Near cache listening on channel {Channel}; it serves copies again once a heartbeat comes back.")]
+    public static partial void NearCacheListening(ILogger logger, string channel);
+
+    [LoggerMessage(PostgresEventIds.NearCacheListenerFailed, LogLevel.Warning, "Near cache listener on channel {Channel} failed; the cache is off and emptied until it listens again (next attempt in {RetryDelay}).")]
+    public static partial void NearCacheListenerFailed(ILogger logger, Exception exception, string channel, TimeSpan retryDelay);
 }

@@ -5,16 +5,21 @@ namespace ClusterSession.Postgres;
 /// <summary>Reads the store's result rows into snapshots.</summary>
 internal static class PostgresRows
 {
-    /// <summary>The Load statement's result: one session row (no name) and its attribute rows, or nothing.</summary>
-    public static async Task<SessionSnapshot?> ReadSessionAsync(NpgsqlDataReader reader, string id, CancellationToken cancellationToken)
+    /// <summary>
+    /// The Load statement's result: one session row (no name; it also carries the statement's clock) and its attribute
+    /// rows, or nothing.
+    /// </summary>
+    public static async Task<LoadedSession> ReadSessionAsync(NpgsqlDataReader reader, string id, CancellationToken cancellationToken)
     {
         SessionRow? row = null;
+        DateTimeOffset storeNow = default;
         var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             if (reader.IsDBNull(6))
             {
                 row = ReadSessionRow(reader, 0);
+                storeNow = reader.GetFieldValue<DateTimeOffset>(8);
             }
             else
             {
@@ -22,7 +27,7 @@ internal static class PostgresRows
             }
         }
 
-        return row is { } r ? r.ToSnapshot(id, attributes) : null;
+        return row is { } r ? new(r.ToSnapshot(id, attributes), storeNow) : default;
     }
 
     /// <summary>The FindByPrincipal statement's result: rows of (id, session columns, name, value), ordered by id.</summary>
@@ -81,3 +86,6 @@ internal static class PostgresRows
             => new(id, CreatedAt, LastAccessedAt, IdleTimeout, AbsoluteExpiresAt, Principal, Version, attributes);
     }
 }
+
+/// <summary>What a load returned: the session (null when absent or expired) and the store's clock when it was read.</summary>
+internal readonly record struct LoadedSession(SessionSnapshot? Snapshot, DateTimeOffset StoreNow);

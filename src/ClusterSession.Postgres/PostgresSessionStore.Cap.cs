@@ -1,3 +1,4 @@
+using ClusterSession.Caching;
 using static ClusterSession.Postgres.PostgresParameters;
 
 namespace ClusterSession.Postgres;
@@ -15,16 +16,36 @@ public sealed partial class PostgresSessionStore
     public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckAdmit(id, principal, maxSessions, policy);
-        return RunAsync(
+        var admitting = RunAsync(
             "admit",
             (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession),
             static (s, token) => s.Store.AdmitCoreAsync(s.Id, s.Principal, s.Max, s.Refuse, token),
             cancellationToken);
+        return _nearCache is { } cache ? AdmitThroughNearCacheAsync(cache, id, admitting) : admitting;
+    }
+
+    /// <summary>The admitted session's principal changed and the ended ones are gone: this node drops its copies of all of them.</summary>
+    private static async ValueTask<SessionAdmission> AdmitThroughNearCacheAsync(NearCache cache, string id, ValueTask<SessionAdmission> admitting)
+    {
+        try
+        {
+            var admission = await admitting.ConfigureAwait(false);
+            foreach (var ended in admission.EndedIds)
+            {
+                cache.Remove(ended);
+            }
+
+            return admission;
+        }
+        finally
+        {
+            cache.Remove(id);
+        }
     }
 
     private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, bool refuse, CancellationToken token)
     {
-        var sql = _capSql ??= new PostgresCapSql(_sql.SessionsTable);
+        var sql = _capSql ??= new PostgresCapSql(_sql.SessionsTable, _sql.Channel);
         var batch = CreateBatch(
             Command(sql.LockPrincipal, Text(_sql.SessionsTable + "\n" + principal)),
             Command(sql.Admit, Text(id), Text(principal), Clock(_timeProvider), Int(maxSessions), Bool(refuse)));

@@ -98,6 +98,7 @@ public sealed partial class PostgresSessionStore
             // The cleanup was cancelled by the disposal itself.
         }
 
+        await StopNearCacheAsync().ConfigureAwait(false);
         _disposing.Dispose();
     }
 }

@@ -53,7 +53,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         _timeout = options.CommandTimeout;
         _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
         _unlogged = options.Unlogged;
-        _sql = new PostgresSql(options.Schema, options.TablePrefix, options.Unlogged);
+        var nearCache = options.NearCache.Enabled;
+        _sql = new PostgresSql(options.Schema, options.TablePrefix, options.Unlogged, nearCache ? PostgresNearCacheChannel.For(options.Schema, options.TablePrefix) : null);
 
         if (options.DataSource is { } dataSource)
         {
@@ -84,6 +85,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             _schemaTask = CreateSchemaAsync(CancellationToken.None);
         }
 
+        if (nearCache)
+        {
+            _nearCache = StartNearCache(options);
+        }
+
         if (options.CleanupInterval != Timeout.InfiniteTimeSpan)
         {
             _cleanupTimer = _timeProvider.CreateTimer(
@@ -105,10 +111,13 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     }
 
     /// <inheritdoc />
+    /// <remarks>With the near cache on, a session this node holds is returned with no round trip (see docs/near-cache.md).</remarks>
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
+        return _nearCache is { } cache
+            ? LoadThroughNearCache(cache, id, cancellationToken)
+            : LoadSnapshotAsync(id, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -116,14 +125,17 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _limits);
-        return RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
+        var saving = RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
+        return _nearCache is { } cache ? SaveThroughNearCacheAsync(cache, changes, saving) : ResultOf(saving);
+
+        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
     }
 
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(s.Id, token), cancellationToken);
+        return Forgetting(id, RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(s.Id, token), cancellationToken));
     }
 
     /// <inheritdoc />
@@ -131,7 +143,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
+            : Forgetting(oldId, RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken));
     }
 
     /// <inheritdoc />
@@ -143,11 +155,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
-        return RunAsync(
+        return Forgetting(id, RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),
             static (s, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Name, s.Expected, s.Replacement, token),
-            cancellationToken);
+            cancellationToken));
     }
 
     /// <inheritdoc />
@@ -161,7 +173,10 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
         => RunAsync("count", this, static (store, token) => store.CountCoreAsync(token), cancellationToken);
 
-    /// <summary>Stops the background cleanup, waits for a running one, and closes the data source if the store created it.</summary>
+    /// <summary>
+    /// Stops the background cleanup (waiting for a running one) and the near cache's listener (closing its connection),
+    /// and closes the data source if the store created it.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -201,7 +216,15 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token)
+    private ValueTask<SessionSnapshot?> LoadSnapshotAsync(string id, CancellationToken cancellationToken)
+    {
+        var loading = RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
+        return loading.IsCompletedSuccessfully ? new(loading.Result.Snapshot) : SnapshotOf(loading);
+
+        static async ValueTask<SessionSnapshot?> SnapshotOf(ValueTask<LoadedSession> loading) => (await loading.ConfigureAwait(false)).Snapshot;
+    }
+
+    private async Task<LoadedSession> LoadCoreAsync(string id, CancellationToken token)
     {
         var command = CreateCommand(_sql.Load, Text(id), Clock(_timeProvider), Double(_touchFraction));
         await using (command.ConfigureAwait(false))
@@ -214,7 +237,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<SessionSaveResult> SaveCoreAsync(SessionChanges changes, CancellationToken token)
+    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, CancellationToken token)
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
@@ -247,11 +270,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
         if (count is null)
         {
-            return SessionSaveResult.Gone;
+            return new(SessionSaveResult.Gone, 0);
         }
 
         // Not written while live: the statement found the change over the attribute limit.
-        return version is null ? throw _limits.TooManyAttributes() : SessionSaveResult.Saved;
+        return version is { } v ? new(SessionSaveResult.Saved, v) : throw _limits.TooManyAttributes();
     }
 
     private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
@@ -272,6 +295,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         {
             try
             {
+                // The second statement returns one row when the session moved.
                 await batch.ExecuteNonQueryAsync(token).ConfigureAwait(false);
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)

@@ -5,12 +5,18 @@ namespace ClusterSession.Postgres;
 /// and dates accesses and new sessions, on the database's clock (<c>now()</c>), one clock for every node
 /// of the application whatever their own clocks say. Each takes a "clock" parameter that is null in
 /// production; a test clock (a TimeProvider other than the system's) sends its time there instead.
+/// With the near cache on (a notification channel given), every statement that changes a session also calls
+/// <c>pg_notify</c> in the same statement, so the invalidation is sent when, and only when, the change commits.
 /// </summary>
 internal sealed class PostgresSql
 {
     private const string SessionColumns = "id, created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version";
 
-    public PostgresSql(string schema, string tablePrefix, bool unlogged)
+    /// <param name="schema">The schema of the tables.</param>
+    /// <param name="tablePrefix">The prefix of the table names.</param>
+    /// <param name="unlogged">Whether CreateSchema makes UNLOGGED tables.</param>
+    /// <param name="channel">The near cache's notification channel (<see cref="PostgresNearCacheChannel"/>), or null: the statements notify nothing.</param>
+    public PostgresSql(string schema, string tablePrefix, bool unlogged, string? channel = null)
     {
         var schemaName = EscapeInsideQuotes(schema);
         var prefix = EscapeInsideQuotes(tablePrefix);
@@ -19,6 +25,15 @@ internal sealed class PostgresSql
         var now2 = Now(2);
         var now3 = Now(3);
         var attributes = $"\"{schemaName}\".\"{prefix}attributes\"";
+
+        // The channel name is made of characters that need no escaping (PostgresNearCacheChannel.For).
+        // Each notifying statement gets a CTE "notified" and reads it in its final SELECT: a SELECT in a
+        // WITH runs only when something reads it. Payloads: "id:version" for a change, "id" when the session ended.
+        var notifies = channel is not null;
+        string Notify(string cte, string source, string payload)
+            => notifies ? $",\n    {cte} AS (SELECT pg_notify('{channel}', {payload}) FROM {source})" : string.Empty;
+        string Notified(string cte) => notifies ? $", (SELECT count(*) FROM {cte})" : string.Empty;
+        Channel = channel;
         SessionsTable = sessions;
         AttributesTable = attributes;
         KeyRingTable = $"\"{schemaName}\".\"{prefix}key_ring\"";
@@ -28,6 +43,8 @@ internal sealed class PostgresSql
 
         // $1 id, $2 clock, $3 touch fraction. The touch is a conditional UPDATE in the same statement,
         // so a load that must refresh the expiry still costs one round trip, and one that need not writes nothing.
+        // The session row also carries the statement's clock: the near cache times a copy's life against it.
+        // A touch notifies nothing: the data did not change.
         Load = $"""
             WITH touched AS (
                 UPDATE {sessions}
@@ -39,10 +56,10 @@ internal sealed class PostgresSql
                 UNION ALL
                 SELECT {SessionColumns} FROM {sessions}
                 WHERE id = $1 AND expires_at > {now2} AND NOT EXISTS (SELECT FROM touched))
-            SELECT created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version, NULL::text AS name, NULL::bytea AS value
+            SELECT created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version, NULL::text AS name, NULL::bytea AS value, {now2} AS now
             FROM session
             UNION ALL
-            SELECT NULL, NULL, NULL, NULL, NULL, NULL, a.name, a.value
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, a.name, a.value, NULL
             FROM {attributes} a WHERE a.session_id = $1 AND EXISTS (SELECT FROM session)
             """;
 
@@ -72,8 +89,8 @@ internal sealed class PostgresSql
                 INSERT INTO {attributes} (session_id, name, value)
                 SELECT $1, u.name, u.value FROM unnest($3::text[], $4::bytea[]) AS u(name, value)
                 WHERE EXISTS (SELECT FROM updated)
-                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value)
-            SELECT (SELECT attribute_count FROM live), (SELECT version FROM updated)
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", "$1 || ':' || version")}
+            SELECT (SELECT attribute_count FROM live), (SELECT version FROM updated){Notified("notified")}
             """;
 
         // $1 id, $2 clock, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
@@ -92,15 +109,16 @@ internal sealed class PostgresSql
             updated AS (
                 UPDATE {sessions} s
                 SET version = s.version + 1, last_accessed_at = {now2}, expires_at = least({now2} + s.idle_timeout, s.absolute_expires_at)
-                WHERE s.id = $1 AND EXISTS (SELECT FROM matched)),
+                WHERE s.id = $1 AND EXISTS (SELECT FROM matched)
+                RETURNING s.version),
             removed AS (
                 DELETE FROM {attributes} WHERE session_id = $1 AND name = $3 AND $5::bytea IS NULL AND EXISTS (SELECT FROM matched)),
             upserted AS (
                 INSERT INTO {attributes} (session_id, name, value)
                 SELECT $1, $3, $5::bytea WHERE $5::bytea IS NOT NULL AND EXISTS (SELECT FROM matched)
-                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value)
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", "$1 || ':' || version")}
             SELECT EXISTS (SELECT FROM live), EXISTS (SELECT FROM matched), (SELECT value FROM current),
-                   EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed)
+                   EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed){Notified("notified")}
             """;
 
         // $1 id, $2 clock: an expired session that was not swept yet must not block a new one.
@@ -122,10 +140,19 @@ internal sealed class PostgresSql
             """;
 
         // $1 id, $2 clock. Returns one row when a session was deleted: whether it was still live.
-        Delete = $"DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > {now2}";
+        Delete = $"""
+            WITH deleted AS (
+                DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > {now2} AS live){Notify("notified", "deleted", "$1")}
+            SELECT live{Notified("notified")} FROM deleted
+            """;
 
         // $1 old id, $2 new id, $3 clock. ON UPDATE CASCADE moves the attributes in the same statement.
-        ChangeId = $"UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > {now3}";
+        // One row when the session moved. The old id is announced as ended; nobody holds a copy of the new one.
+        ChangeId = $"""
+            WITH moved AS (
+                UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > {now3} RETURNING id){Notify("notified", "moved", "$1")}
+            SELECT 1{Notified("notified")} FROM moved
+            """;
 
         // $1 principal, $2 clock.
         FindByPrincipal = $"""
@@ -148,6 +175,9 @@ internal sealed class PostgresSql
             DELETE FROM {sessions} s USING victims v WHERE s.id = v.id
             """;
     }
+
+    /// <summary>The near cache's notification channel, or null when the statements notify nothing.</summary>
+    public string? Channel { get; }
 
     public string SessionsTable { get; }
 
@@ -199,14 +229,23 @@ internal sealed class PostgresSql
 /// <summary>The statements of the per-principal session cap (PostgresSessionStore.Cap.cs), for one schema and table prefix.</summary>
 internal sealed class PostgresCapSql
 {
-    public PostgresCapSql(string sessionsTable)
+    public PostgresCapSql(string sessionsTable, string? channel)
     {
+        var ended = channel is null ? string.Empty : $"""
+            ,
+            notified AS (
+                SELECT pg_notify('{channel}', id) FROM ended
+                UNION ALL
+                SELECT pg_notify('{channel}', id || ':' || version) FROM bound)
+            """;
+        var notified = channel is null ? string.Empty : ", (SELECT count(*) FROM notified)";
         // $1 lock name (the table and the principal): admissions of one principal queue here until the transaction ends.
         LockPrincipal = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
         // $1 id, $2 principal, $3 clock, $4 max, $5 refuse at the cap. Counts the principal's other live sessions,
         // then either refuses, or deletes the oldest beyond the cap (first absolute expiry first) and binds the session.
         // Returns (live, admitted, ended ids). A session already bound to the principal is admitted and ends nothing.
+        // With the near cache on, the ended sessions are announced as ended and the bound one with its new version.
         var now = "coalesce($3::timestamptz, now())";
         Admit = $"""
             WITH target AS (
@@ -230,8 +269,8 @@ internal sealed class PostgresCapSql
             bound AS (
                 UPDATE {sessionsTable} SET principal = $2, version = version + 1
                 WHERE id = $1 AND (SELECT act FROM decision)
-                RETURNING id)
-            SELECT d.live, d.admitted, array(SELECT id FROM ended) FROM decision d
+                RETURNING id, version){ended}
+            SELECT d.live, d.admitted, array(SELECT id FROM ended){notified} FROM decision d
             """;
     }
 

@@ -1,0 +1,323 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using ClusterSession.Caching;
+using Npgsql;
+using static ClusterSession.Postgres.PostgresParameters;
+
+namespace ClusterSession.Postgres;
+
+/// <content>
+/// The near cache (<see cref="PostgresSessionStoreOptions.NearCache"/>): this node's copies of sessions, kept only while
+/// it LISTENs to the tables' notification channel. Every statement that changes a session calls <c>pg_notify</c> in the
+/// same statement (PostgresSql), so the invalidation is sent when the change commits and never for one rolled back. One
+/// connection of the data source per store LISTENs and reads notifications; when it fails it is opened again with a
+/// backoff, and the cache stays off and empty until a heartbeat sent through that channel after the new LISTEN comes back.
+/// </content>
+public sealed partial class PostgresSessionStore
+{
+    /// <summary>The most last-access refreshes of cached sessions in flight at once; past it, a due refresh waits for the next hit.</summary>
+    private const int MaxTouchesInFlight = 64;
+
+    private static readonly TimeSpan FirstReconnectDelay = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(5);
+
+    private readonly NearCache? _nearCache;
+    private readonly string _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
+    private TimeSpan _listenerProbeInterval;
+    private Task _listenerTask = Task.CompletedTask;
+    private int _touchesInFlight;
+
+    /// <summary>The near cache's notification channel; null when the near cache is off.</summary>
+    internal string? NotificationChannel => _sql.Channel;
+
+    /// <summary>The <c>application_name</c> of this store's listener connection (<c>pg_stat_activity</c> shows it).</summary>
+    internal string ListenerApplicationName => "ClusterSession listener " + _heartbeatPrefix[2..^1];
+
+    /// <summary>Whether the near cache serves copies now (false when it is off).</summary>
+    internal bool NearCacheUsable => _nearCache?.IsUsable ?? false;
+
+    /// <summary>The number of sessions the near cache holds.</summary>
+    internal int NearCacheCount => _nearCache?.Count ?? 0;
+
+    private NearCache StartNearCache(PostgresSessionStoreOptions options)
+    {
+        // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
+        _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
+        var cache = new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync);
+        _listenerTask = Task.Run(() => ListenAsync(cache, _disposing.Token));
+        return cache;
+    }
+
+    private ValueTask<SessionSnapshot?> LoadThroughNearCache(NearCache cache, string id, CancellationToken cancellationToken)
+    {
+        if (cache.TryGet(id, out var cached, out var touchDue))
+        {
+            if (touchDue)
+            {
+                TouchInBackground(cache, id);
+            }
+
+            return new(cached);
+        }
+
+        return LoadAndCacheAsync(cache, id, cancellationToken);
+    }
+
+    private async ValueTask<SessionSnapshot?> LoadAndCacheAsync(NearCache cache, string id, CancellationToken cancellationToken)
+    {
+        var pending = cache.BeginLoad(id);
+        LoadedSession loaded = default;
+        try
+        {
+            loaded = await RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken).ConfigureAwait(false);
+            return loaded.Snapshot;
+        }
+        finally
+        {
+            // Also on failure: the pending load must end. Nothing is cached then (the snapshot is null).
+            cache.CompleteLoad(pending, loaded.Snapshot, loaded.StoreNow);
+        }
+    }
+
+    /// <summary>
+    /// The cached copy was served and its last access is due for a refresh on the store: a normal load (which touches)
+    /// runs on the thread pool, at most one per session and <see cref="MaxTouchesInFlight"/> in all; its result
+    /// replaces the copy, and a failure is ignored (the next hit tries again).
+    /// </summary>
+    private void TouchInBackground(NearCache cache, string id)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        if (Interlocked.Increment(ref _touchesInFlight) > MaxTouchesInFlight || !cache.TryBeginTouch(id))
+        {
+            Interlocked.Decrement(ref _touchesInFlight);
+            return;
+        }
+
+        _ = Task.Run(() => TouchAsync(cache, id));
+    }
+
+    private async Task TouchAsync(NearCache cache, string id)
+    {
+        try
+        {
+            var pending = cache.BeginLoad(id);
+            LoadedSession loaded = default;
+            var completed = false;
+            try
+            {
+                loaded = await RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), _disposing.Token).ConfigureAwait(false);
+                completed = true;
+            }
+            finally
+            {
+                cache.CompleteLoad(pending, loaded.Snapshot, loaded.StoreNow);
+            }
+
+            if (completed && loaded.Snapshot is null)
+            {
+                cache.Remove(id);
+            }
+        }
+#pragma warning disable CA1031 // Off the request's path there is no caller to tell; the copy keeps its own bounds, the next hit tries again.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+        finally
+        {
+            cache.EndTouch(id);
+            Interlocked.Decrement(ref _touchesInFlight);
+        }
+    }
+
+    private static async ValueTask<SessionSaveResult> SaveThroughNearCacheAsync(NearCache cache, SessionChanges changes, ValueTask<SaveOutcome> saving)
+    {
+        var mirrored = false;
+        try
+        {
+            var outcome = await saving.ConfigureAwait(false);
+            if (outcome.Result == SessionSaveResult.Saved)
+            {
+                cache.Saved(changes, outcome.Version);
+                mirrored = true;
+            }
+
+            return outcome.Result;
+        }
+        finally
+        {
+            if (!mirrored)
+            {
+                // Gone, refused or failed (it may have landed): the copy must not outlive it.
+                cache.Remove(changes.Id);
+            }
+        }
+    }
+
+    /// <summary>This node changed or ended the session in a way its copy does not mirror: the copy goes, whatever the outcome.</summary>
+    private ValueTask<T> Forgetting<T>(string id, ValueTask<T> operation)
+        => _nearCache is { } cache ? ForgettingAsync(cache, id, operation) : operation;
+
+    private static async ValueTask<T> ForgettingAsync<T>(NearCache cache, string id, ValueTask<T> operation)
+    {
+        try
+        {
+            return await operation.ConfigureAwait(false);
+        }
+        finally
+        {
+            cache.Remove(id);
+        }
+    }
+
+    /// <summary>Heartbeat <paramref name="number"/>, through the data source like any change, so that this store's listener hears it back.</summary>
+    private async Task SendHeartbeatAsync(long number)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text(_heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture)));
+        await using (command.ConfigureAwait(false))
+        {
+            await command.ExecuteNonQueryAsync(_disposing.Token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ListenAsync(NearCache cache, CancellationToken stopping)
+    {
+        var failures = 0;
+        while (!stopping.IsCancellationRequested)
+        {
+            NpgsqlConnection? connection = null;
+            try
+            {
+                connection = await _dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
+                connection.Notification += OnNotification;
+                await ExecuteOnListenerAsync(connection, $"SET application_name = '{ListenerApplicationName}'; LISTEN \"{_sql.Channel}\"", stopping).ConfigureAwait(false);
+
+                // Every change committed from now on is delivered here. Loads begun earlier may have missed one, and so may
+                // heartbeats sent earlier: start the proof afresh, then send a heartbeat at once rather than at the next beat.
+                cache.ChannelDown();
+                PostgresLog.NearCacheListening(_logger, _sql.Channel!);
+                _ = SendHeartbeatQuietlyAsync(cache.NextHeartbeat());
+                failures = 0;
+                while (true)
+                {
+                    if (!await connection.WaitAsync(_listenerProbeInterval, stopping).ConfigureAwait(false))
+                    {
+                        // Nothing arrived, not even a heartbeat: a connection whose peer vanished stays silent, so ask it.
+                        await ExecuteOnListenerAsync(connection, "SELECT 1", stopping).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                // Disposal stopped it.
+            }
+#pragma warning disable CA1031 // The listener must outlive any failure: it reports it, keeps the cache off and tries again.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                failures++;
+                PostgresLog.NearCacheListenerFailed(_logger, ex, _sql.Channel!, ReconnectDelay(failures));
+            }
+            finally
+            {
+                cache.ChannelDown();
+                if (connection is not null)
+                {
+                    connection.Notification -= OnNotification;
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            if (failures > 0 && !stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(ReconnectDelay(failures), stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Disposal stopped it.
+                }
+            }
+        }
+    }
+
+    private async Task ExecuteOnListenerAsync(NpgsqlConnection connection, string sql, CancellationToken stopping)
+    {
+        var command = new NpgsqlCommand(sql, connection) { CommandTimeout = _commandTimeoutSeconds };
+        await using (command.ConfigureAwait(false))
+        {
+            await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SendHeartbeatQuietlyAsync(long number)
+    {
+        try
+        {
+            await SendHeartbeatAsync(number).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A heartbeat that is not sent is what the cache's heartbeat lag detects.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    /// <summary>100 ms, doubling up to 5 s, with up to a quarter more at random so that nodes do not reconnect in step.</summary>
+    private static TimeSpan ReconnectDelay(int failures)
+    {
+        var delay = FirstReconnectDelay * Math.Pow(2, Math.Min(failures - 1, 10));
+        var capped = delay < MaxReconnectDelay ? delay : MaxReconnectDelay;
+        return capped * (1 + (Random.Shared.NextDouble() / 4));
+    }
+
+    private void OnNotification(object sender, NpgsqlNotificationEventArgs e) => OnNotification(e.Payload);
+
+    /// <summary>One payload from the channel: "h:nonce:n" a heartbeat, "id:version" a change, "id" a session that ended.</summary>
+    internal void OnNotification(string payload)
+    {
+        var cache = _nearCache!;
+        if (payload.StartsWith("h:", StringComparison.Ordinal))
+        {
+            // Other stores' heartbeats (other nodes, other store instances) share the channel: only this one's count.
+            if (payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal)
+                && long.TryParse(payload.AsSpan(_heartbeatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+            {
+                cache.HeartbeatReceived(number);
+            }
+
+            return;
+        }
+
+        var colon = payload.LastIndexOf(':');
+        if (colon < 0)
+        {
+            cache.Invalidate(payload, NearCache.Gone);
+        }
+        else
+        {
+            // A version that does not parse cannot be compared: drop the copy whatever its version.
+            var version = long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : NearCache.Gone;
+            cache.Invalidate(payload[..colon], version);
+        }
+    }
+
+    private async Task StopNearCacheAsync()
+    {
+        _nearCache?.Dispose();
+        await _listenerTask.ConfigureAwait(false);
+    }
+}
+
+/// <summary>What a save did, and the session's new version when it was saved.</summary>
+internal readonly record struct SaveOutcome(SessionSaveResult Result, long Version);
