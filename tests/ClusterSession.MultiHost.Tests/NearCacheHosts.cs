@@ -106,15 +106,15 @@ public sealed class PostgresNearCacheHosts : NearCacheHosts
 
     public override string StoreName => "PostgreSQL";
 
-    public override string KillCommand => "pg_terminate_backend of every backend whose last statement was a LISTEN";
+    public override string KillCommand => "pg_terminate_backend of the listener backends";
 
     public override async Task<long> KillInvalidationConnectionsAsync()
     {
-        // A listener connection runs LISTEN and then only waits for notifications, so its last statement stays the LISTEN.
+        // Each store names its listener connection "ClusterSession listener <nonce>" (application_name).
         await using var dataSource = NpgsqlDataSource.Create(_postgres.ConnectionString);
         await using var command = dataSource.CreateCommand(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity " +
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'");
+            "WHERE pid <> pg_backend_pid() AND application_name LIKE 'ClusterSession listener %'");
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
