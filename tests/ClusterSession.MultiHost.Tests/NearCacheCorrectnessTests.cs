@@ -73,7 +73,7 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
     }
 
     [Fact]
-    public async Task A_sign_out_or_revoke_on_one_instance_rejects_the_old_cookie_at_once_on_the_other_two_10000_times_through_invalidation_connection_kills()
+    public async Task A_sign_out_or_revoke_on_one_instance_rejects_the_old_cookie_at_once_on_another_10000_times_through_invalidation_connection_kills()
     {
         await UntilEveryCacheServesAsync();
 
@@ -82,17 +82,17 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
             var user = string.Create(CultureInfo.InvariantCulture, $"user{loop}");
             return async (i, run) =>
             {
-                var (revoker, readers) = Rotation(i + loop);
+                // Signed in on one instance, read on a second (which then holds a copy), ended on the third: every
+                // ordered pair of revoking and reading instance in turn.
+                var (signer, reader, revoker) = Order(i + loop);
                 var browser = new Browser();
-                if ((await browser.PostAsync(revoker, "/signin/" + user)).Status != HttpStatusCode.OK)
+                if ((await browser.PostAsync(signer, "/signin/" + user)).Status != HttpStatusCode.OK)
                 {
                     run.Error("a sign-in failed");
                     return;
                 }
 
-                // Both other instances read the signed-in session (so they hold a copy) before it ends.
-                var signedIn = await Task.WhenAll(readers.Select(reader => browser.Clone().GetAsync(reader, "/me")));
-                if (signedIn.Any(answer => answer != (HttpStatusCode.OK, user)))
+                if (await browser.GetAsync(reader, "/me") != (HttpStatusCode.OK, user))
                 {
                     run.Error("a sign-in was not seen at once on another instance");
                     return;
@@ -109,20 +109,16 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
                 }
 
                 var acknowledged = Stopwatch.GetTimestamp();
-                await run.ObserveAsync(acknowledged, readers.Select(reader =>
+                await run.ObserveAsync(acknowledged, [async () => await oldCookies.GetAsync(reader, "/me") switch
                 {
-                    var replay = oldCookies.Clone();
-                    return (Func<Task<Seen>>)(async () => await replay.GetAsync(reader, "/me") switch
-                    {
-                        (HttpStatusCode.Unauthorized, _) => Seen.New,
-                        (HttpStatusCode.OK, _) => Seen.Old,
-                        var (other, _) => run.Error($"a request with the old cookie answered {(int)other}"),
-                    });
-                }));
+                    (HttpStatusCode.Unauthorized, _) => Seen.New,
+                    (HttpStatusCode.OK, _) => Seen.Old,
+                    var (other, _) => run.Error($"a request with the old cookie answered {(int)other}"),
+                }]);
             };
         });
 
-        Report(result, "sign-outs and revokes (alternating)", "requests with the old cookie on the other two instances", "accepted after revocation", "both other instances reject the old cookie");
+        Report(result, "sign-outs and revokes (alternating)", "requests with the old cookie on the instance that had read the session", "accepted after revocation", "that instance rejects the old cookie");
         AssertRun(result, "requests accepted after revocation (the old cookie still signed in)");
     }
 
@@ -131,6 +127,14 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
     {
         var changer = n % Hosts.Count;
         return (Hosts[changer], [.. Hosts.Where((_, k) => k != changer)]);
+    }
+
+    /// <summary>The three instances in the <paramref name="n"/>th of their six orders.</summary>
+    private (AppHost, AppHost, AppHost) Order(int n)
+    {
+        var first = n % 3;
+        var (second, third) = n / 3 % 2 == 0 ? ((first + 1) % 3, (first + 2) % 3) : ((first + 2) % 3, (first + 1) % 3);
+        return (Hosts[first], Hosts[second], Hosts[third]);
     }
 
     /// <summary>
@@ -193,7 +197,7 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
         Assert.True(run.Totals.Flushes >= KillsAt.Length, $"The caches were flushed {run.Totals.Flushes} times for {KillsAt.Length} kills: a host did not notice its channel going down.");
 
         // The checks ran against held copies: each change dropped copies on the instances that read it before.
-        Assert.True(run.Totals.Invalidations >= Changes / 2, $"Only {run.Totals.Invalidations} copies were invalidated over {Changes} changes read on two instances each: the caches mostly held nothing.");
+        Assert.True(run.Totals.Invalidations >= Changes / 2, $"Only {run.Totals.Invalidations} cached copies were dropped by invalidations over {Changes} changes: the checking instances mostly held no copy.");
         Assert.True(run.StaleFirst == 0, $"{run.StaleFirst} {wrongAnswers} right after the acknowledgement.");
         Assert.True(run.StaleAny == 0, $"{run.StaleAny} {wrongAnswers} in all.");
         Assert.True(run.NeverSeen == 0, $"{run.NeverSeen} times an instance did not see the change within {SeenDeadline.TotalSeconds:0} s.");
