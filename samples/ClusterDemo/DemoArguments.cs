@@ -184,6 +184,9 @@ internal sealed record DemoArguments
 
                     result = result with { MaxSessionsPerUser = cap };
                     break;
+                case "--near-cache":
+                    error = "--near-cache is a flag: give it without a value.";
+                    return null;
                 default:
                     error = $"Unknown option '{name}'.";
                     return null;
