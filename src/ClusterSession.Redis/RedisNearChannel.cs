@@ -13,6 +13,13 @@ namespace ClusterSession.Redis;
 /// invalidation published before it was applied.
 /// </summary>
 /// <remarks>
+/// The channel is subscribed twice. StackExchange.Redis writes each message into both queues on the connection's own
+/// reader thread, as it arrives. The data queue is read only by <see cref="Drain"/>, under a lock, so in order: by the
+/// store before every lookup in the cache (so a message that reached this process before the read is applied before
+/// it, with no wait for a thread-pool hop), and by a background loop that the second queue wakes (so messages are
+/// applied when no read comes).
+/// </remarks>
+/// <remarks>
 /// Redis Cluster: the scripts use classic PUBLISH, which every node forwards to every other node over the cluster bus,
 /// so one subscription on any node hears every shard; a heartbeat is sent to every master and counts only when it came
 /// back from all of them (a shard whose messages stop arriving turns the cache off).
@@ -27,7 +34,10 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private readonly Lock _gate = new();
     private IConnectionMultiplexer? _multiplexer;
     private Task? _start;
+    private readonly Lock _drainGate = new();
     private ChannelMessageQueue? _queue;
+    private ChannelMessageQueue? _wake;
+    private volatile bool _draining;
     private long _heartbeat;
     private int _heartbeatExpected;
     private int _heartbeatReceived;
@@ -61,12 +71,14 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        ChannelMessageQueue? queue;
+        ChannelMessageQueue? queue, wake;
         lock (_gate)
         {
             _disposed = true;
             queue = _queue;
+            wake = _wake;
             _queue = null;
+            _wake = null;
             if (_multiplexer is { } multiplexer)
             {
                 multiplexer.ConnectionFailed -= OnConnectionFailed;
@@ -75,11 +87,12 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         Cache.Dispose();
-        if (queue is not null)
+        if (queue is not null && wake is not null)
         {
             try
             {
                 await queue.UnsubscribeAsync().ConfigureAwait(false);
+                await wake.UnsubscribeAsync().ConfigureAwait(false);
             }
 #pragma warning disable CA1031 // Unsubscribing from a connection that is down or disposed leaves nothing to undo.
             catch (Exception)
@@ -134,20 +147,28 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             }
         }
 
-        var queue = await multiplexer.GetSubscriber().SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
-        queue.OnMessage(OnMessage);
+        var subscriber = multiplexer.GetSubscriber();
+        var queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+        var wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
         bool disposed;
         lock (_gate)
         {
             disposed = _disposed;
-            _queue = disposed ? null : queue;
+            if (!disposed)
+            {
+                _queue = queue;
+                _wake = wake;
+            }
         }
 
         if (disposed)
         {
             await queue.UnsubscribeAsync().ConfigureAwait(false);
+            await wake.UnsubscribeAsync().ConfigureAwait(false);
             return;
         }
+
+        wake.OnMessage(_ => Drain());
 
         // Loads that started before the subscription was live may have missed an invalidation: none of them is cached.
         Cache.ChannelDown();
@@ -168,6 +189,34 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven.
         Cache.ChannelDown();
         LogChannelDown(_logger, "connection restored, resubscribing", e.ConnectionType.ToString(), e.FailureType.ToString());
+    }
+
+    /// <summary>
+    /// Applies every message that has reached this process, in order; returns at once when there is none and no other
+    /// thread is applying one (so a read never passes a message that arrived before it).
+    /// </summary>
+    public void Drain()
+    {
+        if (_queue is not { } queue || (queue.TryGetCount(out var count) && count == 0 && !_draining))
+        {
+            return;
+        }
+
+        lock (_drainGate)
+        {
+            _draining = true;
+            try
+            {
+                while (queue.TryRead(out var message))
+                {
+                    OnMessage(message);
+                }
+            }
+            finally
+            {
+                _draining = false;
+            }
+        }
     }
 
     private void OnMessage(ChannelMessage message)

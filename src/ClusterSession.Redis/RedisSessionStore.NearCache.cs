@@ -48,6 +48,7 @@ public sealed partial class RedisSessionStore
 
     private ValueTask<SessionSnapshot?> LoadNearAsync(RedisNearChannel near, string id, CancellationToken cancellationToken)
     {
+        near.Drain();
         if (near.Cache.TryGet(id, out var snapshot, out var touchDue))
         {
             if (touchDue)

@@ -50,3 +50,11 @@ internal static class NearStores
         await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheUsable), TimeSpan.FromSeconds(10), "the near cache's first heartbeat comes back");
     }
 }
+
+[Collection(Garnet.Name)]
+public sealed class GarnetNearCacheConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
+{
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(garnet.Configuration, time, Limits);
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(garnet.Configuration, configure);
+}
