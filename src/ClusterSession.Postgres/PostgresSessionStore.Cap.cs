@@ -19,7 +19,7 @@ public sealed partial class PostgresSessionStore
         var admitting = RunAsync(
             "admit",
             (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession),
-            static (s, token) => s.Store.AdmitCoreAsync(s.Id, s.Principal, s.Max, s.Refuse, token),
+            static (s, token) => s.Store.OwnWriteAsync(s.Id, s, static (s, write, token) => s.Store.AdmitCoreAsync(s.Id, s.Principal, s.Max, s.Refuse, write, token), token),
             cancellationToken);
         return _nearCache is { } cache ? AdmitThroughNearCacheAsync(cache, id, admitting) : admitting;
     }
@@ -43,10 +43,11 @@ public sealed partial class PostgresSessionStore
         }
     }
 
-    private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, bool refuse, CancellationToken token)
+    private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, bool refuse, OwnWrite? write, CancellationToken token)
     {
         var sql = _capSql ??= new PostgresCapSql(_sql.SessionsTable, _sql.Channel);
         var batch = CreateBatch(
+            write,
             Command(sql.LockPrincipal, Text(_sql.SessionsTable + "\n" + principal)),
             Command(sql.Admit, Text(id), Text(principal), Clock(_timeProvider), Int(maxSessions), Bool(refuse)));
         await using (batch.ConfigureAwait(false))
@@ -61,7 +62,17 @@ public sealed partial class PostgresSessionStore
                     return SessionAdmission.Gone;
                 }
 
-                return reader.GetBoolean(1) ? SessionAdmission.Admitted(reader.GetFieldValue<string[]>(2)) : SessionAdmission.Refused;
+                if (!reader.GetBoolean(1))
+                {
+                    return SessionAdmission.Refused;
+                }
+
+                if (!reader.IsDBNull(3))
+                {
+                    write?.Expect(reader.GetInt64(3));
+                }
+
+                return SessionAdmission.Admitted(reader.GetFieldValue<string[]>(2));
             }
         }
     }

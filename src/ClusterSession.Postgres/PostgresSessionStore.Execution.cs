@@ -60,9 +60,29 @@ public sealed partial class PostgresSessionStore
         return command;
     }
 
-    private NpgsqlBatch CreateBatch(params ReadOnlySpan<NpgsqlBatchCommand> commands)
+    /// <summary>A command on <paramref name="write"/>'s connection (an own write, whose echo the listener recognises), else on the data source.</summary>
+    private NpgsqlCommand CreateCommand(OwnWrite? write, string sql, params ReadOnlySpan<NpgsqlParameter> parameters)
     {
-        var batch = _dataSource.CreateBatch();
+        if (write is null)
+        {
+            return CreateCommand(sql, parameters);
+        }
+
+        var command = new NpgsqlCommand(sql, write.Connection) { CommandTimeout = _commandTimeoutSeconds };
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
+    }
+
+    private NpgsqlBatch CreateBatch(params ReadOnlySpan<NpgsqlBatchCommand> commands) => CreateBatch(null, commands);
+
+    /// <summary>A batch on <paramref name="write"/>'s connection when given, else on the data source.</summary>
+    private NpgsqlBatch CreateBatch(OwnWrite? write, params ReadOnlySpan<NpgsqlBatchCommand> commands)
+    {
+        var batch = write?.Connection.CreateBatch() ?? _dataSource.CreateBatch();
         batch.Timeout = _commandTimeoutSeconds;
         foreach (var command in commands)
         {

@@ -22,6 +22,8 @@ public sealed partial class PostgresSessionStore
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(5);
 
     private readonly NearCache? _nearCache;
+    private readonly Dictionary<int, OwnWrite> _ownWrites = [];
+    private TimeSpan _echoTimeout;
     private readonly string _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
     private TimeSpan _listenerProbeInterval;
     private Task _listenerTask = Task.CompletedTask;
@@ -39,10 +41,14 @@ public sealed partial class PostgresSessionStore
     /// <summary>The number of sessions the near cache holds.</summary>
     internal int NearCacheCount => _nearCache?.Count ?? 0;
 
+    /// <summary>The near cache's copy of a session, if it would serve one now (tests look with it, without loading).</summary>
+    internal SessionSnapshot? NearCacheCopy(string id) => _nearCache is { } cache && cache.TryGet(id, out var copy, out _) ? copy : null;
+
     private NearCache StartNearCache(PostgresSessionStoreOptions options)
     {
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
+        _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
         var cache = new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync);
         _listenerTask = Task.Run(() => ListenAsync(cache, _disposing.Token));
         return cache;
@@ -158,6 +164,63 @@ public sealed partial class PostgresSessionStore
         }
     }
 
+    /// <summary>
+    /// Runs a write of session <paramref name="id"/> on a connection of its own (its backend's pid identifies the write's
+    /// notifications) and, when the write announced a change, returns only once this store's listener has heard it back
+    /// (at most <see cref="NearCacheOptions.HeartbeatInterval"/>): every listener is signalled by the same commit, so by
+    /// then the other nodes have, as a rule, dropped their copies too. The listener leaves this node's copy to the writer,
+    /// which mirrors the change in it or drops it. Without a working channel there is nothing to wait for.
+    /// </summary>
+    private async Task<T> OwnWriteAsync<TState, T>(string id, TState state, Func<TState, OwnWrite?, CancellationToken, Task<T>> body, CancellationToken token)
+    {
+        if (_nearCache is not { IsUsable: true })
+        {
+            return await body(state, null, token).ConfigureAwait(false);
+        }
+
+        var connection = await _dataSource.OpenConnectionAsync(token).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var write = new OwnWrite(id, connection);
+            var pid = connection.ProcessID;
+            lock (_ownWrites)
+            {
+                _ownWrites[pid] = write;
+            }
+
+            try
+            {
+                var result = await body(state, write, token).ConfigureAwait(false);
+                if (write.IsExpecting)
+                {
+                    // Not the caller's token: the write has landed, only its announcement is awaited.
+                    await write.Echo.WaitAsync(_echoTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                return result;
+            }
+            finally
+            {
+                lock (_ownWrites)
+                {
+                    _ownWrites.Remove(pid);
+                }
+            }
+        }
+    }
+
+    /// <summary>The listener stopped: writes waiting for their echo wait no longer.</summary>
+    private void ReleaseOwnWrites()
+    {
+        lock (_ownWrites)
+        {
+            foreach (var write in _ownWrites.Values)
+            {
+                write.Release();
+            }
+        }
+    }
+
     /// <summary>This node changed or ended the session in a way its copy does not mirror: the copy goes, whatever the outcome.</summary>
     private ValueTask<T> Forgetting<T>(string id, ValueTask<T> operation)
         => _nearCache is { } cache ? ForgettingAsync(cache, id, operation) : operation;
@@ -230,6 +293,7 @@ public sealed partial class PostgresSessionStore
             finally
             {
                 cache.ChannelDown();
+                ReleaseOwnWrites();
                 if (connection is not null)
                 {
                     connection.Notification -= OnNotification;
@@ -281,10 +345,13 @@ public sealed partial class PostgresSessionStore
         return capped * (1 + (Random.Shared.NextDouble() / 4));
     }
 
-    private void OnNotification(object sender, NpgsqlNotificationEventArgs e) => OnNotification(e.Payload);
+    private void OnNotification(object sender, NpgsqlNotificationEventArgs e) => OnNotification(e.PID, e.Payload);
 
-    /// <summary>One payload from the channel: "h:nonce:n" a heartbeat, "id:version" a change, "id" a session that ended.</summary>
-    internal void OnNotification(string payload)
+    /// <summary>
+    /// One payload from the channel, sent by backend <paramref name="pid"/>: "h:nonce:n" a heartbeat, "id:version" a
+    /// change, "id" a session that ended.
+    /// </summary>
+    internal void OnNotification(int pid, string payload)
     {
         var cache = _nearCache!;
         if (payload.StartsWith("h:", StringComparison.Ordinal))
@@ -300,16 +367,22 @@ public sealed partial class PostgresSessionStore
         }
 
         var colon = payload.LastIndexOf(':');
-        if (colon < 0)
+        var id = colon < 0 ? payload : payload[..colon];
+
+        // A version that does not parse cannot be compared: drop the copy whatever its version.
+        var version = colon < 0 || !long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? NearCache.Gone : v;
+        lock (_ownWrites)
         {
-            cache.Invalidate(payload, NearCache.Gone);
+            // Sent by the backend of a write of this session this node is running: its echo. The writer handles the copy
+            // (dropping it here would lose what a save can mirror), and its Saved or Remove keeps loads in flight from caching.
+            if (_ownWrites.TryGetValue(pid, out var write) && string.Equals(write.Id, id, StringComparison.Ordinal))
+            {
+                write.Heard(version);
+                return;
+            }
         }
-        else
-        {
-            // A version that does not parse cannot be compared: drop the copy whatever its version.
-            var version = long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : NearCache.Gone;
-            cache.Invalidate(payload[..colon], version);
-        }
+
+        cache.Invalidate(id, version);
     }
 
     private async Task StopNearCacheAsync()
@@ -317,6 +390,52 @@ public sealed partial class PostgresSessionStore
         _nearCache?.Dispose();
         await _listenerTask.ConfigureAwait(false);
     }
+}
+
+/// <summary>A write of this node in flight, on its own connection, waiting to hear its own notification.</summary>
+internal sealed class OwnWrite(string id, NpgsqlConnection connection)
+{
+    private readonly TaskCompletionSource _echo = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _heard = -1;
+    private long _expected = -1;
+
+    public string Id { get; } = id;
+
+    public NpgsqlConnection Connection { get; } = connection;
+
+    /// <summary>Completes when the listener heard the version the write announced (or a later one).</summary>
+    public Task Echo => _echo.Task;
+
+    public bool IsExpecting => Volatile.Read(ref _expected) >= 0;
+
+    /// <summary>The write announced <paramref name="version"/> (<see cref="NearCache.Gone"/>: the session ended).</summary>
+    public void Expect(long version)
+    {
+        Interlocked.Exchange(ref _expected, version);
+        if (Interlocked.Read(ref _heard) >= version)
+        {
+            _echo.TrySetResult();
+        }
+    }
+
+    /// <summary>The listener heard <paramref name="version"/> of this write's session from this write's backend.</summary>
+    public void Heard(long version)
+    {
+        long heard;
+        do
+        {
+            heard = Interlocked.Read(ref _heard);
+        }
+        while (version > heard && Interlocked.CompareExchange(ref _heard, version, heard) != heard);
+
+        var expected = Interlocked.Read(ref _expected);
+        if (expected >= 0 && Math.Max(heard, version) >= expected)
+        {
+            _echo.TrySetResult();
+        }
+    }
+
+    public void Release() => _echo.TrySetResult();
 }
 
 /// <summary>What a save did, and the session's new version when it was saved.</summary>

@@ -125,7 +125,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _limits);
-        var saving = RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
+        var saving = RunAsync(
+            "save",
+            (Store: this, Changes: changes),
+            static (s, token) => s.Store.OwnWriteAsync(s.Changes.Id, s, static (s, write, token) => s.Store.SaveCoreAsync(s.Changes, write, token), token),
+            cancellationToken);
         return _nearCache is { } cache ? SaveThroughNearCacheAsync(cache, changes, saving) : ResultOf(saving);
 
         static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
@@ -135,7 +139,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return Forgetting(id, RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(s.Id, token), cancellationToken));
+        return Forgetting(id, RunAsync(
+            "delete",
+            (Store: this, Id: id),
+            static (s, token) => s.Store.OwnWriteAsync(s.Id, s, static (s, write, token) => s.Store.DeleteCoreAsync(s.Id, write, token), token),
+            cancellationToken));
     }
 
     /// <inheritdoc />
@@ -143,7 +151,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : Forgetting(oldId, RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken));
+            : Forgetting(oldId, RunAsync(
+                "id change",
+                (Store: this, OldId: oldId, NewId: newId),
+                static (s, token) => s.Store.OwnWriteAsync(s.OldId, s, static (s, write, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, write, token), token),
+                cancellationToken));
     }
 
     /// <inheritdoc />
@@ -158,7 +170,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         return Forgetting(id, RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),
-            static (s, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Name, s.Expected, s.Replacement, token),
+            static (s, token) => s.Store.OwnWriteAsync(s.Id, s, static (s, write, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Name, s.Expected, s.Replacement, write, token), token),
             cancellationToken));
     }
 
@@ -237,13 +249,14 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, CancellationToken token)
+    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, OwnWrite? write, CancellationToken token)
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
         long? count;
         long? version;
         var batch = CreateBatch(
+            write,
             Command(_sql.LockLive, Text(changes.Id), Clock(_timeProvider)),
             Command(
                 _sql.Save,
@@ -274,42 +287,71 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
 
         // Not written while live: the statement found the change over the attribute limit.
-        return version is { } v ? new(SessionSaveResult.Saved, v) : throw _limits.TooManyAttributes();
+        if (version is not { } v)
+        {
+            throw _limits.TooManyAttributes();
+        }
+
+        write?.Expect(v);
+        return new(SessionSaveResult.Saved, v);
     }
 
-    private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
+    private async Task<bool> DeleteCoreAsync(string id, OwnWrite? write, CancellationToken token)
     {
-        var command = CreateCommand(_sql.Delete, Text(id), Clock(_timeProvider));
+        var command = CreateCommand(write, _sql.Delete, Text(id), Clock(_timeProvider));
         await using (command.ConfigureAwait(false))
         {
-            return await command.ExecuteScalarAsync(token).ConfigureAwait(false) is true;
+            // One row when a row was deleted (live or not yet swept): the statement announced it.
+            var live = await command.ExecuteScalarAsync(token).ConfigureAwait(false);
+            if (live is bool)
+            {
+                write?.Expect(Caching.NearCache.Gone);
+            }
+
+            return live is true;
         }
     }
 
-    private async Task<bool> ChangeIdCoreAsync(string oldId, string newId, CancellationToken token)
+    private async Task<bool> ChangeIdCoreAsync(string oldId, string newId, OwnWrite? write, CancellationToken token)
     {
         var batch = CreateBatch(
+            write,
             Command(_sql.DeleteExpired, Text(newId), Clock(_timeProvider)),
             Command(_sql.ChangeId, Text(oldId), Text(newId), Clock(_timeProvider)));
         await using (batch.ConfigureAwait(false))
         {
+            var moved = false;
             try
             {
-                // The second statement returns one row when the session moved.
-                await batch.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+                // The second statement returns one row when the session moved; the first (a DELETE) returns no result set.
+                var reader = await batch.ExecuteReaderAsync(token).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    do
+                    {
+                        moved |= reader.FieldCount > 0 && await reader.ReadAsync(token).ConfigureAwait(false);
+                    }
+                    while (await reader.NextResultAsync(token).ConfigureAwait(false));
+                }
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
             {
                 return false;
             }
 
-            return batch.BatchCommands[1].RecordsAffected == 1;
+            if (moved)
+            {
+                write?.Expect(Caching.NearCache.Gone);
+            }
+
+            return moved;
         }
     }
 
-    private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, string name, byte[]? expected, byte[]? replacement, CancellationToken token)
+    private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, string name, byte[]? expected, byte[]? replacement, OwnWrite? write, CancellationToken token)
     {
         var batch = CreateBatch(
+            write,
             Command(_sql.LockLive, Text(id), Clock(_timeProvider)),
             Command(_sql.CompareAndSet, Text(id), Clock(_timeProvider), Text(name), NullableBytea(expected), NullableBytea(replacement), Int(_limits.MaxAttributes)));
         await using (batch.ConfigureAwait(false))
@@ -329,9 +371,13 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
                     throw _limits.TooManyAttributes();
                 }
 
-                return reader.GetBoolean(1)
-                    ? AttributeCasResult.Succeeded
-                    : AttributeCasResult.Mismatch(reader.IsDBNull(2) ? null : reader.GetFieldValue<byte[]>(2));
+                if (!reader.GetBoolean(1))
+                {
+                    return AttributeCasResult.Mismatch(reader.IsDBNull(2) ? null : reader.GetFieldValue<byte[]>(2));
+                }
+
+                write?.Expect(reader.GetInt64(4));
+                return AttributeCasResult.Succeeded;
             }
         }
     }

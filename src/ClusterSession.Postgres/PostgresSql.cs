@@ -94,7 +94,7 @@ internal sealed class PostgresSql
             """;
 
         // $1 id, $2 clock, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
-        // Returns (live, succeeded, current value, over the attribute limit).
+        // Returns (live, succeeded, current value, over the attribute limit, new version when it succeeded).
         CompareAndSet = $"""
             WITH live AS (
                 SELECT FROM {sessions} WHERE id = $1 AND expires_at > {now2}),
@@ -118,7 +118,7 @@ internal sealed class PostgresSql
                 SELECT $1, $3, $5::bytea WHERE $5::bytea IS NOT NULL AND EXISTS (SELECT FROM matched)
                 ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", "$1 || ':' || version")}
             SELECT EXISTS (SELECT FROM live), EXISTS (SELECT FROM matched), (SELECT value FROM current),
-                   EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed){Notified("notified")}
+                   EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed), (SELECT version FROM updated){Notified("notified")}
             """;
 
         // $1 id, $2 clock: an expired session that was not swept yet must not block a new one.
@@ -234,9 +234,11 @@ internal sealed class PostgresCapSql
         var ended = channel is null ? string.Empty : $"""
             ,
             notified AS (
-                SELECT pg_notify('{channel}', id) FROM ended
-                UNION ALL
-                SELECT pg_notify('{channel}', id || ':' || version) FROM bound)
+                SELECT pg_notify('{channel}', payload) FROM (
+                    SELECT id AS payload, 0 AS position FROM ended
+                    UNION ALL
+                    SELECT id || ':' || version, 1 FROM bound) n
+                ORDER BY position)
             """;
         var notified = channel is null ? string.Empty : ", (SELECT count(*) FROM notified)";
         // $1 lock name (the table and the principal): admissions of one principal queue here until the transaction ends.
@@ -244,8 +246,9 @@ internal sealed class PostgresCapSql
 
         // $1 id, $2 principal, $3 clock, $4 max, $5 refuse at the cap. Counts the principal's other live sessions,
         // then either refuses, or deletes the oldest beyond the cap (first absolute expiry first) and binds the session.
-        // Returns (live, admitted, ended ids). A session already bound to the principal is admitted and ends nothing.
-        // With the near cache on, the ended sessions are announced as ended and the bound one with its new version.
+        // Returns (live, admitted, ended ids, new version when bound). A session already bound to the principal is admitted
+        // and ends nothing. With the near cache on, the ended sessions are announced as ended, then (pg_notify is volatile,
+        // so it runs after the sort) the bound one with its new version.
         var now = "coalesce($3::timestamptz, now())";
         Admit = $"""
             WITH target AS (
@@ -270,7 +273,7 @@ internal sealed class PostgresCapSql
                 UPDATE {sessionsTable} SET principal = $2, version = version + 1
                 WHERE id = $1 AND (SELECT act FROM decision)
                 RETURNING id, version){ended}
-            SELECT d.live, d.admitted, array(SELECT id FROM ended){notified} FROM decision d
+            SELECT d.live, d.admitted, array(SELECT id FROM ended), (SELECT version FROM bound){notified} FROM decision d
             """;
     }
 
