@@ -54,7 +54,7 @@ internal sealed record DemoArguments
                                        that ends the user's oldest session (default: no cap)
           --near-cache                 each node keeps the sessions it read in its own memory and reads
                                        them again with no store round trip; every change tells the other
-                                       nodes through the store (needs --store redis or postgres)
+                                       nodes through the store (not with --store memory)
           --help                       show this text
         """;
 
@@ -76,7 +76,7 @@ internal sealed record DemoArguments
     /// <summary>The per-user session cap, or null for none.</summary>
     public int? MaxSessionsPerUser { get; init; }
 
-    /// <summary>Whether the nodes turn on the store's near cache (NearCacheOptions.Enabled); Redis and PostgreSQL only.</summary>
+    /// <summary>Whether the nodes turn on the store's near cache (NearCacheOptions.Enabled); not with the in-memory store.</summary>
     public bool NearCache { get; init; }
 
     public bool ShowHelp { get; init; }
@@ -243,11 +243,9 @@ internal sealed record DemoArguments
             return null;
         }
 
-        if (result.NearCache && result.Store is DemoStore.Memory or DemoStore.Garnet)
+        if (result.NearCache && result.Store == DemoStore.Memory)
         {
-            error = result.Store == DemoStore.Memory
-                ? "--near-cache does not apply to --store memory: its sessions are in the node's memory already. Use it with --store redis or --store postgres."
-                : "--near-cache needs --store redis or --store postgres: every change announces itself from inside the store's script, which the embedded Garnet cannot do.";
+            error = "--near-cache does not apply to --store memory: its sessions are in the node's memory already. Use it with --store garnet, redis or postgres.";
             return null;
         }
 

@@ -44,7 +44,8 @@ internal sealed class DemoSessionStore
         {
             case DemoStore.Garnet:
                 var garnet = EmbeddedGarnet.Start();
-                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint})", garnet.Configuration, waitReplicas: 0, nearCache: false), garnet);
+                var nearOnGarnet = arguments.NearCache ? NearCacheOn : string.Empty;
+                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint}{nearOnGarnet})", garnet.Configuration, waitReplicas: 0, arguments.NearCache), garnet);
             case DemoStore.Redis:
                 var waits = arguments.WaitReplicas > 0 ? $"; saves wait for {arguments.WaitReplicas} replica(s)" : string.Empty;
                 var near = arguments.NearCache ? NearCacheOn : string.Empty;

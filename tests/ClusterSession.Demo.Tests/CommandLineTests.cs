@@ -24,7 +24,6 @@ public sealed class CommandLineTests
     [InlineData("--wait-replicas", "two", "--redis", "127.0.0.1:6379")]
     [InlineData("--wait-replicas", "1")]
     [InlineData("--wait-replicas", "1", "--store", "postgres", "--postgres", "Host=127.0.0.1")]
-    [InlineData("--near-cache")]
     [InlineData("--near-cache", "--store", "memory", "--nodes", "1")]
     [InlineData("--near-cache=yes", "--redis", "127.0.0.1:6379")]
     public async Task Bad_arguments_print_the_usage_and_exit_with_code_2(params string[] arguments)
@@ -45,15 +44,13 @@ public sealed class CommandLineTests
         Assert.Contains("--nodes 1", output, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData("does not apply to --store memory", "--near-cache", "--store", "memory", "--nodes", "1")]
-    [InlineData("needs --store redis or --store postgres", "--near-cache", "--store", "garnet")]
-    public async Task Near_cache_on_a_store_without_one_is_refused_with_a_reason(string reason, params string[] arguments)
+    [Fact]
+    public async Task Near_cache_with_the_memory_store_is_refused_with_a_reason()
     {
-        var (exitCode, output) = await DemoProcess.RunToExitAsync(arguments);
+        var (exitCode, output) = await DemoProcess.RunToExitAsync("--near-cache", "--store", "memory", "--nodes", "1");
 
         Assert.Equal(2, exitCode);
-        Assert.Contains(reason, output, StringComparison.Ordinal);
+        Assert.Contains("--near-cache does not apply to --store memory", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -176,6 +173,15 @@ public sealed class CommandLineTests
         {
             await redis.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Near_cache_on_the_embedded_garnet_shares_the_login_between_nodes_and_logout_everywhere()
+    {
+        await using var demo = await DemoProcess.StartAsync(nodes: 2, "--near-cache");
+
+        await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+        Assert.Contains("near cache on in every node", demo.Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -212,13 +212,15 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
         var p = run.Propagation;
         Line($"  acknowledgement -> {seen} (as a client sees it, one request each): p50 {p.P50:0.00} ms, p99 {p.P99:0.00} ms, max {p.Max:0.00} ms over {p.Count:N0} changes");
         Line($"  near cache, 3 hosts, over the run: {run.Totals}");
-        foreach (var kill in run.Kills)
+        for (var k = 0; k < run.Kills.Count; k++)
         {
+            var kill = run.Kills[k];
+            var next = k + 1 < run.Kills.Count ? run.Kills[k + 1].At : run.Elapsed;
             Line($"  kill at {kill.AtChange:N0} changes (t {kill.At.TotalSeconds:0.00} s): {fixture.KillCommand} closed {kill.Closed} connection(s)");
             Line($"    {Window.TotalSeconds:0} s before: {run.Between(kill.At - Window, kill.At)}");
             Line($"    {Window.TotalSeconds:0} s after:  {run.Between(kill.At, kill.At + Window)}");
             Line($"    the {Window.TotalSeconds:0} s after that: {run.Between(kill.At + Window, kill.At + (2 * Window))}");
-            Line($"    per host: {string.Join("; ", Enumerable.Range(0, Hosts.Count).Select(h => run.Recovery(h, kill.At)))}");
+            Line($"    per host: {string.Join("; ", Enumerable.Range(0, Hosts.Count).Select(h => run.Recovery(h, kill.At, next)))}");
         }
 
         output.WriteLine(lines.ToString());
@@ -408,23 +410,24 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
             }
         }
 
-        /// <summary>When host <paramref name="host"/> emptied its cache after the kill at <paramref name="kill"/>, and when it used copies again.</summary>
-        public string Recovery(int host, TimeSpan kill)
+        /// <summary>
+        /// When host <paramref name="host"/> emptied its cache after the kill at <paramref name="kill"/> (a flush counts
+        /// only when the cache held copies) and when it used copies again (a hit, or an invalidation of a copy it held),
+        /// both before <paramref name="next"/> (the next kill or the end of the run).
+        /// </summary>
+        public string Recovery(int host, TimeSpan kill, TimeSpan next)
         {
             lock (_samples)
             {
                 var before = Before(kill).PerHost[host];
-                var flushed = _samples.FirstOrDefault(s => s.At >= kill && s.PerHost[host].Flushes > before.Flushes);
-                if (flushed is null)
-                {
-                    return $"host {host + 1} not flushed";
-                }
-
-                // Using copies again: hits, or invalidations of copies it held.
-                var used = _samples.FirstOrDefault(s => s.At > flushed.At
-                    && s.PerHost[host].Hits + s.PerHost[host].Invalidations > flushed.PerHost[host].Hits + flushed.PerHost[host].Invalidations);
-                var back = used is null ? "not using copies again before the run ended" : $"using copies again within {(used.At - kill).TotalMilliseconds:0} ms";
-                return string.Create(CultureInfo.InvariantCulture, $"host {host + 1} flushed within {(flushed.At - kill).TotalMilliseconds:0} ms, {back}");
+                var window = _samples.Where(s => s.At >= kill && s.At <= next).ToList();
+                var flushed = window.FirstOrDefault(s => s.PerHost[host].Flushes > before.Flushes);
+                var from = flushed ?? Before(kill);
+                var used = window.FirstOrDefault(s => s.At > from.At
+                    && s.PerHost[host].Hits + s.PerHost[host].Invalidations > from.PerHost[host].Hits + from.PerHost[host].Invalidations);
+                var flush = flushed is null ? "no flush counted" : $"flushed within {(flushed.At - kill).TotalMilliseconds:0} ms";
+                var back = used is null ? $"no copy used in the {(next - kill).TotalSeconds:0.0} s to the next kill or the end" : $"using copies again within {(used.At - kill).TotalMilliseconds:0} ms";
+                return string.Create(CultureInfo.InvariantCulture, $"host {host + 1} {flush}, {back}");
             }
         }
 
