@@ -32,6 +32,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private readonly string _heartbeatPrefix;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
+    private readonly long _abandonAfterMs;
     private IConnectionMultiplexer? _multiplexer;
     private Task? _start;
     private readonly Lock _drainGate = new();
@@ -43,6 +44,8 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private int _heartbeatReceived;
     private long _heartbeatSentAt;
     private bool _disposed;
+    private long _channelDowns;
+    private long _heartbeatsReceived;
 
     public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger)
     {
@@ -50,6 +53,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         _channel = RedisChannel.Literal(channel);
         _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
         _logger = logger;
+        _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
         Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync);
     }
 
@@ -58,6 +62,12 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     /// <summary>The channel the scripts publish to.</summary>
     public string ChannelName { get; }
+
+    /// <summary>How many times a connection event turned the cache off (for tests).</summary>
+    public long ChannelDowns => Interlocked.Read(ref _channelDowns);
+
+    /// <summary>How many heartbeats came back (for tests).</summary>
+    public long HeartbeatsReceived => Interlocked.Read(ref _heartbeatsReceived);
 
     /// <summary>
     /// Subscribes on first use (once; again after a failure Redis may recover from). Throws
@@ -181,6 +191,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         // Any connection: with RESP3 the subscription shares the interactive one, and a failure is rare enough to
         // cost a cache refill. Messages published while it was down are lost, so nothing cached may be trusted.
         Cache.ChannelDown();
+        Interlocked.Increment(ref _channelDowns);
         LogChannelDown(_logger, "connection failed", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
@@ -188,6 +199,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     {
         // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven.
         Cache.ChannelDown();
+        Interlocked.Increment(ref _channelDowns);
         LogChannelDown(_logger, "connection restored, resubscribing", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
@@ -272,10 +284,13 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         Cache.HeartbeatReceived(number);
+        Interlocked.Increment(ref _heartbeatsReceived);
     }
 
     // Sends heartbeat N to every master (one on a standalone or Sentinel primary, one per shard on a cluster). At most one
-    // heartbeat is in flight; one that has not come back within a second is abandoned (the lag check turns the cache off).
+    // heartbeat is in flight; one that has not come back within half an interval (of real time) is abandoned and the
+    // next one goes out (a lost one is what the lag check catches). A test clock that jumps ahead fires many timer
+    // ticks at once: they send one heartbeat.
     private async Task SendHeartbeatAsync(long number)
     {
         IConnectionMultiplexer? multiplexer;
@@ -283,7 +298,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         lock (_gate)
         {
             multiplexer = _queue is null ? null : _multiplexer;
-            if (multiplexer is null || (_heartbeat != 0 && now - _heartbeatSentAt < 1000))
+            if (multiplexer is null || (_heartbeat != 0 && now - _heartbeatSentAt < _abandonAfterMs))
             {
                 return;
             }

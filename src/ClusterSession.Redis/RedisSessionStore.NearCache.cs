@@ -25,6 +25,15 @@ public sealed partial class RedisSessionStore
     /// <summary>How many sessions the near cache holds. For tests.</summary>
     internal int NearCacheCount => _near?.Cache.Count ?? 0;
 
+    /// <summary>How many times a connection event turned the near cache off. For tests.</summary>
+    internal long NearCacheChannelDowns => _near?.ChannelDowns ?? 0;
+
+    /// <summary>How many near-cache heartbeats came back. For tests.</summary>
+    internal long NearCacheHeartbeats => _near?.HeartbeatsReceived ?? 0;
+
+    /// <summary>The session's key. For tests that change a session behind the store's back.</summary>
+    internal RedisKey SessionKeyForTests(string id) => _keys.Session(id);
+
     private string WithAnnounce(string script)
     {
         // Session keys are KeyPrefix + "s:{" + id + "}": the id starts after those bytes (Lua counts from 1).
