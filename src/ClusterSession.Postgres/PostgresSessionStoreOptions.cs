@@ -78,6 +78,19 @@ public sealed class PostgresSessionStoreOptions : SessionStoreOptions
     /// </summary>
     public NearCacheOptions NearCache { get; set; } = new();
 
+    private bool UsesMultiplexing()
+    {
+        try
+        {
+            return new NpgsqlConnectionStringBuilder(DataSource?.ConnectionString ?? ConnectionString).Multiplexing;
+        }
+        catch (ArgumentException)
+        {
+            // Reported as an invalid connection string.
+            return false;
+        }
+    }
+
     /// <inheritdoc />
     protected override void AddFailures(ICollection<string> failures)
     {
@@ -110,6 +123,11 @@ public sealed class PostgresSessionStoreOptions : SessionStoreOptions
                 // The builder's message names the bad keyword, never a value (the string may hold a password).
                 failures.Add(Failure(nameof(ConnectionString), "not a valid Npgsql connection string", ex.Message));
             }
+        }
+
+        if (NearCache is { Enabled: true } && UsesMultiplexing())
+        {
+            failures.Add(Failure("NearCache.Enabled", true, "the near cache LISTENs on a connection of its own, which Npgsql's Multiplexing does not offer: remove Multiplexing=true from the connection string or leave the near cache off."));
         }
 
         if (string.IsNullOrEmpty(Schema) || Schema.Contains('\0', StringComparison.Ordinal) || Encoding.UTF8.GetByteCount(Schema) > MaxIdentifierBytes)

@@ -23,6 +23,7 @@ public sealed class PostgresSessionStoreOptionsTests
         { "CleanupBatchSize", o => o.CleanupBatchSize = 0 },
         { "CommandTimeout", o => o.CommandTimeout = TimeSpan.FromMilliseconds(10) },
         { "Limits", o => o.Limits = null! },
+        { "NearCache.Enabled", o => (o.ConnectionString, o.NearCache.Enabled) = (ConnectionString + ";Multiplexing=true", true) },
     };
 
     [Theory]
