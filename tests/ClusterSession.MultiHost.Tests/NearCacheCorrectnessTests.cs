@@ -219,9 +219,9 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
             var kill = run.Kills[k];
             var next = k + 1 < run.Kills.Count ? run.Kills[k + 1].At : run.Elapsed;
             Line($"  kill at {kill.AtChange:N0} changes (t {kill.At.TotalSeconds:0.00} s): {fixture.KillCommand} closed {kill.Closed} connection(s)");
-            Line($"    {Window.TotalSeconds:0} s before: {run.Between(kill.At - Window, kill.At)}");
-            Line($"    {Window.TotalSeconds:0} s after:  {run.Between(kill.At, kill.At + Window)}");
-            Line($"    the {Window.TotalSeconds:0} s after that: {run.Between(kill.At + Window, kill.At + (2 * Window))}");
+            Line($"    {Window.TotalSeconds:0} s before: {run.Between(kill.At - Window, kill.At)}; {wrong}: {run.StaleBetween(kill.At - Window, kill.At)}");
+            Line($"    {Window.TotalSeconds:0} s after:  {run.Between(kill.At, kill.At + Window)}; {wrong}: {run.StaleBetween(kill.At, kill.At + Window)}");
+            Line($"    the {Window.TotalSeconds:0} s after that: {run.Between(kill.At + Window, kill.At + (2 * Window))}; {wrong}: {run.StaleBetween(kill.At + Window, kill.At + (2 * Window))}");
             Line($"    per host: {string.Join("; ", Enumerable.Range(0, Hosts.Count).Select(h => run.Recovery(h, kill.At, next)))}");
         }
 
@@ -254,6 +254,7 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
         private readonly long _started = Stopwatch.GetTimestamp();
         private readonly ConcurrentQueue<double> _propagationMs = new();
         private readonly ConcurrentQueue<string> _errors = new();
+        private readonly ConcurrentQueue<TimeSpan> _staleAt = new();
         private readonly List<Sample> _samples = [];
         private readonly List<Task<Kill>> _kills = [];
         private int _completed;
@@ -331,6 +332,7 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
                             if (first)
                             {
                                 Interlocked.Increment(ref _staleFirst);
+                                _staleAt.Enqueue(Now);
                             }
 
                             if (Stopwatch.GetElapsedTime(acknowledged) > SeenDeadline)
@@ -400,6 +402,9 @@ public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOut
                 Totals = Sum(_samples[^1]) - Sum(_samples[0]);
             }
         }
+
+        /// <summary>How many checks' first answers were stale in [<paramref name="from"/>, <paramref name="to"/>).</summary>
+        public int StaleBetween(TimeSpan from, TimeSpan to) => _staleAt.Count(t => t >= from && t < to);
 
         /// <summary>The counters of all hosts summed over [<paramref name="from"/>, <paramref name="to"/>] (to the nearest samples).</summary>
         public string Between(TimeSpan from, TimeSpan to)
