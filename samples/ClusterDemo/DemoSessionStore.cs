@@ -40,15 +40,14 @@ internal sealed class DemoSessionStore
     /// </summary>
     public static async Task<(DemoSessionStore Store, EmbeddedGarnet? Garnet)> CreateAsync(DemoArguments arguments, CancellationToken cancellationToken)
     {
+        var near = arguments.NearCache ? NearCacheOn : string.Empty;
         switch (arguments.Store)
         {
             case DemoStore.Garnet:
                 var garnet = EmbeddedGarnet.Start();
-                var nearOnGarnet = arguments.NearCache ? NearCacheOn : string.Empty;
-                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint}{nearOnGarnet})", garnet.Configuration, waitReplicas: 0, arguments.NearCache), garnet);
+                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint}{near})", garnet.Configuration, waitReplicas: 0, arguments.NearCache), garnet);
             case DemoStore.Redis:
                 var waits = arguments.WaitReplicas > 0 ? $"; saves wait for {arguments.WaitReplicas} replica(s)" : string.Empty;
-                var near = arguments.NearCache ? NearCacheOn : string.Empty;
                 return (Redis($"redis ({arguments.RedisConfiguration}{waits}{near})", arguments.RedisConfiguration!, arguments.WaitReplicas, arguments.NearCache), null);
             case DemoStore.Postgres:
                 return (await PostgresAsync(arguments.PostgresConnectionString!, arguments.NearCache, cancellationToken).ConfigureAwait(false), null);

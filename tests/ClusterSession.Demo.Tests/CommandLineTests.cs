@@ -185,6 +185,24 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Near_cache_on_postgres_shares_the_login_between_nodes_and_logout_everywhere()
+    {
+        var postgres = new PostgresServerFixture();
+        await postgres.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 2, "--postgres", postgres.ConnectionString, "--near-cache");
+
+            await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+            Assert.Contains("near cache on in every node", demo.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await postgres.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Wait_replicas_reaches_the_store_so_without_a_replica_health_is_degraded_and_writes_fail()
     {
         var redis = new RedisServerFixture();
