@@ -71,7 +71,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     /// <summary>
     /// Subscribes on first use (once; again after a failure Redis may recover from). Throws
-    /// <see cref="InvalidOperationException"/> for good when the server cannot publish from a script (Garnet) or refuses the channel.
+    /// <see cref="InvalidOperationException"/> for good when the server cannot publish from a script or refuses the channel.
     /// </summary>
     public ValueTask EnsureStartedAsync(IConnectionMultiplexer multiplexer, CancellationToken token)
     {
@@ -131,8 +131,8 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     private async Task StartAsync(IConnectionMultiplexer multiplexer)
     {
-        // A script publishes every invalidation: check once that this server lets it (Garnet does not), so that turning
-        // the cache on against such a server fails here, with the fix, rather than on the first save.
+        // A script publishes every invalidation: check once that this server lets it (an ACL may not; Garnet 2.2.8 does),
+        // so that turning the cache on against such a server fails here, with the fix, rather than on the first save.
         try
         {
             await multiplexer.GetDatabase().ScriptEvaluateAsync(ProbeScript, null, [ChannelName], CommandFlags.DemandMaster).ConfigureAwait(false);
@@ -141,8 +141,8 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         {
             throw new InvalidOperationException(
                 $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused PUBLISH from a Lua script ({ex.Message}). " +
-                "The near cache needs it: every change publishes its invalidation inside the script that makes it. Garnet does not support it; " +
-                $"with a Redis ACL, allow +publish and the channel &{ChannelName}. Otherwise turn NearCache.Enabled off for this store.",
+                "The near cache needs it: every change publishes its invalidation inside the script that makes it. " +
+                $"With a Redis ACL, allow +publish and the channel &{ChannelName}; with a server that has no PUBLISH in Lua, turn NearCache.Enabled off for this store.",
                 ex);
         }
 
@@ -158,8 +158,27 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         var subscriber = multiplexer.GetSubscriber();
-        var queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
-        var wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+        ChannelMessageQueue queue, wake;
+        try
+        {
+            queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+            wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (!RedisFailures.NotApplied(ex))
+        {
+            Cache.ChannelDown();
+            throw new InvalidOperationException(
+                $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused to subscribe to the near cache's channel ({ex.Message}). " +
+                $"With a Redis ACL, allow +subscribe and the channel &{ChannelName}; otherwise turn NearCache.Enabled off for this store.",
+                ex);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // The next operation tries again; until a subscription is proven, nothing is served from the cache.
+            Cache.ChannelDown();
+            throw;
+        }
+
         bool disposed;
         lock (_gate)
         {

@@ -187,12 +187,14 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         Assert.Equal("by hand", Attribute(await b.LoadAsync(session.Id)));
     }
 
-    [Fact]
-    public async Task Turning_the_cache_on_against_a_server_that_refuses_publish_from_a_script_fails_with_the_fix()
+    [Theory]
+    [InlineData("-publish", "+publish")]
+    [InlineData("-subscribe", "+subscribe")]
+    public async Task Turning_the_cache_on_against_a_server_that_refuses_its_channel_fails_with_the_fix(string rule, string fix)
     {
         var admin = (await TestStores.MultiplexerAsync(server.Configuration)).GetServers().Single();
         var user = "nc" + Guid.NewGuid().ToString("N")[..8];
-        await admin.ExecuteAsync("ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all", "-publish");
+        await admin.ExecuteAsync("ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all", rule);
         try
         {
             var options = new RedisSessionStoreOptions
@@ -205,7 +207,7 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
 
             var error = await Assert.ThrowsAsync<InvalidOperationException>(async () => await store.LoadAsync(SessionId.Create()));
             Assert.Contains("NearCache.Enabled", error.Message, StringComparison.Ordinal);
-            Assert.Contains("+publish", error.Message, StringComparison.Ordinal);
+            Assert.Contains(fix, error.Message, StringComparison.Ordinal);
 
             // For good: the next operation fails the same way, without a store write.
             await Assert.ThrowsAsync<InvalidOperationException>(async () => await store.CreateAsync(NewSession(DateTimeOffset.UtcNow)));

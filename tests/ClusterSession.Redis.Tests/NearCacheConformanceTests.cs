@@ -51,6 +51,14 @@ internal static class NearStores
     }
 }
 
+[Collection(SentinelRedis.Name)]
+public sealed class SentinelRedisNearCacheConformanceTests(RedisSentinelFixture sentinel) : SessionStoreConformanceTests
+{
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(sentinel.Configuration, time, Limits);
+
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(sentinel.Configuration, configure);
+}
+
 [Collection(Garnet.Name)]
 public sealed class GarnetNearCacheConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
 {
