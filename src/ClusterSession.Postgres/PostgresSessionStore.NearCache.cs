@@ -44,15 +44,16 @@ public sealed partial class PostgresSessionStore
     /// <summary>The near cache's copy of a session, if it would serve one now (tests look with it, without loading).</summary>
     internal SessionSnapshot? NearCacheCopy(string id) => _nearCache is { } cache && cache.TryGet(id, out var copy, out _) ? copy : null;
 
-    private NearCache StartNearCache(PostgresSessionStoreOptions options)
+    private NearCache CreateNearCache(PostgresSessionStoreOptions options)
     {
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
         _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
-        var cache = new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync);
-        _listenerTask = Task.Run(() => ListenAsync(cache, _disposing.Token));
-        return cache;
+        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync);
     }
+
+    /// <summary>Starts the listener once the cache is in place (its notification handler uses it).</summary>
+    private void StartListener(NearCache cache) => _listenerTask = Task.Run(() => ListenAsync(cache, _disposing.Token));
 
     private ValueTask<SessionSnapshot?> LoadThroughNearCache(NearCache cache, string id, CancellationToken cancellationToken)
     {
@@ -297,7 +298,7 @@ public sealed partial class PostgresSessionStore
                 if (connection is not null)
                 {
                     connection.Notification -= OnNotification;
-                    await connection.DisposeAsync().ConfigureAwait(false);
+                    await ReturnListenerAsync(connection).ConfigureAwait(false);
                 }
             }
 
@@ -313,6 +314,28 @@ public sealed partial class PostgresSessionStore
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Closes the listener connection. A healthy one goes back to the data source's pool, so it must stop listening first:
+    /// an idle pooled connection that still LISTENs would hold PostgreSQL's notification queue (and show the listener's name).
+    /// </summary>
+    private async Task ReturnListenerAsync(NpgsqlConnection connection)
+    {
+        try
+        {
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                await ExecuteOnListenerAsync(connection, "UNLISTEN *; RESET application_name", CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // A connection that cannot even do this is broken, and Npgsql discards broken connections.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task ExecuteOnListenerAsync(NpgsqlConnection connection, string sql, CancellationToken stopping)

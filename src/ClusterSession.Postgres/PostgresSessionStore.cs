@@ -87,7 +87,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
         if (nearCache)
         {
-            _nearCache = StartNearCache(options);
+            _nearCache = CreateNearCache(options);
+            StartListener(_nearCache);
         }
 
         if (options.CleanupInterval != Timeout.InfiniteTimeSpan)

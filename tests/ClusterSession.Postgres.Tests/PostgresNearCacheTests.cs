@@ -316,6 +316,21 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
     }
 
     [Fact]
+    public async Task Disposing_the_store_stops_its_listener_even_on_a_data_source_it_does_not_own()
+    {
+        var store = await server.CreateStoreAsync(TimeProvider.System, configure: o => o.NearCache.Enabled = true);
+        await NearCacheNodes.UntilUsableAsync(store);
+        NearCacheNodes.Admin = server.DataSource;
+        var pid = await ListenerPidAsync(store);
+
+        await server.DropAsync(store);
+
+        // Back in the pool, but no longer the listener: it stopped LISTENing (else it would hold PostgreSQL's notification
+        // queue) in the same statement that reset its name.
+        Assert.Equal(0, await server.ScalarAsync($"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND application_name = '{store.ListenerApplicationName}'"));
+    }
+
+    [Fact]
     public async Task A_rolled_back_change_is_not_announced()
     {
         await using var nodes = await NearCacheNodes.StartAsync(server);
@@ -408,7 +423,7 @@ internal sealed class NearCacheNodes : IAsyncDisposable
     }
 
     /// <summary>The shared data source of the test server, for statements of the tests themselves.</summary>
-    public static NpgsqlDataSource? Admin { get; private set; }
+    public static NpgsqlDataSource? Admin { get; set; }
 
     public PostgresSessionStore A { get; }
 
