@@ -11,10 +11,12 @@ namespace ClusterSession.MultiHost.Tests;
 /// <summary>
 /// The near cache measured, not assumed (issue 15): three app processes with the near cache on over one store,
 /// 8 client loops in parallel. A change acknowledged by one instance (its HTTP response received) is followed at
-/// once by requests on the other two, 10,000 times; the test counts the answers that still show the state before
-/// the change (target 0), times how long until both other instances show the new state, and meanwhile closes the
-/// hosts' invalidation connections on the store's side three times. The numbers are written to the test output
-/// (<c>dotnet test --logger "console;verbosity=detailed"</c> shows them).
+/// once by requests on other instances that held a copy (a write: both others; a sign-out or revoke: the one that
+/// read the session), 10,000 times; the test counts the answers that still show the state before the change
+/// (target 0), times how long until those instances show the new state, and meanwhile closes the hosts' invalidation
+/// connections on the store's side three times. The numbers are written to the test output
+/// (<c>dotnet test --logger "console;verbosity=detailed"</c> shows them). In these runs every read follows a change,
+/// so every cache hit is a copy served before its invalidation arrived: the hits counted equal the stale answers.
 /// </summary>
 public abstract class NearCacheCorrectnessTests(NearCacheHosts fixture, ITestOutputHelper output)
 {
