@@ -75,6 +75,11 @@ public sealed partial class RedisSessionStore
     {
         // Registered before the round trip, so that an invalidation arriving while it is in flight keeps it out of the cache.
         var load = near.Cache.BeginLoad(id);
+
+        // A load sent while the channel was not proven is not cached, even when a heartbeat proves the channel before
+        // the reply comes back: a change made between the read and the resubscription was announced to nobody, and the
+        // heartbeat (on the subscription's own connection) can overtake the reply.
+        var cacheable = near.Cache.IsUsable;
         SessionSnapshot? snapshot = null;
         try
         {
@@ -84,7 +89,7 @@ public sealed partial class RedisSessionStore
         finally
         {
             // The store's clock at the load is not returned: this node's clock stands in (the copy lives at most MaxAge anyway).
-            near.Cache.CompleteLoad(load, snapshot, _time.GetUtcNow());
+            near.Cache.CompleteLoad(load, cacheable ? snapshot : null, _time.GetUtcNow());
         }
     }
 

@@ -1,6 +1,7 @@
 using ClusterSession.Testing;
 using ClusterSession.Testing.Servers;
 using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
 using Xunit;
 
 namespace ClusterSession.Redis.Tests;
@@ -9,7 +10,15 @@ namespace ClusterSession.Redis.Tests;
 [Collection(StandaloneRedis.Name)]
 public sealed class StandaloneRedisNearCacheConformanceTests(RedisServerFixture server) : SessionStoreConformanceTests
 {
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(server.Configuration, time, Limits);
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(server.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(server.Configuration, _prefix);
+    }
 
     protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(server.Configuration, configure);
 }
@@ -17,7 +26,15 @@ public sealed class StandaloneRedisNearCacheConformanceTests(RedisServerFixture 
 [Collection(ClusterRedis.Name)]
 public sealed class ClusterRedisNearCacheConformanceTests(RedisClusterFixture cluster) : SessionStoreConformanceTests
 {
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(cluster.Configuration, time, Limits);
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(cluster.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(cluster.Configuration, _prefix);
+    }
 
     protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(cluster.Configuration, configure);
 }
@@ -25,9 +42,9 @@ public sealed class ClusterRedisNearCacheConformanceTests(RedisClusterFixture cl
 internal static class NearStores
 {
     /// <summary>A store with the near cache on whose channel is proven (a heartbeat came back), so the suite runs against the cache.</summary>
-    public static async Task<ISessionStore> CreateUsableAsync(string configuration, FakeTimeProvider time, SessionLimits limits)
+    public static async Task<ISessionStore> CreateUsableAsync(string configuration, string prefix, FakeTimeProvider time, SessionLimits limits)
     {
-        var store = await TestStores.CreateAsync(configuration, time, configure: o =>
+        var store = await TestStores.CreateAsync(configuration, time, prefix, o =>
         {
             o.Limits = limits;
             o.NearCache = new NearCacheOptions { Enabled = true };
@@ -43,6 +60,26 @@ internal static class NearStores
             configure(o);
         });
 
+    /// <summary>
+    /// Deletes a test's keys. Some tests create thousands of sessions; left behind, they slow Redis's sampled expiry,
+    /// which other tests of the same server wait for.
+    /// </summary>
+    public static async Task DeleteKeysAsync(string configuration, string prefix)
+    {
+        var multiplexer = await TestStores.MultiplexerAsync(configuration);
+        var database = multiplexer.GetDatabase();
+        foreach (var server in multiplexer.GetServers().Where(s => s.IsConnected && !s.IsReplica))
+        {
+            var deletes = new List<Task>();
+            await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
+            {
+                deletes.Add(database.KeyDeleteAsync(key));
+            }
+
+            await Task.WhenAll(deletes);
+        }
+    }
+
     /// <summary>Starts the store's subscription (its first operation does) and waits until a heartbeat came back.</summary>
     public static async Task UntilUsableAsync(RedisSessionStore store)
     {
@@ -54,7 +91,15 @@ internal static class NearStores
 [Collection(SentinelRedis.Name)]
 public sealed class SentinelRedisNearCacheConformanceTests(RedisSentinelFixture sentinel) : SessionStoreConformanceTests
 {
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(sentinel.Configuration, time, Limits);
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(sentinel.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(sentinel.Configuration, _prefix);
+    }
 
     protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(sentinel.Configuration, configure);
 }
@@ -62,7 +107,15 @@ public sealed class SentinelRedisNearCacheConformanceTests(RedisSentinelFixture 
 [Collection(Garnet.Name)]
 public sealed class GarnetNearCacheConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
 {
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(garnet.Configuration, time, Limits);
+    private readonly string _prefix = TestStores.UniquePrefix();
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(garnet.Configuration, _prefix, time, Limits);
+
+    protected override async Task DisposeStoreAsync(ISessionStore store)
+    {
+        await base.DisposeStoreAsync(store);
+        await NearStores.DeleteKeysAsync(garnet.Configuration, _prefix);
+    }
 
     protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(garnet.Configuration, configure);
 }
