@@ -12,7 +12,7 @@ namespace ClusterSession.Bench;
 /// </summary>
 internal static class BenchHarness
 {
-    private static readonly Scenario[] Scenarios = [Scenario.Read, Scenario.Write, Scenario.Mixed, Scenario.NoSession, Scenario.NoSessionCookie];
+    private static readonly Scenario[] Scenarios = [Scenario.Read, Scenario.Write, Scenario.Mixed, Scenario.SignedIn, Scenario.NoSession, Scenario.NoSessionCookie];
 
     /// <summary>The entry point of the program and of the smoke test. Returns the process exit code.</summary>
     public static async Task<int> MainAsync(string[] args, TextWriter output, CancellationToken cancellationToken)
@@ -34,6 +34,7 @@ internal static class BenchHarness
             {
                 "expiry" => await ExpiryRun.RunAsync(options, output, cancellationToken),
                 "memory" => await MemoryRun.RunAsync(options, output, cancellationToken),
+                "scale" => await ScaleRun.RunAsync(options, output, cancellationToken),
                 _ => await CrashRun.RunAsync(output, cancellationToken),
             };
             if (options.JsonPath is not null)
@@ -80,7 +81,14 @@ internal static class BenchHarness
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"Redis PING median RTT: direct {directRtt:F3} ms, through the proxy {proxiedRtt:F3} ms (injected {options.RttMs} ms, achieved {proxiedRtt - directRtt:F3} ms extra)"));
 
-        var redisConfiguration = $"127.0.0.1:{proxy.Port},abortConnect=false,connectTimeout=5000,syncTimeout=10000,asyncTimeout=10000";
+        var idleWindow = TimeSpan.FromSeconds(options.Profile == "tiny" ? 0.2 : 1);
+        var idleBefore = await probe.CpuSecondsAsync();
+        await Task.Delay(idleWindow, cancellationToken);
+        var idleCpu = (await probe.CpuSecondsAsync() - idleBefore) / idleWindow.TotalSeconds;
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"Redis idle CPU (INFO cpu, no client working): {idleCpu * 1000:F2} ms per second, the floor under the store CPU figures"));
+
+        var redisConfiguration = RedisConfigurationFor(proxy.Port);
 
         var usesPostgres = contenders.Any(c => c.PostgresTables.Count > 0);
         await using var postgres = usesPostgres ? await PostgresServerProcess.StartAsync(cancellationToken) : null;
@@ -93,11 +101,13 @@ internal static class BenchHarness
             await output.WriteLineAsync("PostgreSQL: initdb + pg_ctl on 127.0.0.1, fsync=on, synchronous_commit=on, full_page_writes=on (durable defaults), behind the same latency proxy");
         }
 
+        var storeCpu = new StoreCpuMeter(probe, postgres);
         var stores = new StoreEndpoints(
             redisConfiguration,
             postgresProxy is null ? null : PostgresServerProcess.ConnectionStringFor(postgresProxy.Port));
         var hosts = new List<ContenderHost>();
-        var generators = new Dictionary<(string, int), LoadGenerator>();
+        var generators = new Dictionary<(string Contender, int Connections, bool SignedIn), LoadGenerator>();
+        LoadGenerator GeneratorFor(IContender contender, Scenario scenario, int connections) => generators[(contender.Name, connections, scenario == Scenario.SignedIn)];
         try
         {
             foreach (var contender in contenders)
@@ -105,23 +115,28 @@ internal static class BenchHarness
                 hosts.Add(await ContenderHost.StartAsync(contender, stores, cancellationToken));
             }
 
-            var sessionBytes = new Dictionary<string, long?>();
+            // What one session takes in the store, per seed shape: the 10 x 100-byte session and the signed-in one.
+            var sessionBytes = new Dictionary<(string Contender, bool SignedIn), long?>();
             foreach (var host in hosts)
             {
-                sessionBytes[host.Contender.Name] = host.Contender.PostgresTables.Count > 0
-                    ? await MeasurePostgresSessionBytesAsync(host, postgresProbe!, options.Profile == "tiny" ? 40 : 200, cancellationToken)
-                    : await MeasureSessionBytesAsync(host, probe, cancellationToken);
-                var maxConnections = options.ConnectionCounts.Max();
-                using var seeder = LoadGenerator.CreateClient(host.BaseAddress, 4);
-                var cookies = new List<string>();
-                for (var i = 0; i < maxConnections; i++)
+                foreach (var signedIn in (bool[])[false, true])
                 {
-                    cookies.Add(await LoadGenerator.SeedAsync(seeder, cancellationToken));
-                }
+                    var seedPath = signedIn ? SignedInSeedPath : SeedPath;
+                    sessionBytes[(host.Contender.Name, signedIn)] = host.Contender.PostgresTables.Count > 0
+                        ? await MeasurePostgresSessionBytesAsync(host, postgresProbe!, options.Profile == "tiny" ? 40 : 200, seedPath, cancellationToken)
+                        : await MeasureSessionBytesAsync(host, probe, seedPath, cancellationToken);
+                    var maxConnections = options.ConnectionCounts.Max();
+                    using var seeder = LoadGenerator.CreateClient(host.BaseAddress, 4);
+                    var cookies = new List<string>();
+                    for (var i = 0; i < maxConnections; i++)
+                    {
+                        cookies.Add(await LoadGenerator.SeedAsync(seeder, cancellationToken, seedPath));
+                    }
 
-                foreach (var connections in options.ConnectionCounts)
-                {
-                    generators[(host.Contender.Name, connections)] = new LoadGenerator(host.BaseAddress, cookies.Take(connections).ToList());
+                    foreach (var connections in options.ConnectionCounts)
+                    {
+                        generators[(host.Contender.Name, connections, signedIn)] = new LoadGenerator(host.BaseAddress, cookies.Take(connections).ToList());
+                    }
                 }
             }
 
@@ -132,7 +147,7 @@ internal static class BenchHarness
                 {
                     foreach (var connections in options.ConnectionCounts)
                     {
-                        await generators[(host.Contender.Name, connections)].RunAsync(scenario, options.WarmupDuration, options.CellMaxRequests, cancellationToken);
+                        await GeneratorFor(host.Contender, scenario, connections).RunAsync(scenario, options.WarmupDuration, options.CellMaxRequests, cancellationToken);
                     }
                 }
             }
@@ -155,7 +170,7 @@ internal static class BenchHarness
                                 cells[key] = totals = new CellTotals();
                             }
 
-                            await MeasureCellAsync(generators[(host.Contender.Name, connections)], host.Contender, scenario, options, probe, host.Contender.PostgresTables.Count > 0 ? postgresProxy! : proxy, postgresProbe, totals, cancellationToken);
+                            await MeasureCellAsync(GeneratorFor(host.Contender, scenario, connections), host.Contender, scenario, options, probe, storeCpu, host.Contender.PostgresTables.Count > 0 ? postgresProxy! : proxy, postgresProbe, totals, cancellationToken);
                         }
                     }
                 }
@@ -165,7 +180,7 @@ internal static class BenchHarness
             foreach (var host in hosts)
             {
                 var totals = cells[(host.Contender.Name, Scenario.NoSessionCookieFirst, 1)] = new CellTotals();
-                await MeasureFirstRequestsOnNodeAsync(host, stores, options.Profile == "tiny" ? 20 : FirstRequestSessions, probe, host.Contender.PostgresTables.Count > 0 ? postgresProxy! : proxy, postgresProbe, totals, cancellationToken);
+                await MeasureFirstRequestsOnNodeAsync(host, stores, options.Profile == "tiny" ? 20 : FirstRequestSessions, probe, storeCpu, host.Contender.PostgresTables.Count > 0 ? postgresProxy! : proxy, postgresProbe, totals, cancellationToken);
             }
 
             var lostUpdates = new Dictionary<string, int>();
@@ -207,21 +222,30 @@ internal static class BenchHarness
                         }
 
                         (long, long)? pg = afterWrites.TryGetValue(contender.Name, out var a) ? a : null;
-                        results.Add(totals.ToResult(contender, scenario, connections, sessionBytes[contender.Name], lostUpdates[contender.Name], pg));
+                        results.Add(totals.ToResult(contender, scenario, connections, sessionBytes[(contender.Name, scenario == Scenario.SignedIn)], lostUpdates[contender.Name], pg));
                     }
                 }
             }
 
             await output.WriteLineAsync();
             await output.WriteLineAsync(ReportTable.Render(results, ContenderCatalog.BaselineName));
-            await output.WriteLineAsync("Server-side command executions per request (INFO commandstats, direct connection; commands inside scripts count too):");
+            await output.WriteLineAsync(ReportTable.RenderStoreTargets(results, ContenderCatalog.BaselineName));
+            var nearCache = ReportTable.RenderNearCacheTargets(results, ClusterSessionContender.Memory.Name);
+            if (nearCache.Length > 0)
+            {
+                await output.WriteLineAsync(nearCache);
+            }
+
+            await output.WriteLineAsync("Server-side command executions per request (INFO commandstats, direct connection; commands inside scripts count too),");
+            await output.WriteLineAsync("and the execution time per request of the commands the app sent (scripts whole, so commands inside them are not counted twice; no socket I/O):");
             foreach (var ((contender, scenario, connections), totals) in cells.OrderBy(c => c.Key.Contender, StringComparer.Ordinal))
             {
-                if (connections == options.ConnectionCounts[0] && totals.CommandStats.Count > 0 && totals.Requests > 0)
+                if (totals.CommandStats.Count > 0 && totals.Requests > 0)
                 {
-                    var breakdown = string.Join(", ", totals.CommandStats.OrderByDescending(c => c.Value).Select(c =>
-                        string.Create(CultureInfo.InvariantCulture, $"{c.Key} {(double)c.Value / totals.Requests:F2}")));
-                    await output.WriteLineAsync($"  {contender} {ScenarioName(scenario)}: {breakdown}");
+                    var breakdown = string.Join(", ", totals.CommandStats.OrderByDescending(c => c.Value.Calls).Select(c =>
+                        string.Create(CultureInfo.InvariantCulture, $"{c.Key} {(double)c.Value.Calls / totals.Requests:F2}")));
+                    await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"  {contender} {ScenarioName(scenario)} {connections}: {(double)TopLevelUsec(totals.CommandStats) / totals.Requests:F1} us; {breakdown}"));
                 }
             }
 
@@ -248,11 +272,23 @@ internal static class BenchHarness
         }
     }
 
+    /// <summary>
+    /// Execution microseconds of the commands the app itself sent: when scripts ran, only the scripts (whose time includes
+    /// the commands they call, which commandstats also lists under their own names); else every command.
+    /// </summary>
+    private static long TopLevelUsec(Dictionary<string, CommandStat> stats)
+    {
+        static bool IsScript(string name) => name.StartsWith("eval", StringComparison.OrdinalIgnoreCase) || name.StartsWith("fcall", StringComparison.OrdinalIgnoreCase);
+        var scripts = stats.Where(s => IsScript(s.Key)).ToList();
+        return (scripts.Count > 0 ? scripts : stats.ToList()).Sum(s => s.Value.Usec);
+    }
+
     public static string ScenarioName(Scenario scenario) => scenario switch
     {
         Scenario.Read => "read",
         Scenario.Write => "write",
         Scenario.Mixed => "mixed",
+        Scenario.SignedIn => "signedin",
         Scenario.NoSessionCookie => "nosession-cookie",
         Scenario.NoSessionCookieFirst => "nosession-cookie-first",
         _ => "nosession",
@@ -264,17 +300,20 @@ internal static class BenchHarness
         Scenario scenario,
         BenchOptions options,
         RedisProbe probe,
+        StoreCpuMeter storeCpu,
         LatencyProxy proxy,
         PostgresProbe? postgresProbe,
         CellTotals totals,
         CancellationToken cancellationToken)
     {
-        var statsBefore = contender.UsesRedis ? await probe.CommandCallsAsync() : null;
+        var statsBefore = contender.UsesRedis ? await probe.CommandStatsAsync() : null;
         var walProbe = contender.PostgresTables.Count > 0 ? postgresProbe : null;
         var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
+        var cpuBefore = await storeCpu.SecondsAsync(contender);
         var sample = await generator.RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
+        var cpu = StoreCpuMeter.Delta(cpuBefore, await storeCpu.SecondsAsync(contender));
         var bytes = proxy.BytesToServer - bytesBefore;
         var commands = proxy.CommandsToServer - commandsBefore;
         if (walProbe is not null)
@@ -284,14 +323,21 @@ internal static class BenchHarness
 
         if (statsBefore is not null)
         {
-            foreach (var (name, calls) in RedisProbe.Delta(statsBefore, await probe.CommandCallsAsync()))
+            foreach (var (name, stat) in RedisProbe.Delta(statsBefore, await probe.CommandStatsAsync()))
             {
-                totals.CommandStats[name] = totals.CommandStats.GetValueOrDefault(name) + calls;
+                totals.CommandStats[name] = totals.CommandStats.GetValueOrDefault(name) + stat;
             }
         }
 
-        totals.Add(sample, bytes, commands);
+        totals.Add(sample, bytes, commands, cpu);
     }
+
+    private const string SeedPath = "/seed";
+
+    private const string SignedInSeedPath = "/seed-signedin";
+
+    /// <summary>A StackExchange.Redis configuration for the apps, through the proxy at <paramref name="port"/>.</summary>
+    internal static string RedisConfigurationFor(int port) => $"127.0.0.1:{port},abortConnect=false,connectTimeout=5000,syncTimeout=10000,asyncTimeout=10000";
 
     /// <summary>Sessions of the <c>nosession-cookie-first</c> measurement (each requested once).</summary>
     private const int FirstRequestSessions = 200;
@@ -313,6 +359,7 @@ internal static class BenchHarness
         StoreEndpoints stores,
         int sessions,
         RedisProbe probe,
+        StoreCpuMeter storeCpu,
         LatencyProxy proxy,
         PostgresProbe? postgresProbe,
         CellTotals totals,
@@ -360,11 +407,12 @@ internal static class BenchHarness
         }
 
         await WaitForQuietAsync(proxy, cancellationToken);
-        var statsBefore = contender.UsesRedis ? await probe.CommandCallsAsync() : null;
+        var statsBefore = contender.UsesRedis ? await probe.CommandStatsAsync() : null;
         var walProbe = contender.PostgresTables.Count > 0 ? postgresProbe : null;
         var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
+        var cpuBefore = await storeCpu.SecondsAsync(contender);
         var latencies = new List<long>(sessions);
         long errors = 0;
         var start = Stopwatch.GetTimestamp();
@@ -383,6 +431,7 @@ internal static class BenchHarness
 
         var elapsed = Stopwatch.GetElapsedTime(start);
         await WaitForQuietAsync(proxy, cancellationToken);
+        var cpu = StoreCpuMeter.Delta(cpuBefore, await storeCpu.SecondsAsync(contender));
         if (walProbe is not null)
         {
             totals.WalBytes += await walProbe.WalPositionAsync(cancellationToken) - walBefore;
@@ -390,13 +439,13 @@ internal static class BenchHarness
 
         if (statsBefore is not null)
         {
-            foreach (var (name, calls) in RedisProbe.Delta(statsBefore, await probe.CommandCallsAsync()))
+            foreach (var (name, stat) in RedisProbe.Delta(statsBefore, await probe.CommandStatsAsync()))
             {
-                totals.CommandStats[name] = totals.CommandStats.GetValueOrDefault(name) + calls;
+                totals.CommandStats[name] = totals.CommandStats.GetValueOrDefault(name) + stat;
             }
         }
 
-        totals.Add(new LoadSample(latencies.Count, errors, elapsed, [.. latencies]), proxy.BytesToServer - bytesBefore, proxy.CommandsToServer - commandsBefore);
+        totals.Add(new LoadSample(latencies.Count, errors, elapsed, [.. latencies]), proxy.BytesToServer - bytesBefore, proxy.CommandsToServer - commandsBefore, cpu);
     }
 
     /// <summary>Waits until nothing was sent to the store for 300 ms (background touches done), at most 5 s.</summary>
@@ -421,7 +470,7 @@ internal static class BenchHarness
     /// MEMORY USAGE of what one /seed adds to Redis: the keys that appear, whatever the contender
     /// names them. Runs while nothing else touches Redis.
     /// </summary>
-    private static async Task<long?> MeasureSessionBytesAsync(ContenderHost host, RedisProbe probe, CancellationToken cancellationToken)
+    private static async Task<long?> MeasureSessionBytesAsync(ContenderHost host, RedisProbe probe, string seedPath, CancellationToken cancellationToken)
     {
         if (!host.Contender.UsesRedis)
         {
@@ -429,9 +478,9 @@ internal static class BenchHarness
         }
 
         using var client = LoadGenerator.CreateClient(host.BaseAddress, 1);
-        await LoadGenerator.SeedAsync(client, cancellationToken); // connects the app to Redis first
+        await LoadGenerator.SeedAsync(client, cancellationToken, seedPath); // connects the app to Redis first
         var before = await probe.KeysAsync();
-        await LoadGenerator.SeedAsync(client, cancellationToken);
+        await LoadGenerator.SeedAsync(client, cancellationToken, seedPath);
         var added = (await probe.KeysAsync()).Except(before).ToList();
         if (added.Count == 0)
         {
@@ -452,14 +501,14 @@ internal static class BenchHarness
     /// of the contender's tables over <paramref name="sessions"/> seeds, divided by them, so that the
     /// 8 KB page granularity averages out. Runs on fresh tables while nothing else writes to them.
     /// </summary>
-    private static async Task<long?> MeasurePostgresSessionBytesAsync(ContenderHost host, PostgresProbe probe, int sessions, CancellationToken cancellationToken)
+    private static async Task<long?> MeasurePostgresSessionBytesAsync(ContenderHost host, PostgresProbe probe, int sessions, string seedPath, CancellationToken cancellationToken)
     {
         using var client = LoadGenerator.CreateClient(host.BaseAddress, 1);
-        await LoadGenerator.SeedAsync(client, cancellationToken); // creates the schema and connects first
+        await LoadGenerator.SeedAsync(client, cancellationToken, seedPath); // creates the schema and connects first
         var before = await probe.TotalBytesAsync(host.Contender.PostgresTables, cancellationToken);
         for (var i = 0; i < sessions; i++)
         {
-            await LoadGenerator.SeedAsync(client, cancellationToken);
+            await LoadGenerator.SeedAsync(client, cancellationToken, seedPath);
         }
 
         var after = await probe.TotalBytesAsync(host.Contender.PostgresTables, cancellationToken);
@@ -498,24 +547,52 @@ internal static class BenchHarness
         return writes - present;
     }
 
+    /// <summary>
+    /// The store server's CPU: Redis's own <c>INFO cpu</c> (used_cpu_sys + used_cpu_user, every thread of the
+    /// server: command execution, socket I/O, protocol parsing, its timers), PostgreSQL's from /proc (every process
+    /// of the server). Null for the in-process store (its work is in the app's process) or when it cannot be read.
+    /// </summary>
+    private sealed class StoreCpuMeter(RedisProbe redis, PostgresServerProcess? postgres)
+    {
+        public async Task<double?> SecondsAsync(IContender contender)
+        {
+            if (contender.UsesRedis)
+            {
+                return await redis.CpuSecondsAsync();
+            }
+
+            return contender.PostgresTables.Count > 0 ? postgres?.CpuSeconds() : null;
+        }
+
+        public static double? Delta(double? before, double? after) => before is { } b && after is { } a ? a - b : null;
+    }
+
     private sealed class CellTotals
     {
         private readonly List<long[]> _latencies = [];
         private TimeSpan _elapsed;
         private long _bytes;
         private long _commands;
+        private double _storeCpuSeconds;
+        private bool _storeCpuUnknown;
 
         public long Requests { get; private set; }
 
         public long Errors { get; private set; }
 
-        public Dictionary<string, long> CommandStats { get; } = new(StringComparer.OrdinalIgnoreCase);
+        public Dictionary<string, CommandStat> CommandStats { get; } = new(StringComparer.OrdinalIgnoreCase);
 
         /// <summary>WAL written while the cell ran (PostgreSQL contenders; cluster-wide, and cells run one at a time).</summary>
         public long WalBytes { get; set; }
 
-        public void Add(LoadSample sample, long bytes, long commands)
+        /// <param name="sample">What the load measured.</param>
+        /// <param name="bytes">Bytes the app sent to its store meanwhile.</param>
+        /// <param name="commands">Store round trips meanwhile.</param>
+        /// <param name="storeCpuSeconds">The store server's CPU meanwhile, or null when it has none or it could not be read.</param>
+        public void Add(LoadSample sample, long bytes, long commands, double? storeCpuSeconds)
         {
+            _storeCpuSeconds += storeCpuSeconds ?? 0;
+            _storeCpuUnknown |= storeCpuSeconds is null;
             _latencies.Add(sample.LatencyTicks);
             _elapsed += sample.Elapsed;
             Requests += sample.Requests;
@@ -532,6 +609,9 @@ internal static class BenchHarness
             var usesStore = contender.UsesRedis || contender.PostgresTables.Count > 0;
             var usesPostgres = contender.PostgresTables.Count > 0;
             double? walPerRequest = usesPostgres ? Math.Round((double)WalBytes / requests, 1) : null;
+
+            // The in-process store makes no round trip at all: 0, not "does not apply" (the near cache's floor).
+            double storeRoundTrips = usesStore ? Math.Round((double)_commands / requests, 3) : 0;
             return new BenchResult(
                 contender.Name,
                 ScenarioName(scenario),
@@ -543,13 +623,14 @@ internal static class BenchHarness
                 contender.UsesRedis ? Math.Round((double)_bytes / requests, 1) : null,
                 contender.UsesRedis ? sessionBytes : null,
                 lostUpdates,
-                usesStore ? Math.Round((double)_commands / requests, 3) : null,
+                storeRoundTrips,
                 usesStore ? Math.Round((double)_bytes / requests, 1) : null,
                 usesStore ? sessionBytes : null,
                 walPerRequest,
                 scenario == Scenario.Write ? walPerRequest : null,
                 afterWrites?.DeadTuples,
-                afterWrites?.TableBytes);
+                afterWrites?.TableBytes,
+                _storeCpuUnknown ? null : Math.Round(_storeCpuSeconds * 1e6 / requests, 2));
         }
 
         private static double Percentile(long[] sorted, double quantile)

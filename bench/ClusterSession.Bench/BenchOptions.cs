@@ -2,12 +2,12 @@ using System.Globalization;
 
 namespace ClusterSession.Bench;
 
-/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>, or <c>--expiry [--expiry-sessions N]</c>, or <c>--crash</c>, or <c>--memory [--memory-sessions N]</c>.</summary>
+/// <summary>Command line: <c>[--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders a,b]</c>, or <c>--expiry [--expiry-sessions N]</c>, or <c>--crash</c>, or <c>--memory [--memory-sessions N]</c>, or <c>--scale N [--scale-base M] [--scale-fill-seconds S]</c>.</summary>
 internal sealed record BenchOptions
 {
     public string Profile { get; init; } = "full";
 
-    /// <summary><c>bench</c> (the side-by-side table), <c>expiry</c> (what expiry costs), <c>crash</c> (what survives a restart and a crash) or <c>memory</c> (Redis memory per session).</summary>
+    /// <summary><c>bench</c> (the side-by-side table), <c>expiry</c> (what expiry costs), <c>crash</c> (what survives a restart and a crash), <c>memory</c> (Redis memory per session) or <c>scale</c> (cost at N sessions against at the base count).</summary>
     public string Mode { get; init; } = "bench";
 
     /// <summary>How many sessions the expiry mode creates in each store.</summary>
@@ -15,6 +15,15 @@ internal sealed record BenchOptions
 
     /// <summary>How many sessions of each shape the memory mode writes.</summary>
     public int MemorySessions { get; init; } = 10_000;
+
+    /// <summary>How many sessions the scale mode loads into Redis (<c>--scale N</c>).</summary>
+    public int ScaleSessions { get; init; } = 1_000_000;
+
+    /// <summary>The session count the scale mode compares against (<c>--scale-base M</c>).</summary>
+    public int ScaleBaseSessions { get; init; } = 10_000;
+
+    /// <summary>The most time the scale mode spends loading sessions, per load; it reports how many it reached.</summary>
+    public TimeSpan ScaleFillLimit { get; init; } = TimeSpan.FromMinutes(5);
 
     public double RttMs { get; init; } = 0.5;
 
@@ -75,6 +84,33 @@ internal sealed record BenchOptions
                 case "--memory":
                     options = options with { Mode = "memory" };
                     break;
+                case "--scale":
+                    var scale = int.Parse(Value(args, ref i), NumberStyles.Integer, CultureInfo.InvariantCulture);
+                    if (scale is < 100 or > MaxScaleSessions)
+                    {
+                        throw new ArgumentException($"--scale must be between 100 and {MaxScaleSessions:N0} sessions (about 2 KB of Redis memory each).");
+                    }
+
+                    options = options with { Mode = "scale", ScaleSessions = scale };
+                    break;
+                case "--scale-base":
+                    var scaleBase = int.Parse(Value(args, ref i), NumberStyles.Integer, CultureInfo.InvariantCulture);
+                    if (scaleBase < 10)
+                    {
+                        throw new ArgumentException("--scale-base must be at least 10 sessions.");
+                    }
+
+                    options = options with { ScaleBaseSessions = scaleBase };
+                    break;
+                case "--scale-fill-seconds":
+                    var fillSeconds = double.Parse(Value(args, ref i), NumberStyles.Float, CultureInfo.InvariantCulture);
+                    if (fillSeconds is < 1 or > 3600)
+                    {
+                        throw new ArgumentException("--scale-fill-seconds must be between 1 and 3600.");
+                    }
+
+                    options = options with { ScaleFillLimit = TimeSpan.FromSeconds(fillSeconds) };
+                    break;
                 case "--memory-sessions":
                     var memorySessions = int.Parse(Value(args, ref i), NumberStyles.Integer, CultureInfo.InvariantCulture);
                     if (memorySessions is < 10 or > 1_000_000)
@@ -115,14 +151,23 @@ internal sealed record BenchOptions
             }
         }
 
+        if (options.Mode == "scale" && options.ScaleBaseSessions >= options.ScaleSessions)
+        {
+            throw new ArgumentException($"--scale-base ({options.ScaleBaseSessions}) must be below --scale ({options.ScaleSessions}).");
+        }
+
         return options;
     }
+
+    /// <summary>The most sessions <c>--scale</c> loads.</summary>
+    public const int MaxScaleSessions = 2_000_000;
 
     public const string Usage =
         "usage: dotnet run -c Release --project bench/ClusterSession.Bench -- [--quick | --tiny] [--json PATH] [--rtt-ms X] [--contenders name,name]\n" +
         "       dotnet run -c Release --project bench/ClusterSession.Bench -- --expiry [--expiry-sessions N] [--rtt-ms X] [--json PATH]\n" +
         "       dotnet run -c Release --project bench/ClusterSession.Bench -- --crash [--json PATH]\n" +
-        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --memory [--memory-sessions N] [--json PATH]";
+        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --memory [--memory-sessions N] [--json PATH]\n" +
+        "       dotnet run -c Release --project bench/ClusterSession.Bench -- --scale N [--scale-base M] [--scale-fill-seconds S] [--quick | --tiny] [--rtt-ms X] [--contenders name,name] [--json PATH]";
 
     private static string Value(IReadOnlyList<string> args, ref int i)
     {

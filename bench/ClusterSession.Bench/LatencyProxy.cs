@@ -231,6 +231,10 @@ internal static partial class NativeMethods
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]
     [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
     internal static extern int usleep(uint microseconds);
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]
+    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+    internal static extern long sysconf(int name);
 }
 
 /// <summary>Counts requests in one connection's client-to-server byte stream, which arrives in arbitrary chunks.</summary>

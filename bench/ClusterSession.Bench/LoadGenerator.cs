@@ -10,6 +10,12 @@ internal enum Scenario
     Write,
     Mixed,
 
+    /// <summary>
+    /// A signed-in user's request: the session (an authentication-ticket-sized attribute and three small ones) is
+    /// read and one small attribute is written, as a real app does. Added by issue 15.
+    /// </summary>
+    SignedIn,
+
     /// <summary>A page that never uses the session, requested without a session cookie.</summary>
     NoSession,
 
@@ -38,6 +44,7 @@ internal sealed class LoadGenerator : IDisposable
 {
     private readonly HttpClient _client;
     private readonly IReadOnlyList<string> _cookies;
+    private readonly bool _randomSession;
 
     /// <param name="baseAddress">The contender's address.</param>
     /// <param name="cookies">One session cookie (<c>name=value</c>) per worker.</param>
@@ -45,6 +52,17 @@ internal sealed class LoadGenerator : IDisposable
     {
         _cookies = cookies;
         Connections = cookies.Count;
+        _client = CreateClient(baseAddress, Connections);
+    }
+
+    /// <param name="baseAddress">The contender's address.</param>
+    /// <param name="connections">Workers, each with its own connection.</param>
+    /// <param name="cookiePool">Session cookies (<c>name=value</c>); every request picks one at random.</param>
+    public LoadGenerator(Uri baseAddress, int connections, IReadOnlyList<string> cookiePool)
+    {
+        _cookies = cookiePool;
+        _randomSession = true;
+        Connections = connections;
         _client = CreateClient(baseAddress, Connections);
     }
 
@@ -66,9 +84,12 @@ internal sealed class LoadGenerator : IDisposable
     }
 
     /// <summary>Creates a session on the contender and returns its cookie as <c>name=value</c>.</summary>
-    public static async Task<string> SeedAsync(HttpClient client, CancellationToken cancellationToken)
+    /// <param name="client">A client of the contender.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <param name="path"><c>/seed</c> (10 attributes of 100 bytes) or <c>/seed-signedin</c> (a signed-in session).</param>
+    public static async Task<string> SeedAsync(HttpClient client, CancellationToken cancellationToken, string path = "/seed")
     {
-        using var response = await client.PostAsync(new Uri("/seed", UriKind.Relative), content: null, cancellationToken);
+        using var response = await client.PostAsync(new Uri(path, UriKind.Relative), content: null, cancellationToken);
         response.EnsureSuccessStatusCode();
         if (!response.Headers.TryGetValues("Set-Cookie", out var setCookies))
         {
@@ -86,6 +107,7 @@ internal sealed class LoadGenerator : IDisposable
         var request = scenario switch
         {
             Scenario.NoSession or Scenario.NoSessionCookie or Scenario.NoSessionCookieFirst => new HttpRequestMessage(HttpMethod.Get, new Uri("/nosession", UriKind.Relative)),
+            Scenario.SignedIn => new HttpRequestMessage(HttpMethod.Post, new Uri("/signedin", UriKind.Relative)),
             _ when write => new HttpRequestMessage(HttpMethod.Post, new Uri(attribute is null ? "/write" : "/write?name=" + attribute, UriKind.Relative)),
             _ => new HttpRequestMessage(HttpMethod.Get, new Uri("/read", UriKind.Relative)),
         };
@@ -113,11 +135,16 @@ internal sealed class LoadGenerator : IDisposable
                 async () =>
                 {
                     var random = new Random(worker);
+
+                    // Every worker sends at least one request: on a loaded machine a worker may start after a short
+                    // cell's deadline, and a cell without a sample measures nothing.
+                    var first = true;
                     while (!cancellationToken.IsCancellationRequested
-                        && Stopwatch.GetTimestamp() < deadline
+                        && (first || Stopwatch.GetTimestamp() < deadline)
                         && Interlocked.Increment(ref issued) <= maxRequests)
                     {
-                        using var request = CreateRequest(scenario, _cookies[worker], random);
+                        first = false;
+                        using var request = CreateRequest(scenario, _cookies[_randomSession ? random.Next(_cookies.Count) : worker], random);
                         var sent = Stopwatch.GetTimestamp();
                         try
                         {

@@ -34,14 +34,17 @@ internal sealed class RedisProbe : IAsyncDisposable
         var options = ConfigurationOptions.Parse($"127.0.0.1:{port}");
         options.AllowAdmin = true;
         options.ClientName = "bench-probe";
+        // A synchronous FLUSHALL of a million sessions (the scale run) takes several seconds.
+        options.SyncTimeout = 120_000;
+        options.AsyncTimeout = 120_000;
         return new RedisProbe(await ConnectionMultiplexer.ConnectAsync(options), port);
     }
 
-    /// <summary>Calls per command since the server started, session work only.</summary>
-    public async Task<Dictionary<string, long>> CommandCallsAsync()
+    /// <summary>Calls and microseconds of execution per command since the server started, session work only.</summary>
+    public async Task<Dictionary<string, CommandStat>> CommandStatsAsync()
     {
         var raw = await _server.InfoRawAsync("commandstats") ?? string.Empty;
-        var calls = new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase);
+        var calls = new Dictionary<string, CommandStat>(StringComparer.OrdinalIgnoreCase);
         foreach (var line in raw.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             // cmdstat_hmget:calls=12,usec=34,...
@@ -59,20 +62,20 @@ internal sealed class RedisProbe : IAsyncDisposable
             }
 
             var fields = line[(colon + 1)..].Split(',');
-            var value = fields.First(f => f.StartsWith("calls=", StringComparison.Ordinal))[6..];
-            calls[name] = long.Parse(value, CultureInfo.InvariantCulture);
+            long Field(string prefix) => long.Parse(fields.First(f => f.StartsWith(prefix, StringComparison.Ordinal))[prefix.Length..], CultureInfo.InvariantCulture);
+            calls[name] = new CommandStat(Field("calls="), Field("usec="));
         }
 
         return calls;
     }
 
-    public static Dictionary<string, long> Delta(Dictionary<string, long> before, Dictionary<string, long> after)
+    public static Dictionary<string, CommandStat> Delta(Dictionary<string, CommandStat> before, Dictionary<string, CommandStat> after)
     {
-        var delta = new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (name, count) in after)
+        var delta = new Dictionary<string, CommandStat>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, stat) in after)
         {
-            var d = count - before.GetValueOrDefault(name);
-            if (d != 0)
+            var d = stat - before.GetValueOrDefault(name);
+            if (d.Calls != 0)
             {
                 delta[name] = d;
             }
@@ -104,6 +107,13 @@ internal sealed class RedisProbe : IAsyncDisposable
     {
         var groups = await _server.InfoAsync(section);
         return groups.SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+    }
+
+    /// <summary>Seconds of CPU the server has used, all its threads (INFO cpu: used_cpu_sys + used_cpu_user).</summary>
+    public async Task<double> CpuSecondsAsync()
+    {
+        var cpu = await InfoAsync("cpu");
+        return double.Parse(cpu["used_cpu_sys"], CultureInfo.InvariantCulture) + double.Parse(cpu["used_cpu_user"], CultureInfo.InvariantCulture);
     }
 
     public Task<long> DbSizeAsync() => _server.DatabaseSizeAsync();
@@ -159,4 +169,15 @@ internal sealed class RedisProbe : IAsyncDisposable
         Array.Sort(samples);
         return samples[pings / 2];
     }
+}
+
+/// <summary>
+/// One command's line of <c>INFO commandstats</c>: calls and microseconds spent executing them (a script's time
+/// includes the commands it calls, which are also counted under their own names).
+/// </summary>
+internal readonly record struct CommandStat(long Calls, long Usec)
+{
+    public static CommandStat operator +(CommandStat a, CommandStat b) => new(a.Calls + b.Calls, a.Usec + b.Usec);
+
+    public static CommandStat operator -(CommandStat a, CommandStat b) => new(a.Calls - b.Calls, a.Usec - b.Usec);
 }

@@ -30,5 +30,14 @@ internal static class PostgresNearCacheChannel
         return HashedPrefix + Convert.ToHexStringLower(hash.AsSpan(0, 16));
     }
 
+    /// <summary>
+    /// What a notification carries instead of a session id: 32 hex digits of the SHA-256 of the id. PostgreSQL lets any
+    /// role that can connect LISTEN to any channel, and a session id is a bearer credential, so ids never go out.
+    /// </summary>
+    public static string KeyOf(string id) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(id)).AsSpan(0, 16));
+
+    /// <summary>The SQL expression of <see cref="KeyOf"/> for the text expression <paramref name="id"/>.</summary>
+    public static string KeySql(string id) => $"left(encode(sha256(convert_to({id}, 'UTF8')), 'hex'), 32)";
+
     private static bool IsPlain(char c) => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-';
 }

@@ -49,7 +49,7 @@ public sealed partial class PostgresSessionStore
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
         _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
-        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync);
+        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync, PostgresNearCacheChannel.KeyOf);
     }
 
     /// <summary>Starts the listener once the cache is in place (its notification handler uses it).</summary>
@@ -182,7 +182,7 @@ public sealed partial class PostgresSessionStore
         var connection = await _dataSource.OpenConnectionAsync(token).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            var write = new OwnWrite(id, connection);
+            var write = new OwnWrite(PostgresNearCacheChannel.KeyOf(id), connection);
             var pid = connection.ProcessID;
             lock (_ownWrites)
             {
@@ -371,8 +371,8 @@ public sealed partial class PostgresSessionStore
     private void OnNotification(object sender, NpgsqlNotificationEventArgs e) => OnNotification(e.PID, e.Payload);
 
     /// <summary>
-    /// One payload from the channel, sent by backend <paramref name="pid"/>: "h:nonce:n" a heartbeat, "id:version" a
-    /// change, "id" a session that ended.
+    /// One payload from the channel, sent by backend <paramref name="pid"/>: "h:nonce:n" a heartbeat, "key:version" a
+    /// change, "key" a session that ended (key: PostgresNearCacheChannel.KeyOf of the id).
     /// </summary>
     internal void OnNotification(int pid, string payload)
     {
@@ -389,8 +389,9 @@ public sealed partial class PostgresSessionStore
             return;
         }
 
+        // The session is named by its key (PostgresNearCacheChannel.KeyOf), never by its id.
         var colon = payload.LastIndexOf(':');
-        var id = colon < 0 ? payload : payload[..colon];
+        var key = colon < 0 ? payload : payload[..colon];
 
         // A version that does not parse cannot be compared: drop the copy whatever its version.
         var version = colon < 0 || !long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? NearCache.Gone : v;
@@ -398,14 +399,14 @@ public sealed partial class PostgresSessionStore
         {
             // Sent by the backend of a write of this session this node is running: its echo. The writer handles the copy
             // (dropping it here would lose what a save can mirror), and its Saved or Remove keeps loads in flight from caching.
-            if (_ownWrites.TryGetValue(pid, out var write) && string.Equals(write.Id, id, StringComparison.Ordinal))
+            if (_ownWrites.TryGetValue(pid, out var write) && string.Equals(write.Key, key, StringComparison.Ordinal))
             {
                 write.Heard(version);
                 return;
             }
         }
 
-        cache.Invalidate(id, version);
+        cache.Invalidate(key, version);
     }
 
     private async Task StopNearCacheAsync()
@@ -416,13 +417,14 @@ public sealed partial class PostgresSessionStore
 }
 
 /// <summary>A write of this node in flight, on its own connection, waiting to hear its own notification.</summary>
-internal sealed class OwnWrite(string id, NpgsqlConnection connection)
+internal sealed class OwnWrite(string key, NpgsqlConnection connection)
 {
     private readonly TaskCompletionSource _echo = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _heard = -1;
     private long _expected = -1;
 
-    public string Id { get; } = id;
+    /// <summary>The session's invalidation key (what its notification carries).</summary>
+    public string Key { get; } = key;
 
     public NpgsqlConnection Connection { get; } = connection;
 

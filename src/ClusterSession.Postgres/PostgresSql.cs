@@ -28,7 +28,7 @@ internal sealed class PostgresSql
 
         // The channel name is made of characters that need no escaping (PostgresNearCacheChannel.For).
         // Each notifying statement gets a CTE "notified" and reads it in its final SELECT: a SELECT in a
-        // WITH runs only when something reads it. Payloads: "id:version" for a change, "id" when the session ended.
+        // WITH runs only when something reads it. Payloads: "key:version" for a change, "key" when the session ended (key: PostgresNearCacheChannel.KeySql, a digest of the id: ids never go out).
         var notifies = channel is not null;
         string Notify(string cte, string source, string payload)
             => notifies ? $",\n    {cte} AS (SELECT pg_notify('{channel}', {payload}) FROM {source})" : string.Empty;
@@ -89,7 +89,7 @@ internal sealed class PostgresSql
                 INSERT INTO {attributes} (session_id, name, value)
                 SELECT $1, u.name, u.value FROM unnest($3::text[], $4::bytea[]) AS u(name, value)
                 WHERE EXISTS (SELECT FROM updated)
-                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", "$1 || ':' || version")}
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", PostgresNearCacheChannel.KeySql("$1") + " || ':' || version")}
             SELECT (SELECT attribute_count FROM live), (SELECT version FROM updated){Notified("notified")}
             """;
 
@@ -116,7 +116,7 @@ internal sealed class PostgresSql
             upserted AS (
                 INSERT INTO {attributes} (session_id, name, value)
                 SELECT $1, $3, $5::bytea WHERE $5::bytea IS NOT NULL AND EXISTS (SELECT FROM matched)
-                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", "$1 || ':' || version")}
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", PostgresNearCacheChannel.KeySql("$1") + " || ':' || version")}
             SELECT EXISTS (SELECT FROM live), EXISTS (SELECT FROM matched), (SELECT value FROM current),
                    EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed), (SELECT version FROM updated){Notified("notified")}
             """;
@@ -142,7 +142,7 @@ internal sealed class PostgresSql
         // $1 id, $2 clock. Returns one row when a session was deleted: whether it was still live.
         Delete = $"""
             WITH deleted AS (
-                DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > {now2} AS live){Notify("notified", "deleted", "$1")}
+                DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > {now2} AS live){Notify("notified", "deleted", PostgresNearCacheChannel.KeySql("$1"))}
             SELECT live{Notified("notified")} FROM deleted
             """;
 
@@ -150,7 +150,7 @@ internal sealed class PostgresSql
         // One row when the session moved. The old id is announced as ended; nobody holds a copy of the new one.
         ChangeId = $"""
             WITH moved AS (
-                UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > {now3} RETURNING id){Notify("notified", "moved", "$1")}
+                UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > {now3} RETURNING id){Notify("notified", "moved", PostgresNearCacheChannel.KeySql("$1"))}
             SELECT 1{Notified("notified")} FROM moved
             """;
 
@@ -235,9 +235,9 @@ internal sealed class PostgresCapSql
             ,
             notified AS (
                 SELECT pg_notify('{channel}', payload) FROM (
-                    SELECT id AS payload, 0 AS position FROM ended
+                    SELECT {PostgresNearCacheChannel.KeySql("id")} AS payload, 0 AS position FROM ended
                     UNION ALL
-                    SELECT id || ':' || version, 1 FROM bound) n
+                    SELECT {PostgresNearCacheChannel.KeySql("id")} || ':' || version, 1 FROM bound) n
                 ORDER BY position)
             """;
         var notified = channel is null ? string.Empty : ", (SELECT count(*) FROM notified)";

@@ -54,7 +54,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
         _logger = logger;
         _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
-        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync);
+        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, KeyOf);
     }
 
     /// <summary>This node's copies.</summary>
@@ -275,9 +275,18 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
     }
 
-    private void Apply(string id, long version)
+    /// <summary>
+    /// What an invalidation carries instead of the session id: the lowercase hex SHA-1 of the id, as the scripts compute
+    /// it with <c>redis.sha1hex</c>. A one-way digest of a 192-bit random id: a subscriber learns that some session
+    /// changed and cannot turn it back into a cookie.
+    /// </summary>
+#pragma warning disable CA5350 // Not a signature or a password hash: a digest Lua can compute, of a random 192-bit id.
+    internal static string KeyOf(string id) => Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(id)));
+#pragma warning restore CA5350
+
+    private void Apply(string key, long version)
     {
-        Cache.Invalidate(id, version);
+        Cache.Invalidate(key, version);
         if (_logger.IsEnabled(LogLevel.Trace))
         {
             LogInvalidation(_logger, version == NearCache.Gone ? "gone" : version.ToString(CultureInfo.InvariantCulture));

@@ -158,8 +158,9 @@ internal static class RedisScripts
 
     /// <summary>
     /// <paramref name="script"/> with its announce() function written in: with <paramref name="channel"/>, a PUBLISH of
-    /// the session id (the key's text from byte <paramref name="idStart"/>, 1-based, to before its closing brace), followed
-    /// by ':' and the version for a change; without it (the near cache is off) a function that does nothing.
+    /// the SHA-1 (hex) of the session id (the key's text from byte <paramref name="idStart"/>, 1-based, to before its
+    /// closing brace: never the id itself, which is a credential), followed by ':' and the version for a change; without
+    /// it (the near cache is off) a function that does nothing.
     /// </summary>
     public static string WithAnnounce(string script, string? channel, int idStart)
     {
@@ -167,9 +168,9 @@ internal static class RedisScripts
             ? "local function announce() end"
             : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"""
                 local function announce(v)
-                  local id = string.sub(KEYS[1], {idStart}, -2)
-                  if v then id = id .. ':' .. string.format('%d', v) end
-                  redis.call('PUBLISH', '{LuaEscape(channel)}', id)
+                  local key = redis.sha1hex(string.sub(KEYS[1], {idStart}, -2))
+                  if v then key = key .. ':' .. string.format('%d', v) end
+                  redis.call('PUBLISH', '{LuaEscape(channel)}', key)
                 end
                 """);
         return script.Replace(AnnouncePlaceholder, function, StringComparison.Ordinal);

@@ -14,9 +14,10 @@ public sealed class BenchSmokeTests
         "redis_commands_per_request", "redis_bytes_per_request", "session_bytes_in_redis", "lost_updates",
         "store_round_trips_per_request", "store_bytes_per_request", "session_bytes_in_store",
         "wal_bytes_per_request", "wal_bytes_per_write", "dead_tuples_after_writes", "table_bytes_after_writes",
+        "store_cpu_us_per_request",
     ];
 
-    private static readonly string[] Scenarios = ["read", "write", "mixed", "nosession", "nosession-cookie"];
+    private static readonly string[] Scenarios = ["read", "write", "mixed", "signedin", "nosession", "nosession-cookie"];
 
     /// <summary>Measured once per contender, at one connection (the touch when it is due, on a second node).</summary>
     private const string FirstRequestScenario = "nosession-cookie-first";
@@ -37,6 +38,32 @@ public sealed class BenchSmokeTests
         Assert.Equal(0, counter.Count(query)); // sent before any answer: the same flight
         counter.ServerAnswered();
         Assert.Equal(1, counter.Count(query));
+    }
+
+    [Fact]
+    public void Near_cache_targets_are_printed_for_a_near_contender_beside_the_same_contender_without_it()
+    {
+        static BenchResult Row(string contender, string scenario, int connections, double p50, double trips)
+            => new(contender, scenario, connections, 1000, p50, p50 * 2, null, null, null, 0, trips, null, null, null, null, null, null, null);
+        BenchResult[] results =
+        [
+            Row("clustersession-memory", "read", 1, 0.020, 0),
+            Row("clustersession-memory", "read", 32, 0.500, 0),
+            Row("clustersession-redis", "read", 1, 0.800, 1),
+            Row("clustersession-redis", "read", 32, 2.000, 1),
+            Row("clustersession-redis", "signedin", 1, 1.500, 2),
+            Row("clustersession-redis", "signedin", 32, 3.000, 2),
+            Row("clustersession-redis-near", "read", 1, 0.025, 0.01),
+            Row("clustersession-redis-near", "read", 32, 0.600, 0.02),
+            Row("clustersession-redis-near", "signedin", 1, 0.800, 1),
+            Row("clustersession-redis-near", "signedin", 32, 1.600, 1),
+        ];
+
+        var table = ReportTable.RenderNearCacheTargets(results, "clustersession-memory");
+
+        Assert.Contains("| clustersession-redis | 1.000 / 1.000 | 40.00 / 4.00 | 2.000 / 2.000 |", table, StringComparison.Ordinal);
+        Assert.Contains("| clustersession-redis-near | 0.010 / 0.020 | 1.25 / 1.20 | 1.000 / 1.000 |", table, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, ReportTable.RenderNearCacheTargets(results.Where(r => !r.Contender.EndsWith("-near", StringComparison.Ordinal)).ToList(), "clustersession-memory"));
     }
 
     [Fact]
@@ -74,7 +101,8 @@ public sealed class BenchSmokeTests
                         Assert.Equal(redisKind, row.GetProperty("session_bytes_in_redis").ValueKind);
                         var usesPostgres = contender.PostgresTables.Count > 0;
                         var storeKind = contender.UsesRedis || usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
-                        Assert.Equal(storeKind, row.GetProperty("store_round_trips_per_request").ValueKind);
+                        Assert.Equal(JsonValueKind.Number, row.GetProperty("store_round_trips_per_request").ValueKind);
+                        Assert.Equal(storeKind, row.GetProperty("store_cpu_us_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("store_bytes_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("session_bytes_in_store").ValueKind);
                         var postgresKind = usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
@@ -82,13 +110,32 @@ public sealed class BenchSmokeTests
                         Assert.Equal(usesPostgres && scenario == "write" ? JsonValueKind.Number : JsonValueKind.Null, row.GetProperty("wal_bytes_per_write").ValueKind);
                         Assert.Equal(postgresKind, row.GetProperty("dead_tuples_after_writes").ValueKind);
                         Assert.Equal(postgresKind, row.GetProperty("table_bytes_after_writes").ValueKind);
-                        if ((usesPostgres || contender.Name == "clustersession-redis") && scenario is "read" or "write")
+                        // A near cache (contenders named "...-near") changes the counts of reads; its targets are in the report.
+                        var exactCounts = (usesPostgres || contender.Name == "clustersession-redis") && !contender.Name.EndsWith("-near", StringComparison.Ordinal);
+                        if (exactCounts && scenario is "read" or "write")
                         {
                             // A read is one load; a write-only request is one save without a load.
                             Assert.Equal(1.0, row.GetProperty("store_round_trips_per_request").GetDouble());
                         }
 
-                        if ((usesPostgres || contender.Name == "clustersession-redis") && scenario == FirstRequestScenario)
+                        if (exactCounts && scenario == "signedin")
+                        {
+                            // A signed-in request without a near cache: one load, then one save of the written attribute.
+                            Assert.Equal(2.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                        }
+
+                        if (storeKind == JsonValueKind.Null)
+                        {
+                            // The in-process store: no round trip at all.
+                            Assert.Equal(0.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                        }
+
+                        if (storeKind == JsonValueKind.Number && scenario is "read" or "write" or "signedin")
+                        {
+                            Assert.True(row.GetProperty("store_cpu_us_per_request").GetDouble() > 0, $"{contender.Name} {scenario} {connections}: the store server used no CPU.");
+                        }
+
+                        if (exactCounts && scenario == FirstRequestScenario)
                         {
                             // Each request's touch is due on the node that has not seen the session: one load, after the response.
                             Assert.Equal(1.0, row.GetProperty("store_round_trips_per_request").GetDouble());
@@ -105,6 +152,40 @@ public sealed class BenchSmokeTests
 
             Assert.Equal(ContenderCatalog.All.Count * ((Scenarios.Length * 2) + 1), results.Count);
             Assert.DoesNotContain("WARNING", log.ToString(), StringComparison.Ordinal);
+            Assert.Contains("Store targets (issue 15)", log.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    [Fact]
+    public async Task Tiny_scale_run_reports_memory_and_p50_at_n_against_the_base_count()
+    {
+        var json = Path.Combine(Path.GetTempPath(), $"bench-scale-{Guid.NewGuid():N}.json");
+        var log = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            var exitCode = await BenchHarness.MainAsync(["--tiny", "--scale", "600", "--scale-base", "100", "--contenders", "clustersession-redis", "--json", json], log, timeout.Token);
+
+            Assert.True(exitCode == 0, log.ToString());
+            using var document = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            var row = Assert.Single(document.RootElement.GetProperty("results").EnumerateArray());
+            Assert.Equal("clustersession-redis", row.GetProperty("contender").GetString());
+            Assert.Equal(600, row.GetProperty("sessions").GetInt32());
+            Assert.Equal(100, row.GetProperty("base_sessions").GetInt32());
+            Assert.Equal(0, row.GetProperty("errors").GetInt64());
+            foreach (var field in (string[])["used_memory_bytes_per_session_at_base", "used_memory_bytes_per_session_at_n", "read_p50_ms_at_base", "read_p50_ms_at_n", "write_p50_ms_at_base", "write_p50_ms_at_n", "store_cpu_us_per_read_at_n", "store_cpu_us_per_write_at_n"])
+            {
+                Assert.True(row.GetProperty(field).GetDouble() > 0, field);
+            }
+
+            // One load per read, one save per write, whatever the number of sessions.
+            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_read_at_n").GetDouble());
+            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_write_at_n").GetDouble());
+            Assert.Contains("p50 target", log.ToString(), StringComparison.Ordinal);
         }
         finally
         {

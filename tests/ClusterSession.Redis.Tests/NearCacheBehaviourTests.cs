@@ -232,6 +232,28 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         await ServerProcess.UntilAsync(async () => await SubscribersAsync(channel) == 0, TimeSpan.FromSeconds(10), "the channel has no subscriber left");
     }
 
+    [Fact]
+    public async Task Invalidations_name_a_session_by_a_digest_of_its_id_never_the_id()
+    {
+        var prefix = TestStores.UniquePrefix();
+        var store = await NodeAsync(prefix);
+        var heard = new ConcurrentQueue<string>();
+        var listener = await ConnectionMultiplexer.ConnectAsync(server.Configuration);
+        _disposables.Add(listener);
+        await listener.GetSubscriber().SubscribeAsync(RedisChannel.Literal(prefix + "nc"), (_, message) => heard.Enqueue((string)message!));
+        var session = NewSession(DateTimeOffset.UtcNow);
+        await store.CreateAsync(session);
+
+        await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["n"] = "1"u8.ToArray() }));
+        await store.DeleteAsync(session.Id);
+
+        var key = RedisNearChannel.KeyOf(session.Id);
+        await ServerProcess.UntilAsync(() => Task.FromResult(heard.Contains(key)), TimeSpan.FromSeconds(10), "the deletion is heard");
+        Assert.Contains(key + ":" + (session.Version + 1).ToString(CultureInfo.InvariantCulture), heard);
+        Assert.Equal(40, key.Length);
+        Assert.DoesNotContain(heard, payload => payload.Contains(session.Id, StringComparison.Ordinal));
+    }
+
     /// <summary>
     /// Measures, with the store's trace log, the time from an acknowledged save on node A to node B applying the
     /// invalidation (dropping its copy) when B does not read meanwhile (its background drain applies it).

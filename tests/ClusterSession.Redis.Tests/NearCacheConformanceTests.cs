@@ -70,13 +70,19 @@ internal static class NearStores
         var database = multiplexer.GetDatabase();
         foreach (var server in multiplexer.GetServers().Where(s => s.IsConnected && !s.IsReplica))
         {
-            var deletes = new List<Task>();
+            // A page at a time, one key per DEL (a cluster's keys are in many slots), so the shared connection stays responsive.
+            var page = new List<Task>(1000);
             await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
             {
-                deletes.Add(database.KeyDeleteAsync(key));
+                page.Add(database.KeyDeleteAsync(key));
+                if (page.Count == 1000)
+                {
+                    await Task.WhenAll(page);
+                    page.Clear();
+                }
             }
 
-            await Task.WhenAll(deletes);
+            await Task.WhenAll(page);
         }
     }
 

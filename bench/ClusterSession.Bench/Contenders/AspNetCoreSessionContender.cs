@@ -67,6 +67,33 @@ internal sealed class AspNetCoreSessionContender : IContender
             context.Response.StatusCode = StatusCodes.Status204NoContent;
         });
 
+        app.MapPost("/seed-signedin", async context =>
+        {
+            var session = context.Session;
+            await session.LoadAsync(context.RequestAborted);
+            session.Set(Workload.TicketAttribute, Workload.NewValue(Workload.TicketBytes));
+            foreach (var name in Workload.SmallAttributes)
+            {
+                session.Set(name, Workload.NewValue(Workload.SmallValueBytes));
+            }
+
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+        });
+
+        app.MapPost("/signedin", async context =>
+        {
+            var session = context.Session;
+            await session.LoadAsync(context.RequestAborted);
+            if (!session.TryGetValue(Workload.TicketAttribute, out var ticket) || ticket.Length != Workload.TicketBytes)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+
+            session.Set(Workload.SignedInWriteTarget, Workload.NewValue(Workload.SmallValueBytes));
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+        });
+
         app.MapGet("/count", async context =>
         {
             var session = context.Session;

@@ -1,4 +1,6 @@
 using ClusterSession.AspNetCore;
+using ClusterSession.Postgres;
+using ClusterSession.Redis;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,53 +18,56 @@ namespace ClusterSession.Bench.Contenders;
 /// <param name="usesRedis">Whether the store is the benchmark's Redis.</param>
 /// <param name="useStore">Chooses the store (<c>UseInMemory()</c>, <c>UseRedis(...)</c>, <c>UsePostgres(...)</c>), given where the stores are.</param>
 /// <param name="postgresTablePrefix">The table prefix when the store is the benchmark's PostgreSQL.</param>
+/// <param name="redisKeyPrefix">The key prefix when the store is the benchmark's Redis (the scale run writes its sessions there).</param>
 internal sealed class ClusterSessionContender(
     string name,
     bool usesRedis,
     Action<ClusterSessionOptions, StoreEndpoints> useStore,
-    string? postgresTablePrefix = null) : IContender
+    string? postgresTablePrefix = null,
+    string? redisKeyPrefix = null) : IContender
 {
-    public static ClusterSessionContender Redis { get; } = new(
-        "clustersession-redis",
-        usesRedis: true,
-        useStore: (session, stores) => session.UseRedis(options =>
-        {
-            options.Configuration = stores.RedisConfiguration;
-            options.KeyPrefix = "bench-cs:";
-        }));
+    /// <summary>The key prefix of every Redis contender: each session has its own random id, so they can share it.</summary>
+    public const string BenchRedisKeyPrefix = "bench-cs:";
 
     public static ClusterSessionContender Memory { get; } = new(
         "clustersession-memory",
         usesRedis: false,
         useStore: (session, _) => session.UseInMemory());
 
-    /// <summary>PostgreSQL with logged tables: every commit is in the WAL and fsynced (synchronous_commit on).</summary>
-    public static ClusterSessionContender Postgres { get; } = PostgresContender("clustersession-postgres", unlogged: false);
-
-    /// <summary>PostgreSQL with UNLOGGED tables: no WAL for the rows, emptied after a crash.</summary>
-    public static ClusterSessionContender PostgresUnlogged { get; } = PostgresContender("clustersession-postgres-unlogged", unlogged: true);
-
     public string Name => name;
 
     public bool UsesRedis => usesRedis;
+
+    public string? RedisKeyPrefix => redisKeyPrefix;
 
     public IReadOnlyList<string> PostgresTables => postgresTablePrefix is null
         ? []
         : [$"\"public\".\"{postgresTablePrefix}sessions\"", $"\"public\".\"{postgresTablePrefix}attributes\""];
 
-    public void ConfigureServices(IServiceCollection services, StoreEndpoints stores)
-    {
-        services.AddClusterSession(options =>
+    /// <summary>
+    /// A contender over the benchmark's Redis; <paramref name="configure"/> adds store options on top of the
+    /// harness's (a variant such as a near cache is one catalog line: a name and this callback).
+    /// </summary>
+    public static ClusterSessionContender Redis(string name, Action<RedisSessionStoreOptions>? configure = null) => new(
+        name,
+        usesRedis: true,
+        useStore: (session, stores) => session.UseRedis(options =>
         {
-            options.IdleTimeout = TimeSpan.FromMinutes(20);
-            options.Cookie.Name = "cluster-session";
-            useStore(options, stores);
-        });
-    }
+            options.Configuration = stores.RedisConfiguration;
+            options.KeyPrefix = BenchRedisKeyPrefix;
+            configure?.Invoke(options);
+        }),
+        redisKeyPrefix: BenchRedisKeyPrefix);
 
-    private static ClusterSessionContender PostgresContender(string name, bool unlogged)
+    /// <summary>
+    /// A contender over the benchmark's PostgreSQL, in tables of its own (prefix from the name, so that the
+    /// per-contender table figures stay apart): logged tables (every commit is in the WAL and fsynced,
+    /// synchronous_commit on) or UNLOGGED ones (no WAL for the rows, emptied after a crash).
+    /// <paramref name="configure"/> adds store options on top of the harness's.
+    /// </summary>
+    public static ClusterSessionContender Postgres(string name, bool unlogged, Action<PostgresSessionStoreOptions>? configure = null)
     {
-        var prefix = unlogged ? "bench_unlogged_" : "bench_logged_";
+        var prefix = "bench_" + string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')) + "_";
         return new(
             name,
             usesRedis: false,
@@ -75,9 +80,23 @@ internal sealed class ClusterSessionContender(
                 options.CreateSchemaOnStartup = true;
                 // Expiry cleanup is measured on its own (--expiry); here it would only add a stray DELETE a minute.
                 options.CleanupInterval = Timeout.InfiniteTimeSpan;
+                configure?.Invoke(options);
             }),
             postgresTablePrefix: prefix);
     }
+
+    public void ConfigureServices(IServiceCollection services, StoreEndpoints stores)
+    {
+        services.AddClusterSession(options =>
+        {
+            options.IdleTimeout = TimeSpan.FromMinutes(20);
+            options.Cookie.Name = CookieName;
+            useStore(options, stores);
+        });
+    }
+
+    /// <summary>The session cookie; its value is the session id.</summary>
+    public const string CookieName = "cluster-session";
 
     public void Configure(WebApplication app)
     {
@@ -107,6 +126,32 @@ internal sealed class ClusterSessionContender(
                 session.Set(Workload.AttributeName(i), Workload.NewValue());
             }
 
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+        });
+
+        app.MapPost("/seed-signedin", async context =>
+        {
+            var session = await context.GetClusterSessionAsync(context.RequestAborted);
+            session.Set(Workload.TicketAttribute, Workload.NewValue(Workload.TicketBytes));
+            foreach (var name in Workload.SmallAttributes)
+            {
+                session.Set(name, Workload.NewValue(Workload.SmallValueBytes));
+            }
+
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
+        });
+
+        app.MapPost("/signedin", async context =>
+        {
+            // What a signed-in request does: the ticket is read (authentication), then one attribute is written.
+            var session = await context.GetClusterSessionAsync(context.RequestAborted);
+            if (!session.TryGetValue(Workload.TicketAttribute, out var ticket) || ticket.Length != Workload.TicketBytes)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+
+            session.Set(Workload.SignedInWriteTarget, Workload.NewValue(Workload.SmallValueBytes));
             context.Response.StatusCode = StatusCodes.Status204NoContent;
         });
 

@@ -5,9 +5,9 @@ namespace ClusterSession.Bench.Contenders;
 
 /// <summary>
 /// One way of doing sessions, served as its own ASP.NET Core app. A contender registers its
-/// services and maps /read, /write, /seed and /count with its own session API, in its most
+/// services and maps /read, /write, /seed, /seed-signedin, /signedin and /count with its own session API, in its most
 /// natural (and fastest correct) way; the host adds /nosession and Kestrel.
-/// To add one (e.g. PostgreSQL), implement this and list it in <see cref="ContenderCatalog"/>.
+/// To add one, implement this (or use a <see cref="ClusterSessionContender"/> factory) and list it in <see cref="ContenderCatalog"/>.
 /// </summary>
 internal interface IContender
 {
@@ -24,7 +24,7 @@ internal interface IContender
     /// <param name="stores">Where the stores are, each reached through its latency proxy.</param>
     void ConfigureServices(IServiceCollection services, StoreEndpoints stores);
 
-    /// <summary>Adds the session middleware and maps /read, /write, /seed, /count.</summary>
+    /// <summary>Adds the session middleware and maps /read, /write, /seed, /seed-signedin, /signedin, /count.</summary>
     void Configure(WebApplication app);
 }
 
@@ -41,9 +41,12 @@ internal static class ContenderCatalog
     public static IReadOnlyList<IContender> All { get; } =
     [
         new AspNetCoreSessionContender(),
-        ClusterSessionContender.Redis,
+        ClusterSessionContender.Redis("clustersession-redis"),
         ClusterSessionContender.Memory,
-        ClusterSessionContender.Postgres,
-        ClusterSessionContender.PostgresUnlogged,
+        ClusterSessionContender.Postgres("clustersession-postgres", unlogged: false),
+        ClusterSessionContender.Postgres("clustersession-postgres-unlogged", unlogged: true),
+
+        // A store option variant is one line: a name ending in "-near" for the near cache (issue 15), whose
+        // targets the report then prints, e.g. Redis("clustersession-redis-near", redis => /* near cache on */).
     ];
 }

@@ -61,6 +61,23 @@ internal sealed class PostgresServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Seconds of CPU the server has used (postmaster, backends and background processes, from /proc), or null
+    /// when that cannot be read (not Linux, or the server is not running).
+    /// </summary>
+    public double? CpuSeconds()
+    {
+        try
+        {
+            var first = File.ReadLines(Path.Combine(DataDirectory, "postmaster.pid")).FirstOrDefault();
+            return int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? ProcessCpu.TreeSeconds(pid) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Starts the server (again) on the same port and waits until it accepts connections.</summary>
     public Task StartServerAsync(CancellationToken cancellationToken)
     {

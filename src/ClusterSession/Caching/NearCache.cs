@@ -44,6 +44,7 @@ internal sealed class NearCache : IDisposable
     private readonly long _heartbeatLagTicks;
     private readonly double _touchFraction;
     private readonly Func<long, Task>? _sendHeartbeat;
+    private readonly Func<string, string>? _invalidationKey;
     private readonly ITimer? _heartbeatTimer;
     private long _size;
     private long _epoch;
@@ -61,7 +62,11 @@ internal sealed class NearCache : IDisposable
     /// Sends heartbeat number N through the store so that this node's channel delivers it back
     /// (the store calls <see cref="HeartbeatReceived"/> with N). Null: the store drives heartbeats itself.
     /// </param>
-    public NearCache(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, Func<long, Task>? sendHeartbeat)
+    /// <param name="invalidationKey">
+    /// The one-way digest of a session id that the store's invalidation messages carry instead of the id (a session id
+    /// is a bearer credential: whoever can listen to the channel must not learn it). Null: messages carry the id itself.
+    /// </param>
+    public NearCache(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, Func<long, Task>? sendHeartbeat, Func<string, string>? invalidationKey = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(time);
@@ -71,6 +76,7 @@ internal sealed class NearCache : IDisposable
         _heartbeatLagTicks = 3 * Ticks(options.HeartbeatInterval);
         _touchFraction = touchIntervalFraction;
         _sendHeartbeat = sendHeartbeat;
+        _invalidationKey = invalidationKey;
         if (sendHeartbeat is not null)
         {
             _heartbeatTimer = time.CreateTimer(static state => ((NearCache)state!).Beat(), this, TimeSpan.Zero, options.HeartbeatInterval);
@@ -112,7 +118,8 @@ internal sealed class NearCache : IDisposable
     public bool TryGet(string id, out SessionSnapshot snapshot, out bool touchDue)
     {
         touchDue = false;
-        if (!IsUsable || !_entries.TryGetValue(id, out var entry))
+        var key = KeyOf(id);
+        if (!IsUsable || !_entries.TryGetValue(key, out var entry))
         {
             snapshot = null!;
             Misses.Add(1);
@@ -122,7 +129,7 @@ internal sealed class NearCache : IDisposable
         var now = _time.GetTimestamp();
         if (now >= entry.ExpiresAt)
         {
-            Drop(id, entry);
+            Drop(key, entry);
             snapshot = null!;
             Misses.Add(1);
             return false;
@@ -140,7 +147,7 @@ internal sealed class NearCache : IDisposable
     /// on this node. False when another is running or the session is not cached.
     /// </summary>
     public bool TryBeginTouch(string id)
-        => _entries.TryGetValue(id, out var entry) && Interlocked.CompareExchange(ref entry.Touching, 1, 0) == 0;
+        => _entries.TryGetValue(KeyOf(id), out var entry) && Interlocked.CompareExchange(ref entry.Touching, 1, 0) == 0;
 
     /// <summary>
     /// Ends a refresh claimed with <see cref="TryBeginTouch"/>. The store's load touched the session, so the
@@ -148,7 +155,7 @@ internal sealed class NearCache : IDisposable
     /// </summary>
     public void EndTouch(string id)
     {
-        if (_entries.TryGetValue(id, out var entry))
+        if (_entries.TryGetValue(KeyOf(id), out var entry))
         {
             Volatile.Write(ref entry.Touching, 0);
         }
@@ -157,18 +164,19 @@ internal sealed class NearCache : IDisposable
     /// <summary>Call before a load's round trip; pass the result to <see cref="CompleteLoad"/>.</summary>
     public PendingLoad BeginLoad(string id)
     {
+        var key = KeyOf(id);
         var startedAt = _time.GetTimestamp();
         var epoch = Interlocked.Read(ref _epoch);
         lock (_pendingGate)
         {
-            if (!_pending.TryGetValue(id, out var track))
+            if (!_pending.TryGetValue(key, out var track))
             {
                 track = new PendingLoad.Tracker();
-                _pending[id] = track;
+                _pending[key] = track;
             }
 
             track.Users++;
-            return new PendingLoad(id, startedAt, epoch, track);
+            return new PendingLoad(key, startedAt, epoch, track);
         }
     }
 
@@ -184,9 +192,9 @@ internal sealed class NearCache : IDisposable
         lock (_pendingGate)
         {
             var stale = load.Track.Stale;
-            if (--load.Track.Users == 0 && _pending.TryGetValue(load.Id, out var current) && ReferenceEquals(current, load.Track))
+            if (--load.Track.Users == 0 && _pending.TryGetValue(load.Key, out var current) && ReferenceEquals(current, load.Track))
             {
-                _pending.Remove(load.Id);
+                _pending.Remove(load.Key);
             }
 
             // Under the lock: an invalidation either marked this load stale before, or finds the copy after and drops it.
@@ -195,7 +203,7 @@ internal sealed class NearCache : IDisposable
                 return;
             }
 
-            Store(load.Id, entry);
+            Store(load.Key, entry);
         }
 
         if (Interlocked.Read(ref _size) > _sizeLimit)
@@ -214,15 +222,16 @@ internal sealed class NearCache : IDisposable
         ArgumentNullException.ThrowIfNull(changes);
 
         // A load of this session in flight may have read the state before this save: it must not be cached.
-        MarkPendingStale(changes.Id);
-        if (!_entries.TryGetValue(changes.Id, out var entry))
+        var key = KeyOf(changes.Id);
+        MarkPendingStale(key);
+        if (!_entries.TryGetValue(key, out var entry))
         {
             return;
         }
 
         if (entry.Snapshot.Version != newVersion - 1 || !_usable)
         {
-            Drop(changes.Id, entry);
+            Drop(key, entry);
             return;
         }
 
@@ -264,7 +273,7 @@ internal sealed class NearCache : IDisposable
             accessedAt: now,
             touchAfterTicks: Ticks(idle * _touchFraction),
             size: SizeOf(snapshot));
-        if (_entries.TryUpdate(changes.Id, updated, entry))
+        if (_entries.TryUpdate(key, updated, entry))
         {
             Interlocked.Add(ref _size, updated.Size - entry.Size);
             if (Interlocked.Read(ref _size) > _sizeLimit)
@@ -277,23 +286,25 @@ internal sealed class NearCache : IDisposable
     /// <summary>This node changed or ended the session in a way it does not mirror: drops its copy.</summary>
     public void Remove(string id)
     {
-        MarkPendingStale(id);
-        if (_entries.TryGetValue(id, out var entry))
+        var key = KeyOf(id);
+        MarkPendingStale(key);
+        if (_entries.TryGetValue(key, out var entry))
         {
-            Drop(id, entry);
+            Drop(key, entry);
         }
     }
 
     /// <summary>
-    /// The channel delivered a change of the session to <paramref name="version"/> (<see cref="Gone"/> when it
-    /// ended). Drops an older copy and keeps loads in flight from caching what they read.
+    /// The channel delivered a change to <paramref name="version"/> (<see cref="Gone"/> when it ended) of the session
+    /// whose <see cref="KeyOf">invalidation key</see> is <paramref name="key"/>. Drops an older copy and keeps loads
+    /// in flight from caching what they read.
     /// </summary>
-    public void Invalidate(string id, long version)
+    public void Invalidate(string key, long version)
     {
-        MarkPendingStale(id);
-        if (_entries.TryGetValue(id, out var entry) && entry.Snapshot.Version < version)
+        MarkPendingStale(key);
+        if (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < version)
         {
-            Drop(id, entry);
+            Drop(key, entry);
             Invalidations.Add(1);
         }
     }
@@ -325,6 +336,9 @@ internal sealed class NearCache : IDisposable
         _entries.Clear();
         Interlocked.Exchange(ref _size, 0);
     }
+
+    /// <summary>The key that stands for the session in invalidation messages (and in this cache).</summary>
+    public string KeyOf(string id) => _invalidationKey is null ? id : _invalidationKey(id);
 
     /// <summary>Numbers the next heartbeat; the store sends it through the channel and reports it back with <see cref="HeartbeatReceived"/>.</summary>
     public long NextHeartbeat() => Interlocked.Increment(ref _heartbeatSent);
@@ -396,32 +410,32 @@ internal sealed class NearCache : IDisposable
             size: SizeOf(snapshot));
     }
 
-    private void Store(string id, Entry entry)
+    private void Store(string key, Entry entry)
     {
-        var previous = _entries.GetOrAdd(id, entry);
+        var previous = _entries.GetOrAdd(key, entry);
         if (ReferenceEquals(previous, entry))
         {
             Interlocked.Add(ref _size, entry.Size);
         }
-        else if (previous.Snapshot.Version <= entry.Snapshot.Version && _entries.TryUpdate(id, entry, previous))
+        else if (previous.Snapshot.Version <= entry.Snapshot.Version && _entries.TryUpdate(key, entry, previous))
         {
             Interlocked.Add(ref _size, entry.Size - previous.Size);
         }
     }
 
-    private void Drop(string id, Entry entry)
+    private void Drop(string key, Entry entry)
     {
-        if (_entries.TryRemove(new KeyValuePair<string, Entry>(id, entry)))
+        if (_entries.TryRemove(new KeyValuePair<string, Entry>(key, entry)))
         {
             Interlocked.Add(ref _size, -entry.Size);
         }
     }
 
-    private void MarkPendingStale(string id)
+    private void MarkPendingStale(string key)
     {
         lock (_pendingGate)
         {
-            if (_pending.Remove(id, out var pending))
+            if (_pending.Remove(key, out var pending))
             {
                 pending.Stale = true;
             }
@@ -512,15 +526,16 @@ internal sealed class NearCache : IDisposable
 /// <summary>A load in flight, from <see cref="NearCache.BeginLoad"/> to <see cref="NearCache.CompleteLoad"/>.</summary>
 internal sealed class PendingLoad
 {
-    internal PendingLoad(string id, long startedAt, long epoch, Tracker track)
+    internal PendingLoad(string key, long startedAt, long epoch, Tracker track)
     {
-        Id = id;
+        Key = key;
         StartedAt = startedAt;
         Epoch = epoch;
         Track = track;
     }
 
-    internal string Id { get; }
+    /// <summary>The session's invalidation key.</summary>
+    internal string Key { get; }
 
     internal long StartedAt { get; }
 
