@@ -52,6 +52,9 @@ internal sealed record DemoArguments
                                        replicas acknowledge in time fails with 503)
           --max-sessions-per-user N    at most N sessions per signed-in user, 1..1000; a sign-in beyond
                                        that ends the user's oldest session (default: no cap)
+          --near-cache                 each node keeps the sessions it read in its own memory and reads
+                                       them again with no store round trip; every change tells the other
+                                       nodes through the store (not with --store memory)
           --help                       show this text
         """;
 
@@ -73,6 +76,9 @@ internal sealed record DemoArguments
     /// <summary>The per-user session cap, or null for none.</summary>
     public int? MaxSessionsPerUser { get; init; }
 
+    /// <summary>Whether the nodes turn on the store's near cache (NearCacheOptions.Enabled); not with the in-memory store.</summary>
+    public bool NearCache { get; init; }
+
     public bool ShowHelp { get; init; }
 
     /// <summary>The URL of node <paramref name="k"/> (1-based).</summary>
@@ -93,6 +99,13 @@ internal sealed record DemoArguments
             if (name is "--help" or "-h" or "-?")
             {
                 return result with { ShowHelp = true };
+            }
+
+            // A flag: it takes no value.
+            if (name == "--near-cache")
+            {
+                result = result with { NearCache = true };
+                continue;
             }
 
             // Both "--port 5000" and "--port=5000" work.
@@ -171,6 +184,9 @@ internal sealed record DemoArguments
 
                     result = result with { MaxSessionsPerUser = cap };
                     break;
+                case "--near-cache":
+                    error = "--near-cache is a flag: give it without a value.";
+                    return null;
                 default:
                     error = $"Unknown option '{name}'.";
                     return null;
@@ -224,6 +240,12 @@ internal sealed record DemoArguments
         if (result.WaitReplicas > 0 && result.Store != DemoStore.Redis)
         {
             error = $"--wait-replicas waits for the replicas of an external Redis, so it needs --redis <configuration> (got --store {result.Store.ToString().ToLowerInvariant()}).";
+            return null;
+        }
+
+        if (result.NearCache && result.Store == DemoStore.Memory)
+        {
+            error = "--near-cache does not apply to --store memory: its sessions are in the node's memory already. Use it with --store garnet, redis or postgres.";
             return null;
         }
 

@@ -126,7 +126,8 @@ internal static class DemoNode
             [.. ReadAttributes(session)],
             ReadCart(session),
             sessions,
-            arguments.MaxSessionsPerUser);
+            arguments.MaxSessionsPerUser,
+            arguments.NearCache);
         context.Response.Headers.CacheControl = "no-store";
         return Results.Content(DemoPage.Render(model), "text/html; charset=utf-8");
     }

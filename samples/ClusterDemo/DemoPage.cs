@@ -17,7 +17,8 @@ internal sealed record DemoPageModel(
     IReadOnlyList<KeyValuePair<string, string>> Attributes,
     IReadOnlyList<string> Cart,
     IReadOnlyList<DemoSessionInfo> Sessions,
-    int? MaxSessionsPerUser = null);
+    int? MaxSessionsPerUser = null,
+    bool NearCache = false);
 
 /// <summary>The server-rendered page: plain HTML, every value HTML-encoded, a little script for the buttons.</summary>
 internal static class DemoPage
@@ -134,6 +135,8 @@ internal static class DemoPage
                 .Append("<tr><th>Idle timeout</th><td>").Append(model.IdleTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)).Append(" s</td></tr>\n")
                 .Append("<tr><th>Sessions per user</th><td id=\"max-sessions-per-user\">")
                 .Append(model.MaxSessionsPerUser is { } cap ? "at most " + cap.ToString(CultureInfo.InvariantCulture) + " (a new sign-in ends the oldest)" : "no cap")
+                .Append("</td></tr>\n<tr><th>Near cache</th><td id=\"near-cache\">")
+                .Append(model.NearCache ? "on (this node reads the session from its own memory until another node changes it)" : "off (every read asks the store)")
                 .Append("</td></tr>\n</table>\n");
         }
         else

@@ -13,6 +13,9 @@ internal sealed class DemoSessionStore
     /// <summary>Keeps the demo's tables apart from anything else in a shared database.</summary>
     private const string PostgresTablePrefix = "clusterdemo_";
 
+    /// <summary>How the startup line says that the nodes use the near cache.</summary>
+    private const string NearCacheOn = "; near cache on in every node";
+
     private readonly Action<ClusterSessionOptions> _configure;
 
     private DemoSessionStore(string description, bool keepsKeyRing, Action<ClusterSessionOptions> configure)
@@ -37,16 +40,17 @@ internal sealed class DemoSessionStore
     /// </summary>
     public static async Task<(DemoSessionStore Store, EmbeddedGarnet? Garnet)> CreateAsync(DemoArguments arguments, CancellationToken cancellationToken)
     {
+        var near = arguments.NearCache ? NearCacheOn : string.Empty;
         switch (arguments.Store)
         {
             case DemoStore.Garnet:
                 var garnet = EmbeddedGarnet.Start();
-                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint})", garnet.Configuration, waitReplicas: 0), garnet);
+                return (Redis($"garnet (embedded Microsoft Garnet on {garnet.EndPoint}{near})", garnet.Configuration, waitReplicas: 0, arguments.NearCache), garnet);
             case DemoStore.Redis:
                 var waits = arguments.WaitReplicas > 0 ? $"; saves wait for {arguments.WaitReplicas} replica(s)" : string.Empty;
-                return (Redis($"redis ({arguments.RedisConfiguration}{waits})", arguments.RedisConfiguration!, arguments.WaitReplicas), null);
+                return (Redis($"redis ({arguments.RedisConfiguration}{waits}{near})", arguments.RedisConfiguration!, arguments.WaitReplicas, arguments.NearCache), null);
             case DemoStore.Postgres:
-                return (await PostgresAsync(arguments.PostgresConnectionString!, cancellationToken).ConfigureAwait(false), null);
+                return (await PostgresAsync(arguments.PostgresConnectionString!, arguments.NearCache, cancellationToken).ConfigureAwait(false), null);
             default:
                 return (new DemoSessionStore("memory (in-process, this node only)", keepsKeyRing: false, options => options.UseInMemory()), null);
         }
@@ -55,15 +59,16 @@ internal sealed class DemoSessionStore
     /// <summary>Points one node's session options at this store; every node gets its own connection, as separate servers would.</summary>
     public void Configure(ClusterSessionOptions options) => _configure(options);
 
-    private static DemoSessionStore Redis(string description, string configuration, int waitReplicas)
+    private static DemoSessionStore Redis(string description, string configuration, int waitReplicas, bool nearCache)
         => new(description, keepsKeyRing: true, options => options.UseRedis(redis =>
         {
             redis.Configuration = configuration;
             redis.KeyPrefix = RedisKeyPrefix;
             redis.WaitForReplicas = waitReplicas;
+            redis.NearCache.Enabled = nearCache;
         }));
 
-    private static async Task<DemoSessionStore> PostgresAsync(string connectionString, CancellationToken cancellationToken)
+    private static async Task<DemoSessionStore> PostgresAsync(string connectionString, bool nearCache, CancellationToken cancellationToken)
     {
         // The library never creates tables behind an application's back; creating them here, once,
         // before any node starts, is this demo's own choice (an application would run schema.sql).
@@ -77,11 +82,12 @@ internal sealed class DemoSessionStore
         var description = $"postgres ({server.Host}:{server.Port}, database {server.Database ?? server.Username}; " +
             $"tables {schemaOptions.Schema}.{PostgresTablePrefix}sessions, {schemaOptions.Schema}.{PostgresTablePrefix}attributes " +
             $"and {schemaOptions.Schema}.{PostgresTablePrefix}key_ring " +
-            "created by the demo at startup if missing)";
+            "created by the demo at startup if missing" + (nearCache ? NearCacheOn : string.Empty) + ")";
         return new DemoSessionStore(description, keepsKeyRing: true, options => options.UsePostgres(postgres =>
         {
             postgres.ConnectionString = connectionString;
             postgres.TablePrefix = PostgresTablePrefix;
+            postgres.NearCache.Enabled = nearCache;
         }));
     }
 }

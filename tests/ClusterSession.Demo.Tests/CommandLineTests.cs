@@ -24,6 +24,8 @@ public sealed class CommandLineTests
     [InlineData("--wait-replicas", "two", "--redis", "127.0.0.1:6379")]
     [InlineData("--wait-replicas", "1")]
     [InlineData("--wait-replicas", "1", "--store", "postgres", "--postgres", "Host=127.0.0.1")]
+    [InlineData("--near-cache", "--store", "memory", "--nodes", "1")]
+    [InlineData("--near-cache=yes", "--redis", "127.0.0.1:6379")]
     public async Task Bad_arguments_print_the_usage_and_exit_with_code_2(params string[] arguments)
     {
         var (exitCode, output) = await DemoProcess.RunToExitAsync(arguments);
@@ -40,6 +42,15 @@ public sealed class CommandLineTests
 
         Assert.Equal(2, exitCode);
         Assert.Contains("--nodes 1", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Near_cache_with_the_memory_store_is_refused_with_a_reason()
+    {
+        var (exitCode, output) = await DemoProcess.RunToExitAsync("--near-cache", "--store", "memory", "--nodes", "1");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--near-cache does not apply to --store memory", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -112,6 +123,82 @@ public sealed class CommandLineTests
         finally
         {
             await redis.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Near_cache_on_redis_shares_the_login_and_the_session_between_nodes_and_logout_everywhere()
+    {
+        var redis = new RedisServerFixture();
+        await redis.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 3, "--redis", redis.Configuration, "--near-cache");
+            Assert.Contains("near cache on in every node", demo.Output, StringComparison.Ordinal);
+
+            await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+
+            // Every node reads the session (and keeps a copy); one node changes it; every node serves the change.
+            // (How often a read right after the change still gets the copy is what the MultiHost near-cache test measures.)
+            using var client = new DemoClient("Near-cache test");
+            Assert.Equal(HttpStatusCode.NoContent, (await client.PutAttributeAsync(demo.Node(1), "color", "red")).StatusCode);
+            for (var k = 1; k <= demo.Nodes; k++)
+            {
+                Assert.Equal("red", (await client.GetJsonAsync(demo.Node(k), "/api/attributes")).GetProperty("color").GetString());
+            }
+
+            Assert.Equal(HttpStatusCode.NoContent, (await client.PutAttributeAsync(demo.Node(2), "color", "blue")).StatusCode);
+            for (var k = 1; k <= demo.Nodes; k++)
+            {
+                var node = demo.Node(k);
+                await ServerProcess.UntilAsync(
+                    async () => (await client.GetJsonAsync(node, "/api/attributes")).GetProperty("color").GetString() == "blue",
+                    TimeSpan.FromSeconds(10),
+                    $"node-{k} serves the attribute changed on node-2");
+            }
+
+            using (var page = await client.GetAsync(demo.Node(3), "/"))
+            {
+                Assert.Contains("id=\"near-cache\">on", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            // The nodes' caches really are on: they announce changes and heartbeats with PUBLISH (the scripts' calls count too).
+            if (redis.OwnsProcess)
+            {
+                var stats = await ServerProcess.TryCommandAsync(redis.Port, "INFO commandstats");
+                Assert.Matches(@"cmdstat_publish:calls=[1-9]", stats);
+            }
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Near_cache_on_the_embedded_garnet_shares_the_login_between_nodes_and_logout_everywhere()
+    {
+        await using var demo = await DemoProcess.StartAsync(nodes: 2, "--near-cache");
+
+        await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+        Assert.Contains("near cache on in every node", demo.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Near_cache_on_postgres_shares_the_login_between_nodes_and_logout_everywhere()
+    {
+        var postgres = new PostgresServerFixture();
+        await postgres.InitializeAsync();
+        try
+        {
+            await using var demo = await DemoProcess.StartAsync(nodes: 2, "--postgres", postgres.ConnectionString, "--near-cache");
+
+            await AssertLoginIsSharedAndLogoutIsRefusedEverywhereAsync(demo);
+            Assert.Contains("near cache on in every node", demo.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await postgres.DisposeAsync();
         }
     }
 

@@ -2,7 +2,9 @@
 // store, with nothing about Data Protection unless --KeysDirectory asks the app to persist its keys itself.
 // Arguments (besides --urls and --contentRoot): --Store redis|postgres, --Redis <configuration> or
 // --Postgres <connection string>, --Prefix <key or table prefix>, optional --ShareKeys false, --KeysDirectory <dir>,
-// --IdleTimeoutSeconds <n> (default 20 minutes). The clock tests run it under faketime, as a node whose clock is off.
+// --IdleTimeoutSeconds <n> (default 20 minutes), --NearCache true (the store's near cache on). The clock tests run it
+// under faketime, as a node whose clock is off.
+using System.Diagnostics.Metrics;
 using System.Security.Claims;
 using ClusterSession.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
@@ -37,6 +39,7 @@ builder.Services.AddClusterSession(options =>
         options.IdleTimeout = TimeSpan.FromSeconds(int.Parse(idle, System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    var nearCache = settings.GetValue("NearCache", defaultValue: false);
     var prefix = settings["Prefix"] ?? throw new InvalidOperationException("--Prefix is required.");
     switch (settings["Store"])
     {
@@ -45,6 +48,7 @@ builder.Services.AddClusterSession(options =>
             {
                 redis.Configuration = settings["Redis"];
                 redis.KeyPrefix = prefix;
+                redis.NearCache.Enabled = nearCache;
             });
             break;
         case "postgres":
@@ -53,6 +57,7 @@ builder.Services.AddClusterSession(options =>
                 postgres.ConnectionString = settings["Postgres"];
                 postgres.TablePrefix = prefix;
                 postgres.CreateSchemaOnStartup = true;
+                postgres.NearCache.Enabled = nearCache;
             });
             break;
         default:
@@ -60,11 +65,15 @@ builder.Services.AddClusterSession(options =>
     }
 });
 
+// The near cache's counters in this process (Meter "ClusterSession.NearCache"), for GET /near-cache.
+var nearCacheCounters = new NearCacheCounters();
+
 var app = builder.Build();
 app.UseClusterSession();
 app.UseAuthentication();
 
 app.MapGet("/health", () => "ok");
+app.MapGet("/near-cache", () => Results.Json(nearCacheCounters.Read()));
 app.MapGet("/clock", () => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapPost("/session/{key}/{value}", (HttpContext context, string key, string value) =>
 {
@@ -112,3 +121,51 @@ app.MapPost("/form", async (HttpContext context, IAntiforgery antiforgery) =>
 });
 
 await app.RunAsync();
+
+/// <summary>Totals of the near cache's counters (hits, misses, invalidations, flushes) since the process started.</summary>
+internal sealed class NearCacheCounters
+{
+    private readonly MeterListener _listener = new();
+    private long _hits;
+    private long _misses;
+    private long _invalidations;
+    private long _flushes;
+
+    public NearCacheCounters()
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == "ClusterSession.NearCache")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, measurement, _, _) =>
+        {
+            switch (instrument.Name)
+            {
+                case "cluster_session.near_cache.hits":
+                    Interlocked.Add(ref _hits, measurement);
+                    break;
+                case "cluster_session.near_cache.misses":
+                    Interlocked.Add(ref _misses, measurement);
+                    break;
+                case "cluster_session.near_cache.invalidations":
+                    Interlocked.Add(ref _invalidations, measurement);
+                    break;
+                case "cluster_session.near_cache.flushes":
+                    Interlocked.Add(ref _flushes, measurement);
+                    break;
+            }
+        });
+        _listener.Start();
+    }
+
+    public Dictionary<string, long> Read() => new(StringComparer.Ordinal)
+    {
+        ["hits"] = Interlocked.Read(ref _hits),
+        ["misses"] = Interlocked.Read(ref _misses),
+        ["invalidations"] = Interlocked.Read(ref _invalidations),
+        ["flushes"] = Interlocked.Read(ref _flushes),
+    };
+}
