@@ -536,7 +536,10 @@ internal static class BenchHarness
         {
             using var request = LoadGenerator.CreateRequest(Scenario.Write, cookie, random, Workload.LostUpdatePrefix + i.ToString(CultureInfo.InvariantCulture));
             using var response = await client.SendAsync(request, cancellationToken);
-            response.EnsureSuccessStatusCode();
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new InvalidOperationException($"{host.Contender.Name}: a concurrent write answered {(int)response.StatusCode} in the lost-update run.");
+            }
         });
         await Task.WhenAll(tasks);
         using var count = new HttpRequestMessage(HttpMethod.Get, new Uri("/count", UriKind.Relative));

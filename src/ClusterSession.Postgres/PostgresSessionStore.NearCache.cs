@@ -22,7 +22,7 @@ public sealed partial class PostgresSessionStore
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(5);
 
     private readonly NearCache? _nearCache;
-    private readonly Dictionary<int, OwnWrite> _ownWrites = [];
+    private readonly Dictionary<int, List<OwnWrite>> _ownWrites = [];
     private TimeSpan _echoTimeout;
     private readonly string _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
     private TimeSpan _listenerProbeInterval;
@@ -179,33 +179,61 @@ public sealed partial class PostgresSessionStore
             return await body(state, null, token).ConfigureAwait(false);
         }
 
+        // The connection goes back to the pool as soon as the write is done, not after the echo: holding it through the
+        // wait starved the pool when many writes to one session queued on its row lock. A backend may then run another
+        // write of this node while the first still waits, so the writes waiting on one backend are a list.
+        OwnWrite write;
+        int pid;
+        T result;
         var connection = await _dataSource.OpenConnectionAsync(token).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            var write = new OwnWrite(PostgresNearCacheChannel.KeyOf(id), connection);
-            var pid = connection.ProcessID;
+            write = new OwnWrite(PostgresNearCacheChannel.KeyOf(id), connection);
+            pid = connection.ProcessID;
             lock (_ownWrites)
             {
-                _ownWrites[pid] = write;
+                if (!_ownWrites.TryGetValue(pid, out var writes))
+                {
+                    _ownWrites[pid] = writes = [];
+                }
+
+                writes.Add(write);
             }
 
             try
             {
-                var result = await body(state, write, token).ConfigureAwait(false);
-                if (write.IsExpecting)
-                {
-                    // Not the caller's token: the write has landed, only its announcement is awaited.
-                    await write.Echo.WaitAsync(_echoTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                }
-
-                return result;
+                result = await body(state, write, token).ConfigureAwait(false);
             }
-            finally
+            catch
             {
-                lock (_ownWrites)
-                {
-                    _ownWrites.Remove(pid);
-                }
+                Forget(pid, write);
+                throw;
+            }
+        }
+
+        try
+        {
+            if (write.IsExpecting)
+            {
+                // Not the caller's token: the write has landed, only its announcement is awaited.
+                await write.Echo.WaitAsync(_echoTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            return result;
+        }
+        finally
+        {
+            Forget(pid, write);
+        }
+    }
+
+    private void Forget(int pid, OwnWrite write)
+    {
+        lock (_ownWrites)
+        {
+            if (_ownWrites.TryGetValue(pid, out var writes) && writes.Remove(write) && writes.Count == 0)
+            {
+                _ownWrites.Remove(pid);
             }
         }
     }
@@ -215,7 +243,7 @@ public sealed partial class PostgresSessionStore
     {
         lock (_ownWrites)
         {
-            foreach (var write in _ownWrites.Values)
+            foreach (var write in _ownWrites.Values.SelectMany(static writes => writes))
             {
                 write.Release();
             }
@@ -399,10 +427,22 @@ public sealed partial class PostgresSessionStore
         {
             // Sent by the backend of a write of this session this node is running: its echo. The writer handles the copy
             // (dropping it here would lose what a save can mirror), and its Saved or Remove keeps loads in flight from caching.
-            if (_ownWrites.TryGetValue(pid, out var write) && string.Equals(write.Key, key, StringComparison.Ordinal))
+            if (_ownWrites.TryGetValue(pid, out var writes))
             {
-                write.Heard(version);
-                return;
+                var mine = false;
+                foreach (var write in writes)
+                {
+                    if (string.Equals(write.Key, key, StringComparison.Ordinal))
+                    {
+                        write.Heard(version);
+                        mine = true;
+                    }
+                }
+
+                if (mine)
+                {
+                    return;
+                }
             }
         }
 
