@@ -82,7 +82,7 @@ internal sealed class PostgresServerProcess : IAsyncDisposable
     public Task StartServerAsync(CancellationToken cancellationToken)
     {
         var options = string.Create(CultureInfo.InvariantCulture,
-            $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on -c synchronous_commit=on -c full_page_writes=on");
+            $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c max_connections=1000 -c fsync=on -c synchronous_commit=on -c full_page_writes=on");
         return RunToolAsync("pg_ctl", ["-D", DataDirectory, "-l", Path.Combine(_directory, "server.log"), "-o", options, "-w", "-t", "60", "start"], cancellationToken);
     }
 
