@@ -181,7 +181,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             throw new InvalidOperationException(
                 $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused PUBLISH from a Lua script ({ex.Message}). " +
                 "The near cache needs it: every change publishes its invalidation inside the script that makes it. " +
-                $"With a Redis ACL, allow +publish and the channel &{ChannelName}; with a server that has no PUBLISH in Lua, turn NearCache.Enabled off for this store.",
+                $"With a Redis ACL, allow +publish and the channels &{ChannelName} and &{ChannelName}:*; with a server that has no PUBLISH in Lua, turn NearCache.Enabled off for this store.",
                 ex);
         }
 
@@ -210,7 +210,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             Cache.ChannelDown();
             throw new InvalidOperationException(
                 $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused to subscribe to the near cache's channel ({ex.Message}). " +
-                $"With a Redis ACL, allow +subscribe and the channel &{ChannelName}; otherwise turn NearCache.Enabled off for this store.",
+                $"With a Redis ACL, allow +subscribe and the channels &{ChannelName} and &{ChannelName}:*; otherwise turn NearCache.Enabled off for this store.",
                 ex);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
