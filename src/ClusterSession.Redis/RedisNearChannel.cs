@@ -37,6 +37,9 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private const string ProbeScript = "return redis.call('PUBLISH', ARGV[1], 'p')";
     private const int NonceLength = 16;
 
+    // In place of a heartbeat's number: the store instance stopped (a heartbeat number never has it).
+    private const string LeavingMark = "-";
+
     private static readonly Meter Meter = new("ClusterSession.NearCache");
     private static readonly Counter<long> UnacknowledgedEndsCounter = Meter.CreateCounter<long>(
         "cluster_session.near_cache.unacknowledged_ends",
@@ -115,8 +118,10 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         ChannelMessageQueue? queue, wake, acks;
+        IConnectionMultiplexer? leaving;
         lock (_gate)
         {
+            leaving = _queue is null ? null : _multiplexer;
             _disposed = true;
             queue = _queue;
             wake = _wake;
@@ -136,6 +141,9 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         {
             try
             {
+                // The other nodes stop waiting for this one's acknowledgements at once, not 3 intervals later.
+                leaving?.GetDatabase().Publish(_channel, _heartbeatPrefix + LeavingMark, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+
                 await queue.UnsubscribeAsync().ConfigureAwait(false);
                 await wake.UnsubscribeAsync().ConfigureAwait(false);
                 if (acks is not null)
@@ -357,7 +365,16 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         if (payload.Length > 2 + NonceLength && payload[2 + NonceLength] == ':' && IsNonce(payload.AsSpan(2, NonceLength))
             && !payload.AsSpan(2, NonceLength).SequenceEqual(Nonce))
         {
-            _peers[payload.Substring(2, NonceLength)] = Environment.TickCount64;
+            var peer = payload.Substring(2, NonceLength);
+            if (payload.AsSpan(3 + NonceLength).SequenceEqual(LeavingMark))
+            {
+                _peers.TryRemove(peer, out _);
+            }
+            else
+            {
+                _peers[peer] = Environment.TickCount64;
+            }
+
             return;
         }
 

@@ -112,6 +112,28 @@ public sealed class NearCacheEndAcknowledgementTests(RedisServerFixture server, 
         Assert.Null(await b.LoadAsync(next.Id));
     }
 
+    [Fact]
+    public async Task A_node_that_stopped_is_not_waited_for()
+    {
+        // Ten seconds: long enough that an end waiting for the stopped node would show.
+        var interval = TimeSpan.FromSeconds(10);
+        var prefix = TestStores.UniquePrefix();
+        var (a, _) = await NodeAsync(prefix, interval);
+        var (b, _) = await NodeAsync(prefix, interval);
+        await UntilAsync(() => a.NearCacheLivePeers == 1);
+
+        _stores.Remove(b);
+        await b.DisposeAsync();
+        await UntilAsync(() => a.NearCacheLivePeers == 0);
+
+        var session = NewSession();
+        await a.CreateAsync(session);
+        var started = Stopwatch.GetTimestamp();
+        Assert.True(await a.DeleteAsync(session.Id));
+        Assert.True(Stopwatch.GetElapsedTime(started) < interval / 2, "an end waited for a node that had stopped");
+        Assert.Equal(0, a.NearCacheUnacknowledgedEnds);
+    }
+
     private async Task<(RedisSessionStore Store, ConnectionMultiplexer Connection)> NodeAsync(string prefix, TimeSpan interval)
     {
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(server.Configuration);
