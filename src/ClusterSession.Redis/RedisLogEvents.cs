@@ -11,4 +11,5 @@ internal static class RedisLogEvents
     public const int NearCacheSubscribed = 4020;
     public const int NearCacheChannelDown = 4021;
     public const int NearCacheInvalidation = 4022;
+    public const int NearCacheUnacknowledgedEnd = 4023;
 }

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Security.Cryptography;
 using ClusterSession.Caching;
@@ -24,9 +26,31 @@ namespace ClusterSession.Redis;
 /// so one subscription on any node hears every shard; a heartbeat is sent to every master and counts only when it came
 /// back from all of them (a shard whose messages stop arriving turns the cache off).
 /// </remarks>
+/// <remarks>
+/// Ends are acknowledged: a session that ended (delete, revoke, cap, the old id of an id change) is announced as
+/// <c>&lt;key&gt;|&lt;writer nonce&gt;</c>; every other node applies it, then publishes <c>&lt;key&gt;|&lt;its nonce&gt;</c> on
+/// the writer's own channel <c>&lt;channel&gt;:&lt;writer nonce&gt;</c>. The writer returns once every node it heard a
+/// heartbeat from within 3 intervals acknowledged, or after one heartbeat interval (counted, logged).
+/// </remarks>
 internal sealed partial class RedisNearChannel : IAsyncDisposable
 {
     private const string ProbeScript = "return redis.call('PUBLISH', ARGV[1], 'p')";
+    private const int NonceLength = 16;
+
+    // In place of a heartbeat's number: the store instance stopped (a heartbeat number never has it).
+    private const string LeavingMark = "-";
+
+    private static readonly Meter Meter = new("ClusterSession.NearCache");
+    private static readonly Counter<long> UnacknowledgedEndsCounter = Meter.CreateCounter<long>(
+        "cluster_session.near_cache.unacknowledged_ends",
+        description: "Session ends (delete, revoke, cap, id change) that returned before every live node acknowledged the invalidation.");
+
+    private readonly RedisChannel _ackChannel;
+    private readonly long _intervalMs;
+    private readonly ConcurrentDictionary<string, long> _peers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<PendingEnd>> _pendingEnds = new(StringComparer.Ordinal);
+    private ChannelMessageQueue? _acks;
+    private long _unacknowledgedEnds;
 
     private readonly RedisChannel _channel;
     private readonly string _heartbeatPrefix;
@@ -51,7 +75,10 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     {
         ChannelName = channel;
         _channel = RedisChannel.Literal(channel);
-        _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
+        Nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(NonceLength / 2));
+        _heartbeatPrefix = "h:" + Nonce + ":";
+        _ackChannel = RedisChannel.Literal(AckChannelOf(Nonce));
+        _intervalMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds);
         _logger = logger;
         _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
         Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, KeyOf);
@@ -62,6 +89,15 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     /// <summary>The channel the scripts publish to.</summary>
     public string ChannelName { get; }
+
+    /// <summary>This store instance's nonce: in its heartbeats, its end announcements, and its acknowledgement channel's name.</summary>
+    public string Nonce { get; }
+
+    /// <summary>How many ends returned before every live node acknowledged them (for tests).</summary>
+    public long UnacknowledgedEnds => Interlocked.Read(ref _unacknowledgedEnds);
+
+    /// <summary>How many other nodes this one heard a heartbeat from within 3 intervals (for tests).</summary>
+    public int LivePeerCount => LivePeers().Count;
 
     /// <summary>How many times a connection event turned the cache off (for tests).</summary>
     public long ChannelDowns => Interlocked.Read(ref _channelDowns);
@@ -81,14 +117,18 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        ChannelMessageQueue? queue, wake;
+        ChannelMessageQueue? queue, wake, acks;
+        IConnectionMultiplexer? leaving;
         lock (_gate)
         {
+            leaving = _queue is null ? null : _multiplexer;
             _disposed = true;
             queue = _queue;
             wake = _wake;
+            acks = _acks;
             _queue = null;
             _wake = null;
+            _acks = null;
             if (_multiplexer is { } multiplexer)
             {
                 multiplexer.ConnectionFailed -= OnConnectionFailed;
@@ -101,8 +141,15 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         {
             try
             {
+                // The other nodes stop waiting for this one's acknowledgements at once, not 3 intervals later.
+                leaving?.GetDatabase().Publish(_channel, _heartbeatPrefix + LeavingMark, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+
                 await queue.UnsubscribeAsync().ConfigureAwait(false);
                 await wake.UnsubscribeAsync().ConfigureAwait(false);
+                if (acks is not null)
+                {
+                    await acks.UnsubscribeAsync().ConfigureAwait(false);
+                }
             }
 #pragma warning disable CA1031 // Unsubscribing from a connection that is down or disposed leaves nothing to undo.
             catch (Exception)
@@ -142,7 +189,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             throw new InvalidOperationException(
                 $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused PUBLISH from a Lua script ({ex.Message}). " +
                 "The near cache needs it: every change publishes its invalidation inside the script that makes it. " +
-                $"With a Redis ACL, allow +publish and the channel &{ChannelName}; with a server that has no PUBLISH in Lua, turn NearCache.Enabled off for this store.",
+                $"With a Redis ACL, allow +publish and the channels &{ChannelName} and &{ChannelName}:*; with a server that has no PUBLISH in Lua, turn NearCache.Enabled off for this store.",
                 ex);
         }
 
@@ -158,9 +205,11 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         var subscriber = multiplexer.GetSubscriber();
-        ChannelMessageQueue queue, wake;
+        ChannelMessageQueue queue, wake, acks;
         try
         {
+            // The acknowledgement channel first: by the time other nodes hear this one, it hears their acknowledgements.
+            acks = await subscriber.SubscribeAsync(_ackChannel, CommandFlags.DemandMaster).ConfigureAwait(false);
             queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
             wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
         }
@@ -169,7 +218,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             Cache.ChannelDown();
             throw new InvalidOperationException(
                 $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused to subscribe to the near cache's channel ({ex.Message}). " +
-                $"With a Redis ACL, allow +subscribe and the channel &{ChannelName}; otherwise turn NearCache.Enabled off for this store.",
+                $"With a Redis ACL, allow +subscribe and the channels &{ChannelName} and &{ChannelName}:*; otherwise turn NearCache.Enabled off for this store.",
                 ex);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -187,6 +236,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             {
                 _queue = queue;
                 _wake = wake;
+                _acks = acks;
             }
         }
 
@@ -194,9 +244,11 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         {
             await queue.UnsubscribeAsync().ConfigureAwait(false);
             await wake.UnsubscribeAsync().ConfigureAwait(false);
+            await acks.UnsubscribeAsync().ConfigureAwait(false);
             return;
         }
 
+        acks.OnMessage(m => OnAck(m.Message));
         wake.OnMessage(_ => Drain());
 
         // Loads that started before the subscription was live may have missed an invalidation: none of them is cached.
@@ -264,6 +316,21 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             return;
         }
 
+        var bar = payload.IndexOf('|', StringComparison.Ordinal);
+        if (bar >= 0)
+        {
+            // An end: apply it, then (another node's) acknowledge it, in that order.
+            var key = payload[..bar];
+            Apply(key, NearCache.Gone);
+            var writer = payload.AsSpan(bar + 1);
+            if (IsNonce(writer) && !writer.SequenceEqual(Nonce))
+            {
+                Acknowledge(writer.ToString(), key);
+            }
+
+            return;
+        }
+
         var colon = payload.IndexOf(':', StringComparison.Ordinal);
         if (colon < 0)
         {
@@ -295,6 +362,22 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     private void OnHeartbeat(string payload)
     {
+        if (payload.Length > 2 + NonceLength && payload[2 + NonceLength] == ':' && IsNonce(payload.AsSpan(2, NonceLength))
+            && !payload.AsSpan(2, NonceLength).SequenceEqual(Nonce))
+        {
+            var peer = payload.Substring(2, NonceLength);
+            if (payload.AsSpan(3 + NonceLength).SequenceEqual(LeavingMark))
+            {
+                _peers.TryRemove(peer, out _);
+            }
+            else
+            {
+                _peers[peer] = Environment.TickCount64;
+            }
+
+            return;
+        }
+
         if (!payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal)
             || !long.TryParse(payload.AsSpan(_heartbeatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
@@ -313,6 +396,206 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
         Cache.HeartbeatReceived(number);
         Interlocked.Increment(ref _heartbeatsReceived);
+    }
+
+    private static bool IsNonce(ReadOnlySpan<char> text)
+    {
+        if (text.Length != NonceLength)
+        {
+            return false;
+        }
+
+        foreach (var c in text)
+        {
+            if (!char.IsAsciiHexDigitLower(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private string AckChannelOf(string nonce) => ChannelName + ":" + nonce;
+
+    private void Acknowledge(string writer, string key)
+    {
+        IConnectionMultiplexer? multiplexer;
+        lock (_gate)
+        {
+            multiplexer = _multiplexer;
+        }
+
+        try
+        {
+            multiplexer?.GetDatabase().Publish(RedisChannel.Literal(AckChannelOf(writer)), key + "|" + Nonce, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+        }
+#pragma warning disable CA1031 // A lost acknowledgement costs the writer one heartbeat interval, and that is counted there.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    // The other nodes heard from within 3 heartbeat intervals: those whose own lag check still lets them serve copies.
+    private List<string> LivePeers()
+    {
+        var now = Environment.TickCount64;
+        var live = new List<string>();
+        foreach (var (nonce, seen) in _peers)
+        {
+            if (now - seen <= 3 * _intervalMs)
+            {
+                live.Add(nonce);
+            }
+            else if (now - seen > 30 * _intervalMs)
+            {
+                _peers.TryRemove(nonce, out _);
+            }
+        }
+
+        return live;
+    }
+
+    /// <summary>
+    /// Registers an end of the session <paramref name="id"/> BEFORE its script is sent (an acknowledgement may come
+    /// back before the script's reply); null when this node cannot hear acknowledgements (not subscribed yet).
+    /// </summary>
+    public PendingEnd? BeginEnd(string id)
+    {
+        if (Volatile.Read(ref _acks) is null)
+        {
+            return null;
+        }
+
+        var end = new PendingEnd(KeyOf(id));
+        lock (_pendingEnds)
+        {
+            if (!_pendingEnds.TryGetValue(end.Key, out var list))
+            {
+                _pendingEnds[end.Key] = list = [];
+            }
+
+            list.Add(end);
+        }
+
+        return end;
+    }
+
+    /// <summary>
+    /// After the end's script returned: when it <paramref name="announced"/> the end, waits until every node live now
+    /// acknowledged it, at most one heartbeat interval (then counts and logs it). Never throws.
+    /// </summary>
+    public async ValueTask CompleteEndAsync(PendingEnd? end, bool announced, CancellationToken token)
+    {
+        if (end is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!announced || !end.Expect(LivePeers()))
+            {
+                return;
+            }
+
+            try
+            {
+                await end.Done.WaitAsync(TimeSpan.FromMilliseconds(_intervalMs), token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                Interlocked.Increment(ref _unacknowledgedEnds);
+                UnacknowledgedEndsCounter.Add(1);
+                LogUnacknowledgedEnd(_logger, end.Missing, _intervalMs);
+            }
+        }
+        finally
+        {
+            lock (_pendingEnds)
+            {
+                if (_pendingEnds.TryGetValue(end.Key, out var list) && list.Remove(end) && list.Count == 0)
+                {
+                    _pendingEnds.Remove(end.Key);
+                }
+            }
+        }
+    }
+
+    private void OnAck(RedisValue message)
+    {
+        var payload = (string?)message;
+        var bar = payload?.IndexOf('|', StringComparison.Ordinal) ?? -1;
+        if (payload is null || bar < 0)
+        {
+            return;
+        }
+
+        var key = payload[..bar];
+        var from = payload[(bar + 1)..];
+        PendingEnd[] ends;
+        lock (_pendingEnds)
+        {
+            if (!_pendingEnds.TryGetValue(key, out var list))
+            {
+                return;
+            }
+
+            ends = [.. list];
+        }
+
+        foreach (var end in ends)
+        {
+            end.Acknowledged(from);
+        }
+    }
+
+    /// <summary>An end this node made, waiting for the other nodes' acknowledgements.</summary>
+    internal sealed class PendingEnd(string key)
+    {
+        private readonly HashSet<string> _acknowledged = new(StringComparer.Ordinal);
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private HashSet<string>? _expected;
+
+        public string Key { get; } = key;
+
+        public Task Done => _done.Task;
+
+        /// <summary>How many expected nodes have not acknowledged.</summary>
+        public int Missing
+        {
+            get
+            {
+                lock (_acknowledged)
+                {
+                    return _expected?.Count ?? 0;
+                }
+            }
+        }
+
+        /// <summary>Sets the nodes to wait for; false when there is nothing to wait for (none, or all acknowledged already).</summary>
+        public bool Expect(List<string> nodes)
+        {
+            lock (_acknowledged)
+            {
+                _expected = [.. nodes];
+                _expected.ExceptWith(_acknowledged);
+                return _expected.Count > 0;
+            }
+        }
+
+        public void Acknowledged(string node)
+        {
+            lock (_acknowledged)
+            {
+                _acknowledged.Add(node);
+                if (_expected is not null && _expected.Remove(node) && _expected.Count == 0)
+                {
+                    _done.TrySetResult();
+                }
+            }
+        }
     }
 
     // Sends heartbeat N to every master (one on a standalone or Sentinel primary, one per shard on a cluster). At most one
@@ -356,6 +639,9 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     [LoggerMessage(EventId = RedisLogEvents.NearCacheChannelDown, Level = LogLevel.Warning, Message = "Near cache emptied and bypassed ({Reason}, {ConnectionType} connection, {FailureType}) until a heartbeat comes back")]
     private static partial void LogChannelDown(ILogger logger, string reason, string connectionType, string failureType);
+
+    [LoggerMessage(EventId = RedisLogEvents.NearCacheUnacknowledgedEnd, Level = LogLevel.Warning, Message = "A session end returned before {Missing} live node(s) acknowledged its near-cache invalidation within {IntervalMs} ms; such a node serves no copy for longer than 3 heartbeat intervals after its last heartbeat came back")]
+    private static partial void LogUnacknowledgedEnd(ILogger logger, int missing, long intervalMs);
 
     [LoggerMessage(EventId = RedisLogEvents.NearCacheInvalidation, Level = LogLevel.Trace, Message = "Near cache applied an invalidation (version {Version})")]
     private static partial void LogInvalidation(ILogger logger, string version);

@@ -149,17 +149,18 @@ internal static class RedisScripts
     /// <summary>
     /// <paramref name="script"/> with its announce() function written in: with <paramref name="channel"/>, a PUBLISH of
     /// the SHA-1 (hex) of the session id (the key's text from byte <paramref name="idStart"/>, 1-based, to before its
-    /// closing brace: never the id itself, which is a credential), followed by ':' and the version for a change; without
-    /// it (the near cache is off) a function that does nothing.
+    /// closing brace: never the id itself, which is a credential), followed by ':' and the version for a change, or by
+    /// '|' and <paramref name="writer"/> (the writing store instance's nonce, which the other nodes acknowledge to) when
+    /// the session ended; without it (the near cache is off) a function that does nothing.
     /// </summary>
-    public static string WithAnnounce(string script, string? channel, int idStart)
+    public static string WithAnnounce(string script, string? channel, int idStart, string writer)
     {
         var function = channel is null
             ? "local function announce() end"
             : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"""
                 local function announce(v)
                   local key = redis.sha1hex(string.sub(KEYS[1], {idStart}, -2))
-                  if v then key = key .. ':' .. string.format('%d', v) end
+                  if v then key = key .. ':' .. string.format('%d', v) else key = key .. '|{LuaEscape(writer)}' end
                   redis.call('PUBLISH', '{LuaEscape(channel)}', key)
                 end
                 """);

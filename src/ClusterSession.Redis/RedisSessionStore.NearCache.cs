@@ -31,6 +31,15 @@ public sealed partial class RedisSessionStore
     /// <summary>How many near-cache heartbeats came back. For tests.</summary>
     internal long NearCacheHeartbeats => _near?.HeartbeatsReceived ?? 0;
 
+    /// <summary>How many session ends returned before every live node acknowledged them. For tests.</summary>
+    internal long NearCacheUnacknowledgedEnds => _near?.UnacknowledgedEnds ?? 0;
+
+    /// <summary>How many other nodes this one counts as live (heard within 3 heartbeat intervals). For tests.</summary>
+    internal int NearCacheLivePeers => _near?.LivePeerCount ?? 0;
+
+    /// <summary>The near cache's channel, or null when the cache is off. For tests.</summary>
+    internal string? NearCacheChannel => _near?.ChannelName;
+
     /// <summary>The session's key. For tests that change a session behind the store's back.</summary>
     internal RedisKey SessionKeyForTests(string id) => _keys.Session(id);
 
@@ -38,7 +47,7 @@ public sealed partial class RedisSessionStore
     {
         // Session keys are KeyPrefix + "s:{" + id + "}": the id starts after those bytes (Lua counts from 1).
         var idStart = Encoding.UTF8.GetByteCount(_options.KeyPrefix) + 4;
-        return RedisScripts.WithAnnounce(script, _near?.ChannelName, idStart);
+        return RedisScripts.WithAnnounce(script, _near?.ChannelName, idStart, _near?.Nonce ?? string.Empty);
     }
 
     /// <summary>A script that changes one session. When it fails the change may still have landed, so this node's copy goes.</summary>

@@ -296,12 +296,31 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
     {
-        var result = await WriteChangeAsync(id, _deleteScript, [Clock()], token).ConfigureAwait(false);
+        // An end returns once every other live node dropped its copy (docs/near-cache.md, "Ends are acknowledged").
+        var end = _near?.BeginEnd(id);
+        RedisResult[] result;
+        try
+        {
+            result = await WriteChangeAsync(id, _deleteScript, [Clock()], token).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (_near is { } failed)
+            {
+                await failed.CompleteEndAsync(end, announced: false, token).ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
         _near?.Cache.Remove(id);
+        var acknowledged = _near is { } near ? near.CompleteEndAsync(end, announced: true, token) : default;
         if ((int)result[1] == 1)
         {
             await UpdateIndexAsync((string)result[2]!, ["r", id], token).ConfigureAwait(false);
         }
+
+        await acknowledged.ConfigureAwait(false);
 
         return (int)result[0] == 1;
     }
@@ -313,7 +332,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // delete the old one. A crash in between leaves the old hash marked: it reads as absent and expires.
         var oldKey = _keys.Session(oldId);
         var now = Clock();
-        RedisResult read;
+        RedisResult? read = null;
+        var end = _near?.BeginEnd(oldId);
         try
         {
             read = await WriteAsync(_beginMoveScript, oldKey, [now], token).ConfigureAwait(false);
@@ -321,6 +341,12 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         finally
         {
             _near?.Cache.Remove(oldId);
+
+            // The old id ended (when it was live): wait for the other live nodes to drop their copies of it.
+            if (_near is { } near)
+            {
+                await near.CompleteEndAsync(end, announced: read is { IsNull: false }, token).ConfigureAwait(false);
+            }
         }
 
         if (read.IsNull)
