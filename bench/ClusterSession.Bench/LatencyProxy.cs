@@ -321,7 +321,9 @@ internal sealed class PostgresRoundTripCounter : IWireCounter
 /// <summary>
 /// Counts round trips in a client-to-server RESP byte stream that arrives in arbitrary chunks: complete top-level
 /// commands (multi-bulk arrays, what every client library sends, and inline commands), except that a command on the
-/// same key as the command before it in the same chunk is not counted again. A client that writes several commands
+/// same key as the command before it is not counted again when both came in one chunk or no answer from the server
+/// came in between. Inferred from bytes, so an exact figure of 1 can read slightly above 1 on a busy multiplexed
+/// connection (another request's answer arriving between the two halves of a load split across reads). A client that writes several commands
 /// on one key together (a script and a read pipelined beside it; HSET and EXPIRE) waits for them once, so they are
 /// one round trip; commands of different requests that share a multiplexed connection name different keys and
 /// stay separate. The key is the first argument, or for EVAL/EVALSHA the first key after the key count.
@@ -354,10 +356,20 @@ internal sealed class RespCommandCounter : IWireCounter
         Inline,
     }
 
+    private volatile bool _answered;
+
+    /// <summary>An answer came back: a command in a later chunk is a new round trip whatever its key.</summary>
+    public void ServerAnswered() => _answered = true;
+
     public int Count(ReadOnlySpan<byte> data)
     {
-        // Only commands within this chunk can share a round trip with the one before.
-        _previousKeyLength = -1;
+        // Commands split across chunks share a round trip unless the server answered in between.
+        if (_answered)
+        {
+            _answered = false;
+            _previousKeyLength = -1;
+        }
+
         var commands = 0;
         var i = 0;
         while (i < data.Length)

@@ -80,10 +80,16 @@ public sealed class BenchSmokeTests
         // A script and the read pipelined beside it on the same key: one round trip.
         Assert.Equal(1, counter.Count([.. load, .. read]));
 
-        // The same commands arriving in separate chunks, split anywhere: two.
+        // The same commands arriving in separate chunks, split anywhere, with no answer in between: still one.
+        counter.ServerAnswered();
         Assert.Equal(0, counter.Count(load.AsSpan(0, 20)));
         Assert.Equal(1, counter.Count(load.AsSpan(20)));
+        Assert.Equal(0, counter.Count(read));
+
+        // After an answer, the next command on that key is the next round trip.
+        counter.ServerAnswered();
         Assert.Equal(1, counter.Count(read));
+        counter.ServerAnswered();
 
         // Two requests' commands sharing a connection name different keys: two.
         Assert.Equal(2, counter.Count([.. read, .. other]));
@@ -139,13 +145,14 @@ public sealed class BenchSmokeTests
                         if (exactCounts && scenario is "read" or "write")
                         {
                             // A read is one load; a write-only request is one save without a load.
-                            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                            // Inferred from the byte stream (LatencyProxy.cs): a few percent above the exact count on a busy connection.
+                            Assert.InRange(row.GetProperty("store_round_trips_per_request").GetDouble(), 1.0, 1.1);
                         }
 
                         if (exactCounts && scenario == "signedin")
                         {
                             // A signed-in request without a near cache: one load, then one save of the written attribute.
-                            Assert.Equal(2.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                            Assert.InRange(row.GetProperty("store_round_trips_per_request").GetDouble(), 2.0, 2.2);
                         }
 
                         if (storeKind == JsonValueKind.Null)
@@ -154,7 +161,9 @@ public sealed class BenchSmokeTests
                             Assert.Equal(0.0, row.GetProperty("store_round_trips_per_request").GetDouble());
                         }
 
-                        if (storeKind == JsonValueKind.Number && scenario is "read" or "write" or "signedin")
+                        // A near-cache contender serves reads from its own memory: its store may do nothing for them.
+                        var storeWorks = scenario is "write" or "signedin" || (scenario == "read" && !contender.Name.EndsWith("-near", StringComparison.Ordinal));
+                        if (storeKind == JsonValueKind.Number && storeWorks)
                         {
                             Assert.True(row.GetProperty("store_cpu_us_per_request").GetDouble() > 0, $"{contender.Name} {scenario} {connections}: the store server used no CPU.");
                         }
@@ -162,13 +171,14 @@ public sealed class BenchSmokeTests
                         if (exactCounts && scenario == FirstRequestScenario)
                         {
                             // Each request's touch is due on the node that has not seen the session: one load, after the response.
-                            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                            // Inferred from the byte stream (LatencyProxy.cs): a few percent above the exact count on a busy connection.
+                            Assert.InRange(row.GetProperty("store_round_trips_per_request").GetDouble(), 1.0, 1.1);
                         }
 
                         if (contender.Name == ContenderCatalog.BaselineName && scenario.StartsWith("nosession-cookie", StringComparison.Ordinal))
                         {
                             // The built-in refreshes a session whose cookie came with the request on every request: HMGET + EXPIRE.
-                            Assert.Equal(2.0, row.GetProperty("store_round_trips_per_request").GetDouble());
+                            Assert.InRange(row.GetProperty("store_round_trips_per_request").GetDouble(), 2.0, 2.2);
                         }
                     }
                 }
