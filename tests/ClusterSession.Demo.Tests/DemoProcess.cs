@@ -62,6 +62,23 @@ public sealed class DemoProcess : IAsyncDisposable
 
     private static async Task<DemoProcess> StartCoreAsync(string? home, int nodes, string[] extraArguments)
     {
+        // The free range is free when it is chosen; an outgoing connection of another process on this machine can take
+        // one of its ports (they are in the ephemeral range) before the demo binds. Then the demo says so and exits,
+        // and a new range is tried, at most three times.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnFreePortsAsync(home, nodes, extraArguments);
+            }
+            catch (InvalidOperationException ex) when (attempt < 3 && ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+            }
+        }
+    }
+
+    private static async Task<DemoProcess> StartOnFreePortsAsync(string? home, int nodes, string[] extraArguments)
+    {
         var port = FreePortRange(nodes + 1);
         string[] arguments = ["--port", port.ToString(CultureInfo.InvariantCulture), "--nodes", nodes.ToString(CultureInfo.InvariantCulture), .. extraArguments];
         var demo = new DemoProcess(Launch(arguments, home), port, nodes);
