@@ -7,36 +7,34 @@ using Xunit;
 namespace ClusterSession.Redis.Tests;
 
 /// <summary>The whole conformance suite with the near cache on, the cache proven working before each test starts.</summary>
-[Collection(StandaloneRedis.Name)]
-public sealed class StandaloneRedisNearCacheConformanceTests(RedisServerFixture server) : SessionStoreConformanceTests
+public abstract class RedisNearCacheConformanceTests : SessionStoreConformanceTests
 {
     private readonly string _prefix = TestStores.UniquePrefix();
 
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(server.Configuration, _prefix, time, Limits);
+    /// <summary>The StackExchange.Redis configuration of the server under test.</summary>
+    protected abstract string Configuration { get; }
+
+    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(Configuration, _prefix, time, Limits);
 
     protected override async Task DisposeStoreAsync(ISessionStore store)
     {
         await base.DisposeStoreAsync(store);
-        await NearStores.DeleteKeysAsync(server.Configuration, _prefix);
+        await NearStores.DeleteKeysAsync(Configuration, _prefix);
     }
 
-    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(server.Configuration, configure);
+    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(Configuration, configure);
+}
+
+[Collection(StandaloneRedis.Name)]
+public sealed class StandaloneRedisNearCacheConformanceTests(RedisServerFixture server) : RedisNearCacheConformanceTests
+{
+    protected override string Configuration => server.Configuration;
 }
 
 [Collection(ClusterRedis.Name)]
-public sealed class ClusterRedisNearCacheConformanceTests(RedisClusterFixture cluster) : SessionStoreConformanceTests
+public sealed class ClusterRedisNearCacheConformanceTests(RedisClusterFixture cluster) : RedisNearCacheConformanceTests
 {
-    private readonly string _prefix = TestStores.UniquePrefix();
-
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(cluster.Configuration, _prefix, time, Limits);
-
-    protected override async Task DisposeStoreAsync(ISessionStore store)
-    {
-        await base.DisposeStoreAsync(store);
-        await NearStores.DeleteKeysAsync(cluster.Configuration, _prefix);
-    }
-
-    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(cluster.Configuration, configure);
+    protected override string Configuration => cluster.Configuration;
 }
 
 internal static class NearStores
@@ -95,33 +93,13 @@ internal static class NearStores
 }
 
 [Collection(SentinelRedis.Name)]
-public sealed class SentinelRedisNearCacheConformanceTests(RedisSentinelFixture sentinel) : SessionStoreConformanceTests
+public sealed class SentinelRedisNearCacheConformanceTests(RedisSentinelFixture sentinel) : RedisNearCacheConformanceTests
 {
-    private readonly string _prefix = TestStores.UniquePrefix();
-
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(sentinel.Configuration, _prefix, time, Limits);
-
-    protected override async Task DisposeStoreAsync(ISessionStore store)
-    {
-        await base.DisposeStoreAsync(store);
-        await NearStores.DeleteKeysAsync(sentinel.Configuration, _prefix);
-    }
-
-    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(sentinel.Configuration, configure);
+    protected override string Configuration => sentinel.Configuration;
 }
 
 [Collection(Garnet.Name)]
-public sealed class GarnetNearCacheConformanceTests(GarnetServerFixture garnet) : SessionStoreConformanceTests
+public sealed class GarnetNearCacheConformanceTests(GarnetServerFixture garnet) : RedisNearCacheConformanceTests
 {
-    private readonly string _prefix = TestStores.UniquePrefix();
-
-    protected override Task<ISessionStore> CreateStoreAsync(FakeTimeProvider time) => NearStores.CreateUsableAsync(garnet.Configuration, _prefix, time, Limits);
-
-    protected override async Task DisposeStoreAsync(ISessionStore store)
-    {
-        await base.DisposeStoreAsync(store);
-        await NearStores.DeleteKeysAsync(garnet.Configuration, _prefix);
-    }
-
-    protected override ISessionStore CreateStoreWithOptions(Action<SessionStoreOptions> configure) => NearStores.CreateWithOptions(garnet.Configuration, configure);
+    protected override string Configuration => garnet.Configuration;
 }
