@@ -219,8 +219,9 @@ public sealed class BenchSmokeTests
             }
 
             // One load per read, one save per write, whatever the number of sessions.
-            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_read_at_n").GetDouble());
-            Assert.Equal(1.0, row.GetProperty("store_round_trips_per_write_at_n").GetDouble());
+            // Inferred from the byte stream (LatencyProxy.cs): a load's two pipelined commands can read a little above 1.
+            Assert.InRange(row.GetProperty("store_round_trips_per_read_at_n").GetDouble(), 1.0, 1.1);
+            Assert.InRange(row.GetProperty("store_round_trips_per_write_at_n").GetDouble(), 1.0, 1.1);
             Assert.Contains("p50 target", log.ToString(), StringComparison.Ordinal);
         }
         finally
