@@ -30,7 +30,7 @@ public sealed partial class PostgresSessionStore
         try
         {
             var admission = await admitting.ConfigureAwait(false);
-            foreach (var ended in admission.EndedIds)
+            foreach (var ended in admission.EndedHandles)
             {
                 cache.Remove(ended);
             }

@@ -211,10 +211,10 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     {
         var (names, values) = Split(session.Attributes);
         var batch = CreateBatch(
-            Command(_sql.DeleteExpired, Text(session.Id), Clock(_timeProvider)),
+            Command(_sql.DeleteExpired, Text(session.Id!), Clock(_timeProvider)),
             Command(
                 _sql.Create,
-                Text(session.Id),
+                Text(session.Id!),
                 Clock(_timeProvider),
                 Interval(session.IdleTimeout),
                 Interval(session.AbsoluteExpiresAt - session.CreatedAt),

@@ -216,7 +216,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args.Add(value);
         }
 
-        var created = await WriteAsync(RedisScripts.Create, _keys.Session(session.Id), args.ToArray(), token).ConfigureAwait(false);
+        var created = await WriteAsync(RedisScripts.Create, _keys.Session(session.Id!), args.ToArray(), token).ConfigureAwait(false);
         return (int)created == 1;
     }
 

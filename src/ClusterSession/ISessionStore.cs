@@ -61,8 +61,37 @@ public interface ISessionStore
         byte[]? replacement,
         CancellationToken cancellationToken = default);
 
-    /// <summary>The live sessions bound to <paramref name="principal"/>, in no particular order.</summary>
+    /// <summary>
+    /// The live sessions bound to <paramref name="principal"/>, in no particular order. The store keeps no session ids, so
+    /// these snapshots carry a <see cref="SessionSnapshot.Handle"/> and no <see cref="SessionSnapshot.Id"/> (a store that
+    /// still reads a previous release's layout may fill it).
+    /// </summary>
     ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Deletes the live session of <paramref name="principal"/> whose <see cref="SessionHandle"/> is <paramref name="handle"/>
+    /// (revoking one device of a user); returns whether one was deleted. A handle of a session bound to another principal
+    /// deletes nothing.
+    /// </summary>
+    /// <remarks>
+    /// The default implementation finds the principal's sessions and deletes the match by its id, so it works only for a
+    /// store whose <see cref="FindByPrincipalAsync"/> returns ids; a store keyed by handles implements it directly.
+    /// </remarks>
+    async ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        foreach (var session in await FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        {
+            if (string.Equals(session.Handle, handle, StringComparison.Ordinal))
+            {
+                return session.Id is { } id
+                    ? await DeleteAsync(id, cancellationToken).ConfigureAwait(false)
+                    : throw new NotSupportedException($"The session store {GetType().Name} returns sessions without ids and must implement ISessionStore.DeleteByHandleAsync itself.");
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>The number of live sessions. May include sessions that expired moments ago and have not been swept yet.</summary>
     ValueTask<long> CountAsync(CancellationToken cancellationToken = default);

@@ -16,7 +16,7 @@ public enum SessionCapPolicy
 /// <summary>The outcome of <see cref="ISessionStore.AdmitAsync"/>.</summary>
 public enum SessionAdmissionStatus
 {
-    /// <summary>The session is bound to the principal and counted; <see cref="SessionAdmission.EndedIds"/> lists the sessions ended to make room.</summary>
+    /// <summary>The session is bound to the principal and counted; <see cref="SessionAdmission.EndedHandles"/> lists the sessions ended to make room.</summary>
     Admitted,
 
     /// <summary>The principal had the maximum number of sessions and the policy refuses; nothing was written.</summary>
@@ -28,8 +28,8 @@ public enum SessionAdmissionStatus
 
 /// <summary>The result of <see cref="ISessionStore.AdmitAsync"/>.</summary>
 /// <param name="Status">What happened.</param>
-/// <param name="EndedIds">The ids of the sessions ended to make room (only when admitted under <see cref="SessionCapPolicy.EndOldestSession"/>); empty otherwise.</param>
-public readonly record struct SessionAdmission(SessionAdmissionStatus Status, IReadOnlyList<string> EndedIds)
+/// <param name="EndedHandles">The handles (<see cref="SessionHandle"/>) of the sessions ended to make room (only when admitted under <see cref="SessionCapPolicy.EndOldestSession"/>); empty otherwise.</param>
+public readonly record struct SessionAdmission(SessionAdmissionStatus Status, IReadOnlyList<string> EndedHandles)
 {
     /// <summary>A refusal.</summary>
     public static SessionAdmission Refused => new(SessionAdmissionStatus.Refused, []);
@@ -37,8 +37,8 @@ public readonly record struct SessionAdmission(SessionAdmissionStatus Status, IR
     /// <summary>The session to admit is gone.</summary>
     public static SessionAdmission Gone => new(SessionAdmissionStatus.Gone, []);
 
-    /// <summary>An admission that ended <paramref name="endedIds"/>.</summary>
-    public static SessionAdmission Admitted(IReadOnlyList<string> endedIds) => new(SessionAdmissionStatus.Admitted, endedIds);
+    /// <summary>An admission that ended <paramref name="endedHandles"/>.</summary>
+    public static SessionAdmission Admitted(IReadOnlyList<string> endedHandles) => new(SessionAdmissionStatus.Admitted, endedHandles);
 }
 
 /// <summary>

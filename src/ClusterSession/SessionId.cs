@@ -59,16 +59,11 @@ public static class SessionId
     }
 
     /// <summary>
-    /// A short, non-reversible tag of an id for logs and traces, so that ids themselves
-    /// (bearer secrets) never reach a log.
+    /// A short, non-reversible tag of an id for logs and traces, so that ids themselves (bearer secrets) never reach a
+    /// log: the first 8 characters of its <see cref="SessionHandle"/>, so a log line can be matched with the session a
+    /// management list or the operator's tool shows.
     /// </summary>
-    public static string ToLogTag(string id)
-    {
-        ArgumentNullException.ThrowIfNull(id);
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(id), hash);
-        return Convert.ToHexStringLower(hash[..4]);
-    }
+    public static string ToLogTag(string id) => SessionHandle.FromId(id)[..8];
 
     private static bool IsBase64UrlChar(char c)
         => c is (>= 'A' and <= 'Z') or (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_';

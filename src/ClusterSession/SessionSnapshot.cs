@@ -7,7 +7,9 @@ namespace ClusterSession;
 /// </summary>
 public sealed class SessionSnapshot
 {
-    /// <summary>Creates a snapshot.</summary>
+    private string? _handle;
+
+    /// <summary>Creates a snapshot of the session with id <paramref name="id"/>.</summary>
     public SessionSnapshot(
         string id,
         DateTimeOffset createdAt,
@@ -22,6 +24,35 @@ public sealed class SessionSnapshot
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(idleTimeout, TimeSpan.Zero);
         Id = id;
+        CreatedAt = createdAt;
+        LastAccessedAt = lastAccessedAt;
+        IdleTimeout = idleTimeout;
+        AbsoluteExpiresAt = absoluteExpiresAt;
+        Principal = principal;
+        Version = version;
+        Attributes = attributes;
+    }
+
+    /// <summary>
+    /// Creates a snapshot of a session known by its <paramref name="handle"/>, and by its <paramref name="id"/> when the
+    /// caller has it: a store keeps no ids, so a session found through the principal index has none.
+    /// </summary>
+    public SessionSnapshot(
+        string? id,
+        string handle,
+        DateTimeOffset createdAt,
+        DateTimeOffset lastAccessedAt,
+        TimeSpan idleTimeout,
+        DateTimeOffset absoluteExpiresAt,
+        string? principal,
+        long version,
+        IReadOnlyDictionary<string, byte[]> attributes)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        ArgumentNullException.ThrowIfNull(attributes);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(idleTimeout, TimeSpan.Zero);
+        Id = id;
+        _handle = handle;
         CreatedAt = createdAt;
         LastAccessedAt = lastAccessedAt;
         IdleTimeout = idleTimeout;
@@ -47,8 +78,15 @@ public sealed class SessionSnapshot
             attributes ?? new Dictionary<string, byte[]>(StringComparer.Ordinal));
     }
 
-    /// <summary>The session id (a bearer secret: never log it, see <see cref="SessionId.ToLogTag"/>).</summary>
-    public string Id { get; }
+    /// <summary>
+    /// The session id (a bearer secret: never log it, see <see cref="SessionId.ToLogTag"/>), or null for a session found
+    /// through the principal index (<see cref="ISessionStore.FindByPrincipalAsync"/>): the store keeps no ids.
+    /// </summary>
+    public string? Id { get; }
+
+    /// <summary>The session's <see cref="SessionHandle"/>: the digest of its id that the store keys it by.</summary>
+    /// <remarks>Computed on first use when the snapshot was made from an id (a SHA-256 the request path rarely needs).</remarks>
+    public string Handle => _handle ??= SessionHandle.FromId(Id!);
 
     /// <summary>When the session was created.</summary>
     public DateTimeOffset CreatedAt { get; }

@@ -11,7 +11,11 @@ public static class SessionStoreContract
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(limits);
-        SessionId.ThrowIfMalformed(session.Id, nameof(session));
+        if (!SessionId.IsWellFormed(session.Id))
+        {
+            throw new ArgumentException($"A new session needs a well-formed id: ids are {SessionId.Length} base64url characters made by SessionId.Create().", nameof(session));
+        }
+
         limits.Validate(session);
     }
 

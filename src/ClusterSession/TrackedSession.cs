@@ -30,7 +30,7 @@ public sealed class TrackedSession
         ArgumentNullException.ThrowIfNull(snapshot);
         Snapshot = snapshot;
         IsNew = isNew;
-        Id = snapshot.Id;
+        Id = snapshot.Id ?? throw new ArgumentException("A tracked session needs a snapshot loaded by its id; sessions found through the principal index have none.", nameof(snapshot));
         _principal = snapshot.Principal;
         _limits = limits ?? SessionLimits.Default;
     }
@@ -228,7 +228,7 @@ public sealed class TrackedSession
         _set.Remove(name);
         _removed.Remove(name);
         var s = Snapshot;
-        Snapshot = new SessionSnapshot(s.Id, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version + 1, attributes);
+        Snapshot = new SessionSnapshot(s.Id, s.Handle, s.CreatedAt, s.LastAccessedAt, s.IdleTimeout, s.AbsoluteExpiresAt, s.Principal, s.Version + 1, attributes);
     }
 
     /// <summary>

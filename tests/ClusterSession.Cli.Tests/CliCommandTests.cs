@@ -46,7 +46,7 @@ public abstract class CliCommandTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, await Laptop.PostAsync("/cart/" + CartValue));
         Assert.Equal(HttpStatusCode.OK, await Phone.PostAsync("/login/alice"));
         Assert.Equal(HttpStatusCode.OK, await _bob.PostAsync("/login/bob"));
-        _ids = [.. (await Store.FindByPrincipalAsync("alice")).Concat(await Store.FindByPrincipalAsync("bob")).Select(static s => s.Id)];
+        _ids = [.. (await Store.FindByPrincipalAsync("alice")).Concat(await Store.FindByPrincipalAsync("bob")).Select(static s => s.Id!)];
         Assert.Equal(3, _ids.Length);
     }
 
@@ -107,7 +107,7 @@ public abstract class CliCommandTests : IAsyncLifetime
     public async Task Show_prints_metadata_and_attribute_sizes_never_values()
     {
         var laptop = await SessionOfAsync("alice", Browser.Firefox);
-        var handle = SessionHandle.FromId(laptop.Id);
+        var handle = SessionHandle.FromId(laptop.Id!);
 
         var (code, output) = await RunAsync("show", handle, "--user", "alice", "--json");
         Assert.Equal(0, code);
@@ -144,11 +144,11 @@ public abstract class CliCommandTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, await Laptop.GetAsync("/me"));
         var laptop = await SessionOfAsync("alice", Browser.Firefox);
 
-        var (code, output) = await RunAsync("revoke", SessionHandle.FromId(laptop.Id), "--user", "alice");
+        var (code, output) = await RunAsync("revoke", SessionHandle.FromId(laptop.Id!), "--user", "alice");
 
         Assert.Equal(0, code);
         Assert.StartsWith("Revoked session ", output, StringComparison.Ordinal);
-        Assert.Null(await Store.LoadAsync(laptop.Id));
+        Assert.Null(await Store.LoadAsync(laptop.Id!));
         Assert.Equal(HttpStatusCode.Unauthorized, await Laptop.GetAsync("/me"));
         Assert.Equal(HttpStatusCode.OK, await Phone.GetAsync("/me"));
     }
@@ -161,7 +161,7 @@ public abstract class CliCommandTests : IAsyncLifetime
 
         Assert.Equal((0, "Revoked 2 session(s) of alice."), await RunAsync("revoke-user", "alice"));
 
-        Assert.All(alice, s => Assert.Null(Store.LoadAsync(s.Id).AsTask().Result));
+        Assert.All(alice, s => Assert.Null(Store.LoadAsync(s.Id!).AsTask().Result));
         Assert.Equal(HttpStatusCode.Unauthorized, await Laptop.GetAsync("/me"));
         Assert.Equal(HttpStatusCode.Unauthorized, await Phone.GetAsync("/me"));
         Assert.Equal(HttpStatusCode.OK, await _bob!.GetAsync("/me"));

@@ -27,13 +27,13 @@ public sealed class PostgresConcurrencyTests(PostgresTestServer server) : IAsync
         var saves = Enumerable.Range(0, Writers).Select(i => Task.Run(async () =>
         {
             await start.Task;
-            return await _store.SaveAsync(new SessionChanges(session.Id, Values(($"key{i}", $"value{i}"))));
+            return await _store.SaveAsync(new SessionChanges(session.Id!, Values(($"key{i}", $"value{i}"))));
         })).ToArray();
         start.SetResult();
         var results = await Task.WhenAll(saves);
 
         Assert.All(results, r => Assert.Equal(SessionSaveResult.Saved, r));
-        var loaded = await _store.LoadAsync(session.Id);
+        var loaded = await _store.LoadAsync(session.Id!);
         Assert.Equal(Writers, loaded!.Attributes.Count);
         Assert.Equal(Writers, loaded.Version);
         for (var i = 0; i < Writers; i++)
@@ -52,12 +52,12 @@ public sealed class PostgresConcurrencyTests(PostgresTestServer server) : IAsync
         var updates = Enumerable.Range(0, Writers).Select(_ => Task.Run(async () =>
         {
             await start.Task;
-            await _store.UpdateAttributeAsync(session.Id, "counter", current: null, Increment);
+            await _store.UpdateAttributeAsync(session.Id!, "counter", current: null, Increment);
         })).ToArray();
         start.SetResult();
         await Task.WhenAll(updates);
 
-        var loaded = await _store.LoadAsync(session.Id);
+        var loaded = await _store.LoadAsync(session.Id!);
         Assert.Equal(Writers, BinaryPrimitives.ReadInt64LittleEndian(loaded!.Attributes["counter"]));
     }
 

@@ -27,16 +27,16 @@ public sealed class PostgresFaultTests : IAsyncLifetime
 
         await _server.StopAsync();
 
-        var loadError = await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.LoadAsync(session.Id).AsTask());
+        var loadError = await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.LoadAsync(session.Id!).AsTask());
         Assert.Contains("could not be reached during a load", loadError.Message, StringComparison.Ordinal);
-        await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.SaveAsync(new SessionChanges(session.Id, Values(("b", "2")))).AsTask());
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.SaveAsync(new SessionChanges(session.Id!, Values(("b", "2")))).AsTask());
         await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.CleanupExpiredAsync());
 
         await _server.StartAsync();
 
-        var loaded = await UntilAsync(() => store.LoadAsync(session.Id).AsTask());
+        var loaded = await UntilAsync(() => store.LoadAsync(session.Id!).AsTask());
         Assert.Equal("1", Text(loaded.Attributes["a"]));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, Values(("b", "2")))));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, Values(("b", "2")))));
     }
 
     [Fact]
@@ -71,9 +71,9 @@ public sealed class PostgresFaultTests : IAsyncLifetime
             await lockRow.ExecuteNonQueryAsync();
         }
 
-        await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.SaveAsync(new SessionChanges(session.Id, Values(("a", "1")))).AsTask());
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.SaveAsync(new SessionChanges(session.Id!, Values(("a", "1")))).AsTask());
         await transaction.RollbackAsync();
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, Values(("a", "1")))));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, Values(("a", "1")))));
     }
 
     private static async Task<T> UntilAsync<T>(Func<Task<T?>> attempt)

@@ -66,12 +66,12 @@ public sealed class PostgresHangAndLeakTests : IAsyncLifetime
 
         var errors = new List<Exception>
         {
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.LoadAsync(session.Id).AsTask()),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.SaveAsync(new SessionChanges(session.Id, Values(("secret-name", "secret-value")))).AsTask()),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.CompareAndSetAttributeAsync(session.Id, "secret-name", null, Values(("x", "secret-value"))["x"]).AsTask()),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.ChangeIdAsync(session.Id, SessionId.Create()).AsTask()),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.LoadAsync(session.Id!).AsTask()),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.SaveAsync(new SessionChanges(session.Id!, Values(("secret-name", "secret-value")))).AsTask()),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.CompareAndSetAttributeAsync(session.Id!, "secret-name", null, Values(("x", "secret-value"))["x"]).AsTask()),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.ChangeIdAsync(session.Id!, SessionId.Create()).AsTask()),
             await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.FindByPrincipalAsync("secret-principal").AsTask()),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.DeleteAsync(session.Id).AsTask()),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => store.DeleteAsync(session.Id!).AsTask()),
         };
 
         // The background cleanup has no caller to throw to: it is the one thing that logs a failure.
@@ -79,7 +79,7 @@ public sealed class PostgresHangAndLeakTests : IAsyncLifetime
         await ServerProcess.UntilAsync(() => Task.FromResult(log.Entries.Any(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning)), TimeSpan.FromSeconds(10), "the failed cleanup is logged");
 
         Assert.All(errors, e => Assert.Contains("PostgreSQL session store", e.Message, StringComparison.Ordinal));
-        Secrets.AssertAbsent(log, errors, session.Id, "secret-name", "secret-value", "secret-principal");
+        Secrets.AssertAbsent(log, errors, session.Id!, "secret-name", "secret-value", "secret-principal");
         Assert.All(log.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning), e => Assert.Contains("cleanup", e.Message, StringComparison.OrdinalIgnoreCase));
     }
 

@@ -69,18 +69,18 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
         var watch = Stopwatch.StartNew();
         var kept = NewSession(("n", "0"));
         Assert.True(await a.CreateAsync(kept));
-        Assert.NotNull(await b.LoadAsync(kept.Id));
+        Assert.NotNull(await b.LoadAsync(kept.Id!));
         // The cap's admission is a heavier transaction (an advisory lock, a count and two writes): fewer rounds keep it to seconds.
         var rounds = change == Change.CapEndsOldest ? Rounds / 4 : Rounds;
         for (var i = 1; i <= rounds; i++)
         {
-            var id = kept.Id;
+            var id = kept.Id!;
             var principal = "user-" + Number(i);
             if (change is not (Change.Save or Change.CompareAndSet))
             {
                 var session = NewSession(("n", "0"), principal);
                 Assert.True(await a.CreateAsync(session));
-                id = session.Id;
+                id = session.Id!;
                 Assert.NotNull(await b.LoadAsync(id));
             }
 
@@ -132,24 +132,24 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
         {
             if (i % 200 == 100)
             {
-                Assert.NotNull(await b.LoadAsync(session.Id));
-                Assert.NotNull(b.NearCacheCopy(session.Id));
+                Assert.NotNull(await b.LoadAsync(session.Id!));
+                Assert.NotNull(b.NearCacheCopy(session.Id!));
                 var before = await ListenerPidAsync(b);
                 Assert.Equal(1, await server.ScalarAsync($"SELECT pg_terminate_backend({before})::int"));
                 kills++;
 
                 // Dropped as soon as the connection's end is seen; served again only after a new LISTEN and a heartbeat.
-                await ServerProcess.UntilAsync(() => Task.FromResult(b.NearCacheCopy(session.Id) is null), TimeSpan.FromSeconds(5), "node B flushed its cache");
+                await ServerProcess.UntilAsync(() => Task.FromResult(b.NearCacheCopy(session.Id!) is null), TimeSpan.FromSeconds(5), "node B flushed its cache");
                 await NearCacheNodes.UntilUsableAsync(b);
                 Assert.NotEqual(before, await ListenerPidAsync(b));
             }
 
-            Assert.Equal(SessionSaveResult.Saved, await a.SaveAsync(new SessionChanges(session.Id, Values(("n", Number(i))))));
+            Assert.Equal(SessionSaveResult.Saved, await a.SaveAsync(new SessionChanges(session.Id!, Values(("n", Number(i))))));
             var acknowledged = Stopwatch.GetTimestamp();
-            if (!Fresh(await b.LoadAsync(session.Id)))
+            if (!Fresh(await b.LoadAsync(session.Id!)))
             {
                 staleAtOnce++;
-                while (!Fresh(await b.LoadAsync(session.Id)))
+                while (!Fresh(await b.LoadAsync(session.Id!)))
                 {
                     Assert.True(Stopwatch.GetElapsedTime(acknowledged) < TimeSpan.FromSeconds(5), $"Change {i}: node B still served its copy 5 s after it was acknowledged.");
                     await Task.Yield();
@@ -160,7 +160,7 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
         }
 
         output.WriteLine($"{kills} kills of node B's listener backend during 600 changes on A: {staleAtOnce} read stale at once on B, 0 lost.");
-        Assert.NotNull(b.NearCacheCopy(session.Id));
+        Assert.NotNull(b.NearCacheCopy(session.Id!));
     }
 
     [Fact]
@@ -181,14 +181,14 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
         var session = NewSession(("n", "0"));
         Assert.True(await cached.CreateAsync(session));
         Assert.True(await plain.CreateAsync(session));
-        Assert.NotNull(await cached.LoadAsync(session.Id));
-        Assert.NotNull(await plain.LoadAsync(session.Id));
+        Assert.NotNull(await cached.LoadAsync(session.Id!));
+        Assert.NotNull(await plain.LoadAsync(session.Id!));
 
         var (cachedBefore, plainBefore) = (cachedCommands.Count, plainCommands.Count);
         for (var i = 0; i < 200; i++)
         {
-            Assert.NotNull(await cached.LoadAsync(session.Id));
-            Assert.NotNull(await plain.LoadAsync(session.Id));
+            Assert.NotNull(await cached.LoadAsync(session.Id!));
+            Assert.NotNull(await plain.LoadAsync(session.Id!));
         }
 
         var (cachedReads, plainReads) = (cachedCommands.Count - cachedBefore, plainCommands.Count - plainBefore);
@@ -197,9 +197,9 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
         cachedBefore = cachedCommands.Count;
         for (var i = 1; i <= 50; i++)
         {
-            var read = await cached.LoadAsync(session.Id);
+            var read = await cached.LoadAsync(session.Id!);
             Assert.Equal(Number(i - 1), Text(read!.Attributes["n"]));
-            Assert.Equal(SessionSaveResult.Saved, await cached.SaveAsync(new SessionChanges(session.Id, Values(("n", Number(i))))));
+            Assert.Equal(SessionSaveResult.Saved, await cached.SaveAsync(new SessionChanges(session.Id!, Values(("n", Number(i))))));
         }
 
         var signedIn = cachedCommands.Count - cachedBefore;
@@ -218,7 +218,7 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
             for (var i = 0; i < 200; i++)
             {
                 var started = Stopwatch.GetTimestamp();
-                Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, Values(("m", Number(i))))));
+                Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, Values(("m", Number(i))))));
                 times.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
 
@@ -253,15 +253,15 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
             // Changes on other tables, and changes through a store without the near cache, are not heard on this channel.
             var elsewhere = NewSession(("n", "0"));
             Assert.True(await other.CreateAsync(elsewhere));
-            Assert.Equal(SessionSaveResult.Saved, await other.SaveAsync(new SessionChanges(elsewhere.Id, Values(("n", "1")))));
+            Assert.Equal(SessionSaveResult.Saved, await other.SaveAsync(new SessionChanges(elsewhere.Id!, Values(("n", "1")))));
             var session = NewSession(("n", "0"));
             Assert.True(await off.CreateAsync(session));
-            Assert.Equal(SessionSaveResult.Saved, await off.SaveAsync(new SessionChanges(session.Id, Values(("n", "1")))));
-            Assert.Equal(SessionSaveResult.Saved, await nodes.A.SaveAsync(new SessionChanges(session.Id, Values(("n", "2")))));
+            Assert.Equal(SessionSaveResult.Saved, await off.SaveAsync(new SessionChanges(session.Id!, Values(("n", "1")))));
+            Assert.Equal(SessionSaveResult.Saved, await nodes.A.SaveAsync(new SessionChanges(session.Id!, Values(("n", "2")))));
 
             // In commit order: by the time A's change is heard, the earlier ones would have been.
             // Named by a digest of the id: a session id never goes out on a channel any role may LISTEN to.
-            var expected = PostgresNearCacheChannel.KeyOf(session.Id) + ":" + (session.Version + 2).ToString(CultureInfo.InvariantCulture);
+            var expected = PostgresNearCacheChannel.KeyOf(session.Id!) + ":" + (session.Version + 2).ToString(CultureInfo.InvariantCulture);
             var deadline = DateTime.UtcNow.AddSeconds(10);
             while (!heard.Contains(expected))
             {
@@ -270,7 +270,7 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
             }
 
             Assert.Equal([expected], heard.Where(p => !p.StartsWith("h:", StringComparison.Ordinal)));
-            Assert.DoesNotContain(heard, p => p.Contains(session.Id, StringComparison.Ordinal));
+            Assert.DoesNotContain(heard, p => p.Contains(session.Id!, StringComparison.Ordinal));
         }
         finally
         {
@@ -294,21 +294,21 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
             var idle = TimeSpan.FromSeconds(10);
             var session = SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), idle, TimeSpan.FromHours(1), Values(("n", "0")));
             Assert.True(await store.CreateAsync(session));
-            Assert.NotNull(await store.LoadAsync(session.Id));
+            Assert.NotNull(await store.LoadAsync(session.Id!));
 
             // Past the touch interval (a tenth of the idle timeout): the hit returns the copy at once and refreshes in the background.
             time.Advance(TimeSpan.FromSeconds(6));
-            var hit = await store.LoadAsync(session.Id);
+            var hit = await store.LoadAsync(session.Id!);
             Assert.Equal(session.CreatedAt, hit!.LastAccessedAt);
             await ServerProcess.UntilAsync(
                 async () => await server.ScalarAsync($"SELECT count(*) FROM {store.SessionsTableName} WHERE last_accessed_at > created_at") == 1,
                 TimeSpan.FromSeconds(10),
                 "the background touch refreshed the last access");
-            await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheCopy(session.Id)?.LastAccessedAt > session.CreatedAt), TimeSpan.FromSeconds(10), "the copy took the refreshed session");
+            await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheCopy(session.Id!)?.LastAccessedAt > session.CreatedAt), TimeSpan.FromSeconds(10), "the copy took the refreshed session");
 
             // 12 s after creation, 6 s after the refresh: alive in the store, as a session read every few seconds must be.
             time.Advance(TimeSpan.FromSeconds(6));
-            Assert.NotNull(await store.LoadAsync(session.Id));
+            Assert.NotNull(await store.LoadAsync(session.Id!));
             Assert.Equal(1, await server.ScalarAsync($"SELECT count(*) FROM {store.SessionsTableName} WHERE expires_at > '{time.GetUtcNow():O}'::timestamptz"));
         }
         finally
@@ -341,15 +341,15 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
         var second = NewSession(("n", "0"));
         Assert.True(await a.CreateAsync(first));
         Assert.True(await a.CreateAsync(second));
-        Assert.NotNull(await b.LoadAsync(first.Id));
+        Assert.NotNull(await b.LoadAsync(first.Id!));
 
         // The id change fails (the new id is taken): its UPDATE, and the notification in the same statement, roll back.
-        Assert.False(await a.ChangeIdAsync(first.Id, second.Id));
-        Assert.Equal(SessionSaveResult.Saved, await a.SaveAsync(new SessionChanges(second.Id, Values(("n", "1")))));
+        Assert.False(await a.ChangeIdAsync(first.Id!, second.Id!));
+        Assert.Equal(SessionSaveResult.Saved, await a.SaveAsync(new SessionChanges(second.Id!, Values(("n", "1")))));
 
         // Notifications arrive in commit order: once the later save's is handled, the rolled-back one would have been.
-        await ServerProcess.UntilAsync(async () => (await b.LoadAsync(second.Id))?.Attributes["n"] is { } n && Text(n) == "1", TimeSpan.FromSeconds(5), "node B read the save");
-        Assert.NotNull(b.NearCacheCopy(first.Id));
+        await ServerProcess.UntilAsync(async () => (await b.LoadAsync(second.Id!))?.Attributes["n"] is { } n && Text(n) == "1", TimeSpan.FromSeconds(5), "node B read the save");
+        Assert.NotNull(b.NearCacheCopy(first.Id!));
     }
 
     private static async Task ChangeOnAsync(PostgresSessionStore a, Change change, string id, string principal, int i)
@@ -377,8 +377,8 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
             case Change.CapEndsOldest:
                 var newer = NewSession(("n", "0"));
                 Assert.True(await a.CreateAsync(newer));
-                var admission = await a.AdmitAsync(newer.Id, principal, 1, SessionCapPolicy.EndOldestSession);
-                Assert.Equal([id], admission.EndedIds);
+                var admission = await a.AdmitAsync(newer.Id!, principal, 1, SessionCapPolicy.EndOldestSession);
+                Assert.Equal([id], admission.EndedHandles);
                 break;
         }
     }

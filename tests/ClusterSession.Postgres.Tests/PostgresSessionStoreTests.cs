@@ -23,7 +23,7 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         Assert.True(await _store.CreateAsync(session));
         Assert.False(await _store.CreateAsync(session));
 
-        var loaded = await _store.LoadAsync(session.Id);
+        var loaded = await _store.LoadAsync(session.Id!);
 
         Assert.NotNull(loaded);
         Assert.Equal("1", Text(loaded.Attributes["a"]));
@@ -39,16 +39,16 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
     {
         var session = NewSession(("a", "1"), ("b", "2"), ("c", "3"));
         await _store.CreateAsync(session);
-        var before = await AttributeRowVersionsAsync(session.Id);
+        var before = await AttributeRowVersionsAsync(session.Id!);
 
-        var result = await _store.SaveAsync(new SessionChanges(session.Id, Values(("b", "22")), removed: ["c"]));
+        var result = await _store.SaveAsync(new SessionChanges(session.Id!, Values(("b", "22")), removed: ["c"]));
 
         Assert.Equal(SessionSaveResult.Saved, result);
-        var after = await AttributeRowVersionsAsync(session.Id);
+        var after = await AttributeRowVersionsAsync(session.Id!);
         Assert.Equal(before["a"], after["a"]);
         Assert.NotEqual(before["b"], after["b"]);
         Assert.False(after.ContainsKey("c"));
-        var loaded = await _store.LoadAsync(session.Id);
+        var loaded = await _store.LoadAsync(session.Id!);
         Assert.Equal(session.Version + 1, loaded!.Version);
     }
 
@@ -57,10 +57,10 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
     {
         var session = NewSession(("a", "1"));
         await _store.CreateAsync(session);
-        Assert.True(await _store.DeleteAsync(session.Id));
-        Assert.False(await _store.DeleteAsync(session.Id));
+        Assert.True(await _store.DeleteAsync(session.Id!));
+        Assert.False(await _store.DeleteAsync(session.Id!));
 
-        var result = await _store.SaveAsync(new SessionChanges(session.Id, Values(("b", "2"))));
+        var result = await _store.SaveAsync(new SessionChanges(session.Id!, Values(("b", "2"))));
 
         Assert.Equal(SessionSaveResult.Gone, result);
         Assert.Equal(0, await server.ScalarAsync($"SELECT count(*) FROM {_store.SessionsTableName}"));
@@ -74,15 +74,15 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         await _store.CreateAsync(session);
 
         _time.Advance(TimeSpan.FromMinutes(2)); // under 10 % of 30 minutes: no write
-        var first = await _store.LoadAsync(session.Id);
+        var first = await _store.LoadAsync(session.Id!);
         Assert.Equal(session.LastAccessedAt, first!.LastAccessedAt);
 
         _time.Advance(TimeSpan.FromMinutes(2)); // 4 minutes since the last refresh: refreshed
-        var second = await _store.LoadAsync(session.Id);
+        var second = await _store.LoadAsync(session.Id!);
         Assert.Equal(_time.GetUtcNow(), second!.LastAccessedAt);
 
         _time.Advance(Idle - TimeSpan.FromSeconds(1));
-        Assert.NotNull(await _store.LoadAsync(session.Id));
+        Assert.NotNull(await _store.LoadAsync(session.Id!));
     }
 
     [Fact]
@@ -95,12 +95,12 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         await _store.CreateAsync(live);
         _time.Advance(TimeSpan.FromMinutes(11));
 
-        Assert.Null(await _store.LoadAsync(expiring.Id));
-        Assert.Equal(SessionSaveResult.Gone, await _store.SaveAsync(new SessionChanges(expiring.Id, Values(("x", "1")))));
+        Assert.Null(await _store.LoadAsync(expiring.Id!));
+        Assert.Equal(SessionSaveResult.Gone, await _store.SaveAsync(new SessionChanges(expiring.Id!, Values(("x", "1")))));
         Assert.Equal(1, await _store.CountAsync());
         Assert.Equal(1, await _store.CleanupExpiredAsync());
         Assert.Equal(0, await _store.CleanupExpiredAsync());
-        Assert.NotNull(await _store.LoadAsync(live.Id));
+        Assert.NotNull(await _store.LoadAsync(live.Id!));
         Assert.Equal(1, await server.ScalarAsync($"SELECT count(*) FROM {_store.AttributesTableName}"));
     }
 
@@ -133,11 +133,11 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         for (var elapsed = TimeSpan.Zero; elapsed < Lifetime - TimeSpan.FromMinutes(10); elapsed += TimeSpan.FromMinutes(10))
         {
             _time.Advance(TimeSpan.FromMinutes(10));
-            Assert.NotNull(await _store.LoadAsync(session.Id));
+            Assert.NotNull(await _store.LoadAsync(session.Id!));
         }
 
         _time.Advance(TimeSpan.FromMinutes(10));
-        Assert.Null(await _store.LoadAsync(session.Id));
+        Assert.Null(await _store.LoadAsync(session.Id!));
     }
 
     [Fact]
@@ -149,13 +149,13 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         await _store.CreateAsync(taken);
         var newId = SessionId.Create();
 
-        Assert.False(await _store.ChangeIdAsync(session.Id, taken.Id));
-        Assert.True(await _store.ChangeIdAsync(session.Id, newId));
+        Assert.False(await _store.ChangeIdAsync(session.Id!, taken.Id!));
+        Assert.True(await _store.ChangeIdAsync(session.Id!, newId));
 
-        Assert.Null(await _store.LoadAsync(session.Id));
+        Assert.Null(await _store.LoadAsync(session.Id!));
         Assert.Equal("1", Text((await _store.LoadAsync(newId))!.Attributes["a"]));
-        Assert.Equal(SessionSaveResult.Gone, await _store.SaveAsync(new SessionChanges(session.Id, Values(("b", "2")))));
-        Assert.False(await _store.ChangeIdAsync(session.Id, SessionId.Create()));
+        Assert.Equal(SessionSaveResult.Gone, await _store.SaveAsync(new SessionChanges(session.Id!, Values(("b", "2")))));
+        Assert.False(await _store.ChangeIdAsync(session.Id!, SessionId.Create()));
     }
 
     [Fact]
@@ -164,22 +164,22 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         var session = NewSession(("n", "1"));
         await _store.CreateAsync(session);
 
-        var mismatch = await _store.CompareAndSetAttributeAsync(session.Id, "n", Bytes("0"), Bytes("2"));
-        var success = await _store.CompareAndSetAttributeAsync(session.Id, "n", Bytes("1"), Bytes("2"));
-        var added = await _store.CompareAndSetAttributeAsync(session.Id, "m", null, Bytes("x"));
-        var removed = await _store.CompareAndSetAttributeAsync(session.Id, "m", Bytes("x"), null);
+        var mismatch = await _store.CompareAndSetAttributeAsync(session.Id!, "n", Bytes("0"), Bytes("2"));
+        var success = await _store.CompareAndSetAttributeAsync(session.Id!, "n", Bytes("1"), Bytes("2"));
+        var added = await _store.CompareAndSetAttributeAsync(session.Id!, "m", null, Bytes("x"));
+        var removed = await _store.CompareAndSetAttributeAsync(session.Id!, "m", Bytes("x"), null);
 
         Assert.Equal(AttributeCasStatus.Mismatch, mismatch.Status);
         Assert.Equal("1", Text(mismatch.Current!));
         Assert.Equal(AttributeCasStatus.Succeeded, success.Status);
         Assert.Equal(AttributeCasStatus.Succeeded, added.Status);
         Assert.Equal(AttributeCasStatus.Succeeded, removed.Status);
-        var loaded = await _store.LoadAsync(session.Id);
+        var loaded = await _store.LoadAsync(session.Id!);
         Assert.Equal("2", Text(loaded!.Attributes["n"]));
         Assert.False(loaded.Attributes.ContainsKey("m"));
 
-        await _store.DeleteAsync(session.Id);
-        Assert.Equal(AttributeCasStatus.Gone, (await _store.CompareAndSetAttributeAsync(session.Id, "n", Bytes("2"), Bytes("3"))).Status);
+        await _store.DeleteAsync(session.Id!);
+        Assert.Equal(AttributeCasStatus.Gone, (await _store.CompareAndSetAttributeAsync(session.Id!, "n", Bytes("2"), Bytes("3"))).Status);
         Assert.Equal(0, await server.ScalarAsync($"SELECT count(*) FROM {_store.AttributesTableName}"));
     }
 
@@ -192,7 +192,7 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         await _store.CreateAsync(first);
         await _store.CreateAsync(second);
         await _store.CreateAsync(other);
-        await _store.SaveAsync(new SessionChanges(second.Id, principalChanged: true, principal: null));
+        await _store.SaveAsync(new SessionChanges(second.Id!, principalChanged: true, principal: null));
 
         var found = await _store.FindByPrincipalAsync("alice");
 
@@ -209,14 +209,14 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         var session = NewSession(("a", "1"));
         await store.CreateAsync(session);
 
-        await Assert.ThrowsAsync<SessionLimitExceededException>(() => store.SaveAsync(new SessionChanges(session.Id, Values(("b", "2"), ("c", "3")))).AsTask());
+        await Assert.ThrowsAsync<SessionLimitExceededException>(() => store.SaveAsync(new SessionChanges(session.Id!, Values(("b", "2"), ("c", "3")))).AsTask());
         await Assert.ThrowsAsync<SessionLimitExceededException>(async () =>
         {
-            await store.CompareAndSetAttributeAsync(session.Id, "b", null, Bytes("2"));
-            await store.CompareAndSetAttributeAsync(session.Id, "c", null, Bytes("3"));
+            await store.CompareAndSetAttributeAsync(session.Id!, "b", null, Bytes("2"));
+            await store.CompareAndSetAttributeAsync(session.Id!, "c", null, Bytes("3"));
         });
 
-        var loaded = await store.LoadAsync(session.Id);
+        var loaded = await store.LoadAsync(session.Id!);
         Assert.Equal(["a", "b"], loaded!.Attributes.Keys.Order());
         await server.DropAsync(store);
     }

@@ -176,7 +176,7 @@ public sealed class ClusterFailoverTests(ITestOutputHelper output) : IAsyncLifet
         {
             try
             {
-                if (await store.CreateAsync(session) || await store.LoadAsync(session.Id) is not null)
+                if (await store.CreateAsync(session) || await store.LoadAsync(session.Id!) is not null)
                 {
                     return;
                 }

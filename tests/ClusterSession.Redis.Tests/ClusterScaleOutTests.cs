@@ -51,7 +51,7 @@ public sealed class ClusterScaleOutTests(ITestOutputHelper output) : IAsyncLifet
         {
             var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(1));
             Assert.True(await store.CreateAsync(session));
-            sessions[w] = session.Id;
+            sessions[w] = session.Id!;
         }
 
         // The new master joins the cluster with no slots; the store's connection does not know it.

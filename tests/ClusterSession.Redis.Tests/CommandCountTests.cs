@@ -20,7 +20,7 @@ public sealed class CommandCountTests(RedisServerFixture server)
     {
         var (store, session) = await CreateWarmedUpAsync();
 
-        var delta = await MeasureAsync(async () => Assert.NotNull(await store.LoadAsync(session.Id)));
+        var delta = await MeasureAsync(async () => Assert.NotNull(await store.LoadAsync(session.Id!)));
 
         // The EVALSHA runs one HMGET (metadata and moving marker); the HGETALL beside it is sent by the client.
         Assert.Equal(new Dictionary<string, long> { ["evalsha"] = 1, ["hmget"] = 1, ["hgetall"] = 1 }, delta);
@@ -33,7 +33,7 @@ public sealed class CommandCountTests(RedisServerFixture server)
 
         var delta = await MeasureAsync(async () => Assert.Equal(
             SessionSaveResult.Saved,
-            await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["cart"] = "[1,2,3]"u8.ToArray() }))));
+            await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["cart"] = "[1,2,3]"u8.ToArray() }))));
 
         // Inside the one EVALSHA: HMGET metadata, HLEN (far below the attribute limit, so no field is checked one by one),
         // one HSET of the value and the new metadata (version + 1, last access now), PEXPIRE.
@@ -47,10 +47,10 @@ public sealed class CommandCountTests(RedisServerFixture server)
         var store = await TestStores.CreateAsync(server.Configuration, time);
         var session = SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(8));
         await store.CreateAsync(session);
-        await store.LoadAsync(session.Id);
+        await store.LoadAsync(session.Id!);
         time.Advance(TimeSpan.FromMinutes(5));
 
-        var delta = await MeasureAsync(async () => Assert.NotNull(await store.LoadAsync(session.Id)));
+        var delta = await MeasureAsync(async () => Assert.NotNull(await store.LoadAsync(session.Id!)));
 
         Assert.Equal(new Dictionary<string, long> { ["evalsha"] = 1, ["hmget"] = 1, ["hset"] = 1, ["pexpire"] = 1, ["hgetall"] = 1 }, delta);
     }
@@ -64,8 +64,8 @@ public sealed class CommandCountTests(RedisServerFixture server)
         await store.CreateAsync(session);
 
         // The first use of a script on a connection is an EVAL; later ones are EVALSHA.
-        await store.LoadAsync(session.Id);
-        await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["cart"] = "[1,2]"u8.ToArray() }));
+        await store.LoadAsync(session.Id!);
+        await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["cart"] = "[1,2]"u8.ToArray() }));
         return (store, session);
     }
 

@@ -17,15 +17,15 @@ public sealed class RedisEventTests(RedisServerFixture server)
 
         var deleted = SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(8));
         await store.CreateAsync(deleted);
-        await store.DeleteAsync(deleted.Id);
+        await store.DeleteAsync(deleted.Id!);
 
         // A real 300 ms TTL: expiry events come from the server's own clock.
         var expiring = SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMilliseconds(300), TimeSpan.FromHours(8));
         await store.CreateAsync(expiring);
 
         await ServerProcess.UntilAsync(
-            () => Task.FromResult(events.Contains(new SessionEndedEvent(deleted.Id, SessionEndReason.Deleted))
-                && events.Contains(new SessionEndedEvent(expiring.Id, SessionEndReason.Expired))),
+            () => Task.FromResult(events.Contains(new SessionEndedEvent(deleted.Id!, SessionEndReason.Deleted))
+                && events.Contains(new SessionEndedEvent(expiring.Id!, SessionEndReason.Expired))),
             TimeSpan.FromSeconds(20),
             "the deletion and expiry events arrive");
     }

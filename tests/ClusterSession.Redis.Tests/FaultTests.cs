@@ -44,16 +44,16 @@ public sealed class FaultTests(ITestOutputHelper output) : IAsyncLifetime
             "the store connects");
         var session = SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(8));
         Assert.True(await store.CreateAsync(session));
-        Assert.NotNull(await store.LoadAsync(session.Id));
+        Assert.NotNull(await store.LoadAsync(session.Id!));
 
         _server.Kill();
 
         var watch = Stopwatch.StartNew();
-        var error = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.LoadAsync(session.Id));
+        var error = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.LoadAsync(session.Id!));
         Assert.InRange(watch.Elapsed, TimeSpan.Zero, OperationTimeout + TimeSpan.FromSeconds(5));
         Assert.Contains("Redis", error.Message, StringComparison.Ordinal);
         await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () =>
-            await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [1] })));
+            await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [1] })));
         await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CreateAsync(
             SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(8))));
 
@@ -78,9 +78,9 @@ public sealed class FaultTests(ITestOutputHelper output) : IAsyncLifetime
             },
             TimeSpan.FromSeconds(60),
             "the store works again after the restart");
-        Assert.NotNull(await store.LoadAsync(fresh.Id));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(fresh.Id, new Dictionary<string, byte[]> { ["a"] = [1] })));
-        Assert.Null(await store.LoadAsync(session.Id));
+        Assert.NotNull(await store.LoadAsync(fresh.Id!));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(fresh.Id!, new Dictionary<string, byte[]> { ["a"] = [1] })));
+        Assert.Null(await store.LoadAsync(session.Id!));
     }
 
     [Fact]
@@ -106,7 +106,7 @@ public sealed class FaultTests(ITestOutputHelper output) : IAsyncLifetime
         for (var i = 0; i < 20 && total.Elapsed < TimeSpan.FromSeconds(30); i++)
         {
             var watch = Stopwatch.StartNew();
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.LoadAsync(session.Id));
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.LoadAsync(session.Id!));
             durations.Add(watch.Elapsed);
         }
 
@@ -125,7 +125,7 @@ public sealed class FaultTests(ITestOutputHelper output) : IAsyncLifetime
             {
                 try
                 {
-                    return await store.LoadAsync(session.Id) is null;
+                    return await store.LoadAsync(session.Id!) is null;
                 }
                 catch (SessionStoreUnavailableException)
                 {

@@ -65,7 +65,7 @@ public sealed class HangAndLeakTests : IAsyncLifetime
         await using var store = new RedisSessionStore(multiplexer, new RedisSessionStoreOptions { KeyPrefix = "leak:", OperationTimeout = TimeSpan.FromSeconds(2) }, logger: log.CreateLogger<RedisSessionStore>());
         var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(8));
         Assert.True(await store.CreateAsync(session));
-        var id = session.Id;
+        var id = session.Id!;
 
         await _server.PauseAsync();
         try
@@ -111,15 +111,15 @@ public sealed class HangAndLeakTests : IAsyncLifetime
 
         var errors = new List<Exception>
         {
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.LoadAsync(session.Id)),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["secret-name"] = "secret-value"u8.ToArray() }))),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CompareAndSetAttributeAsync(session.Id, "secret-name", null, "secret-value"u8.ToArray())),
-            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.ChangeIdAsync(session.Id, SessionId.Create())),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.LoadAsync(session.Id!)),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["secret-name"] = "secret-value"u8.ToArray() }))),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CompareAndSetAttributeAsync(session.Id!, "secret-name", null, "secret-value"u8.ToArray())),
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.ChangeIdAsync(session.Id!, SessionId.Create())),
             await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.FindByPrincipalAsync("secret-principal")),
         };
 
         Assert.All(errors, e => Assert.Contains("Redis session store", e.Message, StringComparison.Ordinal));
-        Secrets.AssertAbsent(log, errors, session.Id, "secret-name", "secret-value");
+        Secrets.AssertAbsent(log, errors, session.Id!, "secret-name", "secret-value");
         Assert.Empty(log.Entries);
     }
 }

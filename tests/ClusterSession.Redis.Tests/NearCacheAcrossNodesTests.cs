@@ -51,15 +51,15 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
         var (a, b, bConnection) = await TwoNodesAsync();
         var session = NewSession();
         await a.CreateAsync(session);
-        await b.LoadAsync(session.Id);
+        await b.LoadAsync(session.Id!);
         var tally = new Tally(output, StaleAtOnceBound);
         var before = RoundTrips(bConnection);
 
         for (var i = 1; i <= Rounds; i++)
         {
-            await b.LoadAsync(session.Id);
-            Assert.Equal(SessionSaveResult.Saved, await a.SaveAsync(new SessionChanges(session.Id, Set(i))));
-            await tally.ReadAsync(async () => Value(await b.LoadAsync(session.Id)) == i);
+            await b.LoadAsync(session.Id!);
+            Assert.Equal(SessionSaveResult.Saved, await a.SaveAsync(new SessionChanges(session.Id!, Set(i))));
+            await tally.ReadAsync(async () => Value(await b.LoadAsync(session.Id!)) == i);
         }
 
         tally.Check("save");
@@ -72,16 +72,16 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
         var (a, b, bConnection) = await TwoNodesAsync();
         var session = NewSession();
         await a.CreateAsync(session);
-        await b.LoadAsync(session.Id);
+        await b.LoadAsync(session.Id!);
         var tally = new Tally(output, StaleAtOnceBound);
         var before = RoundTrips(bConnection);
 
         for (var i = 1; i <= Rounds; i++)
         {
-            await b.LoadAsync(session.Id);
-            var result = await a.CompareAndSetAttributeAsync(session.Id, "n", Bytes(i - 1), Bytes(i));
+            await b.LoadAsync(session.Id!);
+            var result = await a.CompareAndSetAttributeAsync(session.Id!, "n", Bytes(i - 1), Bytes(i));
             Assert.Equal(AttributeCasStatus.Succeeded, result.Status);
-            await tally.ReadAsync(async () => Value(await b.LoadAsync(session.Id)) == i);
+            await tally.ReadAsync(async () => Value(await b.LoadAsync(session.Id!)) == i);
         }
 
         tally.Check("compare-and-set");
@@ -99,10 +99,10 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
         {
             var session = NewSession();
             await a.CreateAsync(session);
-            Assert.NotNull(await b.LoadAsync(session.Id));
-            Assert.NotNull(await b.LoadAsync(session.Id));
-            Assert.True(await a.DeleteAsync(session.Id));
-            await tally.ReadAsync(async () => await b.LoadAsync(session.Id) is null);
+            Assert.NotNull(await b.LoadAsync(session.Id!));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
+            Assert.True(await a.DeleteAsync(session.Id!));
+            await tally.ReadAsync(async () => await b.LoadAsync(session.Id!) is null);
         }
 
         tally.Check("delete");
@@ -120,11 +120,11 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
         {
             var session = NewSession();
             await a.CreateAsync(session);
-            Assert.NotNull(await b.LoadAsync(session.Id));
-            Assert.NotNull(await b.LoadAsync(session.Id));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
             var newId = SessionId.Create();
-            Assert.True(await a.ChangeIdAsync(session.Id, newId));
-            await tally.ReadAsync(async () => await b.LoadAsync(session.Id) is null);
+            Assert.True(await a.ChangeIdAsync(session.Id!, newId));
+            await tally.ReadAsync(async () => await b.LoadAsync(session.Id!) is null);
 
             Assert.Equal(0, Value(await b.LoadAsync(newId)));
 
@@ -148,14 +148,14 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
             var user = "user-" + i;
             var session = NewSession(user);
             await a.CreateAsync(session);
-            Assert.NotNull(await b.LoadAsync(session.Id));
-            Assert.NotNull(await b.LoadAsync(session.Id));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
             foreach (var found in await a.FindByPrincipalAsync(user))
             {
-                await a.DeleteAsync(found.Id);
+                await a.DeleteAsync(found.Id!);
             }
 
-            await tally.ReadAsync(async () => await b.LoadAsync(session.Id) is null);
+            await tally.ReadAsync(async () => await b.LoadAsync(session.Id!) is null);
         }
 
         tally.Check("revoke by user");

@@ -39,16 +39,16 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         await NearStores.UntilUsableAsync(store);
         var session = NewSession(time.GetUtcNow());
         await store.CreateAsync(session);
-        await store.LoadAsync(session.Id);
-        await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["n"] = "1"u8.ToArray() }));
+        await store.LoadAsync(session.Id!);
+        await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = "1"u8.ToArray() }));
 
         // The save's own invalidation may reach this node before the save's reply: then its copy is dropped and read again.
-        await store.LoadAsync(session.Id);
+        await store.LoadAsync(session.Id!);
         var delta = await CommandCountsAsync(async () =>
         {
             for (var i = 0; i < Reads; i++)
             {
-                var read = await store.LoadAsync(session.Id);
+                var read = await store.LoadAsync(session.Id!);
                 Assert.Equal("1", Encoding.ASCII.GetString(read!.Attributes["n"]));
             }
         });
@@ -67,14 +67,14 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         await NearStores.UntilUsableAsync(store);
         var session = NewSession(time.GetUtcNow());
         await store.CreateAsync(session);
-        await store.LoadAsync(session.Id);
+        await store.LoadAsync(session.Id!);
         var delta = await CommandCountsAsync(async () =>
         {
             for (var i = 1; i <= Rounds; i++)
             {
                 var value = Encoding.ASCII.GetBytes(i.ToString(CultureInfo.InvariantCulture));
-                await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["n"] = value }));
-                Assert.Equal(value, (await store.LoadAsync(session.Id))!.Attributes["n"]);
+                await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = value }));
+                Assert.Equal(value, (await store.LoadAsync(session.Id!))!.Attributes["n"]);
             }
         });
 
@@ -93,16 +93,16 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         await NearStores.UntilUsableAsync(store);
         var session = NewSession(time.GetUtcNow());
         await store.CreateAsync(session);
-        await store.LoadAsync(session.Id);
+        await store.LoadAsync(session.Id!);
         var admin = await TestStores.MultiplexerAsync(server.Configuration);
         var downs = store.NearCacheChannelDowns;
 
         // Behind the store's back: no script ran, nothing was published.
-        await admin.GetDatabase().HashSetAsync(SessionKey(store, session.Id), "@n", "99");
+        await admin.GetDatabase().HashSetAsync(SessionKey(store, session.Id!), "@n", "99");
 
         for (var second = 0; second < maxAge.TotalSeconds; second++)
         {
-            Assert.Equal("0", Attribute(await store.LoadAsync(session.Id)));
+            Assert.Equal("0", Attribute(await store.LoadAsync(session.Id!)));
             var heartbeats = store.NearCacheHeartbeats;
             time.Advance(TimeSpan.FromSeconds(1));
             await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheHeartbeats > heartbeats), TimeSpan.FromSeconds(10), "the heartbeat sent as the clock moved comes back");
@@ -110,7 +110,7 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
 
         Assert.True(store.NearCacheUsable);
         Assert.Equal(downs, store.NearCacheChannelDowns);
-        Assert.Equal("99", Attribute(await store.LoadAsync(session.Id)));
+        Assert.Equal("99", Attribute(await store.LoadAsync(session.Id!)));
     }
 
     [Fact]
@@ -138,14 +138,14 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         {
             for (var i = 1; i <= 3000 && !stop.IsCancellationRequested; i++, rounds++)
             {
-                await b.LoadAsync(session.Id);
-                await a.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["n"] = Encoding.ASCII.GetBytes(i.ToString(CultureInfo.InvariantCulture)) }));
+                await b.LoadAsync(session.Id!);
+                await a.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = Encoding.ASCII.GetBytes(i.ToString(CultureInfo.InvariantCulture)) }));
                 var expected = i.ToString(CultureInfo.InvariantCulture);
-                if (Attribute(await b.LoadAsync(session.Id)) != expected)
+                if (Attribute(await b.LoadAsync(session.Id!)) != expected)
                 {
                     staleAtOnce++;
                     var deadline = Stopwatch.StartNew();
-                    while (Attribute(await b.LoadAsync(session.Id)) != expected)
+                    while (Attribute(await b.LoadAsync(session.Id!)) != expected)
                     {
                         if (deadline.Elapsed > TimeSpan.FromSeconds(1))
                         {
@@ -172,9 +172,9 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
 
         // After the load: a change behind the store's back, then B is read while its channel is proven again.
         await ServerProcess.UntilAsync(() => Task.FromResult(b.NearCacheUsable), TimeSpan.FromSeconds(10), "heartbeats come back after the resubscription");
-        Assert.NotNull(await b.LoadAsync(session.Id));
-        await admin.GetDatabase().HashSetAsync(SessionKey(b, session.Id), "@n", "by hand");
-        var servedFromCache = Attribute(await b.LoadAsync(session.Id));
+        Assert.NotNull(await b.LoadAsync(session.Id!));
+        await admin.GetDatabase().HashSetAsync(SessionKey(b, session.Id!), "@n", "by hand");
+        var servedFromCache = Attribute(await b.LoadAsync(session.Id!));
 
         output.WriteLine($"{rounds} rounds, subscription killed after 1000: {staleAtOnce} reads at once saw the old state, {neverSeen} never saw the change; {b.NearCacheChannelDowns - downs} channel-down event(s)");
         Assert.Equal(0, neverSeen);
@@ -184,7 +184,7 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         downs = b.NearCacheChannelDowns;
         await admin.GetServers().Single().ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub", "USER", user);
         await ServerProcess.UntilAsync(() => Task.FromResult(b.NearCacheChannelDowns > downs), TimeSpan.FromSeconds(10), "B notices its subscription is gone");
-        Assert.Equal("by hand", Attribute(await b.LoadAsync(session.Id)));
+        Assert.Equal("by hand", Attribute(await b.LoadAsync(session.Id!)));
     }
 
     [Theory]
@@ -244,15 +244,15 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         var session = NewSession(DateTimeOffset.UtcNow);
         await store.CreateAsync(session);
 
-        await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["n"] = "1"u8.ToArray() }));
-        await store.DeleteAsync(session.Id);
+        await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = "1"u8.ToArray() }));
+        await store.DeleteAsync(session.Id!);
 
-        var key = RedisNearChannel.KeyOf(session.Id);
+        var key = RedisNearChannel.KeyOf(session.Id!);
         // An end names its writer (the store instance's nonce) after '|', for the other nodes' acknowledgements.
         await ServerProcess.UntilAsync(() => Task.FromResult(heard.Any(p => p.StartsWith(key + "|", StringComparison.Ordinal))), TimeSpan.FromSeconds(10), "the deletion is heard");
         Assert.Contains(key + ":" + (session.Version + 1).ToString(CultureInfo.InvariantCulture), heard);
         Assert.Equal(40, key.Length);
-        Assert.DoesNotContain(heard, payload => payload.Contains(session.Id, StringComparison.Ordinal));
+        Assert.DoesNotContain(heard, payload => payload.Contains(session.Id!, StringComparison.Ordinal));
     }
 
     /// <summary>
@@ -273,8 +273,8 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
 
         for (var i = 1; i <= Rounds; i++)
         {
-            Assert.NotNull(await b.LoadAsync(session.Id));
-            await a.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["n"] = Encoding.ASCII.GetBytes(i.ToString(CultureInfo.InvariantCulture)) }));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
+            await a.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = Encoding.ASCII.GetBytes(i.ToString(CultureInfo.InvariantCulture)) }));
             var acknowledged = Stopwatch.GetTimestamp();
             var version = i.ToString(CultureInfo.InvariantCulture);
             long dropped = 0;

@@ -79,11 +79,11 @@ public sealed class NearCacheEndAcknowledgementTests(RedisServerFixture server, 
             await UntilAsync(() => a.NearCacheLivePeers == 2);
             var session = NewSession();
             await a.CreateAsync(session);
-            Assert.NotNull(await b.LoadAsync(session.Id));
-            Assert.NotNull(await b.LoadAsync(session.Id));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
+            Assert.NotNull(await b.LoadAsync(session.Id!));
 
             var started = Stopwatch.GetTimestamp();
-            Assert.True(await a.DeleteAsync(session.Id));
+            Assert.True(await a.DeleteAsync(session.Id!));
             var took = Stopwatch.GetElapsedTime(started);
             output.WriteLine($"delete with a live node that does not acknowledge: {took.TotalMilliseconds:0.0} ms (interval {interval.TotalMilliseconds:0} ms)");
 
@@ -92,7 +92,7 @@ public sealed class NearCacheEndAcknowledgementTests(RedisServerFixture server, 
             Assert.True(Interlocked.Read(ref counted) >= 1, "the unacknowledged end was not counted in cluster_session.near_cache.unacknowledged_ends");
 
             // B acknowledged, so it had dropped its copy by then.
-            Assert.Null(await b.LoadAsync(session.Id));
+            Assert.Null(await b.LoadAsync(session.Id!));
         }
         finally
         {
@@ -104,12 +104,12 @@ public sealed class NearCacheEndAcknowledgementTests(RedisServerFixture server, 
         await UntilAsync(() => a.NearCacheLivePeers == 1);
         var next = NewSession();
         await a.CreateAsync(next);
-        Assert.NotNull(await b.LoadAsync(next.Id));
+        Assert.NotNull(await b.LoadAsync(next.Id!));
         var again = Stopwatch.GetTimestamp();
-        Assert.True(await a.DeleteAsync(next.Id));
+        Assert.True(await a.DeleteAsync(next.Id!));
         Assert.True(Stopwatch.GetElapsedTime(again) < interval, "an end waited although every live node acknowledges");
         Assert.Equal(1, a.NearCacheUnacknowledgedEnds);
-        Assert.Null(await b.LoadAsync(next.Id));
+        Assert.Null(await b.LoadAsync(next.Id!));
     }
 
     [Fact]
@@ -129,7 +129,7 @@ public sealed class NearCacheEndAcknowledgementTests(RedisServerFixture server, 
         var session = NewSession();
         await a.CreateAsync(session);
         var started = Stopwatch.GetTimestamp();
-        Assert.True(await a.DeleteAsync(session.Id));
+        Assert.True(await a.DeleteAsync(session.Id!));
         Assert.True(Stopwatch.GetElapsedTime(started) < interval / 2, "an end waited for a node that had stopped");
         Assert.Equal(0, a.NearCacheUnacknowledgedEnds);
     }

@@ -41,7 +41,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         Assert.True(await Store.CreateAsync(session));
         Assert.False(await Store.CreateAsync(session));
 
-        var loaded = await Store.LoadAsync(session.Id);
+        var loaded = await Store.LoadAsync(session.Id!);
         Assert.NotNull(loaded);
         Assert.Equal("alice", loaded.Principal);
         Assert.Equal(session.CreatedAt.ToUnixTimeMilliseconds(), loaded.CreatedAt.ToUnixTimeMilliseconds());
@@ -57,7 +57,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         var session = New(null, ("a", "1"));
         await Store.CreateAsync(session);
 
-        var key = Key(session.Id);
+        var key = Key(session.Id!);
         Assert.Equal(RedisType.Hash, await Db.KeyTypeAsync(key));
         var ttl = await Db.KeyTimeToLiveAsync(key);
         Assert.NotNull(ttl);
@@ -71,11 +71,11 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         var session = New(null, ("keep", "1"), ("drop", "2"));
         await Store.CreateAsync(session);
 
-        var result = await Store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["new"] = "3"u8.ToArray() }, ["drop"]));
+        var result = await Store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["new"] = "3"u8.ToArray() }, ["drop"]));
 
         Assert.Equal(SessionSaveResult.Saved, result);
-        Assert.False(await Db.HashExistsAsync(Key(session.Id), "@drop"));
-        var loaded = await Store.LoadAsync(session.Id);
+        Assert.False(await Db.HashExistsAsync(Key(session.Id!), "@drop"));
+        var loaded = await Store.LoadAsync(session.Id!);
         Assert.Equal(["keep", "new"], loaded!.Attributes.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(1, loaded.Version);
     }
@@ -85,13 +85,13 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
     {
         var session = New(null, ("a", "1"));
         await Store.CreateAsync(session);
-        Assert.True(await Store.DeleteAsync(session.Id));
+        Assert.True(await Store.DeleteAsync(session.Id!));
 
-        var result = await Store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray() }));
+        var result = await Store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray() }));
 
         Assert.Equal(SessionSaveResult.Gone, result);
-        Assert.False(await Db.KeyExistsAsync(Key(session.Id)));
-        Assert.False(await Store.DeleteAsync(session.Id));
+        Assert.False(await Db.KeyExistsAsync(Key(session.Id!)));
+        Assert.False(await Store.DeleteAsync(session.Id!));
     }
 
     [Fact]
@@ -101,8 +101,8 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await Store.CreateAsync(session);
         Time.Advance(Idle + TimeSpan.FromSeconds(1));
 
-        Assert.Equal(SessionSaveResult.Gone, await Store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray() })));
-        Assert.False(await Db.KeyExistsAsync(Key(session.Id)));
+        Assert.Equal(SessionSaveResult.Gone, await Store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray() })));
+        Assert.False(await Db.KeyExistsAsync(Key(session.Id!)));
     }
 
     [Fact]
@@ -112,14 +112,14 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await Store.CreateAsync(session);
 
         Time.Advance(TimeSpan.FromMinutes(1)); // under 10 % of 20 minutes: no refresh
-        Assert.Equal(session.LastAccessedAt.ToUnixTimeMilliseconds(), (await Store.LoadAsync(session.Id))!.LastAccessedAt.ToUnixTimeMilliseconds());
+        Assert.Equal(session.LastAccessedAt.ToUnixTimeMilliseconds(), (await Store.LoadAsync(session.Id!))!.LastAccessedAt.ToUnixTimeMilliseconds());
 
         Time.Advance(TimeSpan.FromMinutes(2)); // 3 minutes since the last refresh: refresh
-        var touched = await Store.LoadAsync(session.Id);
+        var touched = await Store.LoadAsync(session.Id!);
         Assert.Equal(Time.GetUtcNow().ToUnixTimeMilliseconds(), touched!.LastAccessedAt.ToUnixTimeMilliseconds());
 
         Time.Advance(Idle - TimeSpan.FromMinutes(1)); // alive only thanks to the refresh
-        Assert.NotNull(await Store.LoadAsync(session.Id));
+        Assert.NotNull(await Store.LoadAsync(session.Id!));
     }
 
     [Fact]
@@ -130,10 +130,10 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await store.CreateAsync(session);
 
         await Assert.ThrowsAsync<SessionLimitExceededException>(async () =>
-            await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["c"] = "3"u8.ToArray() })));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["c"] = "3"u8.ToArray() }, ["a"])));
+            await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["c"] = "3"u8.ToArray() })));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["c"] = "3"u8.ToArray() }, ["a"])));
         await Assert.ThrowsAsync<SessionLimitExceededException>(async () =>
-            await store.CompareAndSetAttributeAsync(session.Id, "d", null, "4"u8.ToArray()));
+            await store.CompareAndSetAttributeAsync(session.Id!, "d", null, "4"u8.ToArray()));
     }
 
     [Fact]
@@ -143,16 +143,16 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await Store.CreateAsync(session);
         var newId = SessionId.Create();
 
-        Assert.True(await Store.ChangeIdAsync(session.Id, newId));
+        Assert.True(await Store.ChangeIdAsync(session.Id!, newId));
 
-        Assert.Null(await Store.LoadAsync(session.Id));
-        Assert.False(await Db.KeyExistsAsync(Key(session.Id)));
+        Assert.Null(await Store.LoadAsync(session.Id!));
+        Assert.False(await Db.KeyExistsAsync(Key(session.Id!)));
         var moved = await Store.LoadAsync(newId);
         Assert.Equal("1", Encoding.UTF8.GetString(moved!.Attributes["a"]));
         Assert.Equal("bob", moved.Principal);
         Assert.False(await Db.HashExistsAsync(Key(newId), "#m"));
-        Assert.Equal(SessionSaveResult.Gone, await Store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray() })));
-        Assert.False(await Store.ChangeIdAsync(session.Id, SessionId.Create()));
+        Assert.Equal(SessionSaveResult.Gone, await Store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray() })));
+        Assert.False(await Store.ChangeIdAsync(session.Id!, SessionId.Create()));
     }
 
     [Fact]
@@ -163,10 +163,10 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await Store.CreateAsync(first);
         await Store.CreateAsync(second);
 
-        Assert.False(await Store.ChangeIdAsync(first.Id, second.Id));
+        Assert.False(await Store.ChangeIdAsync(first.Id!, second.Id!));
 
-        Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(first.Id, new Dictionary<string, byte[]> { ["a"] = "3"u8.ToArray() })));
-        Assert.Equal("2", Encoding.UTF8.GetString((await Store.LoadAsync(second.Id))!.Attributes["b"]));
+        Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(first.Id!, new Dictionary<string, byte[]> { ["a"] = "3"u8.ToArray() })));
+        Assert.Equal("2", Encoding.UTF8.GetString((await Store.LoadAsync(second.Id!))!.Attributes["b"]));
     }
 
     [Fact]
@@ -182,12 +182,12 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
             {
                 start.Wait();
                 var name = "k" + i;
-                return (name, await Store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { [name] = [1] })));
+                return (name, await Store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { [name] = [1] })));
             })).ToArray();
             var move = Task.Run(async () =>
             {
                 start.Wait();
-                return await Store.ChangeIdAsync(session.Id, newId);
+                return await Store.ChangeIdAsync(session.Id!, newId);
             });
             start.Set();
             var results = await Task.WhenAll(saves);
@@ -199,7 +199,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
                 Assert.Equal(result == SessionSaveResult.Saved, moved!.Attributes.ContainsKey(name));
             }
 
-            Assert.False(await Db.KeyExistsAsync(Key(session.Id)));
+            Assert.False(await Db.KeyExistsAsync(Key(session.Id!)));
         }
     }
 
@@ -212,7 +212,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         var second = New(principal);
         await Store.CreateAsync(first);
         await Store.CreateAsync(second);
-        Assert.Equal(Ids(first.Id, second.Id), Ids(await Store.FindByPrincipalAsync(principal)));
+        Assert.Equal(Ids(first.Id!, second.Id!), Ids(await Store.FindByPrincipalAsync(principal)));
         var ttl = await Db.KeyTimeToLiveAsync(index);
 
         // Listed before the session exists, the entry is scored the lifetime plus the operation's deadline
@@ -220,13 +220,13 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         Assert.InRange(ttl!.Value, Lifetime - TimeSpan.FromMinutes(1), Lifetime + new RedisSessionStoreOptions().OperationTimeout);
 
         var renewed = SessionId.Create();
-        await Store.ChangeIdAsync(first.Id, renewed);
-        Assert.Equal(Ids(renewed, second.Id), Ids(await Store.FindByPrincipalAsync(principal)));
+        await Store.ChangeIdAsync(first.Id!, renewed);
+        Assert.Equal(Ids(renewed, second.Id!), Ids(await Store.FindByPrincipalAsync(principal)));
         Assert.Null(await Db.SortedSetScoreAsync(index, first.Id));
 
-        await Store.SaveAsync(new SessionChanges(second.Id, principalChanged: true, principal: "dave-" + principal));
+        await Store.SaveAsync(new SessionChanges(second.Id!, principalChanged: true, principal: "dave-" + principal));
         Assert.Equal(Ids(renewed), Ids(await Store.FindByPrincipalAsync(principal)));
-        Assert.Equal(Ids(second.Id), Ids(await Store.FindByPrincipalAsync("dave-" + principal)));
+        Assert.Equal(Ids(second.Id!), Ids(await Store.FindByPrincipalAsync("dave-" + principal)));
 
         await Store.DeleteAsync(renewed);
         Assert.Empty(await Store.FindByPrincipalAsync(principal));
@@ -249,7 +249,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
 
         var deleted = New(null);
         await Store.CreateAsync(deleted);
-        await Store.DeleteAsync(deleted.Id);
+        await Store.DeleteAsync(deleted.Id!);
 
         Assert.Equal(25, await Store.CountAsync());
         Time.Advance(Idle + TimeSpan.FromSeconds(1));
@@ -263,9 +263,9 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         await Store.CreateAsync(session);
 
         await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => Task.Run(async () =>
-            await Store.UpdateAttributeAsync(session.Id, "n", null, current => BitConverter.GetBytes((current is null ? 0 : BitConverter.ToInt32(current)) + 1)))));
+            await Store.UpdateAttributeAsync(session.Id!, "n", null, current => BitConverter.GetBytes((current is null ? 0 : BitConverter.ToInt32(current)) + 1)))));
 
-        Assert.Equal(40, BitConverter.ToInt32((await Store.LoadAsync(session.Id))!.Attributes["n"]));
+        Assert.Equal(40, BitConverter.ToInt32((await Store.LoadAsync(session.Id!))!.Attributes["n"]));
     }
 
     [Fact]
@@ -285,9 +285,9 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         {
             const int PerInstance = 50;
             await Task.WhenAll(instances.SelectMany(store => Enumerable.Range(0, PerInstance).Select(_ => Task.Run(async () =>
-                await store.UpdateAttributeAsync(session.Id, "n", null, current => BitConverter.GetBytes((current is null ? 0 : BitConverter.ToInt32(current)) + 1))))));
+                await store.UpdateAttributeAsync(session.Id!, "n", null, current => BitConverter.GetBytes((current is null ? 0 : BitConverter.ToInt32(current)) + 1))))));
 
-            Assert.Equal(instances.Count * PerInstance, BitConverter.ToInt32((await Store.LoadAsync(session.Id))!.Attributes["n"]));
+            Assert.Equal(instances.Count * PerInstance, BitConverter.ToInt32((await Store.LoadAsync(session.Id!))!.Attributes["n"]));
         }
         finally
         {
@@ -300,7 +300,7 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
 
     private static HashSet<string> Ids(params string[] ids) => [.. ids];
 
-    private static HashSet<string> Ids(IEnumerable<SessionSnapshot> sessions) => [.. sessions.Select(s => s.Id)];
+    private static HashSet<string> Ids(IEnumerable<SessionSnapshot> sessions) => [.. sessions.Select(s => s.Id!)];
 
     private RedisKey Key(string id) => _prefix + "s:{" + id + "}";
 
@@ -329,14 +329,14 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
         var session = SessionSnapshot.CreateNew(SessionId.Create(), ahead, Idle, Lifetime, new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["cart"] = "1"u8.ToArray() }, principal);
         Assert.True(await store.CreateAsync(session));
 
-        var loaded = await store.LoadAsync(session.Id);
+        var loaded = await store.LoadAsync(session.Id!);
         Assert.NotNull(loaded);
         Assert.InRange(loaded.CreatedAt, DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1));
         Assert.Equal(loaded.CreatedAt + Lifetime, loaded.AbsoluteExpiresAt);
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["cart"] = "2"u8.ToArray() }, [])));
-        Assert.Equal(AttributeCasResult.Succeeded, await store.CompareAndSetAttributeAsync(session.Id, "cart", "2"u8.ToArray(), "3"u8.ToArray()));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["cart"] = "2"u8.ToArray() }, [])));
+        Assert.Equal(AttributeCasResult.Succeeded, await store.CompareAndSetAttributeAsync(session.Id!, "cart", "2"u8.ToArray(), "3"u8.ToArray()));
         var renewed = SessionId.Create();
-        Assert.True(await store.ChangeIdAsync(session.Id, renewed));
+        Assert.True(await store.ChangeIdAsync(session.Id!, renewed));
         Assert.Equal([renewed], (await store.FindByPrincipalAsync(principal)).Select(s => s.Id));
         Assert.Equal(1, await store.CountAsync());
 

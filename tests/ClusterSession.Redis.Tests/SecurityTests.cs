@@ -220,11 +220,11 @@ public sealed class LeastPrivilegeStoreClockTests
         var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(1));
 
         Assert.True(await store.CreateAsync(session));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [1] }, principalChanged: true, principal: "alice")));
-        Assert.Equal([1], (await store.LoadAsync(session.Id))!.Attributes["a"]);
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [1] }, principalChanged: true, principal: "alice")));
+        Assert.Equal([1], (await store.LoadAsync(session.Id!))!.Attributes["a"]);
         Assert.Single(await store.FindByPrincipalAsync("alice"));
         Assert.Equal(1, await store.CountAsync());
-        Assert.True(await store.DeleteAsync(session.Id));
+        Assert.True(await store.DeleteAsync(session.Id!));
     }
 }
 
@@ -270,7 +270,7 @@ public sealed class EvictionPolicyTests
     {
         var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(1));
         Assert.True(await store.CreateAsync(session));
-        Assert.NotNull(await store.LoadAsync(session.Id));
+        Assert.NotNull(await store.LoadAsync(session.Id!));
     }
 }
 

@@ -65,7 +65,7 @@ public sealed class SentinelFailoverTests(ITestOutputHelper output) : IAsyncLife
             {
                 var session = SessionSnapshot.CreateNew(SessionId.Create(), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(20), TimeSpan.FromHours(8));
                 Assert.True(await stores[w % Nodes].CreateAsync(session));
-                sessions[w] = session.Id;
+                sessions[w] = session.Id!;
             }
 
             var run = new FailoverRun(Writers);

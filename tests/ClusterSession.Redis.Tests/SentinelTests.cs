@@ -41,8 +41,8 @@ public sealed class SentinelTests(RedisSentinelFixture sentinel)
         await using var store = NewStore(time, waitForReplicas: 0);
         var session = NewSession(time);
         Assert.True(await store.CreateAsync(session));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [1] })));
-        var loaded = await store.LoadAsync(session.Id);
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [1] })));
+        var loaded = await store.LoadAsync(session.Id!);
         Assert.NotNull(loaded);
         Assert.Equal([1], loaded.Attributes["a"]);
     }
@@ -54,7 +54,7 @@ public sealed class SentinelTests(RedisSentinelFixture sentinel)
         await using var store = NewStore(time, waitForReplicas: 1);
         var session = NewSession(time);
         Assert.True(await store.CreateAsync(session));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [1] })));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [1] })));
 
         var replica = await sentinel.ReplicaPortAsync();
         sentinel.Pause(replica);
@@ -62,14 +62,14 @@ public sealed class SentinelTests(RedisSentinelFixture sentinel)
         {
             var watch = Stopwatch.StartNew();
             var error = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () =>
-                await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["b"] = [2] })));
+                await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["b"] = [2] })));
             Assert.InRange(watch.Elapsed, TimeSpan.FromMilliseconds(400), OperationTimeout + TimeSpan.FromSeconds(1));
             Assert.Contains("0 of the 1 replica", error.Message, StringComparison.Ordinal);
             Assert.Contains("WaitForReplicas", error.Message, StringComparison.Ordinal);
             await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.CreateAsync(NewSession(time)));
 
             // Reads never wait for replicas.
-            Assert.NotNull(await store.LoadAsync(session.Id));
+            Assert.NotNull(await store.LoadAsync(session.Id!));
         }
         finally
         {
@@ -77,7 +77,7 @@ public sealed class SentinelTests(RedisSentinelFixture sentinel)
         }
 
         await sentinel.UntilSettledAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["c"] = [3] })));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["c"] = [3] })));
     }
 
     private RedisSessionStore NewStore(TimeProvider time, int waitForReplicas) => new(

@@ -18,10 +18,10 @@ public abstract partial class SessionStoreConformanceTests
         Assert.All(results, r => Assert.Equal(SessionAdmissionStatus.Admitted, r.Status));
         var alive = await Store.FindByPrincipalAsync("alice");
         Assert.Equal(Cap, alive.Count);
-        var ended = results.SelectMany(r => r.EndedIds).ToHashSet(StringComparer.Ordinal);
+        var ended = results.SelectMany(r => r.EndedHandles).ToHashSet(StringComparer.Ordinal);
         Assert.Equal(ParallelSignIns - Cap, ended.Count);
-        Assert.DoesNotContain(alive, s => ended.Contains(s.Id));
-        foreach (var id in ended)
+        Assert.DoesNotContain(alive, s => ended.Contains(s.Handle));
+        foreach (var id in ids.Where(id => ended.Contains(SessionHandle.FromId(id))))
         {
             Assert.Null(await Store.LoadAsync(id));
         }
@@ -36,7 +36,7 @@ public abstract partial class SessionStoreConformanceTests
 
         Assert.Equal(Cap, results.Count(r => r.Status == SessionAdmissionStatus.Admitted));
         Assert.Equal(ParallelSignIns - Cap, results.Count(r => r.Status == SessionAdmissionStatus.Refused));
-        Assert.All(results, r => Assert.Empty(r.EndedIds));
+        Assert.All(results, r => Assert.Empty(r.EndedHandles));
         Assert.Equal(Cap, (await Store.FindByPrincipalAsync("alice")).Count);
 
         // A refused session is left as it was: alive, and bound to nobody.
@@ -61,11 +61,11 @@ public abstract partial class SessionStoreConformanceTests
         var result = await Store.AdmitAsync(fourth, "alice", Cap, SessionCapPolicy.EndOldestSession);
 
         Assert.Equal(SessionAdmissionStatus.Admitted, result.Status);
-        Assert.Equal([first], result.EndedIds);
+        Assert.Equal([SessionHandle.FromId(first)], result.EndedHandles);
         Assert.Null(await Store.LoadAsync(first));
         Assert.Equal(
-            new[] { second, third, fourth }.Order(StringComparer.Ordinal),
-            (await Store.FindByPrincipalAsync("alice")).Select(s => s.Id).Order(StringComparer.Ordinal));
+            Handles(second, third, fourth),
+            (await Store.FindByPrincipalAsync("alice")).Select(s => s.Handle).Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -82,7 +82,7 @@ public abstract partial class SessionStoreConformanceTests
         var result = await Store.AdmitAsync(fresh, "alice", Cap, SessionCapPolicy.RefuseNewSession);
 
         Assert.Equal(SessionAdmissionStatus.Admitted, result.Status);
-        Assert.Equal([fresh], (await Store.FindByPrincipalAsync("alice")).Select(s => s.Id));
+        Assert.Equal([SessionHandle.FromId(fresh)], (await Store.FindByPrincipalAsync("alice")).Select(s => s.Handle));
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public abstract partial class SessionStoreConformanceTests
         var again = await Store.AdmitAsync(alice, "alice", 1, SessionCapPolicy.RefuseNewSession);
 
         Assert.Equal(SessionAdmission.Admitted([]).Status, again.Status);
-        Assert.Empty(again.EndedIds);
+        Assert.Empty(again.EndedHandles);
         Assert.Equal(Cap, (await Store.FindByPrincipalAsync("bob")).Count);
     }
 
@@ -110,7 +110,7 @@ public abstract partial class SessionStoreConformanceTests
         var result = await Store.AdmitAsync(bound, "alice", 1, SessionCapPolicy.RefuseNewSession);
 
         Assert.Equal(SessionAdmissionStatus.Admitted, result.Status);
-        Assert.Empty(result.EndedIds);
+        Assert.Empty(result.EndedHandles);
         Assert.Equal("alice", (await LoadExistingAsync(other)).Principal);
     }
 
@@ -143,7 +143,7 @@ public abstract partial class SessionStoreConformanceTests
         var id = await CreateSessionAsync();
         var result = await Store.AdmitAsync(id, principal, Cap, SessionCapPolicy.EndOldestSession);
         Assert.Equal(SessionAdmissionStatus.Admitted, result.Status);
-        Assert.Empty(result.EndedIds);
+        Assert.Empty(result.EndedHandles);
         return id;
     }
 }

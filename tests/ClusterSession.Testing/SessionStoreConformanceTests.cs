@@ -89,7 +89,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
         var created = NewSession(principal: "alice", attributes: new() { ["a"] = Bytes("one"), ["b"] = [], ["c"] = [0, 255, 7] });
         Assert.True(await Store.CreateAsync(created));
 
-        var loaded = await Store.LoadAsync(created.Id);
+        var loaded = await Store.LoadAsync(created.Id!);
 
         Assert.NotNull(loaded);
         Assert.Equal(created.Id, loaded.Id);
@@ -107,7 +107,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
         var created = NewSession();
         Assert.True(await Store.CreateAsync(created));
 
-        var loaded = await Store.LoadAsync(created.Id);
+        var loaded = await Store.LoadAsync(created.Id!);
 
         Assert.NotNull(loaded);
         Assert.Null(loaded.Principal);
@@ -129,7 +129,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
         var second = NewSession(id: first.Id, principal: "mallory", attributes: new() { ["a"] = Bytes("second"), ["b"] = Bytes("x") });
         Assert.False(await Store.CreateAsync(second));
 
-        var loaded = await Store.LoadAsync(first.Id);
+        var loaded = await Store.LoadAsync(first.Id!);
         Assert.NotNull(loaded);
         Assert.Null(loaded.Principal);
         AssertAttributes(first.Attributes, loaded.Attributes);
@@ -559,9 +559,29 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
 
         var found = await Store.FindByPrincipalAsync("alice");
 
-        Assert.Equal(new[] { id, other }.Order(StringComparer.Ordinal), found.Select(s => s.Id).Order(StringComparer.Ordinal));
+        Assert.Equal(Handles(id, other), found.Select(s => s.Handle).Order(StringComparer.Ordinal));
         Assert.All(found, s => Assert.Equal("alice", s.Principal));
+        Assert.All(found, s => Assert.Null(s.Id));
         Assert.Empty(await Store.FindByPrincipalAsync("nobody"));
+    }
+
+    [Fact]
+    public async Task Delete_by_handle_ends_the_principals_session_and_no_other()
+    {
+        var id = await CreateSessionAsync(principal: "alice");
+        var other = await CreateSessionAsync(principal: "alice");
+        var bobs = await CreateSessionAsync(principal: "bob");
+
+        Assert.False(await Store.DeleteByHandleAsync("alice", SessionHandle.FromId(bobs)));
+        Assert.False(await Store.DeleteByHandleAsync("alice", SessionHandle.FromId(SessionId.Create())));
+        Assert.True(await Store.DeleteByHandleAsync("alice", SessionHandle.FromId(id)));
+        Assert.False(await Store.DeleteByHandleAsync("alice", SessionHandle.FromId(id)));
+
+        Assert.Null(await Store.LoadAsync(id));
+        Assert.NotNull(await Store.LoadAsync(other));
+        Assert.NotNull(await Store.LoadAsync(bobs));
+        Assert.Equal(SessionHandle.FromId(other), Assert.Single(await Store.FindByPrincipalAsync("alice")).Handle);
+        Assert.Equal(SessionSaveResult.Gone, await Store.SaveAsync(new SessionChanges(id, Values(("a", "1")))));
     }
 
     [Fact]
@@ -571,12 +591,12 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
 
         Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(id, principalChanged: true, principal: "alice")));
         var found = Assert.Single(await Store.FindByPrincipalAsync("alice"));
-        Assert.Equal(id, found.Id);
+        Assert.Equal(SessionHandle.FromId(id), found.Handle);
         AssertAttributes(Values(("a", "1")), found.Attributes);
 
         Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(id, principalChanged: true, principal: "bob")));
         Assert.Empty(await Store.FindByPrincipalAsync("alice"));
-        Assert.Equal(id, Assert.Single(await Store.FindByPrincipalAsync("bob")).Id);
+        Assert.Equal(SessionHandle.FromId(id), Assert.Single(await Store.FindByPrincipalAsync("bob")).Handle);
         Assert.Equal("bob", (await LoadExistingAsync(id)).Principal);
 
         Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(id, principalChanged: true, principal: null)));
@@ -595,7 +615,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
 
         Time.Advance(IdleTimeout / 2 + TimeSpan.FromSeconds(1));
 
-        Assert.Equal(live, Assert.Single(await Store.FindByPrincipalAsync("alice")).Id);
+        Assert.Equal(SessionHandle.FromId(live), Assert.Single(await Store.FindByPrincipalAsync("alice")).Handle);
         Assert.Null(await Store.LoadAsync(expiring));
     }
 
@@ -608,7 +628,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
         Assert.True(await Store.ChangeIdAsync(oldId, newId));
 
         var found = Assert.Single(await Store.FindByPrincipalAsync("alice"));
-        Assert.Equal(newId, found.Id);
+        Assert.Equal(SessionHandle.FromId(newId), found.Handle);
         Assert.Equal("alice", found.Principal);
     }
 
@@ -661,11 +681,11 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
         var oversized = NewSession(attributes: new() { ["big"] = new byte[Limits.MaxValueBytes + 1] });
         var error = await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CreateAsync(oversized));
         Assert.Contains(nameof(SessionLimits.MaxValueBytes), error.Message, StringComparison.Ordinal);
-        Assert.Null(await Store.LoadAsync(oversized.Id));
+        Assert.Null(await Store.LoadAsync(oversized.Id!));
 
         var badName = NewSession(attributes: new() { [""] = Bytes("1") });
         await Assert.ThrowsAsync<SessionLimitExceededException>(async () => await Store.CreateAsync(badName));
-        Assert.Null(await Store.LoadAsync(badName.Id));
+        Assert.Null(await Store.LoadAsync(badName.Id!));
 
         Assert.Equal(0, await Store.CountAsync());
     }
@@ -736,7 +756,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
         Assert.Equal(before.Version, after.Version);
         Assert.Equal("alice", after.Principal);
         AssertAttributes(Values(("a", "1")), after.Attributes);
-        Assert.Equal(id, Assert.Single(await Store.FindByPrincipalAsync("alice")).Id);
+        Assert.Equal(SessionHandle.FromId(id), Assert.Single(await Store.FindByPrincipalAsync("alice")).Handle);
         Assert.Equal(SessionSaveResult.Saved, await Store.SaveAsync(new SessionChanges(id, Values(("b", "2")))));
     }
 
@@ -846,7 +866,7 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
             {
                 var session = NewSession(attributes: new() { ["i"] = BitConverter.GetBytes(i) });
                 Assert.True(await Store.CreateAsync(session, ct));
-                ids.Add(session.Id);
+                ids.Add(session.Id!);
             });
 
         Assert.Equal(sessions, await Store.CountAsync());
@@ -874,12 +894,15 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
             new Dictionary<string, byte[]>(attributes ?? [], StringComparer.Ordinal),
             principal);
 
+    /// <summary>The handles of <paramref name="ids"/>, in ordinal order.</summary>
+    protected static IEnumerable<string> Handles(params string[] ids) => ids.Select(SessionHandle.FromId).Order(StringComparer.Ordinal);
+
     /// <summary>Creates a session in the store and returns its id.</summary>
     protected async Task<string> CreateSessionAsync(string? principal = null, Dictionary<string, byte[]>? attributes = null)
     {
         var session = NewSession(principal: principal, attributes: attributes);
         Assert.True(await Store.CreateAsync(session), "CreateAsync returned false for a fresh id.");
-        return session.Id;
+        return session.Id!;
     }
 
     /// <summary>Loads a session that must exist.</summary>

@@ -19,7 +19,7 @@ public sealed class InMemoryRegistrationTests
 
         Assert.True(await store.CreateAsync(session));
         var error = await Assert.ThrowsAsync<SessionLimitExceededException>(async () =>
-            await store.SaveAsync(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [1], ["b"] = [2] })));
+            await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [1], ["b"] = [2] })));
         Assert.Contains("SessionLimits.MaxAttributes", error.Message, StringComparison.Ordinal);
     }
 

@@ -33,7 +33,7 @@ public sealed class InMemorySessionStoreTests
         }
 
         Assert.Equal(1, await store.CountAsync());
-        Assert.Equal(live, Assert.Single(await store.FindByPrincipalAsync("p")).Id);
+        Assert.Equal(SessionHandle.FromId(live), Assert.Single(await store.FindByPrincipalAsync("p")).Handle);
     }
 
     [Fact]
@@ -168,6 +168,6 @@ public sealed class InMemorySessionStoreTests
     {
         var session = SessionSnapshot.CreateNew(SessionId.Create(), _time.GetUtcNow(), idle ?? Idle, TimeSpan.FromHours(8), principal: "p");
         Assert.True(await store.CreateAsync(session));
-        return session.Id;
+        return session.Id!;
     }
 }

@@ -22,7 +22,7 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 1);
         Load(session);
 
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -32,7 +32,7 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 1);
         Load(session);
 
-        Assert.True(_cache.TryGet(session.Id, out var cached, out var touchDue));
+        Assert.True(_cache.TryGet(session.Id!, out var cached, out var touchDue));
         Assert.Same(session, cached);
         Assert.False(touchDue);
     }
@@ -42,11 +42,11 @@ public sealed class NearCacheTests : IDisposable
     {
         Beat();
         var session = Snapshot(version: 1);
-        var load = _cache.BeginLoad(session.Id);
-        _cache.Invalidate(session.Id, 2);
+        var load = _cache.BeginLoad(session.Id!);
+        _cache.Invalidate(session.Id!, 2);
         _cache.CompleteLoad(load, session, _time.GetUtcNow());
 
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -56,11 +56,11 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 3);
         Load(session);
 
-        _cache.Invalidate(session.Id, 3);
-        Assert.True(_cache.TryGet(session.Id, out _, out _));
+        _cache.Invalidate(session.Id!, 3);
+        Assert.True(_cache.TryGet(session.Id!, out _, out _));
 
-        _cache.Invalidate(session.Id, 4);
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        _cache.Invalidate(session.Id!, 4);
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -70,9 +70,9 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 3);
         Load(session);
 
-        _cache.Invalidate(session.Id, NearCache.Gone);
+        _cache.Invalidate(session.Id!, NearCache.Gone);
 
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -84,17 +84,17 @@ public sealed class NearCacheTests : IDisposable
         Load(session);
 
         _cache.ChannelDown();
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
         Assert.Equal(0, _cache.Count);
 
         // A heartbeat sent before the channel went down proves nothing about the new subscription.
         _cache.HeartbeatReceived(before);
         Load(session);
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
 
         Beat();
         Load(session);
-        Assert.True(_cache.TryGet(session.Id, out _, out _));
+        Assert.True(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -102,12 +102,12 @@ public sealed class NearCacheTests : IDisposable
     {
         Beat();
         var session = Snapshot(version: 1);
-        var load = _cache.BeginLoad(session.Id);
+        var load = _cache.BeginLoad(session.Id!);
         _cache.ChannelDown();
         Beat();
         _cache.CompleteLoad(load, session, _time.GetUtcNow());
 
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -118,10 +118,10 @@ public sealed class NearCacheTests : IDisposable
         Load(session);
 
         _time.Advance(TimeSpan.FromSeconds(2.9));
-        Assert.True(_cache.TryGet(session.Id, out _, out _));
+        Assert.True(_cache.TryGet(session.Id!, out _, out _));
 
         _time.Advance(TimeSpan.FromSeconds(0.2));
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
         Assert.Equal(0, _cache.Count);
     }
 
@@ -138,10 +138,10 @@ public sealed class NearCacheTests : IDisposable
             Beat();
         }
 
-        Assert.True(_cache.TryGet(session.Id, out _, out _));
+        Assert.True(_cache.TryGet(session.Id!, out _, out _));
         _time.Advance(TimeSpan.FromSeconds(1));
         Beat();
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -152,13 +152,13 @@ public sealed class NearCacheTests : IDisposable
         var session = new SessionSnapshot(Id(), storeNow, storeNow, TimeSpan.FromSeconds(5), storeNow.AddHours(1), null, 1, new Dictionary<string, byte[]>());
 
         // The node's wall clock is an hour behind the store's: only the remaining lifetime counts.
-        _cache.CompleteLoad(_cache.BeginLoad(session.Id), session, storeNow);
+        _cache.CompleteLoad(_cache.BeginLoad(session.Id!), session, storeNow);
         _time.Advance(TimeSpan.FromSeconds(4.9));
         Beat();
-        Assert.True(_cache.TryGet(session.Id, out _, out _));
+        Assert.True(_cache.TryGet(session.Id!, out _, out _));
         _time.Advance(TimeSpan.FromSeconds(0.2));
         Beat();
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -170,16 +170,16 @@ public sealed class NearCacheTests : IDisposable
 
         _time.Advance(TimeSpan.FromSeconds(1.9));
         Beat();
-        Assert.True(_cache.TryGet(session.Id, out _, out var due));
+        Assert.True(_cache.TryGet(session.Id!, out _, out var due));
         Assert.False(due);
 
         _time.Advance(TimeSpan.FromSeconds(0.2));
         Beat();
-        Assert.True(_cache.TryGet(session.Id, out _, out due));
+        Assert.True(_cache.TryGet(session.Id!, out _, out due));
         Assert.True(due);
-        Assert.True(_cache.TryBeginTouch(session.Id));
-        Assert.False(_cache.TryBeginTouch(session.Id));
-        Assert.True(_cache.TryGet(session.Id, out _, out due));
+        Assert.True(_cache.TryBeginTouch(session.Id!));
+        Assert.False(_cache.TryBeginTouch(session.Id!));
+        Assert.True(_cache.TryGet(session.Id!, out _, out due));
         Assert.False(due);
     }
 
@@ -190,10 +190,10 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 4, attributes: new() { ["a"] = [1], ["b"] = [2] });
         Load(session);
 
-        _cache.Saved(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [9] }, ["b"]), newVersion: 5);
-        _cache.Invalidate(session.Id, 5);
+        _cache.Saved(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [9] }, ["b"]), newVersion: 5);
+        _cache.Invalidate(session.Id!, 5);
 
-        Assert.True(_cache.TryGet(session.Id, out var cached, out _));
+        Assert.True(_cache.TryGet(session.Id!, out var cached, out _));
         Assert.Equal(5, cached.Version);
         Assert.Equal([9], cached.Attributes["a"]);
         Assert.False(cached.Attributes.ContainsKey("b"));
@@ -206,9 +206,9 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 4);
         Load(session);
 
-        _cache.Saved(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [9] }), newVersion: 6);
+        _cache.Saved(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [9] }), newVersion: 6);
 
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -216,11 +216,11 @@ public sealed class NearCacheTests : IDisposable
     {
         Beat();
         var session = Snapshot(version: 4);
-        var load = _cache.BeginLoad(session.Id);
-        _cache.Saved(new SessionChanges(session.Id, new Dictionary<string, byte[]> { ["a"] = [9] }), newVersion: 5);
+        var load = _cache.BeginLoad(session.Id!);
+        _cache.Saved(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["a"] = [9] }), newVersion: 5);
         _cache.CompleteLoad(load, session, _time.GetUtcNow());
 
-        Assert.False(_cache.TryGet(session.Id, out _, out _));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
     [Fact]
@@ -229,17 +229,17 @@ public sealed class NearCacheTests : IDisposable
         using var cache = new NearCache(new NearCacheOptions { Enabled = true, SizeLimit = 100_000 }, 0.1, _time, sendHeartbeat: null);
         cache.HeartbeatReceived(cache.NextHeartbeat());
         var first = Snapshot(version: 1, attributes: new() { ["v"] = new byte[1000] });
-        cache.CompleteLoad(cache.BeginLoad(first.Id), first, _time.GetUtcNow());
+        cache.CompleteLoad(cache.BeginLoad(first.Id!), first, _time.GetUtcNow());
         for (var i = 0; i < 500; i++)
         {
             _time.Advance(TimeSpan.FromMilliseconds(1));
-            Assert.True(cache.TryGet(first.Id, out _, out _));
+            Assert.True(cache.TryGet(first.Id!, out _, out _));
             var other = Snapshot(version: 1, attributes: new() { ["v"] = new byte[1000] });
-            cache.CompleteLoad(cache.BeginLoad(other.Id), other, _time.GetUtcNow());
+            cache.CompleteLoad(cache.BeginLoad(other.Id!), other, _time.GetUtcNow());
             Assert.True(cache.Size <= 100_000 + 2_000, $"size {cache.Size}");
         }
 
-        Assert.True(cache.TryGet(first.Id, out _, out _));
+        Assert.True(cache.TryGet(first.Id!, out _, out _));
         Assert.InRange(cache.Count, 50, 100);
     }
 
@@ -286,7 +286,7 @@ public sealed class NearCacheTests : IDisposable
 
     private void Beat() => _cache.HeartbeatReceived(_cache.NextHeartbeat());
 
-    private void Load(SessionSnapshot session) => _cache.CompleteLoad(_cache.BeginLoad(session.Id), session, _time.GetUtcNow());
+    private void Load(SessionSnapshot session) => _cache.CompleteLoad(_cache.BeginLoad(session.Id!), session, _time.GetUtcNow());
 
     private SessionSnapshot Snapshot(long version, TimeSpan? idle = null, Dictionary<string, byte[]>? attributes = null, string? id = null)
     {

@@ -81,7 +81,7 @@ public sealed class UpdateAttributeTests : IDisposable
     {
         var session = SessionSnapshot.CreateNew(SessionId.Create(), _time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(1), attributes);
         Assert.True(await _store.CreateAsync(session));
-        return session.Id;
+        return session.Id!;
     }
 
     /// <summary>A store whose attribute changes under every compare-and-set: the only way to force a conflict deterministically.</summary>

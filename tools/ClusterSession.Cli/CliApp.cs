@@ -175,7 +175,7 @@ public static class CliApp
                     foreach (var s in sessions)
                     {
                         w.WriteStartObject();
-                        w.WriteString("handle", SessionHandle.FromId(s.Id));
+                        w.WriteString("handle", s.Handle);
                         w.WriteString("created", s.CreatedAt);
                         w.WriteString("lastSeen", s.LastAccessedAt);
                         w.WriteString("expires", s.ExpiresAt);
@@ -192,7 +192,7 @@ public static class CliApp
             text.AppendLine(CultureInfo.InvariantCulture, $"{"HANDLE",-22}  {"CREATED",-20}  {"LAST SEEN",-20}  {"EXPIRES",-20}  DEVICE");
             foreach (var s in sessions)
             {
-                text.AppendLine(CultureInfo.InvariantCulture, $"{SessionHandle.FromId(s.Id),-22}  {Date(s.CreatedAt),-20}  {Date(s.LastAccessedAt),-20}  {Date(s.ExpiresAt),-20}  {Device(s)}");
+                text.AppendLine(CultureInfo.InvariantCulture, $"{s.Handle,-22}  {Date(s.CreatedAt),-20}  {Date(s.LastAccessedAt),-20}  {Date(s.ExpiresAt),-20}  {Device(s)}");
             }
 
             text.Append(CultureInfo.InvariantCulture, $"{sessions.Count} session(s) of {user}");
@@ -209,7 +209,7 @@ public static class CliApp
                 await WriteJsonAsync(w =>
                 {
                     w.WriteStartObject();
-                    w.WriteString("handle", SessionHandle.FromId(session.Id));
+                    w.WriteString("handle", session.Handle);
                     w.WriteString("user", session.Principal);
                     w.WriteString("created", session.CreatedAt);
                     w.WriteString("lastSeen", session.LastAccessedAt);
@@ -234,7 +234,7 @@ public static class CliApp
             }
 
             var text = new StringBuilder();
-            text.AppendLine(CultureInfo.InvariantCulture, $"handle          {SessionHandle.FromId(session.Id)}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"handle          {session.Handle}");
             text.AppendLine(CultureInfo.InvariantCulture, $"user            {session.Principal}");
             text.AppendLine(CultureInfo.InvariantCulture, $"device          {Device(session)}");
             text.AppendLine(CultureInfo.InvariantCulture, $"created         {Date(session.CreatedAt)}");
@@ -254,8 +254,8 @@ public static class CliApp
         private async Task<int> RevokeAsync(CancellationToken token)
         {
             var session = await FindAsync("revoke", token).ConfigureAwait(false);
-            var handle = SessionHandle.FromId(session.Id);
-            if (!await store.DeleteAsync(session.Id, token).ConfigureAwait(false))
+            var handle = session.Handle;
+            if (!await store.DeleteByHandleAsync(session.Principal!, handle, token).ConfigureAwait(false))
             {
                 throw new NotFoundException($"Session {handle} ended before it could be revoked.");
             }
@@ -278,7 +278,7 @@ public static class CliApp
             var revoked = 0;
             foreach (var session in await store.FindByPrincipalAsync(user, token).ConfigureAwait(false))
             {
-                if (await store.DeleteAsync(session.Id, token).ConfigureAwait(false))
+                if (await store.DeleteByHandleAsync(user, session.Handle, token).ConfigureAwait(false))
                 {
                     revoked++;
                 }
@@ -375,7 +375,7 @@ public static class CliApp
                 "directly; the tool searches the user's sessions (one index read) rather than scanning every session.");
             foreach (var session in await store.FindByPrincipalAsync(user, token).ConfigureAwait(false))
             {
-                if (SessionHandle.Matches(session.Id, handle))
+                if (string.Equals(session.Handle, handle, StringComparison.Ordinal))
                 {
                     return session;
                 }

@@ -282,9 +282,9 @@ internal sealed partial class RequestSession : IClusterSession
             switch (admission.Status)
             {
                 case SessionAdmissionStatus.Admitted:
-                    if (admission.EndedIds.Count > 0)
+                    if (admission.EndedHandles.Count > 0)
                     {
-                        Log.SessionCapEnded(_runtime.Logger, admission.EndedIds.Count);
+                        Log.SessionCapEnded(_runtime.Logger, admission.EndedHandles.Count);
                     }
 
                     return;

@@ -18,7 +18,7 @@ internal sealed class SessionManager : ISessionManager
     public async ValueTask<IReadOnlyList<SessionInfo>> ListAsync(string principal, HttpContext? current = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(principal);
-        var currentId = current?.Features.Get<RequestSession>()?.StoredIdOrNull;
+        var currentHandle = current?.Features.Get<RequestSession>()?.StoredIdOrNull is { } currentId ? SessionHandle.FromId(currentId) : null;
         var sessions = await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false);
         return
         [
@@ -28,12 +28,12 @@ internal sealed class SessionManager : ISessionManager
                 {
                     var userAgent = Reserved(s, ReservedNames.UserAgent);
                     return new SessionInfo(
-                        GetHandle(s.Id),
+                        s.Handle,
                         s.CreatedAt,
                         s.LastAccessedAt,
                         s.ExpiresAt,
                         userAgent,
-                        string.Equals(s.Id, currentId, StringComparison.Ordinal),
+                        string.Equals(s.Handle, currentHandle, StringComparison.Ordinal),
                         DeviceNames.Describe(userAgent),
                         _runtime.Options.RecordClientAddress ? Reserved(s, ReservedNames.ClientAddress) : null);
                 }),
@@ -50,11 +50,11 @@ internal sealed class SessionManager : ISessionManager
             return 0;
         }
 
-        var keep = session.Id;
+        var keep = SessionHandle.FromId(session.Id);
         var count = 0;
         foreach (var other in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
         {
-            if (!string.Equals(other.Id, keep, StringComparison.Ordinal) && await _runtime.DeleteAsync(other.Id, cancellationToken).ConfigureAwait(false))
+            if (!string.Equals(other.Handle, keep, StringComparison.Ordinal) && await _runtime.DeleteByHandleAsync(principal, other.Handle, cancellationToken).ConfigureAwait(false))
             {
                 count++;
             }
@@ -71,9 +71,9 @@ internal sealed class SessionManager : ISessionManager
         var wanted = Encoding.ASCII.GetBytes(handle);
         foreach (var session in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
         {
-            if (CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(GetHandle(session.Id)), wanted))
+            if (CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(session.Handle), wanted))
             {
-                var deleted = await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false);
+                var deleted = await _runtime.DeleteByHandleAsync(principal, session.Handle, cancellationToken).ConfigureAwait(false);
                 Log.SessionsRevoked(_runtime.Logger, deleted ? 1 : 0);
                 return deleted;
             }
@@ -88,7 +88,7 @@ internal sealed class SessionManager : ISessionManager
         var count = 0;
         foreach (var session in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
         {
-            if (await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false))
+            if (await _runtime.DeleteByHandleAsync(principal, session.Handle, cancellationToken).ConfigureAwait(false))
             {
                 count++;
             }

@@ -61,6 +61,9 @@ internal sealed class SessionRuntime : IDisposable
     public ValueTask<SessionSnapshot?> ProbeAsync(CancellationToken cancellationToken)
         => CallAsync("health_check", SessionId.Create(), static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
 
+    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken)
+        => CallAsync("delete_by_handle", (principal, handle), static (store, s, ct) => store.DeleteByHandleAsync(s.principal, s.handle, ct), cancellationToken);
+
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken)
         => CallAsync("find_by_principal", principal, static (store, p, ct) => store.FindByPrincipalAsync(p, ct), cancellationToken);
 

@@ -257,6 +257,7 @@ internal sealed class NearCache : IDisposable
         var wallNow = _time.GetUtcNow();
         var snapshot = new SessionSnapshot(
             old.Id,
+            old.Handle,
             old.CreatedAt,
             wallNow,
             idle,
@@ -496,7 +497,7 @@ internal sealed class NearCache : IDisposable
 
     private static long SizeOf(SessionSnapshot snapshot)
     {
-        long size = EntryOverhead + (2 * (snapshot.Id.Length + (snapshot.Principal?.Length ?? 0)));
+        long size = EntryOverhead + (2 * (SessionId.Length + (snapshot.Principal?.Length ?? 0)));
         foreach (var (name, value) in snapshot.Attributes)
         {
             size += 48 + (2 * name.Length) + value.Length;

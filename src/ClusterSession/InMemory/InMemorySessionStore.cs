@@ -62,7 +62,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         cancellationToken.ThrowIfCancellationRequested();
 
         var stored = new SessionSnapshot(
-            session.Id, session.CreatedAt, session.LastAccessedAt, session.IdleTimeout, session.AbsoluteExpiresAt,
+            null, session.Handle, session.CreatedAt, session.LastAccessedAt, session.IdleTimeout, session.AbsoluteExpiresAt,
             session.Principal, session.Version, CopyAttributes(session.Attributes));
         var entry = new Entry(stored);
         var now = _time.GetUtcNow();
@@ -70,15 +70,15 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         // The entry is locked before it is published, so nobody sees it before it is indexed.
         lock (entry.Gate)
         {
-            while (!_sessions.TryAdd(stored.Id, entry))
+            while (!_sessions.TryAdd(stored.Handle, entry))
             {
-                if (_sessions.TryGetValue(stored.Id, out var existing) && !TryRemoveIfDead(existing, now))
+                if (_sessions.TryGetValue(stored.Handle, out var existing) && !TryRemoveIfDead(existing, now))
                 {
                     return ValueTask.FromResult(false);
                 }
             }
 
-            IndexAdd(stored.Principal, stored.Id);
+            IndexAdd(stored.Principal, stored.Handle);
         }
 
         return ValueTask.FromResult(true);
@@ -89,7 +89,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     {
         SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
-        if (!_sessions.TryGetValue(id, out var entry))
+        if (!_sessions.TryGetValue(SessionHandle.FromId(id), out var entry))
         {
             return ValueTask.FromResult<SessionSnapshot?>(null);
         }
@@ -100,7 +100,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         var current = entry.Current;
         if (!entry.Removed && !current.IsExpiredAt(now) && !NeedsTouch(current, now))
         {
-            return ValueTask.FromResult<SessionSnapshot?>(current);
+            return ValueTask.FromResult<SessionSnapshot?>(WithId(current, id));
         }
 
         lock (entry.Gate)
@@ -117,7 +117,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
                 entry.Current = current;
             }
 
-            return ValueTask.FromResult<SessionSnapshot?>(current);
+            return ValueTask.FromResult<SessionSnapshot?>(WithId(current, id));
         }
     }
 
@@ -126,7 +126,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     {
         SessionStoreContract.CheckSave(changes, _limits);
         cancellationToken.ThrowIfCancellationRequested();
-        if (!_sessions.TryGetValue(changes.Id, out var entry))
+        if (!_sessions.TryGetValue(SessionHandle.FromId(changes.Id), out var entry))
         {
             return ValueTask.FromResult(SessionSaveResult.Gone);
         }
@@ -162,7 +162,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
             entry.Current = With(current, now, current.Version + 1, principal, changes.IdleTimeout ?? current.IdleTimeout, attributes);
             if (!string.Equals(principal, current.Principal, StringComparison.Ordinal))
             {
-                IndexMove(current.Principal, principal, current.Id);
+                IndexMove(current.Principal, principal, current.Handle);
             }
         }
 
@@ -174,7 +174,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     {
         SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
-        if (!_sessions.TryGetValue(id, out var entry))
+        if (!_sessions.TryGetValue(SessionHandle.FromId(id), out var entry))
         {
             return ValueTask.FromResult(false);
         }
@@ -205,12 +205,13 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         var now = _time.GetUtcNow();
 
         // Clear a dead occupant of the new id before locking the old entry: never hold two published entries' locks.
-        if (_sessions.TryGetValue(newId, out var occupant) && !TryRemoveIfDead(occupant, now))
+        var newHandle = SessionHandle.FromId(newId);
+        if (_sessions.TryGetValue(newHandle, out var occupant) && !TryRemoveIfDead(occupant, now))
         {
             return ValueTask.FromResult(false);
         }
 
-        if (!_sessions.TryGetValue(oldId, out var entry))
+        if (!_sessions.TryGetValue(SessionHandle.FromId(oldId), out var entry))
         {
             return ValueTask.FromResult(false);
         }
@@ -224,20 +225,20 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
             var current = entry.Current;
             var moved = new Entry(new SessionSnapshot(
-                newId, current.CreatedAt, now, current.IdleTimeout, current.AbsoluteExpiresAt,
+                null, newHandle, current.CreatedAt, now, current.IdleTimeout, current.AbsoluteExpiresAt,
                 current.Principal, current.Version + 1, current.Attributes));
 
             // Locked before publishing: a save to the new id waits until the principal index points at it.
             lock (moved.Gate)
             {
-                if (!_sessions.TryAdd(newId, moved))
+                if (!_sessions.TryAdd(newHandle, moved))
                 {
                     return ValueTask.FromResult(false);
                 }
 
                 entry.Removed = true;
-                _sessions.TryRemove(KeyValuePair.Create(oldId, entry));
-                IndexRename(current.Principal, oldId, newId);
+                _sessions.TryRemove(KeyValuePair.Create(current.Handle, entry));
+                IndexRename(current.Principal, current.Handle, newHandle);
             }
         }
 
@@ -255,7 +256,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
         cancellationToken.ThrowIfCancellationRequested();
 
-        if (!_sessions.TryGetValue(id, out var entry))
+        if (!_sessions.TryGetValue(SessionHandle.FromId(id), out var entry))
         {
             return ValueTask.FromResult(AttributeCasResult.Gone);
         }
@@ -304,6 +305,30 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     }
 
     /// <inheritdoc />
+    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        ArgumentNullException.ThrowIfNull(handle);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(handle, out var entry))
+        {
+            return ValueTask.FromResult(false);
+        }
+
+        var now = _time.GetUtcNow();
+        lock (entry.Gate)
+        {
+            if (!IsLiveLocked(entry, now) || !string.Equals(entry.Current.Principal, principal, StringComparison.Ordinal))
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            RemoveLocked(entry);
+            return ValueTask.FromResult(true);
+        }
+    }
+
+    /// <inheritdoc />
     public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -320,7 +345,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
         lock (gate)
         {
             var now = _time.GetUtcNow();
-            if (!_sessions.TryGetValue(id, out var entry) || TryRemoveIfDead(entry, now))
+            var handle = SessionHandle.FromId(id);
+            if (!_sessions.TryGetValue(handle, out var entry) || TryRemoveIfDead(entry, now))
             {
                 return ValueTask.FromResult(SessionAdmission.Gone);
             }
@@ -332,8 +358,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
             // Oldest first: the first absolute expiry, as every store orders them.
             var others = FindLive(principal, now)
-                .Where(s => !string.Equals(s.Id, id, StringComparison.Ordinal))
-                .OrderBy(static s => s.AbsoluteExpiresAt).ThenBy(static s => s.CreatedAt).ThenBy(static s => s.Id, StringComparer.Ordinal)
+                .Where(s => !string.Equals(s.Handle, handle, StringComparison.Ordinal))
+                .OrderBy(static s => s.AbsoluteExpiresAt).ThenBy(static s => s.CreatedAt).ThenBy(static s => s.Handle, StringComparer.Ordinal)
                 .ToList();
             var excess = others.Count - (maxSessions - 1);
             if (excess > 0 && policy == SessionCapPolicy.RefuseNewSession)
@@ -344,7 +370,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
             var ended = new List<string>(Math.Max(excess, 0));
             foreach (var oldest in others.Take(Math.Max(excess, 0)))
             {
-                if (_sessions.TryGetValue(oldest.Id, out var victim))
+                if (_sessions.TryGetValue(oldest.Handle, out var victim))
                 {
                     lock (victim.Gate)
                     {
@@ -355,7 +381,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
                     }
                 }
 
-                ended.Add(oldest.Id);
+                ended.Add(oldest.Handle);
             }
 
             lock (entry.Gate)
@@ -367,7 +393,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
                 var current = entry.Current;
                 entry.Current = With(current, now, current.Version + 1, principal, current.IdleTimeout, current.Attributes);
-                IndexMove(current.Principal, principal, id);
+                IndexMove(current.Principal, principal, handle);
             }
 
             return ValueTask.FromResult(SessionAdmission.Admitted(ended));
@@ -421,7 +447,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
     private List<SessionSnapshot> FindLive(string principal, DateTimeOffset now)
     {
-        string[] ids;
+        string[] handles;
         lock (_principalsGate)
         {
             if (!_principals.TryGetValue(principal, out var set))
@@ -429,13 +455,13 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
                 return [];
             }
 
-            ids = [.. set];
+            handles = [.. set];
         }
 
-        var found = new List<SessionSnapshot>(ids.Length);
-        foreach (var id in ids)
+        var found = new List<SessionSnapshot>(handles.Length);
+        foreach (var handle in handles)
         {
-            if (_sessions.TryGetValue(id, out var entry) && !entry.Removed)
+            if (_sessions.TryGetValue(handle, out var entry) && !entry.Removed)
             {
                 var session = entry.Current;
                 if (!session.IsExpiredAt(now) && string.Equals(session.Principal, principal, StringComparison.Ordinal))
@@ -481,8 +507,8 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
     {
         entry.Removed = true;
         var session = entry.Current;
-        _sessions.TryRemove(KeyValuePair.Create(session.Id, entry));
-        IndexMove(session.Principal, null, session.Id);
+        _sessions.TryRemove(KeyValuePair.Create(session.Handle, entry));
+        IndexMove(session.Principal, null, session.Handle);
     }
 
     private void IndexAdd(string? principal, string id) => IndexMove(null, principal, id);
@@ -548,7 +574,11 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
     private static SessionSnapshot With(
         SessionSnapshot session, DateTimeOffset lastAccessedAt, long version, string? principal, TimeSpan idleTimeout, IReadOnlyDictionary<string, byte[]> attributes)
-        => new(session.Id, session.CreatedAt, lastAccessedAt, idleTimeout, session.AbsoluteExpiresAt, principal, version, attributes);
+        => new(session.Id, session.Handle, session.CreatedAt, lastAccessedAt, idleTimeout, session.AbsoluteExpiresAt, principal, version, attributes);
+
+    /// <summary>A stored snapshot (which keeps no id) as the caller that named it by <paramref name="id"/> sees it.</summary>
+    private static SessionSnapshot WithId(SessionSnapshot stored, string id)
+        => new(id, stored.Handle, stored.CreatedAt, stored.LastAccessedAt, stored.IdleTimeout, stored.AbsoluteExpiresAt, stored.Principal, stored.Version, stored.Attributes);
 
     private static Dictionary<string, byte[]> CopyAttributes(IReadOnlyDictionary<string, byte[]> attributes)
     {
