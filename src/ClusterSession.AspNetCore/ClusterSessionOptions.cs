@@ -107,7 +107,10 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// authentication, antiforgery, TempData. Applies only when the application configured no key persistence
     /// itself (such as <c>PersistKeysToFileSystem</c>); the application discriminator then becomes the
     /// application name unless the application set one, because the default (the content-root path) differs
-    /// between hosts. docs/aspnetcore.md, "Running several hosts". Default true.
+    /// between hosts. The keys are stored as Data Protection hands them over: encrypted only when the application
+    /// configures an encryptor (<c>ProtectKeysWithCertificate</c>), with a warning at start-up otherwise; a key in
+    /// clear is refused once the ring holds encrypted keys. docs/aspnetcore.md, "Running several hosts", and
+    /// docs/security.md, "The key ring at rest". Default true.
     /// </summary>
     public bool ShareDataProtectionKeys { get; set; } = true;
 

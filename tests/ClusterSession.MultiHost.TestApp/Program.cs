@@ -2,10 +2,12 @@
 // store, with nothing about Data Protection unless --KeysDirectory asks the app to persist its keys itself.
 // Arguments (besides --urls and --contentRoot): --Store redis|postgres, --Redis <configuration> or
 // --Postgres <connection string>, --Prefix <key or table prefix>, optional --ShareKeys false, --KeysDirectory <dir>,
-// --IdleTimeoutSeconds <n> (default 20 minutes), --NearCache true (the store's near cache on). The clock tests run it
-// under faketime, as a node whose clock is off.
+// --IdleTimeoutSeconds <n> (default 20 minutes), --NearCache true (the store's near cache on), --KeyCertificate <pfx file>
+// with --KeyCertificatePassword <password> (Data Protection encrypts its keys at rest with that certificate:
+// ProtectKeysWithCertificate). The clock tests run it under faketime, as a node whose clock is off.
 using System.Diagnostics.Metrics;
 using System.Security.Claims;
+using System.Security.Cryptography.X509Certificates;
 using ClusterSession.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
@@ -29,6 +31,12 @@ builder.Services.AddAntiforgery();
 if (settings["KeysDirectory"] is { Length: > 0 } keysDirectory)
 {
     builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(keysDirectory));
+}
+
+if (settings["KeyCertificate"] is { Length: > 0 } certificateFile)
+{
+    var certificate = X509CertificateLoader.LoadPkcs12FromFile(certificateFile, settings["KeyCertificatePassword"]);
+    builder.Services.AddDataProtection().ProtectKeysWithCertificate(certificate);
 }
 
 builder.Services.AddClusterSession(options =>

@@ -27,6 +27,8 @@ internal static class EventIds
     public const int AttributeUnreadable = 20;
     public const int SessionCapEnded = 21;
     public const int SessionCapRefused = 22;
+    public const int KeyRingUnencrypted = 23;
+    public const int UnencryptedKeyRefused = 24;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -97,4 +99,10 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.SessionCapRefused, LogLevel.Information, "A sign-in was refused: the principal already has the maximum of {Max} session(s).")]
     public static partial void SessionCapRefused(ILogger logger, int max);
+
+    [LoggerMessage(EventIds.KeyRingUnencrypted, LogLevel.Warning, "The Data Protection key ring is kept in the session store with no key encryption: anyone who can read the store gets the master keys and can forge authentication cookies. Encrypt the keys at rest with services.AddDataProtection().ProtectKeysWithCertificate(certificate) (or another IXmlEncryptor) on every host; docs/security.md, \"The key ring at rest\".")]
+    public static partial void KeyRingUnencrypted(ILogger logger);
+
+    [LoggerMessage(EventIds.UnencryptedKeyRefused, LogLevel.Error, "Data Protection key '{FriendlyName}' was not added to the key ring in the session store: its master key is not encrypted, but the ring holds keys other hosts encrypted. This host cannot decrypt them (certificate missing?) and must not add a key in clear; configure the same ProtectKeysWithCertificate as the other hosts.")]
+    public static partial void UnencryptedKeyRefused(ILogger logger, string friendlyName);
 }

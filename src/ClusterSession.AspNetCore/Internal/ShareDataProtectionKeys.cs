@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace ClusterSession.AspNetCore.Internal;
@@ -12,7 +13,9 @@ namespace ClusterSession.AspNetCore.Internal;
 /// left key persistence unconfigured (<see cref="KeyManagementOptions.XmlRepository"/> null), when
 /// <see cref="ClusterSessionOptions.ShareDataProtectionKeys"/> is on and when the store is shared
 /// (implements <see cref="IKeyRingStore"/>). The key encryption at rest stays the application's choice
-/// (<see cref="KeyManagementOptions.XmlEncryptor"/>, e.g. <c>ProtectKeysWithCertificate</c>).
+/// (<see cref="KeyManagementOptions.XmlEncryptor"/>, e.g. <c>ProtectKeysWithCertificate</c>): only the repository is
+/// set here, and Data Protection's key manager applies the encryptor before it hands a key to the repository. Without
+/// one, a warning says so once, when Data Protection first reads its options (at start-up, when it loads the key ring).
 /// </summary>
 internal sealed class ShareDataProtectionKeys(IOptions<ClusterSessionOptions> options, IServiceProvider services)
     : IPostConfigureOptions<KeyManagementOptions>
@@ -26,7 +29,13 @@ internal sealed class ShareDataProtectionKeys(IOptions<ClusterSessionOptions> op
 
         if (services.GetService<ISessionStore>() is IKeyRingStore store)
         {
-            keyManagement.XmlRepository = new KeyRingXmlRepository(store);
+            var logger = (services.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
+                .CreateLogger("ClusterSession.AspNetCore.DataProtection");
+            keyManagement.XmlRepository = new KeyRingXmlRepository(store, logger);
+            if (keyManagement.XmlEncryptor is null)
+            {
+                Log.KeyRingUnencrypted(logger);
+            }
         }
     }
 }
