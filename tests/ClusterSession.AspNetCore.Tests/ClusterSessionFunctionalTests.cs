@@ -230,6 +230,20 @@ public abstract class ClusterSessionFunctionalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Session_keeps_only_a_digest_of_the_ticket_reference_so_a_store_reader_cannot_rebuild_the_auth_cookie()
+    {
+        var browser = new Browser();
+        await browser.PostAsync(Cluster[0], "/login/alice");
+
+        var stored = await Store.LoadAsync(browser.Cookies[CookieName]);
+
+        Assert.NotNull(stored);
+        Assert.False(stored.Attributes.ContainsKey("__cs.tk"), "The ticket reference is kept in clear.");
+        Assert.Equal(32, stored.Attributes["__cs.tkh"].Length);
+        Assert.Equal("alice", (await browser.GetAsync(Cluster[1], "/me")).Body);
+    }
+
+    [Fact]
     public async Task Sign_out_invalidates_the_session_and_expires_its_cookie()
     {
         var browser = new Browser();

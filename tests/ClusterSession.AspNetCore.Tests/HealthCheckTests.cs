@@ -171,6 +171,8 @@ public sealed class HealthCheckTests
         public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default) => inner.SaveAsync(changes, cancellationToken);
 
         public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default) => inner.DeleteAsync(id, cancellationToken);
+        public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default) => inner.DeleteByHandleAsync(principal, handle, cancellationToken);
+
 
         public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default) => inner.ChangeIdAsync(oldId, newId, cancellationToken);
 

@@ -67,6 +67,9 @@ internal sealed class ObservedStore : ISessionStore
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
         => Enter("delete") ? _inner.DeleteAsync(id, cancellationToken) : throw Down();
 
+    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default)
+        => Enter("delete") ? _inner.DeleteByHandleAsync(principal, handle, cancellationToken) : throw Down();
+
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
         => Enter("change_id") ? _inner.ChangeIdAsync(oldId, newId, cancellationToken) : throw Down();
 

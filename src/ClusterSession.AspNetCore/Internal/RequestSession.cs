@@ -29,6 +29,9 @@ internal sealed partial class RequestSession : IClusterSession
 
     public ClusterSessionOptions Options => _runtime.Options;
 
+    /// <inheritdoc cref="SessionRuntime.WritesPreviousLayout"/>
+    public bool WritesPreviousLayout => _runtime.WritesPreviousLayout;
+
     /// <summary>The well-formed id the request carried, or null.</summary>
     public string? IncomingId => _incomingId;
 

@@ -13,7 +13,11 @@ internal static class ReservedNames
     public const string Prefix = "__cs.";
 
     public const string UserAgent = "ua";
+    /// <summary>The ticket reference as the previous release kept it, in clear: written only while its nodes may still serve.</summary>
     public const string TicketKey = "tk";
+
+    /// <summary>A digest of the ticket reference (<see cref="SessionTicketStore"/>): a store reader cannot turn it into a cookie.</summary>
+    public const string TicketKeyDigest = "tkh";
     public const string Ticket = "ticket";
     public const string ClientAddress = "ip";
 

@@ -30,6 +30,12 @@ internal sealed class SessionRuntime : IDisposable
 
     public ISessionStore Store { get; }
 
+    /// <summary>
+    /// Whether nodes of the previous release may still read what this node writes (<see cref="ISessionStoreUpgrade"/>): then
+    /// session values they read are written in their form too.
+    /// </summary>
+    public bool WritesPreviousLayout => Store is ISessionStoreUpgrade { WritesPreviousLayout: true };
+
     public TimeProvider Time { get; }
 
     public ILogger Logger { get; }

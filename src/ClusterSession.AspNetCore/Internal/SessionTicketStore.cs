@@ -14,6 +14,8 @@ namespace ClusterSession.AspNetCore.Internal;
 /// </summary>
 internal sealed class SessionTicketStore : ITicketStore
 {
+    private static readonly byte[] TicketLabel = "ClusterSession.ticket/"u8.ToArray();
+
     private const string NeedsContext = "The ClusterSession ticket store needs the HttpContext overloads (ASP.NET Core 7 or later calls them).";
 
     public async Task<string> StoreAsync(AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
@@ -21,7 +23,17 @@ internal sealed class SessionTicketStore : ITicketStore
         ArgumentNullException.ThrowIfNull(ticket);
         var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
         var key = Base64UrlKey();
-        session.SetReserved(ReservedNames.TicketKey, Encoding.ASCII.GetBytes(key));
+        session.SetReserved(ReservedNames.TicketKeyDigest, Digest(key));
+        if (session.WritesPreviousLayout)
+        {
+            // Nodes of the previous release compare the reference in clear; the digest goes once the upgrade is finished.
+            session.SetReserved(ReservedNames.TicketKey, Encoding.ASCII.GetBytes(key));
+        }
+        else
+        {
+            session.RemoveReserved(ReservedNames.TicketKey);
+        }
+
         session.SetReserved(ReservedNames.Ticket, TicketSerializer.Default.Serialize(ticket));
         if (session.Principal is null && ticket.Principal.Identity?.Name is { } name)
         {
@@ -55,6 +67,7 @@ internal sealed class SessionTicketStore : ITicketStore
         if (Matches(session, key))
         {
             session.RemoveReserved(ReservedNames.TicketKey);
+            session.RemoveReserved(ReservedNames.TicketKeyDigest);
             session.RemoveReserved(ReservedNames.Ticket);
         }
     }
@@ -92,10 +105,39 @@ internal sealed class SessionTicketStore : ITicketStore
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="key"/> (from the authentication cookie) is the session's ticket reference. The session keeps
+    /// only its digest, so whoever reads the store cannot build an accepted cookie from it; a reference kept in clear by the
+    /// previous release is still accepted, and replaced by its digest once no node of that release can read the session.
+    /// </summary>
     private static bool Matches(RequestSession session, string key)
-        => key is not null
-            && session.TryGetReserved(ReservedNames.TicketKey, out var stored)
-            && CryptographicOperations.FixedTimeEquals(stored, Encoding.ASCII.GetBytes(key));
+    {
+        // Our references are 22 characters; anything much longer was not made here.
+        if (key is null || key.Length > 64)
+        {
+            return false;
+        }
+
+        var hasClear = session.TryGetReserved(ReservedNames.TicketKey, out var clear);
+        var matches = (session.TryGetReserved(ReservedNames.TicketKeyDigest, out var digest) && CryptographicOperations.FixedTimeEquals(digest, Digest(key)))
+            || (hasClear && CryptographicOperations.FixedTimeEquals(clear, Encoding.ASCII.GetBytes(key)));
+        if (matches && hasClear && !session.WritesPreviousLayout)
+        {
+            // The reference in clear stays only while the previous release's nodes may need it.
+            session.SetReserved(ReservedNames.TicketKeyDigest, Digest(key));
+            session.RemoveReserved(ReservedNames.TicketKey);
+        }
+
+        return matches;
+    }
+
+    private static byte[] Digest(string key)
+    {
+        Span<byte> input = stackalloc byte[TicketLabel.Length + key.Length];
+        TicketLabel.CopyTo(input);
+        Encoding.ASCII.GetBytes(key, input[TicketLabel.Length..]);
+        return SHA256.HashData(input);
+    }
 
     private static string Base64UrlKey()
     {
