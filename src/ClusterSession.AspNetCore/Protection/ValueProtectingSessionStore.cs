@@ -70,7 +70,8 @@ internal sealed class ValueProtectingSessionStore(ISessionStore inner, Attribute
         string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
     {
         var stored = replacement is not null && encrypt ? Protect(name, replacement) : replacement;
-        ReadOnlyMemory<byte>? guess = expected is { } plain ? KnownCiphertext(plain) ?? plain : null;
+        // The cast matters: without it `null` would become an empty ReadOnlyMemory (through byte[]) and "absent" would mean "empty".
+        var guess = expected is { } plain ? (ReadOnlyMemory<byte>?)(KnownCiphertext(plain) ?? plain) : null;
         for (var attempt = 1; ; attempt++)
         {
             var result = await inner.CompareAndSetAttributeAsync(id, name, guess, stored, cancellationToken).ConfigureAwait(false);
