@@ -28,8 +28,6 @@ internal sealed class ValueProtectingSessionStore(ISessionStore inner, Attribute
 
     public ISessionStore Inner => inner;
 
-    public bool Encrypts => encrypt;
-
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
         if (!encrypt || session.Attributes.Count == 0)
