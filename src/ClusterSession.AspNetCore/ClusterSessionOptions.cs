@@ -114,6 +114,25 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// </summary>
     public bool ShareDataProtectionKeys { get; set; } = true;
 
+    /// <summary>
+    /// Whether attribute values (the application's and ClusterSession's own, such as the authentication ticket) are
+    /// encrypted before they reach the store, with the application's ASP.NET Core Data Protection (purpose
+    /// <c>ClusterSession.Values.v1</c> and the attribute's name), so that whoever reads the store, a replica or a
+    /// backup reads no value; the application reads plaintext as before. Attribute names, session metadata and the
+    /// principal stay readable in the store. Default false.
+    /// </summary>
+    /// <remarks>
+    /// <para>Values written before encryption was turned on are still read (and encrypted when next written), so
+    /// turning it on signs no one out. Encrypted values are decrypted whether this is on or off, so turning it off
+    /// again keeps reading them until they are rewritten in plain or expire.</para>
+    /// <para>Every host needs the same Data Protection key ring: the one ClusterSession shares through a shared store
+    /// (<see cref="ShareDataProtectionKeys"/>) or the application's own. A value whose key is lost or revoked, or
+    /// that was altered in the store, reads as <see cref="UnreadableAttributes"/> says.</para>
+    /// <para>Encryption adds up to 128 bytes to a value, so a value may then be at most
+    /// <see cref="SessionLimits.MaxValueBytes"/> − 128 bytes. docs/security.md, "Values at rest".</para>
+    /// </remarks>
+    public bool EncryptValues { get; set; }
+
     /// <summary>Uses the store <paramref name="factory"/> creates (once, as a singleton).</summary>
     /// <returns>These options, for chaining.</returns>
     public ClusterSessionOptions UseStore(Func<IServiceProvider, ISessionStore> factory)

@@ -1,6 +1,7 @@
 using ClusterSession;
 using ClusterSession.AspNetCore;
 using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Protection;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.DataProtection;
@@ -28,6 +29,7 @@ public static class ClusterSessionServiceCollectionExtensions
 
         services.AddOptions<ClusterSessionOptions>().Configure(configure).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, ClusterSessionOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, ValueEncryptionValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ISessionStore>(static sp =>
         {
@@ -39,7 +41,8 @@ public static class ClusterSessionServiceCollectionExtensions
             sp.GetRequiredService<IOptions<ClusterSessionOptions>>(),
             sp.GetRequiredService<ISessionStore>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILoggerFactory>()));
+            sp.GetRequiredService<ILoggerFactory>(),
+            sp.GetService<IDataProtectionProvider>));
         services.TryAddSingleton(static sp => new SessionToucher(sp.GetRequiredService<SessionRuntime>()));
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<SessionTicketStore>();

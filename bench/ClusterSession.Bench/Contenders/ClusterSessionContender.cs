@@ -19,12 +19,14 @@ namespace ClusterSession.Bench.Contenders;
 /// <param name="useStore">Chooses the store (<c>UseInMemory()</c>, <c>UseRedis(...)</c>, <c>UsePostgres(...)</c>), given where the stores are.</param>
 /// <param name="postgresTablePrefix">The table prefix when the store is the benchmark's PostgreSQL.</param>
 /// <param name="redisKeyPrefix">The key prefix when the store is the benchmark's Redis (the scale run writes its sessions there).</param>
+/// <param name="encryptValues">Whether attribute values are encrypted at rest (<see cref="ClusterSessionOptions.EncryptValues"/>, with the app's Data Protection).</param>
 internal sealed class ClusterSessionContender(
     string name,
     bool usesRedis,
     Action<ClusterSessionOptions, StoreEndpoints> useStore,
     string? postgresTablePrefix = null,
-    string? redisKeyPrefix = null) : IContender
+    string? redisKeyPrefix = null,
+    bool encryptValues = false) : IContender
 {
     /// <summary>The key prefix of every Redis contender: each session has its own random id, so they can share it.</summary>
     public const string BenchRedisKeyPrefix = "bench-cs:";
@@ -48,7 +50,10 @@ internal sealed class ClusterSessionContender(
     /// A contender over the benchmark's Redis; <paramref name="configure"/> adds store options on top of the
     /// harness's (a variant such as a near cache is one catalog line: a name and this callback).
     /// </summary>
-    public static ClusterSessionContender Redis(string name, Action<RedisSessionStoreOptions>? configure = null) => new(
+    /// <param name="name">The name in the report.</param>
+    /// <param name="configure">Store options on top of the harness's.</param>
+    /// <param name="encryptValues">Whether values are encrypted at rest (<see cref="ClusterSessionOptions.EncryptValues"/>).</param>
+    public static ClusterSessionContender Redis(string name, Action<RedisSessionStoreOptions>? configure = null, bool encryptValues = false) => new(
         name,
         usesRedis: true,
         useStore: (session, stores) => session.UseRedis(options =>
@@ -57,7 +62,8 @@ internal sealed class ClusterSessionContender(
             options.KeyPrefix = BenchRedisKeyPrefix;
             configure?.Invoke(options);
         }),
-        redisKeyPrefix: BenchRedisKeyPrefix);
+        redisKeyPrefix: BenchRedisKeyPrefix,
+        encryptValues: encryptValues);
 
     /// <summary>
     /// A contender over the benchmark's PostgreSQL, in tables of its own (prefix from the name, so that the
@@ -87,10 +93,17 @@ internal sealed class ClusterSessionContender(
 
     public void ConfigureServices(IServiceCollection services, StoreEndpoints stores)
     {
+        if (encryptValues)
+        {
+            // Its key ring goes to the store (ShareDataProtectionKeys), as in an app with cookie authentication.
+            services.AddDataProtection();
+        }
+
         services.AddClusterSession(options =>
         {
             options.IdleTimeout = TimeSpan.FromMinutes(20);
             options.Cookie.Name = CookieName;
+            options.EncryptValues = encryptValues;
             useStore(options, stores);
         });
     }

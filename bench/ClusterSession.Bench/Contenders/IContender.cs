@@ -50,5 +50,8 @@ internal static class ContenderCatalog
         // the report prints issue 15's near-cache targets for it beside the same contender without it.
         ClusterSessionContender.Redis("clustersession-redis-near", static redis => redis.NearCache.Enabled = true),
         ClusterSessionContender.Postgres("clustersession-postgres-near", unlogged: false, static postgres => postgres.NearCache.Enabled = true),
+
+        // Values encrypted at rest with Data Protection (ClusterSessionOptions.EncryptValues), beside clustersession-redis.
+        ClusterSessionContender.Redis("clustersession-redis-encrypted", encryptValues: true),
     ];
 }

@@ -37,6 +37,10 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
         {
             failures.Add("ClusterSessionOptions.Limits must not be null: leave the default or set a SessionLimits.");
         }
+        else if (options.EncryptValues && options.Limits.MaxValueBytes <= Protection.AttributeValueProtector.MaxOverhead)
+        {
+            failures.Add($"ClusterSessionOptions.Limits.MaxValueBytes is {options.Limits.MaxValueBytes}, too small for EncryptValues, which adds up to {Protection.AttributeValueProtector.MaxOverhead} bytes to each value: raise it above {Protection.AttributeValueProtector.MaxOverhead} or turn EncryptValues off.");
+        }
 
         if ((options.Transports & (SessionIdTransports.Cookie | SessionIdTransports.Header)) == 0)
         {

@@ -29,6 +29,7 @@ internal static class EventIds
     public const int SessionCapRefused = 22;
     public const int KeyRingUnencrypted = 23;
     public const int UnencryptedKeyRefused = 24;
+    public const int AttributeUndecryptable = 25;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -93,6 +94,9 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.AttributeUnreadable, LogLevel.Warning, "An attribute of session {Tag} no longer deserializes as {RequestedType} (was its type changed by a deploy?); policy {Policy} applied. Logged once per request.")]
     public static partial void AttributeUnreadable(ILogger logger, string tag, string requestedType, UnreadableAttributePolicy policy);
+
+    [LoggerMessage(EventIds.AttributeUndecryptable, LogLevel.Warning, "An encrypted attribute of session {Tag} does not decrypt (Data Protection key gone or revoked, or the stored value altered); policy {Policy} applied. Logged once per request.")]
+    public static partial void AttributeUndecryptable(ILogger logger, string tag, UnreadableAttributePolicy policy);
 
     [LoggerMessage(EventIds.SessionCapEnded, LogLevel.Information, "A sign-in reached the per-principal session cap; {Count} older session(s) of the principal ended.")]
     public static partial void SessionCapEnded(ILogger logger, int count);

@@ -60,7 +60,7 @@ internal sealed partial class RequestSession
         {
             SessionDiagnostics.Loads.Add(1);
             Log.SessionLoaded(_runtime.Logger, SessionId.ToLogTag(_incomingId));
-            Adopt(new TrackedSession(snapshot, _runtime.Options.Limits));
+            Adopt(new TrackedSession(snapshot, _runtime.AttributeLimits));
         }
 
         return this;

@@ -1,3 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Security.Cryptography;
+using ClusterSession.AspNetCore.Protection;
+
 namespace ClusterSession.AspNetCore.Internal;
 
 /// <summary>Stored attributes that no longer deserialize (<see cref="ClusterSessionOptions.UnreadableAttributes"/>).</summary>
@@ -17,7 +21,14 @@ internal sealed partial class RequestSession
         if (!_unreadableLogged)
         {
             _unreadableLogged = true;
-            Log.AttributeUnreadable(_runtime.Logger, SessionId.ToLogTag(_session?.Id ?? _incomingId ?? string.Empty), requestedType.Name, policy);
+            if (error is CryptographicException)
+            {
+                Log.AttributeUndecryptable(_runtime.Logger, SessionId.ToLogTag(_session?.Id ?? _incomingId ?? string.Empty), policy);
+            }
+            else
+            {
+                Log.AttributeUnreadable(_runtime.Logger, SessionId.ToLogTag(_session?.Id ?? _incomingId ?? string.Empty), requestedType.Name, policy);
+            }
         }
 
         switch (policy)
@@ -25,6 +36,13 @@ internal sealed partial class RequestSession
             case UnreadableAttributePolicy.EndSession:
                 _endAtCommit = true;
                 break;
+            case UnreadableAttributePolicy.Throw when error is CryptographicException:
+                throw new SessionAttributeUnreadableException(
+                    "A session attribute is stored encrypted (ClusterSessionOptions.EncryptValues) and does not decrypt: the Data Protection key that encrypted it is gone or revoked, or the stored value was altered. Overwrite the attribute, or set ClusterSessionOptions.UnreadableAttributes to TreatAsAbsent or EndSession.",
+                    error)
+                {
+                    RequestedType = requestedType,
+                };
             case UnreadableAttributePolicy.Throw:
                 throw new SessionAttributeUnreadableException(
                     $"A session attribute no longer deserializes as {requestedType.Name}, probably because a deploy changed its type. Remove or overwrite the attribute, read it as its old type, or set ClusterSessionOptions.UnreadableAttributes to TreatAsAbsent or EndSession.",
@@ -33,6 +51,26 @@ internal sealed partial class RequestSession
                     RequestedType = requestedType,
                 };
         }
+    }
+
+    /// <summary>
+    /// Reads an attribute of the session; a stored value that did not decrypt (<see cref="ClusterSessionOptions.EncryptValues"/>)
+    /// reads as absent after the policy is applied, as a value that does not deserialize.
+    /// </summary>
+    private bool TryGetStored(string name, [NotNullWhen(true)] out byte[]? value)
+    {
+        var session = Session;
+        if (session.TryGetValue(name, out value))
+        {
+            return true;
+        }
+
+        if (DecryptedAttributes.IsUnreadable(session.Snapshot, name))
+        {
+            OnUnreadableAttribute(typeof(byte[]), new CryptographicException("The stored value does not decrypt."));
+        }
+
+        return false;
     }
 
     /// <summary>Ends the session before committing when a read asked for it (<see cref="UnreadableAttributePolicy.EndSession"/>).</summary>

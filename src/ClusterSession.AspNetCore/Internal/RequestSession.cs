@@ -77,7 +77,7 @@ internal sealed partial class RequestSession : IClusterSession
     public bool TryGetValue(string key, [NotNullWhen(true)] out byte[]? value)
     {
         ReservedNames.ThrowIfReserved(key);
-        return Session.TryGetValue(key, out value);
+        return TryGetStored(key, out value);
     }
 
     public void Set(string key, byte[] value)
@@ -87,8 +87,8 @@ internal sealed partial class RequestSession : IClusterSession
         if (CanWriteBlind)
         {
             // Name and size are checked now; the attribute count needs the stored session, so the store checks it at commit.
-            _runtime.Options.Limits.ValidateName(key);
-            _runtime.Options.Limits.ValidateValue(key, value);
+            _runtime.AttributeLimits.ValidateName(key);
+            _runtime.AttributeLimits.ValidateValue(key, value);
             (_blind ??= new BlindWrites()).Set(key, value);
             return;
         }
@@ -125,7 +125,7 @@ internal sealed partial class RequestSession : IClusterSession
         }
     }
 
-    public bool TryGetReserved(string name, [NotNullWhen(true)] out byte[]? value) => Session.TryGetValue(ReservedNames.Prefix + name, out value);
+    public bool TryGetReserved(string name, [NotNullWhen(true)] out byte[]? value) => TryGetStored(ReservedNames.Prefix + name, out value);
 
     public void SetReserved(string name, byte[] value)
     {

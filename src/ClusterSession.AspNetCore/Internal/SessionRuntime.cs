@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using ClusterSession.AspNetCore.Protection;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -13,10 +15,30 @@ internal sealed class SessionRuntime : IDisposable
 {
     private readonly string _storeName;
 
-    public SessionRuntime(IOptions<ClusterSessionOptions> options, ISessionStore store, TimeProvider time, ILoggerFactory loggerFactory)
+    /// <summary>What the store calls go to: the store behind the value decryption (and, when on, encryption).</summary>
+    private readonly ISessionStore _calls;
+
+    /// <param name="options">The options.</param>
+    /// <param name="store">The configured store.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="loggerFactory">The loggers.</param>
+    /// <param name="dataProtection">
+    /// The application's Data Protection, resolved at the first encrypted value; null (or a function returning null)
+    /// when the application has none, so encrypted values read as unreadable. Required with <see cref="ClusterSessionOptions.EncryptValues"/>.
+    /// </param>
+    public SessionRuntime(IOptions<ClusterSessionOptions> options, ISessionStore store, TimeProvider time, ILoggerFactory loggerFactory, Func<IDataProtectionProvider?>? dataProtection = null)
     {
         Options = options.Value;
         Store = store;
+        _calls = new ValueProtectingSessionStore(store, new AttributeValueProtector(dataProtection ?? (static () => null)), Options.EncryptValues);
+        AttributeLimits = Options.EncryptValues
+            ? new SessionLimits
+            {
+                MaxNameLength = Options.Limits.MaxNameLength,
+                MaxAttributes = Options.Limits.MaxAttributes,
+                MaxValueBytes = Options.Limits.MaxValueBytes - AttributeValueProtector.MaxOverhead,
+            }
+            : Options.Limits;
         Time = time;
         Logger = loggerFactory.CreateLogger("ClusterSession.AspNetCore");
         Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, Options.StoreTimeout, time, Logger);
@@ -28,6 +50,7 @@ internal sealed class SessionRuntime : IDisposable
 
     public ClusterSessionOptions Options { get; }
 
+    /// <summary>The configured store, without the value encryption layer (its own interfaces, such as health reporting, are on it).</summary>
     public ISessionStore Store { get; }
 
     /// <summary>
@@ -35,6 +58,13 @@ internal sealed class SessionRuntime : IDisposable
     /// session values they read are written in their form too.
     /// </summary>
     public bool WritesPreviousLayout => Store is ISessionStoreUpgrade { WritesPreviousLayout: true };
+
+    /// <summary>
+    /// The limits a request's writes are checked against: <see cref="ClusterSessionOptions.Limits"/>, except that with
+    /// <see cref="ClusterSessionOptions.EncryptValues"/> a value may be <see cref="AttributeValueProtector.MaxOverhead"/>
+    /// bytes smaller, so that its encrypted form still fits the store's limit.
+    /// </summary>
+    public SessionLimits AttributeLimits { get; }
 
     public TimeProvider Time { get; }
 
@@ -46,7 +76,7 @@ internal sealed class SessionRuntime : IDisposable
     public void Dispose() => Circuit.Dispose();
 
     public TrackedSession NewSession()
-        => TrackedSession.CreateNew(SessionId.Create(), Time.GetUtcNow(), Options.IdleTimeout, Options.AbsoluteLifetime, Options.Limits);
+        => TrackedSession.CreateNew(SessionId.Create(), Time.GetUtcNow(), Options.IdleTimeout, Options.AbsoluteLifetime, AttributeLimits);
 
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken)
         => CallAsync("load", id, static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
@@ -106,7 +136,7 @@ internal sealed class SessionRuntime : IDisposable
         ValueTask<TResult> pending;
         try
         {
-            pending = call(Store, state, deadline.Token);
+            pending = call(_calls, state, deadline.Token);
         }
         catch (Exception ex)
         {
