@@ -2,7 +2,10 @@ using BenchmarkDotNet.Attributes;
 
 namespace ClusterSession.MicroBenchmarks;
 
-/// <summary>Id generation (every new session) and validation (every request with a cookie).</summary>
+/// <summary>
+/// Id generation (every new session), validation (every request with a cookie) and the digest a store keys a session by
+/// (every request that touches a stored session: <see cref="SessionHandle.FromId"/>).
+/// </summary>
 [MemoryDiagnoser]
 public class SessionIdBenchmarks
 {
@@ -17,4 +20,7 @@ public class SessionIdBenchmarks
 
     [Benchmark]
     public bool IsWellFormed_garbage() => SessionId.IsWellFormed(_garbage);
+
+    [Benchmark]
+    public string Handle() => SessionHandle.FromId(_valid);
 }
