@@ -133,6 +133,23 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
     /// </remarks>
     public bool EncryptValues { get; set; }
 
+    /// <summary>
+    /// Adopting ClusterSession in an application that used ASP.NET Core's <c>services.AddSession()</c>: imports each user's
+    /// built-in session once, the first time a request of that user uses its session. Off by default; see
+    /// <see cref="BuiltInSessionImportOptions"/> and docs/migrating.md.
+    /// </summary>
+    public BuiltInSessionImportOptions ImportBuiltInSession { get; } = new();
+
+    /// <summary>
+    /// Adopting ClusterSession in an application whose cookie authentication kept the whole ticket in the cookie (no ticket
+    /// store): a cookie of that kind is accepted, its ticket moves into the session as at a sign-in (the session id rotates),
+    /// and the browser gets the new cookies, whose authentication cookie holds only a reference. Needs
+    /// <see cref="StoreAuthenticationTickets"/> and the Data Protection key ring that protected the old cookies. A cookie that
+    /// does not unprotect, or whose ticket expired, is no sign-in, as before. Turn it off once the longest authentication
+    /// cookie issued before the deploy has expired. Default false. docs/migrating.md.
+    /// </summary>
+    public bool ImportAuthenticationCookies { get; set; }
+
     /// <summary>Uses the store <paramref name="factory"/> creates (once, as a singleton).</summary>
     /// <returns>These options, for chaining.</returns>
     public ClusterSessionOptions UseStore(Func<IServiceProvider, ISessionStore> factory)

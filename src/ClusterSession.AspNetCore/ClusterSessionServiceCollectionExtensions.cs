@@ -1,5 +1,6 @@
 using ClusterSession;
 using ClusterSession.AspNetCore;
+using ClusterSession.AspNetCore.Adoption;
 using ClusterSession.AspNetCore.Internal;
 using ClusterSession.AspNetCore.Protection;
 using Microsoft.AspNetCore.Authentication;
@@ -30,6 +31,7 @@ public static class ClusterSessionServiceCollectionExtensions
         services.AddOptions<ClusterSessionOptions>().Configure(configure).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, ClusterSessionOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, ValueEncryptionValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, AdoptionValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ISessionStore>(static sp =>
         {
@@ -46,6 +48,7 @@ public static class ClusterSessionServiceCollectionExtensions
         services.TryAddSingleton(static sp => new SessionToucher(sp.GetRequiredService<SessionRuntime>()));
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<SessionTicketStore>();
+        services.TryAddSingleton<BuiltInSessionImporter>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, ConfigureCookieTicketStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<KeyManagementOptions>, ShareDataProtectionKeys>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<DataProtectionOptions>, ShareApplicationDiscriminator>());

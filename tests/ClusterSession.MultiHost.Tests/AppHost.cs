@@ -35,6 +35,10 @@ public sealed class AppHost : IAsyncDisposable
     public static string TestAppDll { get; } = typeof(AppHost).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == "TestAppDll").Value!;
 
+    /// <summary>The app of the adoption tests (tests/ClusterSession.Adoption.TestApp).</summary>
+    public static string AdoptionAppDll { get; } = typeof(AppHost).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "AdoptionAppDll").Value!;
+
     /// <summary>Starts <paramref name="count"/> hosts in parallel with the same arguments (the same app, configured alike).</summary>
     public static async Task<AppHost[]> StartManyAsync(int count, Func<AppHost.Paths, string[]> arguments)
     {
@@ -62,7 +66,10 @@ public sealed class AppHost : IAsyncDisposable
         ?? throw new InvalidOperationException("libfaketime.so.1 not found under /usr/lib: install Debian's faketime package (./test.sh does)."));
 
     /// <summary>Starts one host; with <paramref name="clockOffset"/> (faketime's syntax, e.g. "+25m") its clock is that far off.</summary>
-    public static async Task<AppHost> StartAsync(Func<AppHost.Paths, string[]> arguments, string? clockOffset = null)
+    /// <param name="arguments">The app's arguments besides --urls and --contentRoot.</param>
+    /// <param name="clockOffset">faketime's offset, or null.</param>
+    /// <param name="appDll">The app to start; default <see cref="TestAppDll"/>.</param>
+    public static async Task<AppHost> StartAsync(Func<AppHost.Paths, string[]> arguments, string? clockOffset = null, string? appDll = null)
     {
         var root = Path.Combine(Path.GetTempPath(), "cs-multihost-" + Guid.NewGuid().ToString("N")[..12]);
         var paths = new Paths(Path.Combine(root, "home"), Path.Combine(root, "content"));
@@ -88,7 +95,7 @@ public sealed class AppHost : IAsyncDisposable
             start.Environment["FAKETIME"] = clockOffset;
         }
 
-        string[] all = [TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
+        string[] all = [appDll ?? TestAppDll, "--urls", address.ToString().TrimEnd('/'), "--contentRoot", paths.ContentRoot, .. arguments(paths)];
         foreach (var argument in all)
         {
             start.ArgumentList.Add(argument);

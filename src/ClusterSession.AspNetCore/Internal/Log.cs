@@ -30,6 +30,11 @@ internal static class EventIds
     public const int KeyRingUnencrypted = 23;
     public const int UnencryptedKeyRefused = 24;
     public const int AttributeUndecryptable = 25;
+    public const int BuiltInSessionUnreadable = 26;
+    public const int BuiltInSessionNotFound = 27;
+    public const int BuiltInSessionImported = 28;
+    public const int AuthenticationCookieImported = 29;
+    public const int AuthenticationCookieNotImported = 30;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -109,4 +114,19 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.UnencryptedKeyRefused, LogLevel.Error, "Data Protection key '{FriendlyName}' was not added to the key ring in the session store: its master key is not encrypted, but the ring holds keys other hosts encrypted. This host cannot decrypt them (certificate missing?) and must not add a key in clear; configure the same ProtectKeysWithCertificate as the other hosts.")]
     public static partial void UnencryptedKeyRefused(ILogger logger, string friendlyName);
+
+    [LoggerMessage(EventIds.BuiltInSessionUnreadable, LogLevel.Warning, "A built-in session's {What} could not be imported (corrupt, truncated, tampered, foreign, protected with another key ring, or over ClusterSession's limits); the request continues without it.")]
+    public static partial void BuiltInSessionUnreadable(ILogger logger, string what);
+
+    [LoggerMessage(EventIds.BuiltInSessionNotFound, LogLevel.Information, "The built-in session a request's cookie names is not in its cache (expired, imported already, or never stored); the request continues without it.")]
+    public static partial void BuiltInSessionNotFound(ILogger logger);
+
+    [LoggerMessage(EventIds.BuiltInSessionImported, LogLevel.Information, "Session {Tag} imported from the built-in session with {Count} value(s); the built-in's entry was deleted.")]
+    public static partial void BuiltInSessionImported(ILogger logger, string tag, int count);
+
+    [LoggerMessage(EventIds.AuthenticationCookieImported, LogLevel.Information, "A self-contained authentication cookie of scheme {Scheme} was imported: its ticket moved into session {Tag} and the browser gets a cookie holding only a reference.")]
+    public static partial void AuthenticationCookieImported(ILogger logger, string scheme, string tag);
+
+    [LoggerMessage(EventIds.AuthenticationCookieNotImported, LogLevel.Information, "A self-contained authentication cookie of scheme {Scheme} was not imported ({Reason}); the request is not signed in.")]
+    public static partial void AuthenticationCookieNotImported(ILogger logger, string scheme, string reason);
 }

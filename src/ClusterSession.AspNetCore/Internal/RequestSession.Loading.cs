@@ -30,7 +30,18 @@ internal sealed partial class RequestSession
     {
         if (_incomingId is null)
         {
-            Adopt(_runtime.NewSession());
+            try
+            {
+                if (!await TryImportBuiltInSessionAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    Adopt(_runtime.NewSession());
+                }
+            }
+            catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "import"))
+            {
+                throw;
+            }
+
             return this;
         }
 

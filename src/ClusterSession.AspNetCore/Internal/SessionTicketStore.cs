@@ -20,9 +20,16 @@ internal sealed class SessionTicketStore : ITicketStore
 
     public async Task<string> StoreAsync(AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
     {
+        var key = NewReference();
+        await StoreUnderAsync(key, ticket, httpContext, cancellationToken).ConfigureAwait(false);
+        return key;
+    }
+
+    /// <summary>Stores <paramref name="ticket"/> under a reference chosen beforehand (<see cref="NewReference"/>), as an imported cookie needs.</summary>
+    public static async Task StoreUnderAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(ticket);
         var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
-        var key = Base64UrlKey();
         session.SetReserved(ReservedNames.TicketKeyDigest, Digest(key));
         if (session.WritesPreviousLayout)
         {
@@ -39,8 +46,6 @@ internal sealed class SessionTicketStore : ITicketStore
         {
             session.Principal = name;
         }
-
-        return key;
     }
 
     public async Task RenewAsync(string key, AuthenticationTicket ticket, HttpContext httpContext, CancellationToken cancellationToken)
@@ -139,7 +144,8 @@ internal sealed class SessionTicketStore : ITicketStore
         return SHA256.HashData(input);
     }
 
-    private static string Base64UrlKey()
+    /// <summary>A new ticket reference: 128 random bits, 22 URL-safe characters.</summary>
+    public static string NewReference()
     {
         Span<byte> bytes = stackalloc byte[16];
         RandomNumberGenerator.Fill(bytes);
@@ -153,10 +159,13 @@ internal sealed class ConfigureCookieTicketStore : IPostConfigureOptions<CookieA
     private readonly ClusterSessionOptions _options;
     private readonly SessionTicketStore _store;
 
-    public ConfigureCookieTicketStore(IOptions<ClusterSessionOptions> options, SessionTicketStore store)
+    private readonly IServiceProvider _services;
+
+    public ConfigureCookieTicketStore(IOptions<ClusterSessionOptions> options, SessionTicketStore store, IServiceProvider services)
     {
         _options = options.Value;
         _store = store;
+        _services = services;
     }
 
     public void PostConfigure(string? name, CookieAuthenticationOptions options)
@@ -164,6 +173,10 @@ internal sealed class ConfigureCookieTicketStore : IPostConfigureOptions<CookieA
         if (_options.StoreAuthenticationTickets)
         {
             options.SessionStore ??= _store;
+            if (_options.ImportAuthenticationCookies && ReferenceEquals(options.SessionStore, _store))
+            {
+                Adoption.AuthenticationCookieImport.Configure(name ?? string.Empty, options, _store, _services);
+            }
         }
     }
 }
