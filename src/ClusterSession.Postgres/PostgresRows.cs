@@ -30,25 +30,28 @@ internal static class PostgresRows
         return row is { } r ? new(r.ToSnapshot(id, attributes), storeNow) : default;
     }
 
-    /// <summary>The FindByPrincipal statement's result: rows of (id, session columns, name, value), ordered by id.</summary>
+    /// <summary>
+    /// The FindByPrincipal statement's result: rows of (handle, session columns, name, value), grouped by session. The
+    /// snapshots carry the handle and no id: the store keeps none.
+    /// </summary>
     public static async Task<IReadOnlyList<SessionSnapshot>> ReadSessionsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
     {
         var sessions = new List<SessionSnapshot>();
-        string? currentId = null;
+        string? currentHandle = null;
         SessionRow currentRow = default;
         var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            var id = reader.GetString(0);
-            if (!string.Equals(id, currentId, StringComparison.Ordinal))
+            var handle = reader.GetString(0);
+            if (!string.Equals(handle, currentHandle, StringComparison.Ordinal))
             {
-                if (currentId is not null)
+                if (currentHandle is not null)
                 {
-                    sessions.Add(currentRow.ToSnapshot(currentId, attributes));
+                    sessions.Add(currentRow.ToHandleSnapshot(currentHandle, attributes));
                     attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
                 }
 
-                currentId = id;
+                currentHandle = handle;
                 currentRow = ReadSessionRow(reader, 1);
             }
 
@@ -58,9 +61,9 @@ internal static class PostgresRows
             }
         }
 
-        if (currentId is not null)
+        if (currentHandle is not null)
         {
-            sessions.Add(currentRow.ToSnapshot(currentId, attributes));
+            sessions.Add(currentRow.ToHandleSnapshot(currentHandle, attributes));
         }
 
         return sessions;
@@ -84,6 +87,9 @@ internal static class PostgresRows
     {
         public SessionSnapshot ToSnapshot(string id, Dictionary<string, byte[]> attributes)
             => new(id, CreatedAt, LastAccessedAt, IdleTimeout, AbsoluteExpiresAt, Principal, Version, attributes);
+
+        public SessionSnapshot ToHandleSnapshot(string handle, Dictionary<string, byte[]> attributes)
+            => new(null, handle, CreatedAt, LastAccessedAt, IdleTimeout, AbsoluteExpiresAt, Principal, Version, attributes);
     }
 }
 

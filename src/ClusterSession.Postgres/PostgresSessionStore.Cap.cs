@@ -19,23 +19,17 @@ public sealed partial class PostgresSessionStore
         var admitting = RunAsync(
             "admit",
             (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession),
-            static (s, token) => s.Store.OwnWriteAsync(s.Id, s, static (s, write, token) => s.Store.AdmitCoreAsync(s.Id, s.Principal, s.Max, s.Refuse, write, token), token),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.AdmitCoreAsync(keys, s.Principal, s.Max, s.Refuse, write, token), token),
             cancellationToken);
         return _nearCache is { } cache ? AdmitThroughNearCacheAsync(cache, id, admitting) : admitting;
     }
 
-    /// <summary>The admitted session's principal changed and the ended ones are gone: this node drops its copies of all of them.</summary>
+    /// <summary>The admitted session's principal changed: this node drops its copy (AdmitCoreAsync drops those of the ended sessions).</summary>
     private static async ValueTask<SessionAdmission> AdmitThroughNearCacheAsync(NearCache cache, string id, ValueTask<SessionAdmission> admitting)
     {
         try
         {
-            var admission = await admitting.ConfigureAwait(false);
-            foreach (var ended in admission.EndedHandles)
-            {
-                cache.Remove(ended);
-            }
-
-            return admission;
+            return await admitting.ConfigureAwait(false);
         }
         finally
         {
@@ -43,13 +37,13 @@ public sealed partial class PostgresSessionStore
         }
     }
 
-    private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, bool refuse, OwnWrite? write, CancellationToken token)
+    private async Task<SessionAdmission> AdmitCoreAsync(SessionKeys keys, string principal, int maxSessions, bool refuse, OwnWrite? write, CancellationToken token)
     {
         var sql = _capSql ??= new PostgresCapSql(_sql.SessionsTable, _sql.Channel);
         var batch = CreateBatch(
             write,
             Command(sql.LockPrincipal, Text(_sql.SessionsTable + "\n" + principal)),
-            Command(sql.Admit, Text(id), Text(principal), Clock(_timeProvider), Int(maxSessions), Bool(refuse)));
+            Command(sql.Admit, TextArray(keys.Addresses), Text(principal), Clock(_timeProvider), Int(maxSessions), Bool(refuse)));
         await using (batch.ConfigureAwait(false))
         {
             var reader = await batch.ExecuteReaderAsync(token).ConfigureAwait(false);
@@ -72,6 +66,8 @@ public sealed partial class PostgresSessionStore
                     write?.Expect(reader.GetInt64(3));
                 }
 
+                // The ended sessions are known by handle (the result) and by near-cache key (this node's copies go).
+                DropCopies(reader.GetFieldValue<string[]>(4));
                 return SessionAdmission.Admitted(reader.GetFieldValue<string[]>(2));
             }
         }

@@ -20,6 +20,7 @@ public sealed partial class PostgresSessionStore
             if (ensureSchema)
             {
                 await EnsureSchemaAsync(deadline.Token).ConfigureAwait(false);
+                await EnsureLayoutAsync(deadline.Token).ConfigureAwait(false);
             }
 
             return await AwaitWithinAsync(body(state, deadline.Token), deadline.Token).ConfigureAwait(false);

@@ -49,7 +49,7 @@ public sealed partial class PostgresSessionStore
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
         _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
-        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync, PostgresNearCacheChannel.KeyOf);
+        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync, NearCacheKeyOf);
     }
 
     /// <summary>Starts the listener once the cache is in place (its notification handler uses it).</summary>
@@ -57,6 +57,12 @@ public sealed partial class PostgresSessionStore
 
     private ValueTask<SessionSnapshot?> LoadThroughNearCache(NearCache cache, string id, CancellationToken cancellationToken)
     {
+        if (!_layoutKnown)
+        {
+            // Copies are keyed by the layout's scheme: none is kept, nor a load begun, before the store has read it.
+            return LoadAfterLayoutAsync(cache, id, cancellationToken);
+        }
+
         if (cache.TryGet(id, out var cached, out var touchDue))
         {
             if (touchDue)
@@ -68,6 +74,12 @@ public sealed partial class PostgresSessionStore
         }
 
         return LoadAndCacheAsync(cache, id, cancellationToken);
+    }
+
+    private async ValueTask<SessionSnapshot?> LoadAfterLayoutAsync(NearCache cache, string id, CancellationToken cancellationToken)
+    {
+        await RunAsync("load", true, static (_, _) => Task.FromResult(true), cancellationToken).ConfigureAwait(false);
+        return await LoadThroughNearCache(cache, id, cancellationToken).ConfigureAwait(false);
     }
 
     private async ValueTask<SessionSnapshot?> LoadAndCacheAsync(NearCache cache, string id, CancellationToken cancellationToken)
@@ -166,17 +178,17 @@ public sealed partial class PostgresSessionStore
     }
 
     /// <summary>
-    /// Runs a write of session <paramref name="id"/> on a connection of its own (its backend's pid identifies the write's
+    /// Runs a write of the session named by <paramref name="keys"/> on a connection of its own (its backend's pid identifies the write's
     /// notifications) and, when the write announced a change, returns only once this store's listener has heard it back
     /// (at most <see cref="NearCacheOptions.HeartbeatInterval"/>): every listener is signalled by the same commit, so by
     /// then the other nodes have, as a rule, dropped their copies too. The listener leaves this node's copy to the writer,
     /// which mirrors the change in it or drops it. Without a working channel there is nothing to wait for.
     /// </summary>
-    private async Task<T> OwnWriteAsync<TState, T>(string id, TState state, Func<TState, OwnWrite?, CancellationToken, Task<T>> body, CancellationToken token)
+    private async Task<T> OwnWriteAsync<TState, T>(SessionKeys keys, TState state, Func<TState, SessionKeys, OwnWrite?, CancellationToken, Task<T>> body, CancellationToken token)
     {
         if (_nearCache is not { IsUsable: true })
         {
-            return await body(state, null, token).ConfigureAwait(false);
+            return await body(state, keys, null, token).ConfigureAwait(false);
         }
 
         // The connection goes back to the pool as soon as the write is done, not after the echo: holding it through the
@@ -188,7 +200,7 @@ public sealed partial class PostgresSessionStore
         var connection = await _dataSource.OpenConnectionAsync(token).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            write = new OwnWrite(PostgresNearCacheChannel.KeyOf(id), connection);
+            write = new OwnWrite(keys.NearCacheKey, connection);
             pid = connection.ProcessID;
             lock (_ownWrites)
             {
@@ -202,7 +214,7 @@ public sealed partial class PostgresSessionStore
 
             try
             {
-                result = await body(state, write, token).ConfigureAwait(false);
+                result = await body(state, keys, write, token).ConfigureAwait(false);
             }
             catch
             {
@@ -263,6 +275,31 @@ public sealed partial class PostgresSessionStore
         finally
         {
             cache.Remove(id);
+        }
+    }
+
+    /// <summary>
+    /// Sessions a statement ended that this node knows only by their near-cache keys (returned by the statement): their
+    /// copies go. A key in the other scheme (a session of the other layout while the layouts change) cannot be matched to a
+    /// copy, so every copy goes.
+    /// </summary>
+    private void DropCopies(IEnumerable<string> keys)
+    {
+        if (_nearCache is not { } cache)
+        {
+            return;
+        }
+
+        foreach (var key in keys)
+        {
+            if (IsNearCacheKeyForm(key))
+            {
+                cache.Invalidate(key, NearCache.Gone);
+            }
+            else
+            {
+                cache.ChannelDown();
+            }
         }
     }
 
@@ -400,7 +437,7 @@ public sealed partial class PostgresSessionStore
 
     /// <summary>
     /// One payload from the channel, sent by backend <paramref name="pid"/>: "h:nonce:n" a heartbeat, "key:version" a
-    /// change, "key" a session that ended (key: PostgresNearCacheChannel.KeyOf of the id).
+    /// change, "key" a session that ended (key: PostgresNearCacheChannel.KeyOf of the id until layout 3, the handle from then on).
     /// </summary>
     internal void OnNotification(int pid, string payload)
     {
@@ -446,7 +483,16 @@ public sealed partial class PostgresSessionStore
             }
         }
 
-        cache.Invalidate(key, version);
+        if (IsNearCacheKeyForm(key))
+        {
+            cache.Invalidate(key, version);
+        }
+        else
+        {
+            // Sent by a node on the other side of a layout change (its key scheme is not this node's): no copy can be
+            // matched to it, so none may stay. Happens only while the nodes switch to layout 3.
+            cache.ChannelDown();
+        }
     }
 
     private async Task StopNearCacheAsync()

@@ -18,6 +18,15 @@ public sealed partial class PostgresSessionStore
     {
         await RunAsync("schema creation", this, static (store, token) => store.CreateSchemaCoreAsync(token), cancellationToken, ensureSchema: false).ConfigureAwait(false);
         PostgresLog.SchemaCreated(_logger, _sql.SessionsTable, _unlogged);
+
+        // The marker may be new: read it before the next command rather than at the next refresh.
+        lock (_layoutLock)
+        {
+            if (_layoutTask is { IsCompleted: true })
+            {
+                _layoutTask = null;
+            }
+        }
     }
 
     private async Task<bool> CreateSchemaCoreAsync(CancellationToken token)
@@ -30,10 +39,18 @@ public sealed partial class PostgresSessionStore
             {
                 // CREATE ... IF NOT EXISTS is not safe against itself running concurrently; the lock is.
                 await ExecuteAsync(transaction, "SELECT pg_advisory_xact_lock(hashtext('ClusterSession.Postgres.schema'))", null).ConfigureAwait(false);
+
+                // Sessions tables without a store table are the previous release's (even empty, its nodes may still serve):
+                // the marker starts at 2. The script itself sets it where it is missing, from the rows (schema.sql).
+                var previousRelease = await ExecuteAsync(transaction, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NULL", _sql.SessionsTable, _sql.StoreTable).ConfigureAwait(false) is true;
                 await ExecuteAsync(transaction, _sql.CreateSchema, null).ConfigureAwait(false);
+                if (previousRelease)
+                {
+                    await ExecuteAsync(transaction, $"UPDATE {_sql.StoreTable} SET value = '2' WHERE name = 'layout'", null).ConfigureAwait(false);
+                }
 
                 // IF NOT EXISTS keeps tables made earlier with the other logging mode; say so rather than alter them.
-                var mode = await ExecuteAsync(transaction, "SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass($1)", _sql.SessionsTable).ConfigureAwait(false);
+                var mode = await ExecuteAsync(transaction, "SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass($1)", _sql.SessionsTable, null).ConfigureAwait(false);
                 if (mode is string persistence && persistence == "u" != _unlogged)
                 {
                     PostgresLog.LoggingModeMismatch(_logger, _sql.SessionsTable, persistence == "u", _unlogged);
@@ -45,14 +62,17 @@ public sealed partial class PostgresSessionStore
 
         return true;
 
-        async Task<object?> ExecuteAsync(NpgsqlTransaction transaction, string sql, string? parameter)
+        async Task<object?> ExecuteAsync(NpgsqlTransaction transaction, string sql, string? parameter, string? second = null)
         {
             var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = _commandTimeoutSeconds };
             await using (command.ConfigureAwait(false))
             {
-                if (parameter is not null)
+                foreach (var value in new[] { parameter, second })
                 {
-                    command.Parameters.Add(PostgresParameters.Text(parameter));
+                    if (value is not null)
+                    {
+                        command.Parameters.Add(PostgresParameters.Text(value));
+                    }
                 }
 
                 return await command.ExecuteScalarAsync(token).ConfigureAwait(false);

@@ -7,10 +7,11 @@ using static ClusterSession.Postgres.PostgresParameters;
 namespace ClusterSession.Postgres;
 
 /// <summary>
-/// A session store on PostgreSQL: one row per session, one row per attribute (so a save writes only
-/// what changed), expiry computed from the <see cref="TimeProvider"/> and enforced in every query,
-/// and a background cleanup that deletes expired sessions in bounded batches. A load is one
-/// round trip (touch included), a save is one round trip. See docs/postgres-data-model.md.
+/// A session store on PostgreSQL: one row per session, keyed by its <see cref="SessionHandle"/> (the store keeps no
+/// session id), one row per attribute (so a save writes only what changed), expiry computed from the
+/// <see cref="TimeProvider"/> and enforced in every query, and a background cleanup that deletes expired sessions in
+/// bounded batches. A load is one round trip (touch included), a save is one round trip. On a database of the previous
+/// release it keeps writing that release's layout until <see cref="UpgradeAsync"/>. See docs/postgres-data-model.md.
 /// </summary>
 /// <remarks>
 /// Each operation runs under one deadline, <see cref="PostgresSessionStoreOptions.CommandTimeout"/> (a linked
@@ -25,6 +26,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     private readonly NpgsqlDataSource _dataSource;
     private readonly bool _ownsDataSource;
     private readonly PostgresSql _sql;
+    private readonly PostgresLayoutSql _layoutSql;
     private readonly PostgresFailures _failures;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
@@ -55,6 +57,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         _unlogged = options.Unlogged;
         var nearCache = options.NearCache.Enabled;
         _sql = new PostgresSql(options.Schema, options.TablePrefix, options.Unlogged, nearCache ? PostgresNearCacheChannel.For(options.Schema, options.TablePrefix) : null);
+        _layoutSql = new PostgresLayoutSql(_sql.StoreTable, _sql.SessionsTable);
+        _layoutRefresh = options.LayoutRefreshInterval;
 
         if (options.DataSource is { } dataSource)
         {
@@ -108,7 +112,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCreate(session, _limits);
-        return RunAsync("create", (Store: this, Session: session), static (s, token) => s.Store.CreateCoreAsync(s.Session, token), cancellationToken);
+        return RunAsync("create", (Store: this, Session: session), static (s, token) => s.Store.CreateCoreAsync(s.Session, s.Store.KeysOf(s.Session.Id!), token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -129,7 +133,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         var saving = RunAsync(
             "save",
             (Store: this, Changes: changes),
-            static (s, token) => s.Store.OwnWriteAsync(s.Changes.Id, s, static (s, write, token) => s.Store.SaveCoreAsync(s.Changes, write, token), token),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Changes.Id), s, static (s, keys, write, token) => s.Store.SaveCoreAsync(s.Changes, keys, write, token), token),
             cancellationToken);
         return _nearCache is { } cache ? SaveThroughNearCacheAsync(cache, changes, saving) : ResultOf(saving);
 
@@ -143,7 +147,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         return Forgetting(id, RunAsync(
             "delete",
             (Store: this, Id: id),
-            static (s, token) => s.Store.OwnWriteAsync(s.Id, s, static (s, write, token) => s.Store.DeleteCoreAsync(s.Id, write, token), token),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.DeleteCoreAsync(keys, write, token), token),
             cancellationToken));
     }
 
@@ -155,7 +159,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             : Forgetting(oldId, RunAsync(
                 "id change",
                 (Store: this, OldId: oldId, NewId: newId),
-                static (s, token) => s.Store.OwnWriteAsync(s.OldId, s, static (s, write, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, write, token), token),
+                static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
                 cancellationToken));
     }
 
@@ -171,7 +175,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         return Forgetting(id, RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),
-            static (s, token) => s.Store.OwnWriteAsync(s.Id, s, static (s, write, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Name, s.Expected, s.Replacement, write, token), token),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.CompareAndSetCoreAsync(keys, s.Name, s.Expected, s.Replacement, write, token), token),
             cancellationToken));
     }
 
@@ -180,6 +184,24 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     {
         ArgumentNullException.ThrowIfNull(principal);
         return RunAsync("find by principal", (Store: this, Principal: principal), static (s, token) => s.Store.FindByPrincipalCoreAsync(s.Principal, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One statement, on the principal index: it deletes the row whose key is the handle, or whose id (a row of the previous layout) has that handle.</remarks>
+    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        ArgumentNullException.ThrowIfNull(handle);
+        if (!SessionHandle.IsWellFormed(handle))
+        {
+            return new(false);
+        }
+
+        return RunAsync(
+            "delete by handle",
+            (Store: this, Principal: principal, Handle: handle),
+            static (s, token) => s.Store.DeleteByHandleCoreAsync(s.Principal, s.Handle, token),
+            cancellationToken);
     }
 
     /// <inheritdoc />
@@ -197,6 +219,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             return;
         }
 
+        await StopLayoutAsync().ConfigureAwait(false);
         await StopCleanupAsync().ConfigureAwait(false);
         if (_ownsDataSource)
         {
@@ -207,21 +230,23 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     /// <inheritdoc cref="DisposeAsync" />
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
-    private async Task<bool> CreateCoreAsync(SessionSnapshot session, CancellationToken token)
+    private async Task<bool> CreateCoreAsync(SessionSnapshot session, SessionKeys keys, CancellationToken token)
     {
         var (names, values) = Split(session.Attributes);
         var batch = CreateBatch(
-            Command(_sql.DeleteExpired, Text(session.Id!), Clock(_timeProvider)),
+            Command(_sql.DeleteExpired, TextArray(keys.Addresses), Clock(_timeProvider)),
             Command(
                 _sql.Create,
-                Text(session.Id!),
+                Text(keys.Key),
                 Clock(_timeProvider),
                 Interval(session.IdleTimeout),
                 Interval(session.AbsoluteExpiresAt - session.CreatedAt),
                 NullableText(session.Principal),
                 Long(session.Version),
                 TextArray(names),
-                ByteaArray(values)));
+                ByteaArray(values),
+                TextArray(keys.Others),
+                Bool(keys.Mark)));
         await using (batch.ConfigureAwait(false))
         {
             var created = await batch.ExecuteScalarAsync(token).ConfigureAwait(false);
@@ -239,7 +264,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     private async Task<LoadedSession> LoadCoreAsync(string id, CancellationToken token)
     {
-        var command = CreateCommand(_sql.Load, Text(id), Clock(_timeProvider), Double(_touchFraction));
+        var command = CreateCommand(_sql.Load, TextArray(KeysOf(id).Addresses), Clock(_timeProvider), Double(_touchFraction));
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
@@ -250,7 +275,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, OwnWrite? write, CancellationToken token)
+    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
@@ -258,10 +283,10 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         long? version;
         var batch = CreateBatch(
             write,
-            Command(_sql.LockLive, Text(changes.Id), Clock(_timeProvider)),
+            Command(_sql.LockLive, TextArray(keys.Addresses), Clock(_timeProvider)),
             Command(
                 _sql.Save,
-                Text(changes.Id),
+                TextArray(keys.Addresses),
                 Clock(_timeProvider),
                 TextArray(names),
                 ByteaArray(values),
@@ -297,9 +322,9 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         return new(SessionSaveResult.Saved, v);
     }
 
-    private async Task<bool> DeleteCoreAsync(string id, OwnWrite? write, CancellationToken token)
+    private async Task<bool> DeleteCoreAsync(SessionKeys keys, OwnWrite? write, CancellationToken token)
     {
-        var command = CreateCommand(write, _sql.Delete, Text(id), Clock(_timeProvider));
+        var command = CreateCommand(write, _sql.Delete, TextArray(keys.Addresses), Clock(_timeProvider));
         await using (command.ConfigureAwait(false))
         {
             // One row when a row was deleted (live or not yet swept): the statement announced it.
@@ -313,12 +338,12 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<bool> ChangeIdCoreAsync(string oldId, string newId, OwnWrite? write, CancellationToken token)
+    private async Task<bool> ChangeIdCoreAsync(SessionKeys old, SessionKeys renamed, OwnWrite? write, CancellationToken token)
     {
         var batch = CreateBatch(
             write,
-            Command(_sql.DeleteExpired, Text(newId), Clock(_timeProvider)),
-            Command(_sql.ChangeId, Text(oldId), Text(newId), Clock(_timeProvider)));
+            Command(_sql.DeleteExpired, TextArray(renamed.Addresses), Clock(_timeProvider)),
+            Command(_sql.ChangeId, TextArray(old.Addresses), Text(renamed.Key), Clock(_timeProvider)));
         await using (batch.ConfigureAwait(false))
         {
             var moved = false;
@@ -349,12 +374,12 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, string name, byte[]? expected, byte[]? replacement, OwnWrite? write, CancellationToken token)
+    private async Task<AttributeCasResult> CompareAndSetCoreAsync(SessionKeys keys, string name, byte[]? expected, byte[]? replacement, OwnWrite? write, CancellationToken token)
     {
         var batch = CreateBatch(
             write,
-            Command(_sql.LockLive, Text(id), Clock(_timeProvider)),
-            Command(_sql.CompareAndSet, Text(id), Clock(_timeProvider), Text(name), NullableBytea(expected), NullableBytea(replacement), Int(_limits.MaxAttributes)));
+            Command(_sql.LockLive, TextArray(keys.Addresses), Clock(_timeProvider)),
+            Command(_sql.CompareAndSet, TextArray(keys.Addresses), Clock(_timeProvider), Text(name), NullableBytea(expected), NullableBytea(replacement), Int(_limits.MaxAttributes)));
         await using (batch.ConfigureAwait(false))
         {
             var reader = await batch.ExecuteReaderAsync(token).ConfigureAwait(false);
@@ -394,6 +419,28 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
                 return await PostgresRows.ReadSessionsAsync(reader, token).ConfigureAwait(false);
             }
         }
+    }
+
+    private async Task<bool> DeleteByHandleCoreAsync(string principal, string handle, CancellationToken token)
+    {
+        var live = false;
+        var keys = new List<string>();
+        var command = CreateCommand(_sql.DeleteByHandle, Text(principal), Text(handle), Clock(_timeProvider));
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(token).ConfigureAwait(false))
+                {
+                    live |= reader.GetBoolean(0);
+                    keys.Add(reader.GetString(1));
+                }
+            }
+        }
+
+        DropCopies(keys);
+        return live;
     }
 
     private async Task<long> CountCoreAsync(CancellationToken token)

@@ -78,6 +78,14 @@ public sealed class PostgresSessionStoreOptions : SessionStoreOptions
     /// </summary>
     public NearCacheOptions NearCache { get; set; } = new();
 
+    /// <summary>
+    /// How often the store reads the layout marker (and beats its heartbeat row) in the store table: a store on a database of the
+    /// previous release writes that release's layout until the operator's upgrade (<see cref="PostgresSessionStore.UpgradeAsync"/>)
+    /// moves the marker, and follows it within this interval. Use the same value on every node of an application (the upgrade
+    /// judges which nodes are alive by it). Timed in real time, whatever the store's <see cref="TimeProvider"/>. Default 5 seconds.
+    /// </summary>
+    public TimeSpan LayoutRefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     private bool UsesMultiplexing()
     {
         try
@@ -149,6 +157,11 @@ public sealed class PostgresSessionStoreOptions : SessionStoreOptions
         if (CleanupBatchSize is < 1 or > 100_000)
         {
             failures.Add(Failure(nameof(CleanupBatchSize), CleanupBatchSize, "use 1 to 100,000 (default 1,000)."));
+        }
+
+        if (LayoutRefreshInterval < TimeSpan.FromMilliseconds(100) || LayoutRefreshInterval > TimeSpan.FromMinutes(1))
+        {
+            failures.Add(Failure(nameof(LayoutRefreshInterval), LayoutRefreshInterval, "use 100 milliseconds to 1 minute (default 5 seconds)."));
         }
 
         if (CommandTimeout < TimeSpan.FromSeconds(1) || CommandTimeout > TimeSpan.FromHours(1))

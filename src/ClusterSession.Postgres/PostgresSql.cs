@@ -30,6 +30,7 @@ internal sealed class PostgresSql
         // Each notifying statement gets a CTE "notified" and reads it in its final SELECT: a SELECT in a
         // WITH runs only when something reads it. Payloads: "key:version" for a change, "key" when the session ended (key: PostgresNearCacheChannel.KeySql, a digest of the id: ids never go out).
         var notifies = channel is not null;
+        var key1 = NotifyKeySql("$1");
         string Notify(string cte, string source, string payload)
             => notifies ? $",\n    {cte} AS (SELECT pg_notify('{channel}', {payload}) FROM {source})" : string.Empty;
         string Notified(string cte) => notifies ? $", (SELECT count(*) FROM {cte})" : string.Empty;
@@ -37,11 +38,12 @@ internal sealed class PostgresSql
         SessionsTable = sessions;
         AttributesTable = attributes;
         KeyRingTable = $"\"{schemaName}\".\"{prefix}key_ring\"";
+        StoreTable = $"\"{schemaName}\".\"{prefix}store\"";
 
         var script = ReadSchemaScript().Replace("{schema}", schemaName, StringComparison.Ordinal).Replace("{prefix}", prefix, StringComparison.Ordinal);
         CreateSchema = unlogged ? script.Replace("CREATE TABLE", "CREATE UNLOGGED TABLE", StringComparison.Ordinal) : script;
 
-        // $1 id, $2 clock, $3 touch fraction. The touch is a conditional UPDATE in the same statement,
+        // $1 addresses (text[]: the handle, and in the previous layouts the id first), $2 clock, $3 touch fraction. The touch is a conditional UPDATE in the same statement,
         // so a load that must refresh the expiry still costs one round trip, and one that need not writes nothing.
         // The session row also carries the statement's clock: the near cache times a copy's life against it.
         // A touch notifies nothing: the data did not change.
@@ -49,88 +51,92 @@ internal sealed class PostgresSql
             WITH touched AS (
                 UPDATE {sessions}
                 SET last_accessed_at = {now2}, expires_at = least({now2} + idle_timeout, absolute_expires_at)
-                WHERE id = $1 AND expires_at > {now2} AND last_accessed_at <= {now2} - idle_timeout * $3
+                WHERE id = ANY($1) AND expires_at > {now2} AND last_accessed_at <= {now2} - idle_timeout * $3
                 RETURNING {SessionColumns}),
             session AS (
                 SELECT {SessionColumns} FROM touched
                 UNION ALL
                 SELECT {SessionColumns} FROM {sessions}
-                WHERE id = $1 AND expires_at > {now2} AND NOT EXISTS (SELECT FROM touched))
+                WHERE id = ANY($1) AND expires_at > {now2} AND NOT EXISTS (SELECT FROM touched))
             SELECT created_at, last_accessed_at, idle_timeout, absolute_expires_at, principal, version, NULL::text AS name, NULL::bytea AS value, {now2} AS now
             FROM session
             UNION ALL
             SELECT NULL, NULL, NULL, NULL, NULL, NULL, a.name, a.value, NULL
-            FROM {attributes} a WHERE a.session_id = $1 AND EXISTS (SELECT FROM session)
+            FROM {attributes} a WHERE a.session_id IN (SELECT id FROM session)
             """;
 
-        // $1 id, $2 clock. Takes the row lock first, so that the next statement of the same batch
+        // $1 addresses, $2 clock. Takes the row lock first, so that the next statement of the same batch
         // (a new snapshot in READ COMMITTED) reads attributes no other writer can change meanwhile.
-        LockLive = $"SELECT FROM {sessions} WHERE id = $1 AND expires_at > {now2} FOR UPDATE";
+        LockLive = $"SELECT FROM {sessions} WHERE id = ANY($1) AND expires_at > {now2} FOR UPDATE";
 
-        // $1 id, $2 clock, $3 set names, $4 set values, $5 removed names, $6 max attributes,
+        // $1 addresses, $2 clock, $3 set names, $4 set values, $5 removed names, $6 max attributes,
         // $7 new idle timeout or null, $8 principal changed, $9 principal.
         // Returns (attribute count after the save or null when gone, new version or null when not written).
         Save = $"""
             WITH live AS (
-                SELECT (SELECT count(*) FROM {attributes}
-                        WHERE session_id = $1 AND NOT (name = ANY($3)) AND NOT (name = ANY($5))) + cardinality($3) AS attribute_count
-                FROM {sessions} WHERE id = $1 AND expires_at > {now2}),
+                SELECT s.id, (SELECT count(*) FROM {attributes}
+                        WHERE session_id = s.id AND NOT (name = ANY($3)) AND NOT (name = ANY($5))) + cardinality($3) AS attribute_count
+                FROM {sessions} s WHERE s.id = ANY($1) AND s.expires_at > {now2}),
             updated AS (
                 UPDATE {sessions} s
                 SET version = s.version + 1, last_accessed_at = {now2},
                     idle_timeout = coalesce($7, s.idle_timeout),
                     principal = CASE WHEN $8 THEN $9 ELSE s.principal END,
                     expires_at = least({now2} + coalesce($7, s.idle_timeout), s.absolute_expires_at)
-                FROM live WHERE s.id = $1 AND live.attribute_count <= $6
-                RETURNING s.version),
+                FROM live WHERE s.id = live.id AND live.attribute_count <= $6
+                RETURNING s.id, s.version),
             removed AS (
-                DELETE FROM {attributes} WHERE session_id = $1 AND name = ANY($5) AND EXISTS (SELECT FROM updated)),
+                DELETE FROM {attributes} WHERE session_id IN (SELECT id FROM updated) AND name = ANY($5)),
             upserted AS (
                 INSERT INTO {attributes} (session_id, name, value)
-                SELECT $1, u.name, u.value FROM unnest($3::text[], $4::bytea[]) AS u(name, value)
-                WHERE EXISTS (SELECT FROM updated)
-                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", PostgresNearCacheChannel.KeySql("$1") + " || ':' || version")}
+                SELECT updated.id, u.name, u.value FROM updated, unnest($3::text[], $4::bytea[]) AS u(name, value)
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", key1 + " || ':' || version")}
             SELECT (SELECT attribute_count FROM live), (SELECT version FROM updated){Notified("notified")}
             """;
 
-        // $1 id, $2 clock, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
+        // $1 addresses, $2 clock, $3 name, $4 expected or null, $5 replacement or null, $6 max attributes.
         // Returns (live, succeeded, current value, over the attribute limit, new version when it succeeded).
         CompareAndSet = $"""
             WITH live AS (
-                SELECT FROM {sessions} WHERE id = $1 AND expires_at > {now2}),
+                SELECT id FROM {sessions} WHERE id = ANY($1) AND expires_at > {now2}),
             current AS (
-                SELECT value FROM {attributes} WHERE session_id = $1 AND name = $3),
+                SELECT value FROM {attributes} WHERE session_id IN (SELECT id FROM live) AND name = $3),
             allowed AS (
-                SELECT FROM live
+                SELECT id FROM live
                 WHERE $5::bytea IS NULL OR EXISTS (SELECT FROM current)
-                   OR (SELECT count(*) FROM {attributes} WHERE session_id = $1) < $6),
+                   OR (SELECT count(*) FROM {attributes} WHERE session_id = live.id) < $6),
             matched AS (
-                SELECT FROM allowed WHERE (SELECT value FROM current) IS NOT DISTINCT FROM $4::bytea),
+                SELECT id FROM allowed WHERE (SELECT value FROM current) IS NOT DISTINCT FROM $4::bytea),
             updated AS (
                 UPDATE {sessions} s
                 SET version = s.version + 1, last_accessed_at = {now2}, expires_at = least({now2} + s.idle_timeout, s.absolute_expires_at)
-                WHERE s.id = $1 AND EXISTS (SELECT FROM matched)
+                FROM matched WHERE s.id = matched.id
                 RETURNING s.version),
             removed AS (
-                DELETE FROM {attributes} WHERE session_id = $1 AND name = $3 AND $5::bytea IS NULL AND EXISTS (SELECT FROM matched)),
+                DELETE FROM {attributes} WHERE session_id IN (SELECT id FROM matched) AND name = $3 AND $5::bytea IS NULL),
             upserted AS (
                 INSERT INTO {attributes} (session_id, name, value)
-                SELECT $1, $3, $5::bytea WHERE $5::bytea IS NOT NULL AND EXISTS (SELECT FROM matched)
-                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", PostgresNearCacheChannel.KeySql("$1") + " || ':' || version")}
+                SELECT matched.id, $3, $5::bytea FROM matched WHERE $5::bytea IS NOT NULL
+                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value){Notify("notified", "updated", key1 + " || ':' || version")}
             SELECT EXISTS (SELECT FROM live), EXISTS (SELECT FROM matched), (SELECT value FROM current),
                    EXISTS (SELECT FROM live) AND NOT EXISTS (SELECT FROM allowed), (SELECT version FROM updated){Notified("notified")}
             """;
 
-        // $1 id, $2 clock: an expired session that was not swept yet must not block a new one.
-        DeleteExpired = $"DELETE FROM {sessions} WHERE id = $1 AND expires_at <= {now2}";
+        // $1 addresses, $2 clock: an expired session that was not swept yet must not block a new one.
+        DeleteExpired = $"DELETE FROM {sessions} WHERE id = ANY($1) AND expires_at <= {now2}";
 
-        // $1 id, $2 clock, $3 idle timeout, $4 absolute lifetime, $5 principal, $6 version, $7 names, $8 values.
+        // $1 key (the handle, or in the previous layout the id), $2 clock, $3 idle timeout, $4 absolute lifetime, $5 principal,
+        // $6 version, $7 names, $8 values, $9 the session's other key (text[], empty in the current layout), $10 mark.
         // The session is dated here, on the database's clock, from its lifetimes. Attribute rows are inserted
-        // only when the session row was (the foreign key is checked at the end of the statement).
+        // only when the session row was (the foreign key is checked at the end of the statement). $10 (a node of this
+        // release writing the previous layout) moves created_at back by under a millisecond so that its microseconds end
+        // in 777 (CreatedMark): the upgrade tells sessions created by a node of the previous release, which never does, by it.
         Create = $"""
             WITH created AS (
                 INSERT INTO {sessions} (id, created_at, last_accessed_at, idle_timeout, absolute_expires_at, expires_at, principal, version)
-                SELECT $1, c.now, c.now, $3, c.now + $4, c.now + least($3, $4), $5, $6 FROM (SELECT {now2} AS now) c
+                SELECT $1, CASE WHEN $10 THEN c.now - (((extract(microseconds FROM c.now)::bigint - {CreatedMark}) % 1000 + 1000) % 1000) * interval '1 microsecond' ELSE c.now END,
+                       c.now, $3, c.now + $4, c.now + least($3, $4), $5, $6 FROM (SELECT {now2} AS now) c
+                WHERE NOT EXISTS (SELECT FROM {sessions} WHERE id = ANY($9))
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id),
             inserted AS (
@@ -139,27 +145,36 @@ internal sealed class PostgresSql
             SELECT count(*) FROM created
             """;
 
-        // $1 id, $2 clock. Returns one row when a session was deleted: whether it was still live.
+        // $1 addresses, $2 clock. Returns one row when a session was deleted: whether it was still live.
         Delete = $"""
             WITH deleted AS (
-                DELETE FROM {sessions} WHERE id = $1 RETURNING expires_at > {now2} AS live){Notify("notified", "deleted", PostgresNearCacheChannel.KeySql("$1"))}
+                DELETE FROM {sessions} WHERE id = ANY($1) RETURNING expires_at > {now2} AS live){Notify("notified", "deleted", key1)}
             SELECT live{Notified("notified")} FROM deleted
             """;
 
-        // $1 old id, $2 new id, $3 clock. ON UPDATE CASCADE moves the attributes in the same statement.
-        // One row when the session moved. The old id is announced as ended; nobody holds a copy of the new one.
+        // $1 old addresses, $2 new key, $3 clock. ON UPDATE CASCADE moves the attributes in the same statement.
+        // One row when the session moved. The old session is announced as ended; nobody holds a copy of the new one.
         ChangeId = $"""
             WITH moved AS (
-                UPDATE {sessions} SET id = $2 WHERE id = $1 AND expires_at > {now3} RETURNING id){Notify("notified", "moved", PostgresNearCacheChannel.KeySql("$1"))}
+                UPDATE {sessions} SET id = $2 WHERE id = ANY($1) AND expires_at > {now3} RETURNING id){Notify("notified", "moved", key1)}
             SELECT 1{Notified("notified")} FROM moved
             """;
 
-        // $1 principal, $2 clock.
+        // $1 principal, $2 clock. The first column is the handle: no id leaves the database, even from rows of the previous layout.
         FindByPrincipal = $"""
-            SELECT s.id, s.created_at, s.last_accessed_at, s.idle_timeout, s.absolute_expires_at, s.principal, s.version, a.name, a.value
+            SELECT {HandleOfKeySql("s.id")}, s.created_at, s.last_accessed_at, s.idle_timeout, s.absolute_expires_at, s.principal, s.version, a.name, a.value
             FROM {sessions} s LEFT JOIN {attributes} a ON a.session_id = s.id
             WHERE s.principal = $1 AND s.expires_at > {now2}
             ORDER BY s.id
+            """;
+
+        // $1 principal, $2 handle, $3 clock. Deletes the principal's session with that handle, whichever layout its row is
+        // in; one row per deleted session: whether it was live, and its near-cache key.
+        DeleteByHandle = $"""
+            WITH deleted AS (
+                DELETE FROM {sessions} WHERE principal = $1 AND (id = $2 OR (length(id) = {SessionId.Length} AND {HandleSql("id")} = $2))
+                RETURNING expires_at > {now3} AS live, {RowKeySql("id")} AS key){Notify("notified", "deleted", "key")}
+            SELECT live, key{Notified("notified")} FROM deleted
             """;
 
         // $1 clock.
@@ -188,6 +203,9 @@ internal sealed class PostgresSql
     /// <summary>The Data Protection key ring table (PostgresSessionStore.KeyRing.cs holds its two statements).</summary>
     public string KeyRingTable { get; }
 
+    /// <summary>The store's own table: layout marker and node heartbeats (PostgresSessionStore.Layout.cs holds its statements).</summary>
+    public string StoreTable { get; }
+
     public string Load { get; }
 
     public string LockLive { get; }
@@ -206,9 +224,37 @@ internal sealed class PostgresSql
 
     public string FindByPrincipal { get; }
 
+    public string DeleteByHandle { get; }
+
     public string Count { get; }
 
     public string Cleanup { get; }
+
+    /// <summary>The microseconds (modulo 1,000) of created_at on a session a node of this release created in the previous layout.</summary>
+    internal const int CreatedMark = 777;
+
+    /// <summary>
+    /// SQL for the <see cref="SessionHandle.FromId"/> of the text expression <paramref name="id"/>: base64url of the first 16 bytes
+    /// of SHA-256 over "ClusterSession.handle/" and the id (PostgreSQL 11+ has sha256()).
+    /// </summary>
+    internal static string HandleSql(string id)
+        => $"translate(rtrim(encode(substring(sha256(convert_to('ClusterSession.handle/' || {id}, 'UTF8')) from 1 for 16), 'base64'), '='), '+/', '-_')";
+
+    /// <summary>SQL for the handle of a key column: computed from an id of the previous layout, the key itself otherwise.</summary>
+    internal static string HandleOfKeySql(string key) => $"CASE WHEN length({key}) = {SessionId.Length} THEN {HandleSql(key)} ELSE {key} END";
+
+    /// <summary>
+    /// SQL for the near-cache key of a session row: the previous release's digest of the id for a row of the previous layout
+    /// (nodes that may still run it understand it), the handle otherwise.
+    /// </summary>
+    internal static string RowKeySql(string key) => $"CASE WHEN length({key}) = {SessionId.Length} THEN {PostgresNearCacheChannel.KeySql(key)} ELSE {key} END";
+
+    /// <summary>
+    /// SQL for the near-cache key of the session a statement addresses by <paramref name="addresses"/> (text[]): while the
+    /// addresses hold the id (first), the previous release's digest of it; otherwise the handle (the only address).
+    /// </summary>
+    internal static string NotifyKeySql(string addresses)
+        => $"CASE WHEN cardinality({addresses}::text[]) > 1 THEN {PostgresNearCacheChannel.KeySql($"({addresses}::text[])[1]")} ELSE ({addresses}::text[])[1] END";
 
     /// <summary>"now" in a statement whose parameter <paramref name="parameter"/> is the clock: the database's unless a test clock is sent.</summary>
     private static string Now(int parameter) => $"coalesce(${parameter}::timestamptz, now())";
@@ -235,27 +281,27 @@ internal sealed class PostgresCapSql
             ,
             notified AS (
                 SELECT pg_notify('{channel}', payload) FROM (
-                    SELECT {PostgresNearCacheChannel.KeySql("id")} AS payload, 0 AS position FROM ended
+                    SELECT key AS payload, 0 AS position FROM ended
                     UNION ALL
-                    SELECT {PostgresNearCacheChannel.KeySql("id")} || ':' || version, 1 FROM bound) n
+                    SELECT {PostgresSql.NotifyKeySql("$1")} || ':' || version, 1 FROM bound) n
                 ORDER BY position)
             """;
         var notified = channel is null ? string.Empty : ", (SELECT count(*) FROM notified)";
         // $1 lock name (the table and the principal): admissions of one principal queue here until the transaction ends.
         LockPrincipal = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
-        // $1 id, $2 principal, $3 clock, $4 max, $5 refuse at the cap. Counts the principal's other live sessions,
+        // $1 addresses, $2 principal, $3 clock, $4 max, $5 refuse at the cap. Counts the principal's other live sessions,
         // then either refuses, or deletes the oldest beyond the cap (first absolute expiry first) and binds the session.
-        // Returns (live, admitted, ended ids, new version when bound). A session already bound to the principal is admitted
+        // Returns (live, admitted, ended handles, new version when bound, ended near-cache keys). A session already bound to the principal is admitted
         // and ends nothing. With the near cache on, the ended sessions are announced as ended, then (pg_notify is volatile,
         // so it runs after the sort) the bound one with its new version.
         var now = "coalesce($3::timestamptz, now())";
         Admit = $"""
             WITH target AS (
-                SELECT principal FROM {sessionsTable} WHERE id = $1 AND expires_at > {now} FOR UPDATE),
+                SELECT principal FROM {sessionsTable} WHERE id = ANY($1) AND expires_at > {now} FOR UPDATE),
             others AS (
                 SELECT id, absolute_expires_at, created_at FROM {sessionsTable}
-                WHERE principal = $2 AND id <> $1 AND expires_at > {now}),
+                WHERE principal = $2 AND id <> ALL($1) AND expires_at > {now}),
             verdict AS (
                 SELECT EXISTS (SELECT FROM target) AS live,
                        coalesce((SELECT principal = $2 FROM target), false) AS already,
@@ -268,12 +314,12 @@ internal sealed class PostgresCapSql
                 USING (SELECT id FROM others ORDER BY absolute_expires_at, created_at, id
                        LIMIT greatest((SELECT n FROM verdict) - ($4 - 1), 0)) o
                 WHERE s.id = o.id AND (SELECT act FROM decision)
-                RETURNING s.id),
+                RETURNING {PostgresSql.HandleOfKeySql("s.id")} AS handle, {PostgresSql.RowKeySql("s.id")} AS key),
             bound AS (
                 UPDATE {sessionsTable} SET principal = $2, version = version + 1
-                WHERE id = $1 AND (SELECT act FROM decision)
+                WHERE id = ANY($1) AND (SELECT act FROM decision)
                 RETURNING id, version){ended}
-            SELECT d.live, d.admitted, array(SELECT id FROM ended), (SELECT version FROM bound){notified} FROM decision d
+            SELECT d.live, d.admitted, array(SELECT handle FROM ended), (SELECT version FROM bound), array(SELECT key FROM ended){notified} FROM decision d
             """;
     }
 

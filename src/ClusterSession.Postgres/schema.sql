@@ -7,14 +7,25 @@
 -- A DBA can run it by hand instead, for example:
 --   sed -e 's/{schema}/public/g' -e 's/{prefix}/clustersession_/g' schema.sql | psql -v ON_ERROR_STOP=1
 -- A double quote inside a name must be written twice. Every statement is idempotent
--- (IF NOT EXISTS); nothing here alters or drops an existing object.
+-- (IF NOT EXISTS, ON CONFLICT DO NOTHING); nothing here alters or drops an existing object.
 
 CREATE SCHEMA IF NOT EXISTS "{schema}";
+
+-- The store's own state: the layout marker (row 'layout': '2' = the previous release's layout, keyed by session ids;
+-- 'migrating' = an upgrade is moving sessions; '3' = keyed by handles only), the moment the first node of this
+-- release registered (row 'nodes_since') and one heartbeat row per running store ('node:<random>', value = the
+-- layout it acts on). No session data. docs/postgres-data-model.md, "Layouts and upgrades".
+CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}store" (
+    name       text COLLATE "C" NOT NULL,
+    value      text             NOT NULL,
+    updated_at timestamptz      NOT NULL DEFAULT now(),
+    CONSTRAINT "{prefix}store_pkey" PRIMARY KEY (name)
+);
 
 -- One row per session. expires_at = least(last_accessed_at + idle_timeout, absolute_expires_at),
 -- kept in the row so that reads and the cleanup filter on one indexed column.
 CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}sessions" (
-    id                  text COLLATE "C" NOT NULL,
+    id                  text COLLATE "C" NOT NULL, -- the session's handle (22 characters); 32: an id of the previous layout
     created_at          timestamptz      NOT NULL,
     last_accessed_at    timestamptz      NOT NULL,
     idle_timeout        interval         NOT NULL,
@@ -56,3 +67,10 @@ CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}key_ring" (
     created_at    timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT "{prefix}key_ring_pkey" PRIMARY KEY (id)
 );
+
+-- The layout marker, where none is set yet: '2' when sessions keyed by ids (32 characters) exist, '3' otherwise.
+-- (PostgresSessionStore.CreateSchemaAsync sets '2' before this line when the sessions table existed before the
+-- store table, i.e. on a database of the previous release, even an empty one.)
+INSERT INTO "{schema}"."{prefix}store" (name, value)
+SELECT 'layout', CASE WHEN EXISTS (SELECT FROM "{schema}"."{prefix}sessions" WHERE length(id) = 32) THEN '2' ELSE '3' END
+ON CONFLICT (name) DO NOTHING;

@@ -121,7 +121,8 @@ public sealed class PostgresConcurrencyTests(PostgresTestServer server) : IAsync
             INSERT INTO {_store.SessionsTableName} (id, created_at, last_accessed_at, idle_timeout, absolute_expires_at, expires_at, principal, version)
             SELECT id, $2, $2, interval '30 minutes', $3, $3, NULL, 0 FROM unnest($1::text[]) AS id
             """);
-        command.Parameters.Add(new NpgsqlParameter { Value = ids });
+        // Rows are keyed by handles (layout 3): the store keeps no ids.
+        command.Parameters.Add(new NpgsqlParameter { Value = ids.Select(SessionHandle.FromId).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = now });
         command.Parameters.Add(new NpgsqlParameter { Value = expiresAt });
         await command.ExecuteNonQueryAsync();

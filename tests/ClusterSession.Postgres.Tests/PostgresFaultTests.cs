@@ -67,7 +67,7 @@ public sealed class PostgresFaultTests : IAsyncLifetime
         await using var transaction = await blocker.BeginTransactionAsync();
         await using (var lockRow = new NpgsqlCommand($"SELECT FROM {store.SessionsTableName} WHERE id = $1 FOR UPDATE", blocker, transaction))
         {
-            lockRow.Parameters.Add(new NpgsqlParameter { Value = session.Id });
+            lockRow.Parameters.Add(new NpgsqlParameter { Value = session.Handle });
             await lockRow.ExecuteNonQueryAsync();
         }
 

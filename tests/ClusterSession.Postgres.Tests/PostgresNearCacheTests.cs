@@ -261,7 +261,8 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
 
             // In commit order: by the time A's change is heard, the earlier ones would have been.
             // Named by a digest of the id: a session id never goes out on a channel any role may LISTEN to.
-            var expected = PostgresNearCacheChannel.KeyOf(session.Id!) + ":" + (session.Version + 2).ToString(CultureInfo.InvariantCulture);
+            // On layout 3 that digest is the handle (before it, the previous release's digest, which its nodes understand).
+            var expected = SessionHandle.FromId(session.Id!) + ":" + (session.Version + 2).ToString(CultureInfo.InvariantCulture);
             var deadline = DateTime.UtcNow.AddSeconds(10);
             while (!heard.Contains(expected))
             {
@@ -371,14 +372,14 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
             case Change.RevokeByUser:
                 // What ISessionManager.RevokeAllAsync does.
                 var found = await a.FindByPrincipalAsync(principal);
-                Assert.Equal([id], found.Select(f => f.Id));
-                Assert.True(await a.DeleteAsync(id));
+                Assert.Equal([SessionHandle.FromId(id)], found.Select(f => f.Handle));
+                Assert.True(await a.DeleteByHandleAsync(principal, SessionHandle.FromId(id)));
                 break;
             case Change.CapEndsOldest:
                 var newer = NewSession(("n", "0"));
                 Assert.True(await a.CreateAsync(newer));
                 var admission = await a.AdmitAsync(newer.Id!, principal, 1, SessionCapPolicy.EndOldestSession);
-                Assert.Equal([id], admission.EndedHandles);
+                Assert.Equal([SessionHandle.FromId(id)], admission.EndedHandles);
                 break;
         }
     }

@@ -197,7 +197,8 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
         var found = await _store.FindByPrincipalAsync("alice");
 
         var single = Assert.Single(found);
-        Assert.Equal(first.Id, single.Id);
+        Assert.Equal(first.Handle, single.Handle);
+        Assert.Null(single.Id);
         Assert.Equal(2, single.Attributes.Count);
         Assert.Empty(await _store.FindByPrincipalAsync("nobody"));
     }
@@ -284,7 +285,7 @@ public sealed class PostgresSessionStoreTests(PostgresTestServer server) : IAsyn
     {
         // xmin is the id of the transaction that wrote the row version: unchanged rows keep theirs.
         await using var command = server.DataSource.CreateCommand($"SELECT name, xmin::text FROM {_store.AttributesTableName} WHERE session_id = $1");
-        command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = id });
+        command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = SessionHandle.FromId(id) });
         await using var reader = await command.ExecuteReaderAsync();
         var versions = new Dictionary<string, string>(StringComparer.Ordinal);
         while (await reader.ReadAsync())
