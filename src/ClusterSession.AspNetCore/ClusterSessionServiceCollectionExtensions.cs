@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -54,6 +55,44 @@ public static class ClusterSessionServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<DataProtectionOptions>, ShareApplicationDiscriminator>());
         DecorateAuthenticationService(services);
         return services;
+    }
+
+    /// <summary>
+    /// Adds ClusterSession (as <see cref="AddClusterSession(IServiceCollection, Action{ClusterSessionOptions})"/>) with its
+    /// options bound from <paramref name="configuration"/>, such as <c>builder.Configuration.GetSection("ClusterSession")</c>:
+    /// every option of <see cref="ClusterSessionOptions"/> by its name (<c>IdleTimeout</c>, <c>Cookie:Name</c>,
+    /// <c>CircuitBreaker:BreakDuration</c>, <c>Limits:MaxAttributes</c>...), and the store from <c>Store</c>:
+    /// <c>Store:Kind</c> names it (<c>InMemory</c>, or <c>Redis</c> / <c>Postgres</c> once their package registered the kind
+    /// with <c>services.AddRedisSessionStoreKind()</c> / <c>services.AddPostgresSessionStoreKind()</c>), and the subsection of
+    /// that name (<c>Store:Redis</c>) holds the store's options. Validated at start-up with the same messages as options set in
+    /// code. Read once: changing the configuration later (reload) does not change a running application.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configuration">The ClusterSession section.</param>
+    /// <returns>The services, for chaining.</returns>
+    public static IServiceCollection AddClusterSession(this IServiceCollection services, IConfiguration configuration)
+        => services.AddClusterSession(configuration, static _ => { });
+
+    /// <summary>
+    /// Adds ClusterSession with its options bound from <paramref name="configuration"/> (see
+    /// <see cref="AddClusterSession(IServiceCollection, IConfiguration)"/>), then set by <paramref name="configure"/>, which wins:
+    /// a store chosen there (<c>o.UseRedis(...)</c>) replaces the one configuration names.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configuration">The ClusterSession section.</param>
+    /// <param name="configure">Sets options after the configuration.</param>
+    /// <returns>The services, for chaining.</returns>
+    public static IServiceCollection AddClusterSession(this IServiceCollection services, IConfiguration configuration, Action<ClusterSessionOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.AddSessionStoreKind("InMemory", static (builder, section) => builder.UseInMemory(section));
+        return services.AddClusterSession(options =>
+        {
+            ConfiguredStore.Bind(configuration, options);
+            configure(options);
+        });
     }
 
     /// <summary>

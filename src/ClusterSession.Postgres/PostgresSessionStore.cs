@@ -126,6 +126,26 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// <see cref="SessionLoadOptions.NoTouch"/> runs the same statement with a null touch fraction, so its conditional
+    /// UPDATE matches no row. With the near cache on, such a load goes to the store and is not cached (a copy served
+    /// from memory would start a background touch).
+    /// </remarks>
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
+    {
+        if ((options & SessionLoadOptions.NoTouch) == 0)
+        {
+            return LoadAsync(id, cancellationToken);
+        }
+
+        SessionId.ThrowIfMalformed(id);
+        var loading = RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, touch: false, token), cancellationToken);
+        return loading.IsCompletedSuccessfully ? new(loading.Result.Snapshot) : SnapshotOf(loading);
+
+        static async ValueTask<SessionSnapshot?> SnapshotOf(ValueTask<LoadedSession> loading) => (await loading.ConfigureAwait(false)).Snapshot;
+    }
+
+    /// <inheritdoc />
     /// <exception cref="SessionLimitExceededException">A name or value is over the limits, or the session would hold too many attributes.</exception>
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
@@ -262,9 +282,13 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         static async ValueTask<SessionSnapshot?> SnapshotOf(ValueTask<LoadedSession> loading) => (await loading.ConfigureAwait(false)).Snapshot;
     }
 
-    private async Task<LoadedSession> LoadCoreAsync(string id, CancellationToken token)
+    private Task<LoadedSession> LoadCoreAsync(string id, CancellationToken token) => LoadCoreAsync(id, touch: true, token);
+
+    private async Task<LoadedSession> LoadCoreAsync(string id, bool touch, CancellationToken token)
     {
-        var command = CreateCommand(_sql.Load, TextArray(KeysOf(id).Addresses), Clock(_timeProvider), Double(_touchFraction));
+        // No touch: a null fraction makes the statement's conditional UPDATE match nothing (idle_timeout * NULL is NULL).
+        var fraction = touch ? Double(_touchFraction) : new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double, Value = DBNull.Value };
+        var command = CreateCommand(_sql.Load, TextArray(KeysOf(id).Addresses), Clock(_timeProvider), fraction);
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);

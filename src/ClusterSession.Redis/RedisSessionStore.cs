@@ -28,6 +28,12 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly RedisKeys _keys;
     private readonly RedisValue _touchPerMille;
+
+    /// <summary>
+    /// The Load script's touch fraction (per mille of the idle timeout) of a load that must not touch: a million idle
+    /// timeouts, which no last access is ever that old.
+    /// </summary>
+    private static readonly RedisValue NeverTouchPerMille = 1_000_000_000L;
     private readonly string _saveScript;
     private readonly string _compareAndSetScript;
     private readonly string _deleteScript;
@@ -97,6 +103,23 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         return _near is { } near
             ? LoadNearAsync(near, id, cancellationToken)
             : RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// <see cref="SessionLoadOptions.NoTouch"/> runs the same Load script with a touch threshold no idle timeout
+    /// reaches, so the script still judges the session on the store's clock and writes nothing. With the near cache on,
+    /// such a load goes to the store and is not cached (a copy served from memory would start a background touch).
+    /// </remarks>
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
+    {
+        if ((options & SessionLoadOptions.NoTouch) == 0)
+        {
+            return LoadAsync(id, cancellationToken);
+        }
+
+        SessionId.ThrowIfMalformed(id);
+        return RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, NeverTouchPerMille, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -220,7 +243,9 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         return (int)created == 1;
     }
 
-    private async Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token)
+    private Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token) => LoadCoreAsync(id, _touchPerMille, token);
+
+    private async Task<SessionSnapshot?> LoadCoreAsync(string id, RedisValue touchPerMille, CancellationToken token)
     {
         // One round trip: the Load script judges the session on the store's clock (and touches it when due), then a
         // plain HGETALL, sent in the same batch, reads it. The hash never goes through Lua, which costs the server more
@@ -234,7 +259,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                 batch.Execute();
                 return ((int)await judged.ConfigureAwait(false) == 1, await read.ConfigureAwait(false));
             },
-            (Key: _keys.Session(id), Now: Clock(), TouchPerMille: _touchPerMille),
+            (Key: _keys.Session(id), Now: Clock(), TouchPerMille: touchPerMille),
             token).ConfigureAwait(false);
         return live ? RedisSnapshots.TryRead(id, hash) : null;
     }

@@ -1,6 +1,8 @@
 using ClusterSession;
 using ClusterSession.Redis;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -30,4 +32,64 @@ public static class RedisSessionStoreBuilderExtensions
         ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
         return builder.UseRedis(redis => redis.Configuration = configuration);
     }
+    /// <summary>
+    /// Keeps sessions in Redis with <see cref="RedisSessionStoreOptions"/> bound from <paramref name="section"/> (such as
+    /// <c>ClusterSession:Store:Redis</c>: <c>Configuration</c>, <c>KeyPrefix</c>, <c>OperationTimeout</c>,
+    /// <c>NearCache:Enabled</c>...), read once at start-up and validated with the same messages as in code.
+    /// </summary>
+    /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
+    /// <param name="section">The Redis store's configuration section.</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static TBuilder UseRedis<TBuilder>(this TBuilder builder, IConfiguration section)
+        where TBuilder : ISessionStoreBuilder
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        return builder.UseRedis(redis => SessionStoreConfiguration.BindStoreOptions(section, redis));
+    }
+
+    /// <summary>
+    /// Keeps sessions in Redis through a multiplexer the application registered in its services, such as the one
+    /// Aspire's <c>builder.AddRedisClient("cache")</c> registers: <c>o.UseRedis(sp =&gt; sp.GetRequiredService&lt;IConnectionMultiplexer&gt;())</c>.
+    /// The store uses it and never disposes it (its owner, the service provider, does);
+    /// <see cref="RedisSessionStoreOptions.Configuration"/> is ignored.
+    /// </summary>
+    /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
+    /// <param name="multiplexer">Gets the application's multiplexer from the service provider (once, when the store is created).</param>
+    /// <param name="configure">Sets the other options of the Redis store (key prefix, timeouts, near cache), or null.</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static TBuilder UseRedis<TBuilder>(this TBuilder builder, Func<IServiceProvider, IConnectionMultiplexer> multiplexer, Action<RedisSessionStoreOptions>? configure = null)
+        where TBuilder : ISessionStoreBuilder
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        return builder.UseStore<TBuilder, RedisSessionStoreOptions>(
+            configure ?? (static _ => { }),
+            (provider, options) => new RedisSessionStore(
+                multiplexer(provider) ?? throw new InvalidOperationException("The multiplexer given to UseRedis(...) returned null: register an IConnectionMultiplexer (e.g. builder.AddRedisClient(\"cache\")) or use UseRedis(\"host:port\")."),
+                options,
+                provider.GetService<TimeProvider>() ?? TimeProvider.System,
+                provider.GetService<ILogger<RedisSessionStore>>()));
+    }
+
+    /// <summary>
+    /// Lets configuration choose the Redis store by name: with <c>"Store": { "Kind": "Redis", "Redis": { ... } }</c> in
+    /// the section given to <c>AddClusterSession(IConfiguration)</c>, the store's options are bound from <c>Store:Redis</c>.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="multiplexer">
+    /// Gets the multiplexer from the service provider (as <see cref="UseRedis{TBuilder}(TBuilder, Func{IServiceProvider, IConnectionMultiplexer}, Action{RedisSessionStoreOptions}?)"/>),
+    /// or null (the default) for a multiplexer the store creates from <c>Store:Redis:Configuration</c> and owns.
+    /// </param>
+    /// <returns>The services, for chaining.</returns>
+    public static IServiceCollection AddRedisSessionStoreKind(this IServiceCollection services, Func<IServiceProvider, IConnectionMultiplexer>? multiplexer = null)
+        => services.AddSessionStoreKind("Redis", (builder, section) =>
+        {
+            if (multiplexer is null)
+            {
+                builder.UseRedis(section);
+            }
+            else
+            {
+                builder.UseRedis(multiplexer, redis => SessionStoreConfiguration.BindStoreOptions(section, redis));
+            }
+        });
 }

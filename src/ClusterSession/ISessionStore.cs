@@ -29,6 +29,28 @@ public interface ISessionStore
     ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Loads a session as <see cref="LoadAsync(string, CancellationToken)"/> does, with <paramref name="options"/>:
+    /// <see cref="SessionLoadOptions.NoTouch"/> reads it without counting the read as an access (no last-access or
+    /// expiry refresh, whatever the touch interval says), for requests that must not keep a session alive (ASP.NET
+    /// Core's <c>DoesNotExtendSession</c> endpoints). An expired session is absent either way.
+    /// </summary>
+    /// <remarks>
+    /// The default implementation serves <see cref="SessionLoadOptions.None"/> through
+    /// <see cref="LoadAsync(string, CancellationToken)"/> and throws <see cref="NotSupportedException"/> for
+    /// <see cref="SessionLoadOptions.NoTouch"/>, so a store that cannot read without touching never silently extends a
+    /// session; every store ClusterSession ships, and every layer over a store, implements it.
+    /// </remarks>
+    /// <param name="id">The session id (well formed).</param>
+    /// <param name="options">How to load.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The session, or null when it does not exist or has expired.</returns>
+    ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
+        => options == SessionLoadOptions.None
+            ? LoadAsync(id, cancellationToken)
+            : throw new NotSupportedException(
+                $"The session store {GetType().Name} cannot load a session without touching it; implement ISessionStore.LoadAsync(string, SessionLoadOptions, CancellationToken) or remove DoesNotExtendSession from the endpoint.");
+
+    /// <summary>
     /// Applies a change set to an existing session and refreshes its last access and expiry.
     /// Attributes not named in the change set are left as they are, so concurrent saves of
     /// different attributes all land. Returns <see cref="SessionSaveResult.Gone"/>, writing nothing,
@@ -116,6 +138,17 @@ public interface ISessionStore
     ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
         => throw new NotSupportedException(
             $"The session store {GetType().Name} cannot enforce a per-principal session cap; use a store that implements ISessionStore.AdmitAsync or remove the cap.");
+}
+
+/// <summary>How <see cref="ISessionStore.LoadAsync(string, SessionLoadOptions, CancellationToken)"/> loads a session.</summary>
+[Flags]
+public enum SessionLoadOptions
+{
+    /// <summary>A normal load: an access, which refreshes the session's expiry when the touch interval is due.</summary>
+    None = 0,
+
+    /// <summary>A read only: the last access and the expiry stay as they are.</summary>
+    NoTouch = 1,
 }
 
 /// <summary>The result of <see cref="ISessionStore.SaveAsync"/>.</summary>

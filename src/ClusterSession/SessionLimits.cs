@@ -18,6 +18,9 @@ public sealed class SessionLimits
     /// <summary>The most attributes one session may hold. Default 1,000.</summary>
     public int MaxAttributes { get; init; } = 1000;
 
+    /// <summary>A new instance with the same limits (what configuration binds onto, never the shared <see cref="Default"/>).</summary>
+    internal SessionLimits Copy() => new() { MaxNameLength = MaxNameLength, MaxValueBytes = MaxValueBytes, MaxAttributes = MaxAttributes };
+
     /// <summary>Whether <paramref name="other"/> sets the same limits.</summary>
     internal bool HasSameValues(SessionLimits? other)
         => other is not null && other.MaxNameLength == MaxNameLength && other.MaxValueBytes == MaxValueBytes && other.MaxAttributes == MaxAttributes;

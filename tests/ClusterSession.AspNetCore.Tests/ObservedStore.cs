@@ -41,6 +41,17 @@ internal sealed class ObservedStore : ISessionStore
         return HangLoads is { } hang ? HungLoadAsync(hang.Task, id, cancellationToken) : _inner.LoadAsync(id, cancellationToken);
     }
 
+    /// <summary>A load with options counts as "load" without them, and as "load_no_touch" with <see cref="SessionLoadOptions.NoTouch"/>.</summary>
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
+    {
+        if (options == SessionLoadOptions.None)
+        {
+            return LoadAsync(id, cancellationToken);
+        }
+
+        return Enter("load_no_touch") ? _inner.LoadAsync(id, options, cancellationToken) : throw Down();
+    }
+
     /// <summary>How many hung loads ended because their token was cancelled (as a real store's call is at the deadline).</summary>
     public int CancelledHangs => Volatile.Read(ref _cancelledHangs);
 

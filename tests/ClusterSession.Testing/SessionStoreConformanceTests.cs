@@ -281,6 +281,33 @@ public abstract partial class SessionStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Loads_without_touch_read_the_session_and_never_slide_its_expiry()
+    {
+        var id = await CreateSessionAsync(attributes: new() { ["a"] = Bytes("1") });
+        var created = (await Store.LoadAsync(id, SessionLoadOptions.NoTouch))!;
+
+        // Polled every quarter of the idle timeout, as the sliding test loads, but without touching: it ends on time.
+        for (var i = 0; i < 3; i++)
+        {
+            Time.Advance(IdleTimeout / 4);
+            var read = await Store.LoadAsync(id, SessionLoadOptions.NoTouch);
+            Assert.NotNull(read);
+            Assert.Equal(Bytes("1"), read.Attributes["a"]);
+            Assert.Equal(created.LastAccessedAt, read.LastAccessedAt);
+        }
+
+        Time.Advance((IdleTimeout / 4) - TimeSpan.FromSeconds(1));
+        Assert.NotNull(await Store.LoadAsync(id, SessionLoadOptions.NoTouch));
+        Time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Null(await Store.LoadAsync(id, SessionLoadOptions.NoTouch));
+        Assert.Null(await Store.LoadAsync(id));
+    }
+
+    [Fact]
+    public async Task Load_without_touch_of_an_unknown_id_returns_null()
+        => Assert.Null(await Store.LoadAsync(SessionId.Create(), SessionLoadOptions.NoTouch));
+
+    [Fact]
     public async Task Saves_slide_the_idle_expiry()
     {
         var id = await CreateSessionAsync();

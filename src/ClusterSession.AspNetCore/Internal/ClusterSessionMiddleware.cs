@@ -124,7 +124,11 @@ internal sealed class ClusterSessionMiddleware
         var context = session.Context;
         if (!session.UsedStore && !session.IsLoaded)
         {
-            ScheduleTouch(context, session.IncomingId);
+            if (!session.DoesNotExtend)
+            {
+                ScheduleTouch(context, session.IncomingId);
+            }
+
             return;
         }
 
@@ -152,7 +156,8 @@ internal sealed class ClusterSessionMiddleware
             }
         }
 
-        if (!session.HasFailed && (session.StoredIdOrNull ?? session.IncomingId) is { } accessed)
+        // A load without touch refreshed nothing, so it must not hold back the next touch.
+        if (!session.HasFailed && !session.DoesNotExtend && (session.StoredIdOrNull ?? session.IncomingId) is { } accessed)
         {
             _toucher.RecordAccess(accessed, session.StoredIdleTimeoutOrNull ?? _runtime.Options.IdleTimeout);
         }

@@ -49,7 +49,8 @@ internal sealed partial class RequestSession
         UsedStore = true;
         try
         {
-            snapshot = await _runtime.LoadAsync(_incomingId, cancellationToken).ConfigureAwait(false);
+            var options = DoesNotExtend ? SessionLoadOptions.NoTouch : SessionLoadOptions.None;
+            snapshot = await _runtime.LoadAsync(_incomingId, options, cancellationToken).ConfigureAwait(false);
         }
         catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "load"))
         {

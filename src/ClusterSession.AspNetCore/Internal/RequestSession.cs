@@ -52,7 +52,11 @@ internal sealed partial class RequestSession : IClusterSession
     public TimeSpan IdleTimeout
     {
         get => Session.IdleTimeout;
-        set => Session.SetIdleTimeout(value);
+        set
+        {
+            ThrowIfDoesNotExtend();
+            Session.SetIdleTimeout(value);
+        }
     }
 
     public DateTimeOffset AbsoluteExpiresAt => Session.Snapshot.AbsoluteExpiresAt;
@@ -62,6 +66,7 @@ internal sealed partial class RequestSession : IClusterSession
         get => Session.Principal;
         set
         {
+            ThrowIfDoesNotExtend();
             var session = Session;
             ThrowIfCannotEstablish();
             ReservedNames.BindPrincipal(session, value, _context, _runtime.Options.RecordClientAddress);
@@ -69,6 +74,12 @@ internal sealed partial class RequestSession : IClusterSession
     }
 
     public IEnumerable<string> Keys => Session.Keys.Where(static k => !ReservedNames.IsReserved(k));
+
+    /// <summary>
+    /// Whether the request's endpoint carries <see cref="DoesNotExtendSessionAttribute"/>: the session is read without
+    /// touching it, and writes throw. Read from the endpoint each time, since routing may run after this middleware.
+    /// </summary>
+    public bool DoesNotExtend => _context.GetEndpoint()?.Metadata.GetMetadata<DoesNotExtendSessionAttribute>() is not null;
 
     public static RequestSession Get(HttpContext context)
         => context.Features.Get<RequestSession>() ?? throw new InvalidOperationException(
@@ -84,6 +95,7 @@ internal sealed partial class RequestSession : IClusterSession
     {
         ReservedNames.ThrowIfReserved(key);
         ArgumentNullException.ThrowIfNull(value);
+        ThrowIfDoesNotExtend();
         if (CanWriteBlind)
         {
             // Name and size are checked now; the attribute count needs the stored session, so the store checks it at commit.
@@ -101,6 +113,7 @@ internal sealed partial class RequestSession : IClusterSession
     public void RemoveWithoutResult(string key)
     {
         ReservedNames.ThrowIfReserved(key);
+        ThrowIfDoesNotExtend();
         if (CanWriteBlind)
         {
             (_blind ??= new BlindWrites()).Remove(key);
@@ -113,11 +126,13 @@ internal sealed partial class RequestSession : IClusterSession
     public bool Remove(string key)
     {
         ReservedNames.ThrowIfReserved(key);
+        ThrowIfDoesNotExtend();
         return Session.Remove(key);
     }
 
     public void Clear()
     {
+        ThrowIfDoesNotExtend();
         var session = Session;
         foreach (var key in Keys.ToList())
         {
@@ -129,17 +144,23 @@ internal sealed partial class RequestSession : IClusterSession
 
     public void SetReserved(string name, byte[] value)
     {
+        ThrowIfDoesNotExtend();
         var session = Session;
         ThrowIfCannotEstablish();
         session.Set(ReservedNames.Prefix + name, value);
     }
 
-    public void RemoveReserved(string name) => Session.Remove(ReservedNames.Prefix + name);
+    public void RemoveReserved(string name)
+    {
+        ThrowIfDoesNotExtend();
+        Session.Remove(ReservedNames.Prefix + name);
+    }
 
     public async ValueTask<byte[]?> UpdateAsync(string key, Func<byte[]?, byte[]?> update, CancellationToken cancellationToken = default)
     {
         ReservedNames.ThrowIfReserved(key);
         ArgumentNullException.ThrowIfNull(update);
+        ThrowIfDoesNotExtend();
         await GetLoadedAsync(cancellationToken).ConfigureAwait(false);
 
         // The compare-and-set works on the stored session, so the session must exist and hold no pending
@@ -175,6 +196,7 @@ internal sealed partial class RequestSession : IClusterSession
 
     public async ValueTask RenewIdAsync(CancellationToken cancellationToken = default)
     {
+        ThrowIfDoesNotExtend();
         await GetLoadedAsync(cancellationToken).ConfigureAwait(false);
         var session = _session!;
         var newId = SessionId.Create();
@@ -236,6 +258,7 @@ internal sealed partial class RequestSession : IClusterSession
     /// <summary>Binds the session to a principal that just signed in, normally with a new id (session fixation protection).</summary>
     public async ValueTask SignInAsync(string? principal, bool renewId, CancellationToken cancellationToken)
     {
+        ThrowIfDoesNotExtend();
         if (renewId)
         {
             await RenewIdAsync(cancellationToken).ConfigureAwait(false);
@@ -318,6 +341,15 @@ internal sealed partial class RequestSession : IClusterSession
     }
 
     private bool CanWriteBlind => _session is null && _incomingId is not null && !_context.Response.HasStarted;
+
+    private void ThrowIfDoesNotExtend()
+    {
+        if (DoesNotExtend)
+        {
+            throw new InvalidOperationException(
+                "The session cannot be written by this endpoint: it has DoesNotExtendSession metadata ([DoesNotExtendSession] or .DoesNotExtendSession()), under which a request may only read the session. Write to the session from an endpoint without it.");
+        }
+    }
 
     private void ThrowIfCannotEstablish()
     {

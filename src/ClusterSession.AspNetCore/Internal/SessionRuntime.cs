@@ -81,6 +81,11 @@ internal sealed class SessionRuntime : IDisposable
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken)
         => CallAsync("load", id, static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
 
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken)
+        => options == SessionLoadOptions.None
+            ? LoadAsync(id, cancellationToken)
+            : CallAsync("load", (id, options), static (store, s, ct) => store.LoadAsync(s.id, s.options, ct), cancellationToken);
+
     public ValueTask<bool> CreateAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
         => CallAsync("create", snapshot, static (store, s, ct) => store.CreateAsync(s, ct), cancellationToken);
 

@@ -52,7 +52,9 @@ internal sealed class SessionTicketStore : ITicketStore
     {
         ArgumentNullException.ThrowIfNull(ticket);
         var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
-        if (Matches(session, key))
+
+        // A DoesNotExtendSession endpoint extends neither the session nor the ticket kept in it.
+        if (!session.DoesNotExtend && Matches(session, key))
         {
             session.SetReserved(ReservedNames.Ticket, TicketSerializer.Default.Serialize(ticket));
         }
@@ -69,7 +71,9 @@ internal sealed class SessionTicketStore : ITicketStore
     public async Task RemoveAsync(string key, HttpContext httpContext, CancellationToken cancellationToken)
     {
         var session = await LoadAsync(httpContext, cancellationToken).ConfigureAwait(false);
-        if (Matches(session, key))
+
+        // An expired ticket is left to the session's own end (or the next ordinary request) on a DoesNotExtendSession endpoint, which writes nothing.
+        if (!session.DoesNotExtend && Matches(session, key))
         {
             session.RemoveReserved(ReservedNames.TicketKey);
             session.RemoveReserved(ReservedNames.TicketKeyDigest);

@@ -47,6 +47,12 @@ internal sealed class ValueProtectingSessionStore(ISessionStore inner, Attribute
         return pending.IsCompletedSuccessfully ? new ValueTask<SessionSnapshot?>(Unprotect(pending.Result)) : LoadSlowAsync(pending);
     }
 
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
+    {
+        var pending = inner.LoadAsync(id, options, cancellationToken);
+        return pending.IsCompletedSuccessfully ? new ValueTask<SessionSnapshot?>(Unprotect(pending.Result)) : LoadSlowAsync(pending);
+    }
+
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         if (!encrypt || changes.Set.Count == 0)

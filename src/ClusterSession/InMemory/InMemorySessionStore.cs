@@ -86,7 +86,12 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
     /// <inheritdoc />
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
+        => LoadAsync(id, SessionLoadOptions.None, cancellationToken);
+
+    /// <inheritdoc />
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
     {
+        var touch = (options & SessionLoadOptions.NoTouch) == 0;
         SessionId.ThrowIfMalformed(id);
         cancellationToken.ThrowIfCancellationRequested();
         if (!_sessions.TryGetValue(SessionHandle.FromId(id), out var entry))
@@ -98,7 +103,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
 
         // Most loads need no refresh (throttled touch) and take no lock.
         var current = entry.Current;
-        if (!entry.Removed && !current.IsExpiredAt(now) && !NeedsTouch(current, now))
+        if (!entry.Removed && !current.IsExpiredAt(now) && !(touch && NeedsTouch(current, now)))
         {
             return ValueTask.FromResult<SessionSnapshot?>(WithId(current, id));
         }
@@ -111,7 +116,7 @@ public sealed class InMemorySessionStore : ISessionStore, IDisposable, IAsyncDis
             }
 
             current = entry.Current;
-            if (NeedsTouch(current, now))
+            if (touch && NeedsTouch(current, now))
             {
                 current = With(current, now, current.Version, current.Principal, current.IdleTimeout, current.Attributes);
                 entry.Current = current;

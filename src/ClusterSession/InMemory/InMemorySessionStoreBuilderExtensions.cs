@@ -1,5 +1,6 @@
 using ClusterSession;
 using ClusterSession.InMemory;
+using Microsoft.Extensions.Configuration;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -16,6 +17,21 @@ public static class InMemorySessionStoreBuilderExtensions
     public static TBuilder UseInMemory<TBuilder>(this TBuilder builder)
         where TBuilder : ISessionStoreBuilder
         => builder.UseInMemory(static _ => { });
+
+    /// <summary>
+    /// Keeps sessions in this process's memory (see <see cref="UseInMemory{TBuilder}(TBuilder)"/>), with the in-memory
+    /// store's options bound from <paramref name="section"/> (such as <c>ClusterSession:Store:InMemory</c>:
+    /// <c>SweepInterval</c>, <c>SweepBatchSize</c>, <c>TouchIntervalFraction</c>), read once.
+    /// </summary>
+    /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
+    /// <param name="section">The in-memory store's configuration section (may be empty).</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static TBuilder UseInMemory<TBuilder>(this TBuilder builder, IConfiguration section)
+        where TBuilder : ISessionStoreBuilder
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        return builder.UseInMemory(options => SessionStoreConfiguration.BindStoreOptions(section, options));
+    }
 
     /// <summary>
     /// Keeps sessions in this process's memory (see <see cref="UseInMemory{TBuilder}(TBuilder)"/>), with the in-memory
