@@ -367,9 +367,32 @@ internal static class RedisLayoutScripts
           redis.call('HDEL', KEYS[1], ARGV[1])
         else
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ',' .. now)
-          redis.call('HSETNX', KEYS[1], '#since', now)
+          if redis.call('HEXISTS', KEYS[1], '#since') == 0 then redis.call('HSET', KEYS[1], '#since', now) end
         end
         return now
+        """;
+
+    /// <summary>
+    /// KEYS[1] layout marker (a hash: field 'v', so that the documented ACL rules need no string commands); ARGV ''
+    /// (read), 'nx' and a value (set it unless set), or 'set' and a value. Returns the marker after the call.
+    /// </summary>
+    public const string Marker = """
+        if ARGV[1] == 'set' or (ARGV[1] == 'nx' and redis.call('HEXISTS', KEYS[1], 'v') == 0) then
+          redis.call('HSET', KEYS[1], 'v', ARGV[2])
+        end
+        return redis.call('HMGET', KEYS[1], 'v')[1]
+        """;
+
+    /// <summary>
+    /// KEYS two scratch keys of one slot. Checks that this Redis user may run what the upgrade runs (RENAME inside a
+    /// script) before anything changes; leaves nothing behind.
+    /// </summary>
+    public const string Probe = """
+        redis.call('HSET', KEYS[1], 'p', '1')
+        redis.call('PEXPIRE', KEYS[1], 60000)
+        redis.call('RENAME', KEYS[1], KEYS[2])
+        redis.call('DEL', KEYS[2])
+        return 1
         """;
 }
 

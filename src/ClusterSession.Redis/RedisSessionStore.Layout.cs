@@ -87,20 +87,12 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
     {
         using var deadline = new CancellationTokenSource(_options.OperationTimeout);
         var token = deadline.Token;
-        var marker = ParseMarker(await CommandAsync(static (db, key) => db.StringGetAsync(key, Primary), _keys.Layout, token).ConfigureAwait(false));
+        var marker = await MarkerAsync(string.Empty, string.Empty, token).ConfigureAwait(false);
         if (marker == RedisLayout.Unknown)
         {
             // No marker: a store written by the previous release (it has sessions in its layout) or a fresh one.
             var previous = await AnyKeyAsync(_keys.PreviousSessionPattern, token).ConfigureAwait(false);
-            var initial = previous ? MarkerPrevious : MarkerCurrent;
-            marker = ParseMarker(await CommandAsync(
-                static async (db, s) =>
-                {
-                    await db.StringSetAsync(s.Key, s.Initial, when: When.NotExists, flags: Primary).ConfigureAwait(false);
-                    return await db.StringGetAsync(s.Key, Primary).ConfigureAwait(false);
-                },
-                (Key: _keys.Layout, Initial: initial),
-                token).ConfigureAwait(false));
+            marker = await MarkerAsync("nx", previous ? MarkerPrevious : MarkerCurrent, token).ConfigureAwait(false);
         }
 
         ApplyLayout(marker);
@@ -136,7 +128,7 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
 
     private async Task<bool> RefreshLayoutAsync(CancellationToken token)
     {
-        var marker = ParseMarker(await CommandAsync(static (db, key) => db.StringGetAsync(key, Primary), _keys.Layout, token).ConfigureAwait(false));
+        var marker = await MarkerAsync(string.Empty, string.Empty, token).ConfigureAwait(false);
         if (marker != RedisLayout.Unknown)
         {
             ApplyLayout(marker);
@@ -159,7 +151,15 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
 
     /// <summary>Writes this node's heartbeat (the layout it acts on, dated by the store's clock); returns that date.</summary>
     private async Task<long> RegisterAsync(RedisLayout layout, CancellationToken token)
-        => (long)await WriteAsync(RedisLayoutScripts.Register, _keys.Nodes, [_nodeId, MarkerOf(layout)], token).ConfigureAwait(false);
+        => (long)await EvaluateAsync(RedisLayoutScripts.Register, _keys.Nodes, [_nodeId, MarkerOf(layout)], token).ConfigureAwait(false);
+
+    /// <summary>Reads (<paramref name="operation"/> empty) or sets ("nx", "set") the layout marker; returns it after the call.</summary>
+    private async Task<RedisLayout> MarkerAsync(string operation, string value, CancellationToken token)
+        => ParseMarker((RedisValue)await EvaluateAsync(RedisLayoutScripts.Marker, _keys.Layout, [operation, value], token).ConfigureAwait(false));
+
+    /// <summary>A script on the primary without waiting for replicas: the marker and the registry are not session data.</summary>
+    private Task<RedisResult> EvaluateAsync(string script, RedisKey key, RedisValue[] args, CancellationToken token)
+        => CommandAsync(static (db, s) => db.ScriptEvaluateAsync(s.Script, [s.Key], s.Args, Primary), (Script: script, Key: key, Args: args), token);
 
     /// <summary>Stops the refresh and removes this node from the registry (best effort, before the connection closes).</summary>
     private async Task StopLayoutAsync()
@@ -179,7 +179,7 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
         await loop.ConfigureAwait(false);
         try
         {
-            await RunAsync("unregister", this, static (s, token) => s.WriteAsync(RedisLayoutScripts.Register, s._keys.Nodes, [s._nodeId, string.Empty], token), CancellationToken.None).ConfigureAwait(false);
+            await RunAsync("unregister", this, static (s, token) => s.EvaluateAsync(RedisLayoutScripts.Register, s._keys.Nodes, [s._nodeId, string.Empty], token), CancellationToken.None).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A node that cannot unregister ages out of the registry after 3 refresh intervals.
         catch (Exception)

@@ -32,6 +32,11 @@ public sealed partial class RedisSessionStore
             return new(SessionStoreUpgradeStatus.NothingToDo, "The Redis store is on layout 3 already: nothing to upgrade.", 0);
         }
 
+        if (await RunAsync("upgrade", this, static (s, token) => s.MayRenameAsync(token), cancellationToken).ConfigureAwait(false) is { } refused)
+        {
+            return new(SessionStoreUpgradeStatus.Refused, refused, 0);
+        }
+
         if (marker != RedisLayout.Current)
         {
             var older = await RunAsync("upgrade", this, static (s, token) => s.CountSessionsOfOlderNodesAsync(token), cancellationToken).ConfigureAwait(false);
@@ -65,12 +70,26 @@ public sealed partial class RedisSessionStore
             moved);
     }
 
-    private async Task<RedisLayout> ReadMarkerAsync(CancellationToken token)
-        => ParseMarker(await CommandAsync(static (db, key) => db.StringGetAsync(key, Primary), _keys.Layout, token).ConfigureAwait(false));
+    /// <summary>Null when this Redis user may run the upgrade's RENAME, else the operator's message.</summary>
+    private async Task<string?> MayRenameAsync(CancellationToken token)
+    {
+        RedisKey[] scratch = [_keys.Layout.Append(":probe{p}1"), _keys.Layout.Append(":probe{p}2")];
+        try
+        {
+            await CommandAsync(static (db, keys) => db.ScriptEvaluateAsync(RedisLayoutScripts.Probe, keys, flags: Primary), scratch, token).ConfigureAwait(false);
+            return null;
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("NOPERM", StringComparison.Ordinal))
+        {
+            return "Refused: the Redis user may not run RENAME, which the upgrade and the nodes use to move sessions to layout 3. Add +rename to its ACL rules (docs/operations.md, \"Least privilege\"), then run upgrade again. Nothing was changed.";
+        }
+    }
+
+    private Task<RedisLayout> ReadMarkerAsync(CancellationToken token) => MarkerAsync(string.Empty, string.Empty, token);
 
     private async Task<bool> SetMarkerAsync(RedisLayout layout, CancellationToken token)
     {
-        await CommandAsync(static (db, s) => db.StringSetAsync(s.Key, s.Marker, flags: Primary), (Key: _keys.Layout, Marker: MarkerOf(layout)), token).ConfigureAwait(false);
+        await MarkerAsync("set", MarkerOf(layout), token).ConfigureAwait(false);
         ApplyLayout(layout);
         await RegisterAsync(layout, token).ConfigureAwait(false);
         return true;
