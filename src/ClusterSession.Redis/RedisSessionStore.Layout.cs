@@ -67,25 +67,37 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
     };
 
     /// <summary>The layout, read from the store on first use (once per store instance; a failed read is tried again).</summary>
-    private Task<RedisLayout> EnsureLayoutAsync(CancellationToken token)
+    private async Task<RedisLayout> EnsureLayoutAsync(CancellationToken token)
     {
-        Task<RedisLayout> start;
-        lock (_layoutGate)
+        while (true)
         {
-            if (_layoutStart is null || _layoutStart.IsFaulted || _layoutStart.IsCanceled)
+            Task<RedisLayout> start;
+            lock (_layoutGate)
             {
-                _layoutStart = StartLayoutAsync();
+                if (_layoutStart is null || _layoutStart.IsFaulted || _layoutStart.IsCanceled)
+                {
+                    _layoutStart = StartLayoutAsync();
+                }
+
+                start = _layoutStart;
             }
 
-            start = _layoutStart;
+            try
+            {
+                return await start.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!token.IsCancellationRequested)
+            {
+                // A read started by an earlier caller ran out of its own time: start another within this caller's deadline.
+            }
         }
-
-        return start.WaitAsync(token);
     }
 
     private async Task<RedisLayout> StartLayoutAsync()
     {
-        using var deadline = new CancellationTokenSource(_options.OperationTimeout);
+        // Shared by every operation waiting for it, so not ended by any one caller; each caller's own deadline ends its
+        // wait (and is what it reports), this one only ends the read if every caller gave up.
+        using var deadline = new CancellationTokenSource(2 * _options.OperationTimeout);
         var token = deadline.Token;
         var marker = await MarkerAsync(string.Empty, string.Empty, token).ConfigureAwait(false);
         if (marker == RedisLayout.Unknown)
