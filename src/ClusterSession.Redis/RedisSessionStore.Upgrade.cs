@@ -12,6 +12,8 @@ public sealed partial class RedisSessionStore
     /// <summary>How long the upgrade waits for every live node to confirm "migrating", in refresh intervals.</summary>
     private const int ConfirmIntervals = 3;
 
+    private TimeSpan ConfirmWait => (ConfirmIntervals * LayoutRefreshInterval) + _options.OperationTimeout;
+
     /// <inheritdoc />
     /// <remarks>
     /// Refuses while a session of the previous layout was created, after the first current node registered, without the
@@ -56,7 +58,7 @@ public sealed partial class RedisSessionStore
                 await RunAsync("upgrade", this, static (s, token) => s.SetMarkerAsync(RedisLayout.Previous, token), cancellationToken).ConfigureAwait(false);
                 return new(
                     SessionStoreUpgradeStatus.Refused,
-                    string.Create(CultureInfo.InvariantCulture, $"Refused: {unconfirmed} running node(s) did not confirm the switch to \"migrating\" within {ConfirmIntervals * LayoutRefreshInterval.TotalSeconds:0.#} s; the store stays on layout 2. Check that every node runs the current release and reaches Redis, then run upgrade again."),
+                    string.Create(CultureInfo.InvariantCulture, $"Refused: {unconfirmed} running node(s) did not confirm the switch to \"migrating\" within {ConfirmWait.TotalSeconds:0.#} s; the store stays on layout 2. Check that every node runs the current release and reaches Redis, then run upgrade again."),
                     0);
             }
         }
@@ -142,7 +144,8 @@ public sealed partial class RedisSessionStore
     /// <summary>Waits until every other live node (heard within 3 refresh intervals) reports "migrating"; returns how many did not.</summary>
     private async Task<int> WaitForNodesAsync(CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + (ConfirmIntervals * LayoutRefreshInterval);
+        // A node's refresh may itself wait up to one operation timeout on a slow store.
+        var deadline = DateTime.UtcNow + ConfirmWait;
         while (true)
         {
             var unconfirmed = await RunAsync("upgrade", this, static (s, token) => s.UnconfirmedNodesAsync(token), cancellationToken).ConfigureAwait(false);
