@@ -71,7 +71,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private long _channelDowns;
     private long _heartbeatsReceived;
 
-    public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger)
+    public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger, Func<string, string> keyOf)
     {
         ChannelName = channel;
         _channel = RedisChannel.Literal(channel);
@@ -81,7 +81,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         _intervalMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds);
         _logger = logger;
         _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
-        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, KeyOf);
+        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, keyOf);
     }
 
     /// <summary>This node's copies.</summary>
@@ -343,9 +343,10 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     }
 
     /// <summary>
-    /// What an invalidation carries instead of the session id: the lowercase hex SHA-1 of the id, as the scripts compute
-    /// it with <c>redis.sha1hex</c>. A one-way digest of a 192-bit random id: a subscriber learns that some session
-    /// changed and cannot turn it back into a cookie.
+    /// What an invalidation of the previous layout carries instead of the session id: the lowercase hex SHA-1 of the id,
+    /// as the scripts compute it with <c>redis.sha1hex</c> from a previous-layout key (the previous release keys its
+    /// copies by it; in layout 3 the handle is the key). A one-way digest of a 192-bit random id: a subscriber learns
+    /// that some session changed and cannot turn it back into a cookie.
     /// </summary>
 #pragma warning disable CA5350 // Not a signature or a password hash: a digest Lua can compute, of a random 192-bit id.
     internal static string KeyOf(string id) => Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(id)));
@@ -458,17 +459,18 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     }
 
     /// <summary>
-    /// Registers an end of the session <paramref name="id"/> BEFORE its script is sent (an acknowledgement may come
-    /// back before the script's reply); null when this node cannot hear acknowledgements (not subscribed yet).
+    /// Registers an end of the session whose invalidation key is <paramref name="key"/> BEFORE its script is sent (an
+    /// acknowledgement may come back before the script's reply); null when this node cannot hear acknowledgements (not
+    /// subscribed yet).
     /// </summary>
-    public PendingEnd? BeginEnd(string id)
+    public PendingEnd? BeginEnd(string key)
     {
         if (Volatile.Read(ref _acks) is null)
         {
             return null;
         }
 
-        var end = new PendingEnd(KeyOf(id));
+        var end = new PendingEnd(key);
         lock (_pendingEnds)
         {
             if (!_pendingEnds.TryGetValue(end.Key, out var list))

@@ -23,18 +23,22 @@ internal sealed class RedisReplicaWait(int replicas, TimeSpan timeout)
     private readonly ConcurrentDictionary<string, string> _hashes = new(StringComparer.Ordinal);
     private readonly object[] _waitArgs = [replicas, (long)timeout.TotalMilliseconds];
 
-    /// <summary>Runs <paramref name="script"/> on <paramref name="key"/> and waits for the replicas.</summary>
+    /// <summary>Runs <paramref name="script"/> on <paramref name="keys"/> (one slot) and waits for the replicas.</summary>
     /// <exception cref="ReplicasNotAcknowledgedException">Fewer replicas than required acknowledged in time.</exception>
-    public async Task<RedisResult> EvaluateAsync(IDatabase db, string script, RedisKey key, RedisValue[] args)
+    public async Task<RedisResult> EvaluateAsync(IDatabase db, string script, RedisKey[] keys, RedisValue[] args)
     {
-        var server = PrimaryOf(db, key);
-        var evalArgs = new object[3 + args.Length];
+        var server = PrimaryOf(db, keys[0]);
+        var evalArgs = new object[2 + keys.Length + args.Length];
         evalArgs[0] = _hashes.GetOrAdd(script, Sha1);
-        evalArgs[1] = 1;
-        evalArgs[2] = key;
+        evalArgs[1] = keys.Length;
+        for (var i = 0; i < keys.Length; i++)
+        {
+            evalArgs[2 + i] = keys[i];
+        }
+
         for (var i = 0; i < args.Length; i++)
         {
-            evalArgs[3 + i] = args[i];
+            evalArgs[2 + keys.Length + i] = args[i];
         }
 
         try

@@ -25,9 +25,16 @@ internal static class RedisScripts
     // session is live when '#' is there, '#m' (moving to a new id) is not, and the store's clock is before
     // min(access + idle, absolute expiry). meta() reads both fields in one HMGET and asks for the clock only when
     // there is a session to judge; a session found dead is deleted on the spot.
+    // KEYS[1] is the session's key in the layout this node writes; while the store's layout is being upgraded, KEYS[2]
+    // is its key in the other layout (same slot: docs/redis-data-model.md, "Layouts"). When only KEYS[2] exists, a
+    // previous-layout KEYS[2] (ending with '}') is renamed to KEYS[1] (the move, atomic with the operation), and a
+    // current-layout KEYS[2] (a node still writing the previous layout meets a moved session) is used where it is.
     private const string Prelude = Clock + """
         local unpack = unpack or table.unpack
         local k = KEYS[1]
+        if KEYS[2] and redis.call('EXISTS', k) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+          if string.sub(KEYS[2], -1) == '}' then redis.call('RENAME', KEYS[2], k) else k = KEYS[2] end
+        end
         local now
         local function meta(m)
           if not m[1] or m[2] then return nil end
@@ -60,7 +67,7 @@ internal static class RedisScripts
     /// The half of a load that runs in Lua. KEYS[1] session; ARGV clock, touch-fraction-per-mille. Sent in one round
     /// trip together with an HGETALL of the key (after it): judges the session on the store's clock (deleting it when
     /// dead) and refreshes last access and TTL when the touch is due, so that the HGETALL sees the result. Returns 1
-    /// live, 0 absent. The hash itself never passes through Lua (converting it both ways cost more than the rest).
+    /// live, 0 absent, 2 live under KEYS[2] (a previous-layout node meeting a moved session: read that key). The hash itself never passes through Lua (converting it both ways cost more than the rest).
     /// </summary>
     public const string Load = Prelude + """
         local s = meta(redis.call('HMGET', k, '#', '#m'))
@@ -69,6 +76,7 @@ internal static class RedisScripts
           redis.call('HSET', k, '#', pack(s, now, s.idle, s.version, s.rest))
           redis.call('PEXPIRE', k, string.format('%d', math.min(now + s.idle, s.abs) - now))
         end
+        if k ~= KEYS[1] then return 2 end
         return 1
         """;
 
@@ -76,6 +84,9 @@ internal static class RedisScripts
     /// KEYS[1] session; ARGV clock, then 'n', idle ms, lifetime ms, version, principal ('' or ',' + principal) for a
     /// new session (the script dates it on the store's clock), or 'c', '#' value for a copy under a new id (it keeps
     /// its dates); then attribute field/value pairs. Returns 1 created, 0 taken (a live or moving session).
+    /// 'm' is 'n' by a current node that still writes the previous layout: 'created' is rounded down to a whole second
+    /// (last access and absolute expiry stay exact), the tell by which the upgrade sees sessions that a node of the
+    /// previous release created (docs/redis-data-model.md, "Upgrading from layout 2").
     /// </summary>
     public const string Create = Prelude + """
         if redis.call('EXISTS', k) == 1 then
@@ -85,8 +96,14 @@ internal static class RedisScripts
         end
         now = now or clock()
         local m, first
-        if ARGV[2] == 'n' then
-          m = string.format('%d,0,%s,%s,%s%s', now, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+        if ARGV[2] == 'n' or ARGV[2] == 'm' then
+          local c, a, l = now, 0, tonumber(ARGV[4])
+          if ARGV[2] == 'm' then
+            a = now % 1000
+            c = now - a
+            l = l + a
+          end
+          m = string.format('%d,%d,%s,%d,%s%s', c, a, ARGV[3], l, ARGV[5], ARGV[6])
           first = 7
         else
           m = ARGV[3]
@@ -147,9 +164,11 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// <paramref name="script"/> with its announce() function written in: with <paramref name="channel"/>, a PUBLISH of
-    /// the SHA-1 (hex) of the session id (the key's text from byte <paramref name="idStart"/>, 1-based, to before its
-    /// closing brace: never the id itself, which is a credential), followed by ':' and the version for a change, or by
+    /// <paramref name="script"/> with its announce() function written in: with <paramref name="channel"/>, a PUBLISH per
+    /// key the script got, of the session's handle (the last 22 characters of a current-layout key) or, for a
+    /// previous-layout key, of the SHA-1 (hex) of the session id as the previous release announced it (the key's text
+    /// from byte <paramref name="idStart"/>, 1-based, to before its closing brace: never the id itself, which is a
+    /// credential), followed by ':' and the version for a change, or by
     /// '|' and <paramref name="writer"/> (the writing store instance's nonce, which the other nodes acknowledge to) when
     /// the session ended; without it (the near cache is off) a function that does nothing.
     /// </summary>
@@ -159,9 +178,12 @@ internal static class RedisScripts
             ? "local function announce() end"
             : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"""
                 local function announce(v)
-                  local key = redis.sha1hex(string.sub(KEYS[1], {idStart}, -2))
-                  if v then key = key .. ':' .. string.format('%d', v) else key = key .. '|{LuaEscape(writer)}' end
-                  redis.call('PUBLISH', '{LuaEscape(channel)}', key)
+                  for _, name in ipairs(KEYS) do
+                    local key
+                    if string.byte(name, -1) == 125 then key = redis.sha1hex(string.sub(name, {idStart}, -2)) else key = string.sub(name, -22) end
+                    if v then key = key .. ':' .. string.format('%d', v) else key = key .. '|{LuaEscape(writer)}' end
+                    redis.call('PUBLISH', '{LuaEscape(channel)}', key)
+                  end
                 end
                 """);
         return script.Replace(AnnouncePlaceholder, function, StringComparison.Ordinal);
@@ -223,9 +245,13 @@ internal static class RedisScripts
         return {1, v}
         """;
 
-    /// <summary>KEYS[1] session; ARGV clock. Deletes the key. Returns {was-live, had-principal, principal}.</summary>
+    /// <summary>
+    /// KEYS[1] session; ARGV clock[, principal]. Deletes the key (with a principal: only when the session is live and
+    /// bound to it, for a revocation by handle). Returns {was-live, had-principal, principal}.
+    /// </summary>
     public const string Delete = Prelude + Announce + """
         local s = meta(redis.call('HMGET', k, '#', '#m'))
+        if ARGV[2] and (not s or s.rest ~= ',' .. ARGV[2]) then return {0, 0, ''} end
         redis.call('DEL', k)
         announce()
         local bound = s and s.rest ~= ''
@@ -244,9 +270,10 @@ internal static class RedisScripts
         return h
         """;
 
-    /// <summary>Undoes <see cref="BeginMove"/> when the new id is taken. KEYS[1] old session.</summary>
+    /// <summary>Undoes <see cref="BeginMove"/> when the new id is taken. KEYS the old session's keys (one slot).</summary>
     public const string AbortMove = """
-        return redis.call('HDEL', KEYS[1], '#m')
+        for _, key in ipairs(KEYS) do redis.call('HDEL', key, '#m') end
+        return 1
         """;
 
     /// <summary>
@@ -289,11 +316,16 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// KEYS[1] session; ARGV clock. Reads the hash without touching it: nil when absent or expired by the
-    /// store's clock, else the flat field/value array (a hash being moved keeps its '#m' field).
+    /// KEYS[1] session (KEYS[2] its key in the other layout while the layout is upgraded, as in every session script);
+    /// ARGV clock. Reads the hash without touching it: nil when absent or expired by the store's clock, else the flat
+    /// field/value array (a hash being moved keeps its '#m' field).
     /// </summary>
     public const string Peek = Clock + """
-        local h = redis.call('HGETALL', KEYS[1])
+        local k = KEYS[1]
+        if KEYS[2] and redis.call('EXISTS', k) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+          if string.sub(KEYS[2], -1) == '}' then redis.call('RENAME', KEYS[2], k) else k = KEYS[2] end
+        end
+        local h = redis.call('HGETALL', k)
         if #h == 0 then return false end
         for i = 1, #h, 2 do
           if h[i] == '#' then
@@ -303,6 +335,64 @@ internal static class RedisScripts
           end
         end
         return h
+        """;
+}
+
+/// <summary>The scripts of the layout upgrade (RedisSessionStore.Layout.cs, RedisSessionStore.Upgrade.cs).</summary>
+internal static class RedisLayoutScripts
+{
+    /// <summary>
+    /// KEYS[1] current-layout session key, KEYS[2] its previous-layout key (same slot). Moves the session: RENAME keeps
+    /// every field and the TTL, atomically, so a save running at the same moment lands before or after, never lost.
+    /// When both exist the current one wins and the previous one is deleted. Returns 1 moved, 0 nothing to move.
+    /// </summary>
+    public const string Move = """
+        if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+          redis.call('DEL', KEYS[2])
+          return 0
+        end
+        redis.call('RENAME', KEYS[2], KEYS[1])
+        return 1
+        """;
+
+    /// <summary>
+    /// KEYS[1] node registry; ARGV node id, layout the node acts on ('' to leave). Writes "layout,now" (the store's
+    /// clock, Redis TIME) under the node id and keeps the earliest registration under '#since'. Returns now.
+    /// </summary>
+    public const string Register = """
+        local t = redis.call('TIME')
+        local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+        if ARGV[2] == '' then
+          redis.call('HDEL', KEYS[1], ARGV[1])
+        else
+          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ',' .. now)
+          if redis.call('HEXISTS', KEYS[1], '#since') == 0 then redis.call('HSET', KEYS[1], '#since', now) end
+        end
+        return now
+        """;
+
+    /// <summary>
+    /// KEYS[1] layout marker (a hash: field 'v', so that the documented ACL rules need no string commands); ARGV ''
+    /// (read), 'nx' and a value (set it unless set), or 'set' and a value. Returns the marker after the call.
+    /// </summary>
+    public const string Marker = """
+        if ARGV[1] == 'set' or (ARGV[1] == 'nx' and redis.call('HEXISTS', KEYS[1], 'v') == 0) then
+          redis.call('HSET', KEYS[1], 'v', ARGV[2])
+        end
+        return redis.call('HMGET', KEYS[1], 'v')[1]
+        """;
+
+    /// <summary>
+    /// KEYS two scratch keys of one slot. Checks that this Redis user may run what the upgrade runs (RENAME inside a
+    /// script) before anything changes; leaves nothing behind.
+    /// </summary>
+    public const string Probe = """
+        redis.call('HSET', KEYS[1], 'p', '1')
+        redis.call('PEXPIRE', KEYS[1], 60000)
+        redis.call('RENAME', KEYS[1], KEYS[2])
+        redis.call('DEL', KEYS[2])
+        return 1
         """;
 }
 

@@ -14,9 +14,9 @@ public enum SessionEndReason
 }
 
 /// <summary>A session ended.</summary>
-/// <param name="SessionId">The session id (a bearer secret: never log it).</param>
+/// <param name="Handle">The session's <see cref="ClusterSession.SessionHandle"/>: the store keeps no session ids, so the event cannot carry one.</param>
 /// <param name="Reason">Why it ended.</param>
-public readonly record struct SessionEndedEvent(string SessionId, SessionEndReason Reason);
+public readonly record struct SessionEndedEvent(string Handle, SessionEndReason Reason);
 
 /// <content>Opt-in session end events from Redis keyspace notifications.</content>
 public sealed partial class RedisSessionStore
@@ -64,7 +64,8 @@ public sealed partial class RedisSessionStore
             LogKeyspaceEventsConfigured(_logger, servers.Length);
         }
 
-        var channel = RedisChannel.Pattern($"__keyspace@{Math.Max(database, 0)}__:{_keys.SessionPattern}");
+        // Both layouts' session keys (P s3:{...} and, until the upgrade finished, P s:{...}); Dispatch keeps only those.
+        var channel = RedisChannel.Pattern($"__keyspace@{Math.Max(database, 0)}__:{_keys.AnySessionPattern}");
         var subscriber = multiplexer.GetSubscriber();
         var queue = await subscriber.SubscribeAsync(channel).WaitAsync(deadline.Token).ConfigureAwait(false);
         queue.OnMessage(message => Dispatch(message, handler));
@@ -116,14 +117,14 @@ public sealed partial class RedisSessionStore
         };
         var channel = (string?)message.Channel;
         var separator = channel?.IndexOf("__:", StringComparison.Ordinal) ?? -1;
-        if (reason is null || separator < 0 || _keys.IdFromSessionKey(channel![(separator + 3)..]) is not { } id)
+        if (reason is null || separator < 0 || _keys.HandleFromSessionKey(channel![(separator + 3)..]) is not { } handle)
         {
             return;
         }
 
         try
         {
-            handler(new SessionEndedEvent(id, reason.Value));
+            handler(new SessionEndedEvent(handle, reason.Value));
         }
 #pragma warning disable CA1031 // A failing handler must not break the Pub/Sub connection's message loop.
         catch (Exception ex)

@@ -57,9 +57,17 @@ public sealed partial class RedisSessionStore : ISessionStoreAdministration
 
                     masters++;
 
-                    await foreach (var key in server.KeysAsync(db.Database, state.Pattern, pageSize: Math.Min(1000, state.Max)).WithCancellation(state.Token).ConfigureAwait(false))
+                    foreach (var pattern in state.Patterns)
                     {
-                        keys.Add(key);
+                        await foreach (var key in server.KeysAsync(db.Database, pattern, pageSize: Math.Min(1000, state.Max)).WithCancellation(state.Token).ConfigureAwait(false))
+                        {
+                            keys.Add(key);
+                            if (keys.Count == state.Max)
+                            {
+                                break;
+                            }
+                        }
+
                         if (keys.Count == state.Max)
                         {
                             break;
@@ -93,7 +101,7 @@ public sealed partial class RedisSessionStore : ISessionStoreAdministration
 
                 return new SessionStoreSample(bytes, times, null);
             },
-            (Pattern: _keys.SessionPattern, Max: maxSessions, Token: token),
+            (Patterns: SessionPatterns(), Max: maxSessions, Token: token),
             token);
 
     private static RedisConnectionException NoMaster()

@@ -24,7 +24,8 @@ public sealed partial class RedisSessionStore
 
     private async Task<SessionAdmission> AdmitCoreAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken token)
     {
-        var bound = await SetPrincipalOnHashAsync(id, principal, token).ConfigureAwait(false);
+        var session = RedisSessionRef.FromId(id);
+        var bound = await SetPrincipalOnHashAsync(session, principal, token).ConfigureAwait(false);
         if (bound is not { } previous)
         {
             return SessionAdmission.Gone;
@@ -33,60 +34,78 @@ public sealed partial class RedisSessionStore
         if (string.Equals(previous.Principal, principal, StringComparison.Ordinal))
         {
             // Bound already (admitted, or bound without a sign-in): admitted, as on every store; the index lists it.
-            await UpdateIndexAsync(principal, ["a", id, previous.AbsoluteMs], token).ConfigureAwait(false);
+            await IndexAddAsync(principal, session, "a", previous.AbsoluteMs, token).ConfigureAwait(false);
             return SessionAdmission.Admitted([]);
         }
 
-        var ended = await RunAdmitScriptAsync(id, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
+        if (Layout == RedisLayout.Migrating)
+        {
+            // The cap counts the current index: bring the principal's previous-layout entries into it first.
+            await MovePrincipalIndexAsync(principal, token).ConfigureAwait(false);
+        }
+
+        var ended = await RunAdmitScriptAsync(session, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
         if (ended is null)
         {
             // The index may still list sessions that ended by their idle timeout (it is scored by absolute expiry):
             // drop those by their hashes, then ask once more.
             await FindByPrincipalCoreAsync(principal, token).ConfigureAwait(false);
-            ended = await RunAdmitScriptAsync(id, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
+            ended = await RunAdmitScriptAsync(session, principal, previous.AbsoluteMs, maxSessions, policy, token).ConfigureAwait(false);
         }
 
         if (ended is null)
         {
-            await SetPrincipalOnHashAsync(id, previous.Principal, token).ConfigureAwait(false);
+            await SetPrincipalOnHashAsync(session, previous.Principal, token).ConfigureAwait(false);
             return SessionAdmission.Refused;
         }
 
         if (previous.Principal is { } old)
         {
-            await UpdateIndexAsync(old, ["r", id], token).ConfigureAwait(false);
+            await IndexRemoveAsync(old, session, token).ConfigureAwait(false);
         }
 
-        // The popped ids are out of the index already; their hashes go now, one single-slot call each.
-        await Task.WhenAll(ended.Select(e => DeleteCoreAsync(e, token))).ConfigureAwait(false);
-        return SessionAdmission.Admitted(ended);
+        // The popped sessions are out of the index already; their hashes go now, one single-slot call each.
+        await Task.WhenAll(ended.Select(e => DeleteCoreAsync(e, null, token))).ConfigureAwait(false);
+        return SessionAdmission.Admitted(ended.Select(e => e.Handle).ToArray());
     }
 
     /// <summary>Sets (or, for null, clears) the principal field of a live session; null when the session is gone.</summary>
-    private async Task<(string? Principal, long AbsoluteMs)?> SetPrincipalOnHashAsync(string id, string? principal, CancellationToken token)
+    private async Task<(string? Principal, long AbsoluteMs)?> SetPrincipalOnHashAsync(RedisSessionRef session, string? principal, CancellationToken token)
     {
         RedisValue[] args = principal is null ? [Clock(), "0c"] : [Clock(), "0p", principal];
-        var result = await WriteChangeAsync(id, _saveScript, args, token).ConfigureAwait(false);
-        _near?.Cache.Remove(id);
+        var result = await WriteChangeAsync(session, _saveScript, args, token).ConfigureAwait(false);
+        _near?.Cache.Remove(session.Id!);
         return (int)result[0] != 1 ? null : ((int)result[3] == 1 ? (string?)result[4] : null, (long)result[2]);
     }
 
-    /// <summary>Runs <see cref="RedisCapScripts.Admit"/>: the ended ids when admitted, null when refused.</summary>
-    private async Task<string[]?> RunAdmitScriptAsync(string id, string principal, long absoluteMs, int maxSessions, SessionCapPolicy policy, CancellationToken token)
+    /// <summary>
+    /// Runs <see cref="RedisCapScripts.Admit"/> on the index this node writes (in layout 2 the previous release's, whose
+    /// members are ids): the ended sessions when admitted, null when refused.
+    /// </summary>
+    private async Task<RedisSessionRef[]?> RunAdmitScriptAsync(RedisSessionRef session, string principal, long absoluteMs, int maxSessions, SessionCapPolicy policy, CancellationToken token)
     {
-        RedisValue[] args = [Clock(), id, absoluteMs, maxSessions, policy == SessionCapPolicy.RefuseNewSession ? "r" : "e"];
-        var result = (RedisResult[])(await WriteAsync(RedisCapScripts.Admit, _keys.Principal(principal), args, token).ConfigureAwait(false))!;
+        var previousLayout = Layout == RedisLayout.Previous;
+        var index = previousLayout ? _keys.PreviousIndex(principal) : _keys.Index(principal);
+        RedisValue[] args = [Clock(), previousLayout ? session.Id : session.Member, absoluteMs, maxSessions, policy == SessionCapPolicy.RefuseNewSession ? "r" : "e"];
+        var result = (RedisResult[])(await WriteAsync(RedisCapScripts.Admit, index, args, token).ConfigureAwait(false))!;
         if ((int)result[0] != 1)
         {
             return null;
         }
 
-        var ended = new string[result.Length - 1];
+        var ended = new List<RedisSessionRef>(result.Length - 1);
         for (var i = 1; i < result.Length; i++)
         {
-            ended[i - 1] = (string)result[i]!;
+            var member = (string?)result[i];
+            RedisSessionRef? popped = previousLayout
+                ? (SessionId.IsWellFormed(member) ? RedisSessionRef.FromId(member) : null)
+                : RedisSessionRef.FromMember(member);
+            if (popped is { } found)
+            {
+                ended.Add(found);
+            }
         }
 
-        return ended;
+        return [.. ended];
     }
 }

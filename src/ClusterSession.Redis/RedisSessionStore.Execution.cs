@@ -22,6 +22,12 @@ public sealed partial class RedisSessionStore
         deadline.CancelAfter(_options.OperationTimeout);
         try
         {
+            if (Volatile.Read(ref _layout) == (int)RedisLayout.Unknown)
+            {
+                // First use: read which layout the store is on (docs/redis-data-model.md, "Layouts").
+                await EnsureLayoutAsync(deadline.Token).ConfigureAwait(false);
+            }
+
             return await body(state, deadline.Token).ConfigureAwait(false);
         }
         catch (Exception) when (cancellationToken.IsCancellationRequested)
@@ -100,8 +106,12 @@ public sealed partial class RedisSessionStore
 
     /// <summary>A write script on the primary, followed by WAIT in the same round trip when <see cref="RedisSessionStoreOptions.WaitForReplicas"/> asks for it.</summary>
     private Task<RedisResult> WriteAsync(string script, RedisKey key, RedisValue[] args, CancellationToken token)
+        => WriteAsync(script, [key], args, token);
+
+    /// <summary><see cref="WriteAsync(string, RedisKey, RedisValue[], CancellationToken)"/> on keys of one slot (a session's keys in both layouts).</summary>
+    private Task<RedisResult> WriteAsync(string script, RedisKey[] keys, RedisValue[] args, CancellationToken token)
         => CommandAsync(
-            static (db, s) => s.Wait is { } wait ? wait.EvaluateAsync(db, s.Script, s.Key, s.Args) : db.ScriptEvaluateAsync(s.Script, [s.Key], s.Args, Primary),
-            (Wait: _replicaWait, Script: script, Key: key, Args: args),
+            static (db, s) => s.Wait is { } wait ? wait.EvaluateAsync(db, s.Script, s.Keys, s.Args) : db.ScriptEvaluateAsync(s.Script, s.Keys, s.Args, Primary),
+            (Wait: _replicaWait, Script: script, Keys: keys, Args: args),
             token);
 }

@@ -40,8 +40,8 @@ public sealed partial class RedisSessionStore
     /// <summary>The near cache's channel, or null when the cache is off. For tests.</summary>
     internal string? NearCacheChannel => _near?.ChannelName;
 
-    /// <summary>The session's key. For tests that change a session behind the store's back.</summary>
-    internal RedisKey SessionKeyForTests(string id) => _keys.Session(id);
+    /// <summary>The session's key in the layout this node writes. For tests that change a session behind the store's back.</summary>
+    internal RedisKey SessionKeyForTests(string id) => CreateKey(RedisSessionRef.FromId(id), Layout == RedisLayout.Unknown ? RedisLayout.Current : Layout);
 
     private string WithAnnounce(string script)
     {
@@ -51,15 +51,15 @@ public sealed partial class RedisSessionStore
     }
 
     /// <summary>A script that changes one session. When it fails the change may still have landed, so this node's copy goes.</summary>
-    private async Task<RedisResult[]> WriteChangeAsync(string id, string script, RedisValue[] args, CancellationToken token)
+    private async Task<RedisResult[]> WriteChangeAsync(RedisSessionRef session, string script, RedisValue[] args, CancellationToken token)
     {
         try
         {
-            return (RedisResult[])(await WriteAsync(script, _keys.Session(id), args, token).ConfigureAwait(false))!;
+            return (RedisResult[])(await WriteAsync(script, SessionKeys(session, Layout), args, token).ConfigureAwait(false))!;
         }
         catch
         {
-            _near?.Cache.Remove(id);
+            ForgetNear(session);
             throw;
         }
     }

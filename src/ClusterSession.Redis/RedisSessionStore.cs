@@ -75,7 +75,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
         _near = options.NearCache.Enabled
-            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger)
+            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger, NearKeyOf)
             : null;
         _saveScript = WithAnnounce(RedisScripts.SaveWithLimit(options.Limits.MaxAttributes));
         _compareAndSetScript = WithAnnounce(RedisScripts.CompareAndSet);
@@ -133,7 +133,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(s.Id, token), cancellationToken);
+        return RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(RedisSessionRef.FromId(s.Id), null, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -185,6 +185,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <summary>Disposes the multiplexer when the store created it from <see cref="RedisSessionStoreOptions.Configuration"/>.</summary>
     public async ValueTask DisposeAsync()
     {
+        await StopLayoutAsync().ConfigureAwait(false);
         if (_near is { } near)
         {
             await near.DisposeAsync().ConfigureAwait(false);
@@ -213,12 +214,17 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<bool> CreateCoreAsync(SessionSnapshot session, CancellationToken token)
     {
+        var layout = Layout;
+        var target = RedisSessionRef.FromId(session.Id!);
+
         // The script dates the session on the store's clock: only the lifetimes go out, never this node's dates.
         var lifetimeMs = (long)(session.AbsoluteExpiresAt - session.CreatedAt).TotalMilliseconds;
         var args = new List<RedisValue>(6 + (2 * session.Attributes.Count))
         {
             Clock(),
-            "n",
+
+            // In layout 2 the creation date is rounded to the second: the upgrade's tell of a current node ('m').
+            layout == RedisLayout.Previous ? "m" : "n",
             (long)session.IdleTimeout.TotalMilliseconds,
             lifetimeMs,
             session.Version,
@@ -230,7 +236,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             // store's clock plus the lifetime and the operation's deadline, so never before the session's own
             // absolute expiry, which the create script dates later within the same deadline.
             var listedMs = lifetimeMs + (long)_options.OperationTimeout.TotalMilliseconds;
-            await UpdateIndexAsync(principal, ["l", session.Id, listedMs], token).ConfigureAwait(false);
+            await IndexAddAsync(principal, target, "l", listedMs, token).ConfigureAwait(false);
         }
 
         foreach (var (name, value) in session.Attributes)
@@ -239,7 +245,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args.Add(value);
         }
 
-        var created = await WriteAsync(RedisScripts.Create, _keys.Session(session.Id!), args.ToArray(), token).ConfigureAwait(false);
+        var created = await WriteAsync(RedisScripts.Create, CreateKey(target, layout), args.ToArray(), token).ConfigureAwait(false);
         return (int)created == 1;
     }
 
@@ -250,18 +256,23 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // One round trip: the Load script judges the session on the store's clock (and touches it when due), then a
         // plain HGETALL, sent in the same batch, reads it. The hash never goes through Lua, which costs the server more
         // than both commands together; the two need not be atomic, as the HGETALL sees whatever the latest write left.
+        var keys = SessionKeys(RedisSessionRef.FromId(id), Layout);
         var (live, hash) = await CommandAsync(
             static async (db, state) =>
             {
                 var batch = db.CreateBatch();
-                var judged = batch.ScriptEvaluateAsync(RedisScripts.Load, [state.Key], [state.Now, state.TouchPerMille], Primary);
-                var read = batch.HashGetAllAsync(state.Key, Primary);
+                var judged = batch.ScriptEvaluateAsync(RedisScripts.Load, state.Keys, [state.Now, state.TouchPerMille], Primary);
+                var read = batch.HashGetAllAsync(state.Keys[0], Primary);
                 batch.Execute();
-                return ((int)await judged.ConfigureAwait(false) == 1, await read.ConfigureAwait(false));
+                var live = (int)await judged.ConfigureAwait(false);
+                var hash = await read.ConfigureAwait(false);
+
+                // 2: a node still writing layout 2 met a session another node moved to layout 3 (only while upgrading).
+                return live == 2 ? (true, await db.HashGetAllAsync(state.Keys[1], Primary).ConfigureAwait(false)) : (live == 1, hash);
             },
-            (Key: _keys.Session(id), Now: Clock(), TouchPerMille: touchPerMille),
+            (Keys: keys, Now: Clock(), TouchPerMille: touchPerMille),
             token).ConfigureAwait(false);
-        return live ? RedisSnapshots.TryRead(id, hash) : null;
+        return live ? RedisSnapshots.TryRead(id, null, hash) : null;
     }
 
     private async Task<SessionSaveResult> SaveCoreAsync(SessionChanges changes, CancellationToken token)
@@ -297,7 +308,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             args[i++] = RedisKeys.AttributeField(name);
         }
 
-        var result = await WriteChangeAsync(changes.Id, _saveScript, args, token).ConfigureAwait(false);
+        var session = RedisSessionRef.FromId(changes.Id);
+        var result = await WriteChangeAsync(session, _saveScript, args, token).ConfigureAwait(false);
         switch ((int)result[0])
         {
             case 0:
@@ -313,20 +325,21 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         {
             var absolute = (long)result[2];
             var oldPrincipal = (int)result[3] == 1 ? (string?)result[4] : null;
-            await MovePrincipalAsync(changes.Id, oldPrincipal, changes.Principal, absolute, token).ConfigureAwait(false);
+            await MovePrincipalAsync(session, oldPrincipal, changes.Principal, absolute, token).ConfigureAwait(false);
         }
 
         return SessionSaveResult.Saved;
     }
 
-    private async Task<bool> DeleteCoreAsync(string id, CancellationToken token)
+    /// <summary>Deletes a session; with <paramref name="expectedPrincipal"/>, only when it is bound to that principal.</summary>
+    private async Task<bool> DeleteCoreAsync(RedisSessionRef session, string? expectedPrincipal, CancellationToken token)
     {
         // An end returns once every other live node dropped its copy (docs/near-cache.md, "Ends are acknowledged").
-        var end = _near?.BeginEnd(id);
+        var end = NearKeyOf(session) is { } nearKey ? _near?.BeginEnd(nearKey) : null;
         RedisResult[] result;
         try
         {
-            result = await WriteChangeAsync(id, _deleteScript, [Clock()], token).ConfigureAwait(false);
+            result = await WriteChangeAsync(session, _deleteScript, expectedPrincipal is null ? [Clock()] : [Clock(), expectedPrincipal], token).ConfigureAwait(false);
         }
         catch
         {
@@ -338,11 +351,11 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             throw;
         }
 
-        _near?.Cache.Remove(id);
+        ForgetNear(session);
         var acknowledged = _near is { } near ? near.CompleteEndAsync(end, announced: true, token) : default;
         if ((int)result[1] == 1)
         {
-            await UpdateIndexAsync((string)result[2]!, ["r", id], token).ConfigureAwait(false);
+            await IndexRemoveAsync((string)result[2]!, session, token).ConfigureAwait(false);
         }
 
         await acknowledged.ConfigureAwait(false);
@@ -355,13 +368,16 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // Three single-slot steps instead of RENAME (CROSSSLOT in a cluster): mark the old hash as
         // moving and read it (saves to it now return Gone, so none is lost), create the new hash,
         // delete the old one. A crash in between leaves the old hash marked: it reads as absent and expires.
-        var oldKey = _keys.Session(oldId);
+        var layout = Layout;
+        var source = RedisSessionRef.FromId(oldId);
+        var target = RedisSessionRef.FromId(newId);
+        var oldKeys = SessionKeys(source, layout);
         var now = Clock();
         RedisResult? read = null;
-        var end = _near?.BeginEnd(oldId);
+        var end = NearKeyOf(source) is { } nearKey ? _near?.BeginEnd(nearKey) : null;
         try
         {
-            read = await WriteAsync(_beginMoveScript, oldKey, [now], token).ConfigureAwait(false);
+            read = await WriteAsync(_beginMoveScript, oldKeys, [now], token).ConfigureAwait(false);
         }
         finally
         {
@@ -400,23 +416,26 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         // readers of the index check each id against its hash anyway.
         if (snapshot.Principal is { } principal)
         {
-            await UpdateIndexAsync(principal, ["a", newId, ToMs(snapshot.AbsoluteExpiresAt)], token).ConfigureAwait(false);
+            await IndexAddAsync(principal, target, "a", ToMs(snapshot.AbsoluteExpiresAt), token).ConfigureAwait(false);
         }
 
-        var created = (int)await WriteAsync(RedisScripts.Create, _keys.Session(newId), args.ToArray(), token).ConfigureAwait(false);
+        var created = (int)await WriteAsync(RedisScripts.Create, CreateKey(target, layout), args.ToArray(), token).ConfigureAwait(false);
         if (created == 0)
         {
-            await WriteAsync(RedisScripts.AbortMove, oldKey, [], token).ConfigureAwait(false);
+            await WriteAsync(RedisScripts.AbortMove, oldKeys, [], token).ConfigureAwait(false);
             return false;
         }
 
+        // Both layouts' keys of the old id share one slot: one DEL removes whichever holds the marked hash.
         await CommandAsync(
-            static (db, s) => s.Wait is { } wait ? wait.ExecuteAsync(db, s.Key, "DEL", s.Key) : db.ExecuteAsync("DEL", [s.Key], Primary),
-            (Wait: _replicaWait, Key: oldKey),
+            static (db, s) => s.Wait is { } wait
+                ? wait.ExecuteAsync(db, s.Keys[0], "DEL", [.. s.Keys.Select(k => (object)k)])
+                : db.ExecuteAsync("DEL", [.. s.Keys.Select(k => (object)k)], Primary),
+            (Wait: _replicaWait, Keys: oldKeys),
             token).ConfigureAwait(false);
         if (snapshot.Principal is { } boundTo)
         {
-            await UpdateIndexAsync(boundTo, ["r", oldId], token).ConfigureAwait(false);
+            await IndexRemoveAsync(boundTo, source, token).ConfigureAwait(false);
         }
 
         return true;
@@ -424,7 +443,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
 
     private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, RedisValue[] args, CancellationToken token)
     {
-        var result = await WriteChangeAsync(id, _compareAndSetScript, args, token).ConfigureAwait(false);
+        var result = await WriteChangeAsync(RedisSessionRef.FromId(id), _compareAndSetScript, args, token).ConfigureAwait(false);
         _near?.Cache.Remove(id);
         return (int)result[0] switch
         {
@@ -435,47 +454,112 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// The principal's index entries: the current index's (tag and handle), and in layout 2 also the previous index's
+    /// (ids). While migrating, the previous index is moved into the current one first.
+    /// </summary>
+    private async Task<List<(RedisSessionRef Session, RedisKey Index, RedisValue Member)>> IndexEntriesAsync(string principal, RedisValue clock, CancellationToken token)
+    {
+        var layout = Layout;
+        if (layout == RedisLayout.Migrating)
+        {
+            await MovePrincipalIndexAsync(principal, token).ConfigureAwait(false);
+        }
+
+        RedisKey[] indexes = layout == RedisLayout.Previous ? [_keys.PreviousIndex(principal), _keys.Index(principal)] : [_keys.Index(principal)];
+        var members = await CommandAsync(
+            static (db, state) => Task.WhenAll(state.Indexes.Select(index => db.ScriptEvaluateAsync(RedisScripts.IndexMembers, [index], [state.Clock], Primary))),
+            (Indexes: indexes, Clock: clock),
+            token).ConfigureAwait(false);
+        var entries = new List<(RedisSessionRef, RedisKey, RedisValue)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < indexes.Length; i++)
+        {
+            var previous = layout == RedisLayout.Previous && i == 0;
+            foreach (var member in (RedisValue[])members[i]!)
+            {
+                var text = (string?)member;
+                RedisSessionRef? session = previous
+                    ? (SessionId.IsWellFormed(text) ? RedisSessionRef.FromId(text) : null)
+                    : RedisSessionRef.FromMember(text);
+                if (session is { } found && seen.Add(found.Handle))
+                {
+                    entries.Add((found, indexes[i], member));
+                }
+            }
+        }
+
+        return entries;
+    }
+
     private async Task<IReadOnlyList<SessionSnapshot>> FindByPrincipalCoreAsync(string principal, CancellationToken token)
     {
         var clock = Clock();
-        var ids = (RedisValue[])(await CommandAsync(
-            static (db, state) => db.ScriptEvaluateAsync(RedisScripts.IndexMembers, [state.Key], [state.Clock], Primary),
-            (Key: _keys.Principal(principal), Clock: clock),
-            token).ConfigureAwait(false))!;
-        if (ids.Length == 0)
+        var layout = Layout;
+        var entries = await IndexEntriesAsync(principal, clock, token).ConfigureAwait(false);
+        if (entries.Count == 0)
         {
             return [];
         }
 
-        // One read per listed id, all in flight at once (each is a single-slot script that judges expiry on the
+        // One read per listed session, all in flight at once (each is a single-slot script that judges expiry on the
         // store's clock). The session hash is the truth; the index is only a hint, so stale entries are dropped here.
+        var keys = entries.Select(e => SessionKeys(e.Session, layout)).ToArray();
         var hashes = await CommandAsync(
-            static (db, state) => Task.WhenAll(state.Ids.Select(id => db.ScriptEvaluateAsync(RedisScripts.Peek, [state.Keys.Session((string)id!)], [state.Clock], Primary))),
-            (Keys: _keys, Ids: ids, Clock: clock),
+            static (db, state) => Task.WhenAll(state.Keys.Select(k => db.ScriptEvaluateAsync(RedisScripts.Peek, k, [state.Clock], Primary))),
+            (Keys: keys, Clock: clock),
             token).ConfigureAwait(false);
-        var found = new List<SessionSnapshot>(ids.Length);
-        var stale = new List<RedisValue>();
-        for (var i = 0; i < ids.Length; i++)
+        var found = new List<SessionSnapshot>(entries.Count);
+        var stale = new Dictionary<RedisKey, List<RedisValue>>();
+        for (var i = 0; i < entries.Count; i++)
         {
             var hash = hashes[i].IsNull ? [] : RedisSnapshots.Entries((RedisResult[])hashes[i]!);
-            var snapshot = hash.Length == 0 ? null : RedisSnapshots.TryRead((string)ids[i]!, hash);
+
+            // The store keeps no ids: a session found through the index is known by its handle only.
+            var snapshot = hash.Length == 0 ? null : RedisSnapshots.TryRead(null, entries[i].Session.Handle, hash);
             if (snapshot is not null && string.Equals(snapshot.Principal, principal, StringComparison.Ordinal))
             {
                 found.Add(snapshot);
             }
             else if (snapshot is null || !RedisSnapshots.IsMoving(hash))
             {
-                stale.Add("r");
-                stale.Add(ids[i]);
+                if (!stale.TryGetValue(entries[i].Index, out var operations))
+                {
+                    stale[entries[i].Index] = operations = [];
+                }
+
+                operations.Add("r");
+                operations.Add(entries[i].Member);
             }
         }
 
-        if (stale.Count > 0)
+        await Task.WhenAll(stale.Select(s => UpdateIndexAsync(s.Key, [.. s.Value], token))).ConfigureAwait(false);
+        return found;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        ArgumentNullException.ThrowIfNull(handle);
+        return !SessionHandle.IsWellFormed(handle)
+            ? new(false)
+            : RunAsync("delete by handle", (Store: this, Principal: principal, Handle: handle), static (s, token) => s.Store.DeleteByHandleCoreAsync(s.Principal, s.Handle, token), cancellationToken);
+    }
+
+    private async Task<bool> DeleteByHandleCoreAsync(string principal, string handle, CancellationToken token)
+    {
+        // The index names the session (its key is rebuilt from the entry); the Delete script deletes it only when its
+        // hash is still bound to this principal, so a handle of another principal's session deletes nothing.
+        foreach (var (session, _, _) in await IndexEntriesAsync(principal, Clock(), token).ConfigureAwait(false))
         {
-            await UpdateIndexAsync(principal, [.. stale], token).ConfigureAwait(false);
+            if (string.Equals(session.Handle, handle, StringComparison.Ordinal))
+            {
+                return await DeleteCoreAsync(session, principal, token).ConfigureAwait(false);
+            }
         }
 
-        return found;
+        return false;
     }
 
     private Task<long> CountCoreAsync(CancellationToken token)
@@ -496,9 +580,12 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                     // Each master's keys are judged on that master's clock, as its scripts judge them.
                     var now = state.TestClockMs ?? new DateTimeOffset(DateTime.SpecifyKind(await server.TimeAsync().ConfigureAwait(false), DateTimeKind.Utc)).ToUnixTimeMilliseconds();
                     var batch = new List<Task<RedisValue[]>>();
-                    await foreach (var key in server.KeysAsync(db.Database, state.Pattern, pageSize: 1000).WithCancellation(state.Token).ConfigureAwait(false))
+                    foreach (var pattern in state.Patterns)
                     {
-                        batch.Add(db.HashGetAsync(key, RedisKeys.CountFields, Primary));
+                        await foreach (var key in server.KeysAsync(db.Database, pattern, pageSize: 1000).WithCancellation(state.Token).ConfigureAwait(false))
+                        {
+                            batch.Add(db.HashGetAsync(key, RedisKeys.CountFields, Primary));
+                        }
                     }
 
                     foreach (var fields in await Task.WhenAll(batch).ConfigureAwait(false))
@@ -513,26 +600,30 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
                 // No primary reachable is an outage, not an empty store.
                 return mastersCounted > 0 ? count : throw SessionStoreUnavailableException.Refused("Redis", "count");
             },
-            (Pattern: _keys.SessionPattern, TestClockMs: TestClockMs(), Token: token),
+            (Patterns: SessionPatterns(), TestClockMs: TestClockMs(), Token: token),
             token);
 
-    private async Task MovePrincipalAsync(string id, string? oldPrincipal, string? newPrincipal, long absoluteMs, CancellationToken token)
+    /// <summary>The SCAN patterns of the session keys that may exist now: both layouts' until the upgrade finished.</summary>
+    private string[] SessionPatterns()
+        => Layout == RedisLayout.Current ? [_keys.SessionPattern] : [_keys.SessionPattern, _keys.PreviousSessionPattern];
+
+    private async Task MovePrincipalAsync(RedisSessionRef session, string? oldPrincipal, string? newPrincipal, long absoluteMs, CancellationToken token)
     {
         var add = newPrincipal is null
             ? Task.CompletedTask
-            : UpdateIndexAsync(newPrincipal, ["a", id, absoluteMs], token);
+            : IndexAddAsync(newPrincipal, session, "a", absoluteMs, token);
         var remove = oldPrincipal is null || string.Equals(oldPrincipal, newPrincipal, StringComparison.Ordinal)
             ? Task.CompletedTask
-            : UpdateIndexAsync(oldPrincipal, ["r", id], token);
+            : IndexRemoveAsync(oldPrincipal, session, token);
         await Task.WhenAll(add, remove).ConfigureAwait(false);
     }
 
-    private async Task UpdateIndexAsync(string principal, RedisValue[] operations, CancellationToken token)
+    private async Task UpdateIndexAsync(RedisKey index, RedisValue[] operations, CancellationToken token)
     {
         var args = new RedisValue[operations.Length + 1];
         args[0] = Clock();
         operations.CopyTo(args, 1);
-        await WriteAsync(RedisScripts.Index, _keys.Principal(principal), args, token).ConfigureAwait(false);
+        await WriteAsync(RedisScripts.Index, index, args, token).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -9,7 +9,7 @@ internal static class RedisSnapshots
 {
     /// <summary>A snapshot from a script's flat field/value array; the script guarantees the metadata.</summary>
     public static SessionSnapshot Read(string id, RedisResult[] flat)
-        => TryRead(id, Entries(flat))
+        => TryRead(id, null, Entries(flat))
             ?? throw new InvalidOperationException("The session script returned a hash without its metadata; the Redis data was changed by something other than this store.");
 
     /// <summary>The entries of a script's flat field/value array.</summary>
@@ -24,8 +24,11 @@ internal static class RedisSnapshots
         return entries;
     }
 
-    /// <summary>A snapshot of a hash, or null when it lacks metadata (absent, or written by an older layout) or is mid-move.</summary>
-    public static SessionSnapshot? TryRead(string id, HashEntry[] hash)
+    /// <summary>
+    /// A snapshot of a hash, or null when it lacks metadata (absent, or written by an older layout) or is mid-move. Known
+    /// by <paramref name="id"/> when the caller has it, else by <paramref name="handle"/> (found through an index).
+    /// </summary>
+    public static SessionSnapshot? TryRead(string? id, string? handle, HashEntry[] hash)
     {
         Metadata? meta = null;
         var attributes = new Dictionary<string, byte[]>(hash.Length, StringComparer.Ordinal);
@@ -53,6 +56,7 @@ internal static class RedisSnapshots
 
         return new SessionSnapshot(
             id,
+            handle ?? SessionHandle.FromId(id!),
             DateTimeOffset.FromUnixTimeMilliseconds(m.Created),
             DateTimeOffset.FromUnixTimeMilliseconds(m.Access),
             TimeSpan.FromMilliseconds(m.Idle),

@@ -21,6 +21,7 @@ public abstract class CliCommandTests : IAsyncLifetime
     private Browser? _laptop;
     private Browser? _phone;
     private Browser? _bob;
+    private string[] _ids = [];
     private string[] _handles = [];
 
     /// <summary>The store options that name this test's own key prefix or tables, as the tool's arguments.</summary>
@@ -46,9 +47,11 @@ public abstract class CliCommandTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, await Laptop.PostAsync("/cart/" + CartValue));
         Assert.Equal(HttpStatusCode.OK, await Phone.PostAsync("/login/alice"));
         Assert.Equal(HttpStatusCode.OK, await _bob.PostAsync("/login/bob"));
-        // Stores keep no ids (they return handles): the ids are in the cookies, which the outputs are checked against.
-        _handles = [.. (await Store.FindByPrincipalAsync("alice")).Concat(await Store.FindByPrincipalAsync("bob")).Select(static s => s.Handle)];
-        Assert.Equal(3, _handles.Length);
+        // A store keeps no ids (sessions found by user carry handles only); a store that still returns them has them checked too.
+        var sessions = (await Store.FindByPrincipalAsync("alice")).Concat(await Store.FindByPrincipalAsync("bob")).ToList();
+        Assert.Equal(3, sessions.Count);
+        _handles = [.. sessions.Select(static s => s.Handle)];
+        _ids = [.. sessions.Where(static s => s.Id is not null).Select(static s => s.Id!)];
     }
 
     public async Task DisposeAsync()
@@ -149,7 +152,7 @@ public abstract class CliCommandTests : IAsyncLifetime
 
         Assert.Equal(0, code);
         Assert.StartsWith("Revoked session ", output, StringComparison.Ordinal);
-        Assert.DoesNotContain(await Store.FindByPrincipalAsync("alice"), s => s.Handle == laptop.Handle);
+        Assert.DoesNotContain(laptop.Handle, (await Store.FindByPrincipalAsync("alice")).Select(static s => s.Handle));
         Assert.Equal(HttpStatusCode.Unauthorized, await Laptop.GetAsync("/me"));
         Assert.Equal(HttpStatusCode.OK, await Phone.GetAsync("/me"));
     }
@@ -162,7 +165,6 @@ public abstract class CliCommandTests : IAsyncLifetime
 
         Assert.Equal((0, "Revoked 2 session(s) of alice."), await RunAsync("revoke-user", "alice"));
 
-        Assert.Equal(2, alice.Count);
         Assert.Empty(await Store.FindByPrincipalAsync("alice"));
         Assert.Equal(HttpStatusCode.Unauthorized, await Laptop.GetAsync("/me"));
         Assert.Equal(HttpStatusCode.Unauthorized, await Phone.GetAsync("/me"));

@@ -47,6 +47,64 @@ public sealed class RedisCliTests(RedisServerFixture redis) : CliCommandTests, I
     protected override Task<ISessionStore> CreateStoreAsync()
         => Task.FromResult<ISessionStore>(new RedisSessionStore(new RedisSessionStoreOptions { Configuration = redis.Configuration, KeyPrefix = _prefix }));
 
+    [Fact]
+    public async Task Upgrade_moves_the_previous_layout_then_has_nothing_to_do_and_count_sees_both_layouts()
+    {
+        // What the previous release (v0.2.0-preview.1) wrote: a session under its id, an index under the user's name.
+        var prefix = "cli-up-" + Guid.NewGuid().ToString("N")[..8] + ":";
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+        var db = connection.GetDatabase();
+        var id = SessionId.Create();
+        var created = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 60_000;
+        await db.HashSetAsync(prefix + "s:{" + id + "}", [new("#", created + ",0,1200000,28800000,0,erin"), new("@cart", "1")]);
+        await db.KeyExpireAsync(prefix + "s:{" + id + "}", TimeSpan.FromMinutes(10));
+        await db.SortedSetAddAsync(prefix + "p:erin", id, created + 28_800_000);
+        string[] store = ["--redis", redis.Configuration, "--key-prefix", prefix];
+
+        var (countCode, count) = await RunToolAsync(["count", "--json", .. store]);
+        var (upgradeCode, upgrade) = await RunToolAsync(["upgrade", "--json", .. store]);
+        var (againCode, again) = await RunToolAsync(["upgrade", .. store]);
+        var (listCode, list) = await RunToolAsync(["count", "--user", "erin", .. store]);
+
+        Assert.Equal((0, "{\"count\":1}"), (countCode, count.Trim()));
+        Assert.Equal(0, upgradeCode);
+        Assert.StartsWith("{\"status\":\"upgraded\",", upgrade.Trim(), StringComparison.Ordinal);
+        Assert.EndsWith("\"sessionsMoved\":1}", upgrade.Trim(), StringComparison.Ordinal);
+        Assert.Equal(0, againCode);
+        Assert.Contains("nothing to upgrade", again, StringComparison.Ordinal);
+        Assert.Equal((0, "1"), (listCode, list.Trim()));
+        Assert.False(await db.KeyExistsAsync(prefix + "s:{" + id + "}"));
+        Assert.False(await db.KeyExistsAsync(prefix + "p:erin"));
+    }
+
+    [Fact]
+    public async Task Upgrade_refused_exits_with_2_and_says_why()
+    {
+        var prefix = "cli-up-" + Guid.NewGuid().ToString("N")[..8] + ":";
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+        var db = connection.GetDatabase();
+        var old = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 60_000;
+        await db.HashSetAsync(prefix + "s:{" + SessionId.Create() + "}", [new("#", old + ",0,1200000,28800000,0")]);
+        string[] store = ["--redis", redis.Configuration, "--key-prefix", prefix];
+        Assert.Equal(0, (await RunToolAsync(["count", .. store])).Code); // a current node registered (layout 2)
+
+        // The previous release creates a session now (dated to the millisecond; current nodes round to the second).
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 2_000;
+        await db.HashSetAsync(prefix + "s:{" + SessionId.Create() + "}", [new("#", (now % 1000 == 0 ? now + 1 : now) + ",0,1200000,28800000,0")]);
+        var (code, output) = await RunToolAsync(["upgrade", .. store]);
+
+        Assert.Equal(ExitCodes.Refused, code);
+        Assert.StartsWith("Refused: 1 session(s)", output.Trim(), StringComparison.Ordinal);
+    }
+
+    private static async Task<(int Code, string Output)> RunToolAsync(string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = await CliApp.RunAsync(args, output, error, CancellationToken.None);
+        return (code, output + error.ToString());
+    }
+
     internal static int ClosedPort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

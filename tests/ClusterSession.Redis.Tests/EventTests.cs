@@ -24,8 +24,8 @@ public sealed class RedisEventTests(RedisServerFixture server)
         await store.CreateAsync(expiring);
 
         await ServerProcess.UntilAsync(
-            () => Task.FromResult(events.Contains(new SessionEndedEvent(deleted.Id!, SessionEndReason.Deleted))
-                && events.Contains(new SessionEndedEvent(expiring.Id!, SessionEndReason.Expired))),
+            () => Task.FromResult(events.Contains(new SessionEndedEvent(deleted.Handle, SessionEndReason.Deleted))
+                && events.Contains(new SessionEndedEvent(expiring.Handle, SessionEndReason.Expired))),
             TimeSpan.FromSeconds(20),
             "the deletion and expiry events arrive");
     }

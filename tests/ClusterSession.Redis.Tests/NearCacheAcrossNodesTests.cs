@@ -152,7 +152,7 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
             Assert.NotNull(await b.LoadAsync(session.Id!));
             foreach (var found in await a.FindByPrincipalAsync(user))
             {
-                await a.DeleteAsync(found.Id!);
+                await a.DeleteByHandleAsync(user, found.Handle);
             }
 
             await tally.ReadAsync(async () => await b.LoadAsync(session.Id!) is null);

@@ -247,11 +247,12 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = "1"u8.ToArray() }));
         await store.DeleteAsync(session.Id!);
 
-        var key = RedisNearChannel.KeyOf(session.Id!);
+        // A fresh store is on layout 3: an invalidation names the session by its handle.
+        var key = SessionHandle.FromId(session.Id!);
         // An end names its writer (the store instance's nonce) after '|', for the other nodes' acknowledgements.
         await ServerProcess.UntilAsync(() => Task.FromResult(heard.Any(p => p.StartsWith(key + "|", StringComparison.Ordinal))), TimeSpan.FromSeconds(10), "the deletion is heard");
         Assert.Contains(key + ":" + (session.Version + 1).ToString(CultureInfo.InvariantCulture), heard);
-        Assert.Equal(40, key.Length);
+        Assert.Equal(SessionHandle.Length, key.Length);
         Assert.DoesNotContain(heard, payload => payload.Contains(session.Id!, StringComparison.Ordinal));
     }
 

@@ -28,10 +28,11 @@ public static class CliApp
           revoke <handle> --user U    ends one session
           revoke-user U               ends every session of the user
           stats [--sample N]          sessions, bytes per session and time-to-live buckets from a sample (default 200)
+          upgrade                     finishes the store's upgrade to the current layout (docs/operations.md, "Upgrading")
         Options:
           --json                      machine-readable output
           --yes                       run a full count even when the store must scan more than --max-scan keys (default 100000)
-        Exit codes: 0 ok, 1 not found, 2 usage error or refused without --yes, 3 store unavailable.
+        Exit codes: 0 ok, 1 not found, 2 usage error, refused without --yes, or upgrade refused, 3 store unavailable.
         """;
 
     /// <summary>Parses <paramref name="args"/>, runs the command, writes its result to <paramref name="output"/> and any error to <paramref name="error"/>.</summary>
@@ -139,8 +140,31 @@ public static class CliApp
             "revoke" => RevokeAsync(token),
             "revoke-user" => RevokeUserAsync(token),
             "stats" => StatsAsync(token),
-            _ => throw new UsageException($"Unknown command '{options.Command}'. Commands: count, list, show, revoke, revoke-user, stats."),
+            "upgrade" => UpgradeAsync(token),
+            _ => throw new UsageException($"Unknown command '{options.Command}'. Commands: count, list, show, revoke, revoke-user, stats, upgrade."),
         };
+
+        private async Task<int> UpgradeAsync(CancellationToken token)
+        {
+            Arguments(0);
+            var upgrade = store as ISessionStoreUpgrade
+                ?? throw new UsageException("This store has no versioned layout (it does not implement ISessionStoreUpgrade): nothing to upgrade.");
+            var result = await upgrade.UpgradeAsync(token).ConfigureAwait(false);
+            await WriteAsync(
+                w =>
+                {
+                    w.WriteString("status", result.Status switch
+                    {
+                        SessionStoreUpgradeStatus.Upgraded => "upgraded",
+                        SessionStoreUpgradeStatus.NothingToDo => "nothing-to-do",
+                        _ => "refused",
+                    });
+                    w.WriteString("message", result.Message);
+                    w.WriteNumber("sessionsMoved", result.SessionsMoved);
+                },
+                result.Message).ConfigureAwait(false);
+            return result.Status == SessionStoreUpgradeStatus.Refused ? ExitCodes.Refused : ExitCodes.Ok;
+        }
 
         private async Task<int> CountAsync(CancellationToken token)
         {

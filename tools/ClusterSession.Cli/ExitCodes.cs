@@ -12,6 +12,9 @@ public static class ExitCodes
     /// <summary>The command line is wrong, or the command was refused as too costly without <c>--yes</c>.</summary>
     public const int Usage = 2;
 
+    /// <summary><c>upgrade</c> was refused (finishing it now could sign users out); its message says why and what to do.</summary>
+    public const int Refused = 2;
+
     /// <summary>The store could not be reached or did not answer in time.</summary>
     public const int StoreUnavailable = 3;
 }
