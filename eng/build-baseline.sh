@@ -26,6 +26,10 @@ if [[ -f "$built" ]]; then
   exit 0
 fi
 
+if ! git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+  echo "build-baseline: $root is not a git clone; the upgrade tests build the previous release $tag (commit $commit) from its history." >&2
+  exit 1
+fi
 if ! git -C "$root" cat-file -e "$commit^{commit}" 2>/dev/null; then
   shallow="$(git -C "$root" rev-parse --is-shallow-repository 2>/dev/null || echo unknown)"
   {

@@ -108,7 +108,7 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
     }
 
     /// <summary>
-    /// Devices sign in on alternating sides, then each writes <see cref="WritesPerDevice"/> attributes, each write on the
+    /// Devices write an attribute on one side and sign in on the other, alternating, then each writes <see cref="WritesPerDevice"/> attributes, each write on the
     /// other side from the one before and read back at once on the other side; at the end every device is checked on
     /// both sides. The devices run side by side.
     /// </summary>
@@ -119,6 +119,8 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
         var devices = Enumerable.Range(0, DeviceCount).Select(_ => NewDevice()).ToList();
         await Task.WhenAll(devices.Select(async (device, i) =>
         {
+            // An anonymous session made by one release, signed in (its id renewed, the value kept) by the other.
+            await traffic.WriteAsync(device, sides[(i + 1) % 2], "before-login", $"device {device.Number} wrote this before signing in");
             await traffic.LoginAsync(device, sides[i % 2]);
             for (var k = 0; k < WritesPerDevice; k++)
             {
