@@ -44,9 +44,15 @@ if ((${#missing[@]} > 0)); then
   fi
 fi
 
-# ---- 2. build once ----
+# ---- 2. build once: the solution, and the previous release the upgrade tests run beside it ----
 if ! dotnet build ClusterSession.slnx -c "$configuration" -v q -nologo; then
   echo "BUILD FAILED (counted as 1 failure; no tests ran)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+# eng/baseline-release.txt names the release; built once per clone under artifacts/baseline/ (a no-op when cached).
+if ! ./eng/build-baseline.sh >/dev/null; then
+  echo "BASELINE BUILD FAILED: the previous release could not be built (counted as 1 failure; no tests ran)"
   echo "0 passed, 1 failed"
   exit 1
 fi

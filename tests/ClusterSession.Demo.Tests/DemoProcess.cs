@@ -58,9 +58,18 @@ public sealed class DemoProcess : IAsyncDisposable
     /// As <see cref="StartAsync"/>, with <c>HOME</c> set to <paramref name="home"/>: a host of its own, as far as
     /// anything kept in the user's profile (such as a Data Protection key folder) is concerned.
     /// </summary>
-    public static Task<DemoProcess> StartInHomeAsync(string home, int nodes, params string[] extraArguments) => StartCoreAsync(home, nodes, extraArguments);
+    public static Task<DemoProcess> StartInHomeAsync(string home, int nodes, params string[] extraArguments) => StartCoreAsync(DemoDll, home, nodes, extraArguments);
 
-    private static async Task<DemoProcess> StartCoreAsync(string? home, int nodes, string[] extraArguments)
+    /// <summary>
+    /// As <see cref="StartInHomeAsync"/>, running another build of the demo, <paramref name="demoDll"/> (such as the
+    /// previous release's, which the upgrade tests run beside the current one).
+    /// </summary>
+    public static Task<DemoProcess> StartBuildInHomeAsync(string demoDll, string home, int nodes, params string[] extraArguments)
+        => StartCoreAsync(demoDll, home, nodes, extraArguments);
+
+    private static Task<DemoProcess> StartCoreAsync(string? home, int nodes, string[] extraArguments) => StartCoreAsync(DemoDll, home, nodes, extraArguments);
+
+    private static async Task<DemoProcess> StartCoreAsync(string demoDll, string? home, int nodes, string[] extraArguments)
     {
         // The free range is free when it is chosen; an outgoing connection of another process on this machine can take
         // one of its ports (they are in the ephemeral range) before the demo binds. Then the demo says so and exits,
@@ -69,7 +78,7 @@ public sealed class DemoProcess : IAsyncDisposable
         {
             try
             {
-                return await StartOnFreePortsAsync(home, nodes, extraArguments);
+                return await StartOnFreePortsAsync(demoDll, home, nodes, extraArguments);
             }
             catch (InvalidOperationException ex) when (attempt < 3 && ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
             {
@@ -77,11 +86,11 @@ public sealed class DemoProcess : IAsyncDisposable
         }
     }
 
-    private static async Task<DemoProcess> StartOnFreePortsAsync(string? home, int nodes, string[] extraArguments)
+    private static async Task<DemoProcess> StartOnFreePortsAsync(string demoDll, string? home, int nodes, string[] extraArguments)
     {
         var port = FreePortRange(nodes + 1);
         string[] arguments = ["--port", port.ToString(CultureInfo.InvariantCulture), "--nodes", nodes.ToString(CultureInfo.InvariantCulture), .. extraArguments];
-        var demo = new DemoProcess(Launch(arguments, home), port, nodes);
+        var demo = new DemoProcess(Launch(demoDll, arguments, home), port, nodes);
         demo.CaptureOutput();
         using var deadline = new CancellationTokenSource(StartDeadline);
         try
@@ -101,7 +110,7 @@ public sealed class DemoProcess : IAsyncDisposable
     /// <summary>Runs the demo to completion (for argument errors) and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunToExitAsync(params string[] arguments)
     {
-        using var process = Launch(arguments);
+        using var process = Launch(DemoDll, arguments);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -154,7 +163,7 @@ public sealed class DemoProcess : IAsyncDisposable
         }
     }
 
-    private static Process Launch(IEnumerable<string> arguments, string? home = null)
+    private static Process Launch(string demoDll, IEnumerable<string> arguments, string? home = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -163,7 +172,7 @@ public sealed class DemoProcess : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(DemoDll);
+        start.ArgumentList.Add(demoDll);
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
@@ -172,7 +181,10 @@ public sealed class DemoProcess : IAsyncDisposable
         start.Environment["DOTNET_NOLOGO"] = "1";
         if (home is not null)
         {
+            // A host of its own: its profile and its temporary files (the runtime's diagnostics sockets among them).
+            var temp = Directory.CreateDirectory(Path.Combine(home, "tmp")).FullName;
             start.Environment["HOME"] = home;
+            start.Environment["TMPDIR"] = temp;
         }
         return Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
     }

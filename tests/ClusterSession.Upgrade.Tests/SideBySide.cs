@@ -1,0 +1,140 @@
+using ClusterSession.Demo.Tests;
+
+namespace ClusterSession.Upgrade.Tests;
+
+/// <summary>
+/// A rolling deploy on one real store: the previous release's ClusterDemo (one node) started first, then the current
+/// code's (two nodes) beside it, each a process with its own HOME and temporary directory and its own ports, both on the
+/// store's one key (table) prefix. The mixed phase runs once, on first use; both phases' tests share its devices.
+/// Every process is stopped at the end, also after a failure.
+/// </summary>
+public sealed class SideBySide<TStore> : IAsyncLifetime
+    where TStore : UpgradeStore, new()
+{
+    /// <summary>Signed-in browsers in the mixed phase (the demo has three users; each device has its own session).</summary>
+    public const int DeviceCount = 10;
+
+    /// <summary>Attribute writes per device in the mixed phase, alternating sides.</summary>
+    public const int WritesPerDevice = 3;
+
+    private static readonly string[] Users = ["alice", "bob", "carol"];
+    private readonly string _directory = Directory.CreateTempSubdirectory("cs-upgrade-").FullName;
+    private readonly Lazy<Task<Traffic>> _mixedPhase;
+    private readonly List<Device> _devices = [];
+    private int _homes;
+
+    public SideBySide() => _mixedPhase = new(RunMixedPhaseAsync);
+
+    public TStore Store { get; } = new();
+
+    public PreviousRelease Release { get; private set; } = null!;
+
+    /// <summary>The previous release's demo; stopped by the upgrade phase.</summary>
+    public DemoProcess Previous { get; private set; } = null!;
+
+    public DemoProcess Current { get; private set; } = null!;
+
+    public Side PreviousSide => new($"previous release {Release.Name}, node-1", Previous.Node(1));
+
+    public Side CurrentSide(int node) => new($"current code, node-{node}", Current.Node(node));
+
+    public IReadOnlyList<Device> Devices => _devices;
+
+    /// <summary>The mixed phase's counts; run on first use.</summary>
+    public Task<Traffic> MixedPhase => _mixedPhase.Value;
+
+    /// <summary>A new empty directory for one process's HOME.</summary>
+    public string NewHome(string name) => Directory.CreateDirectory(Path.Combine(_directory, $"{Interlocked.Increment(ref _homes):00}-{name}")).FullName;
+
+    public Device NewDevice()
+    {
+        var device = new Device(_devices.Count + 1, Users[_devices.Count % Users.Length]);
+        _devices.Add(device);
+        return device;
+    }
+
+    /// <summary>Session id → "device N (user)", for every id any device has held.</summary>
+    public IReadOnlyDictionary<string, string> SessionIdOwners()
+        => _devices.SelectMany(d => d.SessionIds.Select(id => (id, d.ToString()))).ToDictionary(p => p.id, p => p.Item2, StringComparer.Ordinal);
+
+    public async Task InitializeAsync()
+    {
+        try
+        {
+            Release = await PreviousRelease.GetAsync();
+            await Store.StartAsync();
+            // The previous release runs first, as it did before the deploy; the current code joins it.
+            Previous = await DemoProcess.StartBuildInHomeAsync(Release.DemoDll, NewHome("previous-demo"), 1, [.. Store.DemoArguments]);
+            Current = await DemoProcess.StartBuildInHomeAsync(DemoProcess.DemoDll, NewHome("current-demo"), 2, [.. Store.DemoArguments]);
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            foreach (var device in _devices)
+            {
+                device.Dispose();
+            }
+
+            await StopAsync(Previous);
+            await StopAsync(Current);
+        }
+        finally
+        {
+            try
+            {
+                await Store.DisposeAsync();
+            }
+            finally
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
+        }
+    }
+
+    private static async Task StopAsync(DemoProcess? demo)
+    {
+        if (demo is not null)
+        {
+            await demo.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Devices write an attribute on one side and sign in on the other, alternating, then each writes <see cref="WritesPerDevice"/> attributes, each write on the
+    /// other side from the one before and read back at once on the other side; at the end every device is checked on
+    /// both sides. The devices run side by side.
+    /// </summary>
+    private async Task<Traffic> RunMixedPhaseAsync()
+    {
+        var traffic = new Traffic();
+        Side[] sides = [PreviousSide, CurrentSide(1)];
+        var devices = Enumerable.Range(0, DeviceCount).Select(_ => NewDevice()).ToList();
+        await Task.WhenAll(devices.Select(async (device, i) =>
+        {
+            // An anonymous session made by one release, signed in (its id renewed, the value kept) by the other.
+            await traffic.WriteAsync(device, sides[(i + 1) % 2], "before-login", $"device {device.Number} wrote this before signing in");
+            await traffic.LoginAsync(device, sides[i % 2]);
+            for (var k = 0; k < WritesPerDevice; k++)
+            {
+                var writer = sides[(i + k + 1) % 2];
+                var reader = sides[(i + k) % 2];
+                await traffic.WriteAsync(device, writer, $"a{k}", $"device {device.Number} wrote a{k} on the {(writer == sides[0] ? "previous" : "current")} release");
+                await traffic.CheckValuesAsync(device, reader);
+            }
+
+            foreach (var side in sides)
+            {
+                await traffic.CheckAsync(device, side);
+            }
+        }));
+        return traffic;
+    }
+}
