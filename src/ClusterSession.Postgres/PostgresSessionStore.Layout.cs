@@ -325,11 +325,12 @@ internal sealed class PostgresLayoutSql
         // The marker, and whether any row of the previous layout is left.
         Status = $"SELECT (SELECT value FROM {storeTable} WHERE name = 'layout'), EXISTS (SELECT FROM {sessionsTable} WHERE {raw})";
 
-        // Sessions of the previous layout created since the first node of this release registered without the mark
-        // nodes of this release put on them: a node of the previous release created them.
+        // Sessions of the previous layout created within the last $1, and since the first node of this release registered,
+        // without the mark nodes of this release put on them: a node of the previous release created them lately, so it still serves.
         Unmarked = $"""
             SELECT count(*) FROM {sessionsTable} s, {storeTable} t
             WHERE t.name = 'nodes_since' AND length(s.id) = {SessionId.Length} AND s.created_at > t.updated_at
+              AND s.created_at > now() - $1::interval
               AND extract(microseconds FROM s.created_at)::bigint % 1000 <> {PostgresSql.CreatedMark}
             """;
 

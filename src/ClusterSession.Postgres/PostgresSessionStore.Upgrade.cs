@@ -74,7 +74,7 @@ public sealed partial class PostgresSessionStore
             {
                 return Refused(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"{unmarked} sessions were created in the previous layout by a node that does not mark them, so a node of the previous release (v0.2) still serves. Finish deploying this release to every node, then run the upgrade again."));
+                    $"{unmarked} sessions were created in the previous layout within the last {Seconds(OlderNodeWindow)} by a node that does not mark them, so a node of the previous release (v0.2) still serves. Finish deploying this release to every node, then run the upgrade again (it proceeds once no such session was created for {Seconds(OlderNodeWindow)})."));
             }
 
             if (marker != "migrating")
@@ -148,8 +148,14 @@ public sealed partial class PostgresSessionStore
         }
     }
 
+    /// <summary>
+    /// How recently a session must have been created by a node that does not mark its sessions for the upgrade to take it
+    /// for a node of the previous release that still serves: the time a node of this release counts as alive without a heartbeat.
+    /// </summary>
+    private TimeSpan OlderNodeWindow => 3 * _layoutRefresh;
+
     private ValueTask<long> UnmarkedAsync(CancellationToken cancellationToken)
-        => RunAsync("upgrade", this, static (s, token) => s.ScalarAsync(s._layoutSql.Unmarked, token), cancellationToken);
+        => RunAsync("upgrade", this, static (s, token) => s.ScalarAsync(s._layoutSql.Unmarked, token, Interval(s.OlderNodeWindow)), cancellationToken);
 
     private ValueTask<long> SetMarkerAsync(string marker, CancellationToken cancellationToken)
         => RunAsync("upgrade", (Store: this, Marker: marker), static (s, token) => s.Store.NonQueryAsync(s.Store._layoutSql.SetMarker, token, Text(s.Marker)), cancellationToken);

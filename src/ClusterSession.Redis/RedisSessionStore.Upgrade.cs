@@ -12,6 +12,12 @@ public sealed partial class RedisSessionStore
     /// <summary>How long the upgrade waits for every live node to confirm "migrating", in refresh intervals.</summary>
     private const int ConfirmIntervals = 3;
 
+    /// <summary>
+    /// How recently a session must have been created without the current nodes' tell for the upgrade to take it for a
+    /// node of the previous release that still serves: the time a current node counts as alive without a heartbeat.
+    /// </summary>
+    private TimeSpan OlderNodeWindow => ConfirmIntervals * LayoutRefreshInterval;
+
     private TimeSpan ConfirmWait => (ConfirmIntervals * LayoutRefreshInterval) + _options.OperationTimeout;
 
     /// <inheritdoc />
@@ -46,7 +52,7 @@ public sealed partial class RedisSessionStore
             {
                 return new(
                     SessionStoreUpgradeStatus.Refused,
-                    string.Create(CultureInfo.InvariantCulture, $"Refused: {older} session(s) were created by a node of the previous ClusterSession release after the first current node started, so a node of the previous release still serves this store. Deploy the current release to every node, then run upgrade again. Nothing was changed."),
+                    string.Create(CultureInfo.InvariantCulture, $"Refused: {older} session(s) were created by a node of the previous ClusterSession release within the last {OlderNodeWindow.TotalSeconds:0.#} s, so a node of the previous release still serves this store. Deploy the current release to every node, then run upgrade again (it proceeds once no such session was created for {OlderNodeWindow.TotalSeconds:0.#} s). Nothing was changed."),
                     0);
             }
 
@@ -120,6 +126,9 @@ public sealed partial class RedisSessionStore
                         continue;
                     }
 
+                    // Lately: within the window on this master's clock, which judges its sessions.
+                    var now = s.TestClockMs ?? new DateTimeOffset(DateTime.SpecifyKind(await server.TimeAsync().ConfigureAwait(false), DateTimeKind.Utc)).ToUnixTimeMilliseconds();
+                    var lately = now - s.WindowMs;
                     var reads = new List<Task<RedisValue>>();
                     await foreach (var key in server.KeysAsync(db.Database, s.Pattern, pageSize: 1000).WithCancellation(s.Token).ConfigureAwait(false))
                     {
@@ -128,7 +137,7 @@ public sealed partial class RedisSessionStore
 
                     foreach (var meta in await Task.WhenAll(reads).ConfigureAwait(false))
                     {
-                        if (RedisSnapshots.Metadata.Parse(meta) is { } m && m.Created >= s.Since && m.Created % 1000 != 0)
+                        if (RedisSnapshots.Metadata.Parse(meta) is { } m && m.Created >= s.Since && m.Created >= lately && m.Created % 1000 != 0)
                         {
                             older++;
                         }
@@ -137,7 +146,7 @@ public sealed partial class RedisSessionStore
 
                 return older;
             },
-            (Pattern: _keys.PreviousSessionPattern, Since: sinceMs, Token: token),
+            (Pattern: _keys.PreviousSessionPattern, Since: sinceMs, WindowMs: (long)OlderNodeWindow.TotalMilliseconds, TestClockMs: TestClockMs(), Token: token),
             token).ConfigureAwait(false);
     }
 

@@ -17,9 +17,13 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
     /// <summary>Attribute writes per device in the mixed phase, alternating sides.</summary>
     public const int WritesPerDevice = 3;
 
+    /// <summary>Browsers signed in on the previous release before the deploy began: the store the current code joins is in use.</summary>
+    public const int DevicesBeforeDeploy = 3;
+
     private static readonly string[] Users = ["alice", "bob", "carol"];
     private readonly string _directory = Directory.CreateTempSubdirectory("cs-upgrade-").FullName;
     private readonly Lazy<Task<Traffic>> _mixedPhase;
+    private readonly Traffic _beforeDeploy = new();
     private readonly List<Device> _devices = [];
     private int _homes;
 
@@ -65,6 +69,12 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
             await Store.StartAsync();
             // The previous release runs first, as it did before the deploy; the current code joins it.
             Previous = await DemoProcess.StartBuildInHomeAsync(Release.DemoDll, NewHome("previous-demo"), 1, [.. Store.DemoArguments]);
+            foreach (var device in Enumerable.Range(0, DevicesBeforeDeploy).Select(_ => NewDevice()).ToList())
+            {
+                await _beforeDeploy.LoginAsync(device, PreviousSide);
+                await _beforeDeploy.WriteAsync(device, PreviousSide, "before-deploy", $"device {device.Number} wrote this before the deploy");
+            }
+
             Current = await DemoProcess.StartBuildInHomeAsync(DemoProcess.DemoDll, NewHome("current-demo"), 2, [.. Store.DemoArguments]);
         }
         catch
@@ -114,9 +124,17 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
     /// </summary>
     private async Task<Traffic> RunMixedPhaseAsync()
     {
-        var traffic = new Traffic();
+        var traffic = _beforeDeploy;
         Side[] sides = [PreviousSide, CurrentSide(1)];
+        var signedInBefore = _devices.ToList();
         var devices = Enumerable.Range(0, DeviceCount).Select(_ => NewDevice()).ToList();
+        await Task.WhenAll(signedInBefore.Select(async device =>
+        {
+            // Signed in before the deploy: still signed in, with its value, on both releases; a write on the current one is seen on the previous.
+            await traffic.CheckAsync(device, sides[1]);
+            await traffic.WriteAsync(device, sides[1], "after-deploy", $"device {device.Number} wrote this on the current release");
+            await traffic.CheckAsync(device, sides[0]);
+        }));
         await Task.WhenAll(devices.Select(async (device, i) =>
         {
             // An anonymous session made by one release, signed in (its id renewed, the value kept) by the other.
