@@ -72,8 +72,8 @@ internal static class MemoryRun
             }));
             var after = await UsedMemoryAsync(probe);
             var added = (await probe.KeysAsync()).Except(keysBefore).ToList();
-            var sessionKey = added.First(k => k.StartsWith("mem:s:", StringComparison.Ordinal));
-            var indexKey = added.FirstOrDefault(k => k.StartsWith("mem:p:", StringComparison.Ordinal));
+            var sessionKey = added.First(k => k.StartsWith("mem:s3:", StringComparison.Ordinal));
+            var indexKey = added.FirstOrDefault(k => k.StartsWith("mem:u:", StringComparison.Ordinal));
             var result = new Dictionary<string, object?>(StringComparer.Ordinal)
             {
                 ["shape"] = shape.Name,

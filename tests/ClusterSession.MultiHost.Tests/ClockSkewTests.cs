@@ -154,7 +154,7 @@ public sealed class RedisSkewedHosts : SkewedHosts
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis.Configuration);
         // '#' = "created,access,idle,lifetime,version[,principal]", access and lifetime in ms after created.
-        var meta = await connection.GetDatabase().HashGetAsync(Key(id), "#");
+        var meta = await connection.GetDatabase().HashGetAsync(await KeyAsync(connection, id), "#");
         var now = await StoreNowAsync(connection);
         if (meta.IsNull)
         {
@@ -170,17 +170,18 @@ public sealed class RedisSkewedHosts : SkewedHosts
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis.Configuration);
         var db = connection.GetDatabase();
         var now = await StoreNowAsync(connection);
-        Assert.True(await db.KeyExistsAsync(Key(id)));
+        var key = await KeyAsync(connection, id);
+        Assert.True(await db.KeyExistsAsync(key));
         // The last access moves back; an access before creation moves the creation back with it, keeping the absolute expiry.
-        var parts = ((string)(await db.HashGetAsync(Key(id), "#"))!).Split(',', 5);
+        var parts = ((string)(await db.HashGetAsync(key, "#"))!).Split(',', 5);
         var created = long.Parse(parts[0], CultureInfo.InvariantCulture);
         var absolute = created + long.Parse(parts[3], CultureInfo.InvariantCulture);
         var access = now - (long)idleFor.TotalMilliseconds;
         created = Math.Min(created, access);
-        await db.HashSetAsync(Key(id), "#", string.Join(',', created, access - created, parts[2], absolute - created, parts[4]));
+        await db.HashSetAsync(key, "#", string.Join(',', created, access - created, parts[2], absolute - created, parts[4]));
         if (idleTimeout > idleFor)
         {
-            await db.KeyExpireAsync(Key(id), idleTimeout - idleFor);
+            await db.KeyExpireAsync(key, idleTimeout - idleFor);
         }
     }
 
@@ -193,7 +194,16 @@ public sealed class RedisSkewedHosts : SkewedHosts
     private static async Task<long> StoreNowAsync(ConnectionMultiplexer connection)
         => new DateTimeOffset(DateTime.SpecifyKind(await connection.GetServers()[0].TimeAsync(), DateTimeKind.Utc)).ToUnixTimeMilliseconds();
 
-    private RedisKey Key(string id) => _prefix + "s:{" + id + "}";
+    /// <summary>The session's key: the store names it by its handle after a slot tag (docs/redis-data-model.md), so it is found by the handle.</summary>
+    private async Task<RedisKey> KeyAsync(ConnectionMultiplexer connection, string id)
+    {
+        await foreach (var key in connection.GetServers()[0].KeysAsync(pattern: _prefix + "s3:*" + SessionHandle.FromId(id)))
+        {
+            return key;
+        }
+
+        return _prefix + "s3:{}" + SessionHandle.FromId(id);
+    }
 }
 
 public sealed class PostgresSkewedHosts : SkewedHosts
@@ -205,7 +215,7 @@ public sealed class PostgresSkewedHosts : SkewedHosts
     {
         await using var dataSource = NpgsqlDataSource.Create(_postgres.ConnectionString);
         await using var command = dataSource.CreateCommand($"SELECT count(*) FROM \"public\".\"{_prefix}sessions\" WHERE id = $1 AND expires_at > now()");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = id });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = SessionHandle.FromId(id) });
         return (long)(await command.ExecuteScalarAsync())! == 1;
     }
 
@@ -214,7 +224,7 @@ public sealed class PostgresSkewedHosts : SkewedHosts
         await using var dataSource = NpgsqlDataSource.Create(_postgres.ConnectionString);
         await using var command = dataSource.CreateCommand(
             $"UPDATE \"public\".\"{_prefix}sessions\" SET last_accessed_at = now() - $2, expires_at = now() - $2 + $3 WHERE id = $1");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = id });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = SessionHandle.FromId(id) });
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = idleFor });
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = idleTimeout });
         Assert.Equal(1, await command.ExecuteNonQueryAsync());
