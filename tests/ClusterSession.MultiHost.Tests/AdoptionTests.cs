@@ -74,9 +74,11 @@ public sealed class AdoptionTests(RedisServerFixture redis, ITestOutputHelper ou
         var kept = 0;
         var failed = 0;
         var remaining = Users + Guests;
+        var importedAuth = new List<string>();
         foreach (var (name, browser) in users)
         {
             var legacyAuth = browser.Cookies[AuthCookie];
+            importedAuth.Add(legacyAuth);
             var (status, body) = await browser.GetAsync(after, "/me");
             failed += (int)status >= 500 ? 1 : 0;
             kept += status == HttpStatusCode.OK && body == Expected(name, visits: 3) ? 1 : 0;
@@ -112,6 +114,14 @@ public sealed class AdoptionTests(RedisServerFixture redis, ITestOutputHelper ou
         var replayed = await replay.GetAsync(after, "/session");
         Assert.Equal(HttpStatusCode.OK, replayed.Status);
         Assert.DoesNotContain("cart", replayed.Body, StringComparison.Ordinal);
+
+        // An old authentication cookie is accepted once: replayed after its import, alone, it signs no one in.
+        foreach (var legacyAuth in importedAuth.Take(3))
+        {
+            var thief = new Browser();
+            thief.Cookies[AuthCookie] = legacyAuth;
+            Assert.Equal(HttpStatusCode.Unauthorized, (await thief.GetAsync(after, "/me")).Status);
+        }
 
         // Nothing logged names a legacy cookie or cache key.
         Assert.Contains("imported from the built-in session", after.Output, StringComparison.Ordinal);

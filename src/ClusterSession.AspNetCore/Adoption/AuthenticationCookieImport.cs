@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Security.Claims;
 using ClusterSession.AspNetCore.Internal;
 using Microsoft.AspNetCore.Authentication;
@@ -129,6 +130,8 @@ internal static class AuthenticationCookieImport
     /// </summary>
     internal sealed class ImportingTicketStore : ITicketStore
     {
+        private static readonly byte[] ImportedLabel = "ClusterSession.imported-ticket/"u8.ToArray();
+
         private readonly string _scheme;
         private readonly CookieAuthenticationOptions _cookie;
         private readonly ISecureDataFormat<AuthenticationTicket> _format;
@@ -187,6 +190,12 @@ internal static class AuthenticationCookieImport
                 return null;
             }
 
+            if (!await ClaimOnceAsync(runtime, ticket, cancellationToken).ConfigureAwait(false))
+            {
+                Log.AuthenticationCookieNotImported(runtime.Logger, _scheme, "imported already");
+                return null;
+            }
+
             var session = RequestSession.Get(httpContext);
             try
             {
@@ -203,6 +212,27 @@ internal static class AuthenticationCookieImport
             AppendCookie(httpContext, reference, ticket.Properties);
             Log.AuthenticationCookieImported(runtime.Logger, _scheme, SessionId.ToLogTag(session.Id));
             return ticket;
+        }
+
+        /// <summary>
+        /// Makes the import of one old cookie happen once: the first request that carries it creates a marker session in the
+        /// store, under an id derived from the cookie's ticket (the store keeps only its handle), that lives as long as the
+        /// cookie would; a replay of the cookie, or a second request racing the first, finds it and is not signed in. The
+        /// marker holds no attribute and no principal.
+        /// </summary>
+        private async Task<bool> ClaimOnceAsync(SessionRuntime runtime, AuthenticationTicket ticket, CancellationToken cancellationToken)
+        {
+            var now = runtime.Time.GetUtcNow();
+            var lifetime = (ticket.Properties.ExpiresUtc ?? (ticket.Properties.IssuedUtc ?? now) + _cookie.ExpireTimeSpan) - now;
+            if (lifetime <= TimeSpan.Zero)
+            {
+                return false;
+            }
+
+            Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData([.. ImportedLabel, .. TicketSerializer.Default.Serialize(ticket)], digest);
+            var marker = SessionSnapshot.CreateNew(System.Buffers.Text.Base64Url.EncodeToString(digest[..SessionId.ByteLength]), now, lifetime, lifetime);
+            return await runtime.CreateAsync(marker, cancellationToken).ConfigureAwait(false);
         }
 
         /// <summary>The new authentication cookie, as the cookie handler writes it at sign-in; a chunked old cookie loses its chunks.</summary>
