@@ -130,7 +130,7 @@ public sealed class ValueEncryptionAppTests(RedisServerFixture redis) : IAsyncLi
     {
         var server = _connection!.GetServers().Single();
         var fields = new List<HashEntry>();
-        await foreach (var key in server.KeysAsync(pattern: _prefix + "s:*"))
+        await foreach (var key in server.KeysAsync(pattern: _prefix + "s3:*"))
         {
             fields.AddRange(await Redis.HashGetAllAsync(key));
         }
