@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace ClusterSession;
 
 /// <summary>
@@ -19,18 +21,8 @@ public sealed class SessionSnapshot
         string? principal,
         long version,
         IReadOnlyDictionary<string, byte[]> attributes)
+        : this(id ?? throw new ArgumentNullException(nameof(id)), handle: null, createdAt, lastAccessedAt, idleTimeout, absoluteExpiresAt, principal, version, attributes, checkedOne: true)
     {
-        ArgumentNullException.ThrowIfNull(id);
-        ArgumentNullException.ThrowIfNull(attributes);
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(idleTimeout, TimeSpan.Zero);
-        Id = id;
-        CreatedAt = createdAt;
-        LastAccessedAt = lastAccessedAt;
-        IdleTimeout = idleTimeout;
-        AbsoluteExpiresAt = absoluteExpiresAt;
-        Principal = principal;
-        Version = version;
-        Attributes = attributes;
     }
 
     /// <summary>
@@ -47,8 +39,24 @@ public sealed class SessionSnapshot
         string? principal,
         long version,
         IReadOnlyDictionary<string, byte[]> attributes)
+        : this(id, handle ?? throw new ArgumentNullException(nameof(handle)), createdAt, lastAccessedAt, idleTimeout, absoluteExpiresAt, principal, version, attributes, checkedOne: true)
     {
-        ArgumentNullException.ThrowIfNull(handle);
+    }
+
+    /// <summary>Both public constructors: an id or a handle was checked (the handle of an id is computed on first use).</summary>
+    private SessionSnapshot(
+        string? id,
+        string? handle,
+        DateTimeOffset createdAt,
+        DateTimeOffset lastAccessedAt,
+        TimeSpan idleTimeout,
+        DateTimeOffset absoluteExpiresAt,
+        string? principal,
+        long version,
+        IReadOnlyDictionary<string, byte[]> attributes,
+        bool checkedOne)
+    {
+        Debug.Assert(checkedOne && (id is not null || handle is not null), "A snapshot needs an id or a handle.");
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(idleTimeout, TimeSpan.Zero);
         Id = id;
