@@ -138,7 +138,12 @@ public sealed class ClusterScaleOutTests(ITestOutputHelper output) : IAsyncLifet
         await Task.Delay(500);
         await ExpectOkAsync(port, $"CLUSTER SETSLOT {slot} IMPORTING {sourceId}");
         await ExpectOkAsync(source, $"CLUSTER SETSLOT {slot} MIGRATING {targetId}");
-        var reply = await ServerProcess.TryCommandAsync(source, $"MIGRATE 127.0.0.1 {text} \"\" 0 5000 KEYS {key}");
+        // Every key of the slot, as the reshard moves them: the session's (the store names it by its handle after a slot tag
+        // chosen to share the slot of the id's hash tag, so `key` names the slot, not the stored key).
+        var inSlot = (await ServerProcess.TryCommandAsync(source, $"CLUSTER GETKEYSINSLOT {slot} 1000"))!
+            .Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Where(l => l[0] is not ('*' or '$')).ToArray();
+        Assert.Contains(inSlot, k => k.StartsWith(prefix + "s3:", StringComparison.Ordinal));
+        var reply = await ServerProcess.TryCommandAsync(source, $"MIGRATE 127.0.0.1 {text} \"\" 0 5000 KEYS {string.Join(' ', inSlot)}");
         Assert.True(reply?.StartsWith("+OK", StringComparison.Ordinal) == true || reply?.StartsWith("+NOKEY", StringComparison.Ordinal) == true, reply);
         await Task.Delay(1500);
         await ExpectOkAsync(port, $"CLUSTER SETSLOT {slot} NODE {targetId}");
