@@ -55,6 +55,11 @@ internal sealed record DemoArguments
           --near-cache                 each node keeps the sessions it read in its own memory and reads
                                        them again with no store round trip; every change tells the other
                                        nodes through the store (not with --store memory)
+          --https                      the load balancer serves https://127.0.0.1:P with a self-signed
+                                       certificate made at start-up (its SHA-256 fingerprint is printed;
+                                       browsers warn about it), and the nodes name their cookies
+                                       __Host-ClusterSession and __Host-ClusterDemo.Auth, always Secure;
+                                       the nodes stay on http, behind it
           --help                       show this text
         """;
 
@@ -79,13 +84,16 @@ internal sealed record DemoArguments
     /// <summary>Whether the nodes turn on the store's near cache (NearCacheOptions.Enabled); not with the in-memory store.</summary>
     public bool NearCache { get; init; }
 
+    /// <summary>Whether the load balancer serves HTTPS and the nodes set <c>__Host-</c> cookies, always Secure.</summary>
+    public bool Https { get; init; }
+
     public bool ShowHelp { get; init; }
 
     /// <summary>The URL of node <paramref name="k"/> (1-based).</summary>
     public string NodeUrl(int k) => "http://127.0.0.1:" + (Port + k).ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The URL of the load balancer.</summary>
-    public string LoadBalancerUrl => "http://127.0.0.1:" + Port.ToString(CultureInfo.InvariantCulture);
+    public string LoadBalancerUrl => (Https ? "https" : "http") + "://127.0.0.1:" + Port.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Parses <paramref name="args"/>; on failure returns null and a message that says what to fix.</summary>
     public static DemoArguments? Parse(IReadOnlyList<string> args, out string? error)
@@ -105,6 +113,12 @@ internal sealed record DemoArguments
             if (name == "--near-cache")
             {
                 result = result with { NearCache = true };
+                continue;
+            }
+
+            if (name == "--https")
+            {
+                result = result with { Https = true };
                 continue;
             }
 
@@ -184,8 +198,8 @@ internal sealed record DemoArguments
 
                     result = result with { MaxSessionsPerUser = cap };
                     break;
-                case "--near-cache":
-                    error = "--near-cache is a flag: give it without a value.";
+                case "--near-cache" or "--https":
+                    error = $"{name} is a flag: give it without a value.";
                     return null;
                 default:
                     error = $"Unknown option '{name}'.";

@@ -1,3 +1,5 @@
+using System.Security.Cryptography.X509Certificates;
+
 namespace ClusterDemo;
 
 /// <summary>The running demo: the store, the nodes and the load balancer, started and stopped together.</summary>
@@ -5,6 +7,7 @@ internal sealed class DemoCluster : IAsyncDisposable
 {
     private readonly List<WebApplication> _apps = [];
     private EmbeddedGarnet? _garnet;
+    private X509Certificate2? _certificate;
 
     private DemoCluster(DemoArguments arguments) => Arguments = arguments;
 
@@ -47,7 +50,13 @@ internal sealed class DemoCluster : IAsyncDisposable
             output.WriteLine($"Node node-{k}: {Arguments.NodeUrl(k)}");
         }
 
-        var balancer = LoadBalancer.Build(Arguments);
+        if (Arguments.Https)
+        {
+            _certificate = DemoCertificate.Create();
+            output.WriteLine($"Certificate: self-signed for 127.0.0.1 and localhost, SHA-256 {DemoCertificate.Fingerprint(_certificate)}");
+        }
+
+        var balancer = LoadBalancer.Build(Arguments, _certificate);
         _apps.Add(balancer);
         await balancer.StartAsync(cancellationToken).ConfigureAwait(false);
         output.WriteLine($"Load balancer (round robin over {Arguments.Nodes} node{(Arguments.Nodes == 1 ? "" : "s")}): {Arguments.LoadBalancerUrl}");
@@ -72,5 +81,7 @@ internal sealed class DemoCluster : IAsyncDisposable
         _apps.Clear();
         _garnet?.Dispose();
         _garnet = null;
+        _certificate?.Dispose();
+        _certificate = null;
     }
 }

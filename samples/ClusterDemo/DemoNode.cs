@@ -21,6 +21,14 @@ internal static class DemoNode
     /// <summary>The cookie-authentication cookie; it holds only a protected key of the ticket kept in the session.</summary>
     private const string AuthCookieName = ".ClusterDemo.Auth";
 
+    /// <summary>
+    /// Under <c>--https</c>: names browsers store only with Secure, Path=/ and no Domain, so that no sub-domain and no
+    /// plain-http page can set or shadow them (docs/security.md, "Cookies").
+    /// </summary>
+    private const string HttpsSessionCookieName = "__Host-ClusterSession";
+
+    private const string HttpsAuthCookieName = "__Host-ClusterDemo.Auth";
+
     private const string NotLoggedInMessage = "Not logged in: POST /api/login first.";
 
     /// <summary>Builds node <paramref name="k"/> (1-based) on <paramref name="store"/>.</summary>
@@ -38,8 +46,14 @@ internal static class DemoNode
             options.IdleTimeout = TimeSpan.FromSeconds(arguments.IdleTimeoutSeconds);
             options.MaxSessionsPerPrincipal = arguments.MaxSessionsPerUser;
             store.Configure(options);
+            if (arguments.Https)
+            {
+                // Path=/ and no Domain are ClusterSession's defaults; a __Host- name with anything else fails at start-up.
+                options.Cookie.Name = HttpsSessionCookieName;
+                options.Cookie.SecurePolicy = CookieSecurePolicy.Always;
+            }
         });
-        AddCookieAuthentication(builder.Services, keyRing);
+        AddCookieAuthentication(builder.Services, keyRing, arguments.Https);
 
         // GET /healthz asks the store: 200 while it answers, 503 while it is down (or the store's circuit is open).
         builder.Services.AddHealthChecks().AddClusterSession();
@@ -79,14 +93,17 @@ internal static class DemoNode
     /// rest: the ticket is kept in the session (the cookie carries only its key), a sign-in renews the session
     /// id and binds the session to the user, and a sign-out deletes the session in the store.
     /// </summary>
-    private static void AddCookieAuthentication(IServiceCollection services, InProcessKeyRing? keyRing)
+    private static void AddCookieAuthentication(IServiceCollection services, InProcessKeyRing? keyRing, bool https)
     {
         services.AddAuthentication(CookieAuthenticationDefaults.AuthenticationScheme).AddCookie(options =>
         {
-            options.Cookie.Name = AuthCookieName;
+            options.Cookie.Name = https ? HttpsAuthCookieName : AuthCookieName;
             options.Cookie.HttpOnly = true;
             options.Cookie.SameSite = SameSiteMode.Lax;
-            options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            options.Cookie.Path = "/";
+
+            // Behind the https load balancer a node sees http requests, so SameAsRequest would never say Secure.
+            options.Cookie.SecurePolicy = https ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
 
             // The session's idle timeout ends a login; a sliding ticket would only add a store write to read requests.
             options.SlidingExpiration = false;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.LoadBalancing;
 
@@ -7,9 +8,18 @@ namespace ClusterDemo;
 /// <summary>A YARP reverse proxy on the demo port that sends requests to the nodes in turn.</summary>
 internal static class LoadBalancer
 {
-    public static WebApplication Build(DemoArguments arguments)
+    /// <summary>Builds the load balancer; with <c>--https</c> it serves <paramref name="certificate"/>.</summary>
+    public static WebApplication Build(DemoArguments arguments, X509Certificate2? certificate)
     {
         var builder = DemoHost.CreateBuilder(arguments.LoadBalancerUrl);
+        if (certificate is not null)
+        {
+            // TLS ends here, as at a real load balancer; the nodes behind it stay on http on 127.0.0.1.
+            // (The slim builder leaves https:// addresses out until asked for them.)
+            builder.WebHost.UseKestrelHttpsConfiguration();
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
+        }
+
         var destinations = new Dictionary<string, DestinationConfig>(StringComparer.Ordinal);
         for (var k = 1; k <= arguments.Nodes; k++)
         {

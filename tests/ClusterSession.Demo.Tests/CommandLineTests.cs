@@ -26,6 +26,7 @@ public sealed class CommandLineTests
     [InlineData("--wait-replicas", "1", "--store", "postgres", "--postgres", "Host=127.0.0.1")]
     [InlineData("--near-cache", "--store", "memory", "--nodes", "1")]
     [InlineData("--near-cache=yes", "--redis", "127.0.0.1:6379")]
+    [InlineData("--https=yes")]
     public async Task Bad_arguments_print_the_usage_and_exit_with_code_2(params string[] arguments)
     {
         var (exitCode, output) = await DemoProcess.RunToExitAsync(arguments);

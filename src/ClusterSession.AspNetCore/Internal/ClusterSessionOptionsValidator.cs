@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
 namespace ClusterSession.AspNetCore.Internal;
@@ -5,6 +6,9 @@ namespace ClusterSession.AspNetCore.Internal;
 /// <summary>Checks <see cref="ClusterSessionOptions"/> at startup; each message names the option and the fix.</summary>
 internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterSessionOptions>
 {
+    private const string HostPrefix = "__Host-";
+    private const string SecurePrefix = "__Secure-";
+
     public ValidateOptionsResult Validate(string? name, ClusterSessionOptions options)
     {
         var failures = new List<string>();
@@ -52,6 +56,11 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add("ClusterSessionOptions.Cookie.Name must not be empty while the cookie transport is on.");
         }
 
+        if ((options.Transports & SessionIdTransports.Cookie) != 0)
+        {
+            ValidateCookiePrefix(options.Cookie, failures);
+        }
+
         if ((options.Transports & SessionIdTransports.Header) != 0 && string.IsNullOrWhiteSpace(options.HeaderName))
         {
             failures.Add("ClusterSessionOptions.HeaderName must not be empty while the header transport is on.");
@@ -93,5 +102,50 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>
+    /// A cookie named <c>__Host-...</c> or <c>__Secure-...</c> is one browsers refuse to store unless it carries the
+    /// attributes its prefix promises (RFC 6265bis, "Cookie Name Prefixes"; browsers compare the prefix without
+    /// regard to case). Such a cookie would be dropped without a word: no session would ever stick.
+    /// </summary>
+    private static void ValidateCookiePrefix(CookieBuilder cookie, List<string> failures)
+    {
+        var name = cookie.Name;
+        if (name is null)
+        {
+            return;
+        }
+
+        var host = name.StartsWith(HostPrefix, StringComparison.OrdinalIgnoreCase);
+        var secure = name.StartsWith(SecurePrefix, StringComparison.OrdinalIgnoreCase);
+        if (!host && !secure)
+        {
+            return;
+        }
+
+        var prefix = host ? HostPrefix : SecurePrefix;
+        var rule = host
+            ? "browsers store a __Host- cookie only with Secure, Path=/ and no Domain"
+            : "browsers store a __Secure- cookie only with Secure";
+        if (cookie.SecurePolicy != CookieSecurePolicy.Always)
+        {
+            failures.Add($"ClusterSessionOptions.Cookie.SecurePolicy is {cookie.SecurePolicy}, but Cookie.Name '{name}' starts with {prefix} and {rule}: set Cookie.SecurePolicy = CookieSecurePolicy.Always (and serve the app on HTTPS), or use a name without the prefix.");
+        }
+
+        if (!host)
+        {
+            return;
+        }
+
+        if (cookie.Path != "/")
+        {
+            failures.Add($"ClusterSessionOptions.Cookie.Path is {(cookie.Path is null ? "null" : $"'{cookie.Path}'")}, but Cookie.Name '{name}' starts with __Host- and {rule}: set Cookie.Path = \"/\" (the default), or use a __Secure- name to keep a narrower path.");
+        }
+
+        if (!string.IsNullOrEmpty(cookie.Domain))
+        {
+            failures.Add($"ClusterSessionOptions.Cookie.Domain is '{cookie.Domain}', but Cookie.Name '{name}' starts with __Host- and {rule}: set Cookie.Domain = null (the default: the request's host only), or use a __Secure- name to share the cookie with sub-domains.");
+        }
     }
 }
