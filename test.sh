@@ -14,7 +14,7 @@ export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPE
 configuration="${CONFIGURATION:-Release}"
 results_dir="${TEST_RESULTS_DIR:-artifacts/test-results}"
 
-# ---- 1. servers the tests start: redis-server/redis-cli, PostgreSQL, chromium, faketime (Debian packages) ----
+# ---- 1. servers the tests start: redis-server/redis-cli, PostgreSQL, chromium, faketime; promtool (Debian packages) ----
 missing=()
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   missing+=(redis-server)
@@ -27,6 +27,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 if ! command -v faketime >/dev/null 2>&1; then
   missing+=(faketime) # the clock-skew tests run app hosts with their clocks off
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  missing+=(prometheus) # promtool checks the shipped alert rules (eng/observability)
 fi
 
 if ((${#missing[@]} > 0)); then
@@ -79,7 +82,20 @@ for project in "${projects[@]}"; do
   exit_codes[$name]=$rc
 done
 
-# ---- 4. per-project results from the trx counters, then the summary line ----
+# ---- 4. the shipped Prometheus alert rules: syntax (promtool check rules) and behaviour (promtool test rules) ----
+# Each promtool command counts as one test in the summary.
+promtool_results=()
+for check in "check rules eng/observability/alerts.yml" "test rules eng/observability/alerts.test.yml"; do
+  echo "=== promtool $check"
+  # shellcheck disable=SC2086 # the check is two words and a path
+  if promtool $check; then
+    promtool_results+=("passed:promtool $check")
+  else
+    promtool_results+=("failed:promtool $check")
+  fi
+done
+
+# ---- 5. per-project results from the trx counters, then the summary line ----
 counter() { # counter "<Counters .../>" name -> the attribute's number (0 when absent)
   local value
   value="$(sed -n "s/.* $2=\"\([0-9]*\)\".*/\1/p" <<<"$1")"
@@ -112,6 +128,16 @@ for project in "${projects[@]}"; do
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
   total_skipped=$((total_skipped + skipped))
+done
+
+for result in "${promtool_results[@]}"; do
+  if [[ $result == passed:* ]]; then
+    report+=("${result#passed:}: 1 passed, 0 failed, 0 skipped")
+    total_passed=$((total_passed + 1))
+  else
+    report+=("${result#failed:}: 0 passed, 1 failed, 0 skipped")
+    total_failed=$((total_failed + 1))
+  fi
 done
 
 echo

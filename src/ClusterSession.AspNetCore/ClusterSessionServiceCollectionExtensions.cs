@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using ClusterSession;
 using ClusterSession.AspNetCore;
 using ClusterSession.AspNetCore.Adoption;
@@ -34,6 +35,7 @@ public static class ClusterSessionServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, ValueEncryptionValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterSessionOptions>, AdoptionValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
         services.TryAddSingleton<ISessionStore>(static sp =>
         {
             var options = sp.GetRequiredService<IOptions<ClusterSessionOptions>>().Value;
@@ -45,7 +47,8 @@ public static class ClusterSessionServiceCollectionExtensions
             sp.GetRequiredService<ISessionStore>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>(),
-            sp.GetService<IDataProtectionProvider>));
+            sp.GetService<IDataProtectionProvider>,
+            sp.GetService<IMeterFactory>()));
         services.TryAddSingleton(static sp => new SessionToucher(sp.GetRequiredService<SessionRuntime>()));
         services.TryAddSingleton<ISessionManager, SessionManager>();
         services.TryAddSingleton<SessionTicketStore>();

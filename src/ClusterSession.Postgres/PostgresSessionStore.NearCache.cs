@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Security.Cryptography;
 using ClusterSession.Caching;
@@ -44,12 +45,12 @@ public sealed partial class PostgresSessionStore
     /// <summary>The near cache's copy of a session, if it would serve one now (tests look with it, without loading).</summary>
     internal SessionSnapshot? NearCacheCopy(string id) => _nearCache is { } cache && cache.TryGet(id, out var copy, out _) ? copy : null;
 
-    private NearCache CreateNearCache(PostgresSessionStoreOptions options)
+    private NearCache CreateNearCache(PostgresSessionStoreOptions options, IMeterFactory? meterFactory)
     {
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
         _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
-        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync, NearCacheKeyOf);
+        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync, NearCacheKeyOf, meterFactory);
     }
 
     /// <summary>Starts the listener once the cache is in place (its notification handler uses it).</summary>

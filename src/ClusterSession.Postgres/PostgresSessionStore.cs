@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -43,6 +44,24 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     /// <param name="logger">The logger; none when null.</param>
     /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The options are invalid; the message lists every problem.</exception>
     public PostgresSessionStore(PostgresSessionStoreOptions options, TimeProvider? timeProvider = null, ILogger<PostgresSessionStore>? logger = null)
+        : this(options, timeProvider, logger, meterFactory: null)
+    {
+    }
+
+    /// <summary>
+    /// Creates a store for DI registration, with the application's clock, logger and meter factory (a store built with
+    /// <c>new</c> owns its meter instead).
+    /// </summary>
+    /// <param name="provider">The application's services.</param>
+    /// <param name="options">The options.</param>
+    internal static PostgresSessionStore Create(IServiceProvider provider, PostgresSessionStoreOptions options)
+        => new(
+            options,
+            (TimeProvider?)provider.GetService(typeof(TimeProvider)),
+            (ILogger<PostgresSessionStore>?)provider.GetService(typeof(ILogger<PostgresSessionStore>)),
+            (IMeterFactory?)provider.GetService(typeof(IMeterFactory)));
+
+    private PostgresSessionStore(PostgresSessionStoreOptions options, TimeProvider? timeProvider, ILogger<PostgresSessionStore>? logger, IMeterFactory? meterFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.ThrowIfInvalid();
@@ -83,6 +102,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         var connection = new NpgsqlConnectionStringBuilder(_dataSource.ConnectionString);
         var server = string.Create(CultureInfo.InvariantCulture, $"{connection.Host}:{connection.Port}");
         _failures = new PostgresFailures(server, _sql.SessionsTable, _sql.AttributesTable, _timeout);
+        SetServer(connection.Host, connection.Port);
 
         if (options.CreateSchemaOnStartup)
         {
@@ -91,7 +111,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
         if (nearCache)
         {
-            _nearCache = CreateNearCache(options);
+            _nearCache = CreateNearCache(options, meterFactory);
             StartListener(_nearCache);
         }
 

@@ -21,7 +21,7 @@ public static class PostgresSessionStoreBuilderExtensions
         where TBuilder : ISessionStoreBuilder
         => builder.UseStore<TBuilder, PostgresSessionStoreOptions>(
             configure,
-            static (provider, options) => new PostgresSessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System, provider.GetService<ILogger<PostgresSessionStore>>()));
+            static (provider, options) => PostgresSessionStore.Create(provider, options));
 
     /// <summary>Keeps sessions in PostgreSQL at <paramref name="connectionString"/> (an Npgsql connection string).</summary>
     /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
@@ -67,7 +67,7 @@ public static class PostgresSessionStoreBuilderExtensions
             (provider, options) =>
             {
                 options.DataSource = dataSource(provider) ?? throw new InvalidOperationException("The data source given to UsePostgres(...) returned null: register an NpgsqlDataSource (e.g. builder.AddNpgsqlDataSource(\"db\")) or use UsePostgres(\"Host=...\").");
-                return new PostgresSessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System, provider.GetService<ILogger<PostgresSessionStore>>());
+                return PostgresSessionStore.Create(provider, options);
             });
     }
 

@@ -40,11 +40,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     // In place of a heartbeat's number: the store instance stopped (a heartbeat number never has it).
     private const string LeavingMark = "-";
 
-    private static readonly Meter Meter = new("ClusterSession.NearCache");
-    private static readonly Counter<long> UnacknowledgedEndsCounter = Meter.CreateCounter<long>(
-        "cluster_session.near_cache.unacknowledged_ends",
-        description: "Session ends (delete, revoke, cap, id change) that returned before every live node acknowledged the invalidation.");
-
+    private readonly Counter<long> _unacknowledgedEndsCounter;
     private readonly RedisChannel _ackChannel;
     private readonly long _intervalMs;
     private readonly ConcurrentDictionary<string, long> _peers = new(StringComparer.Ordinal);
@@ -71,7 +67,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private long _channelDowns;
     private long _heartbeatsReceived;
 
-    public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger, Func<string, string> keyOf)
+    public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger, Func<string, string> keyOf, IMeterFactory? meterFactory = null)
     {
         ChannelName = channel;
         _channel = RedisChannel.Literal(channel);
@@ -81,7 +77,11 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         _intervalMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds);
         _logger = logger;
         _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
-        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, keyOf);
+        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, keyOf, meterFactory);
+        _unacknowledgedEndsCounter = Cache.Metrics.Meter.CreateCounter<long>(
+            "cluster_session.near_cache.unacknowledged_ends",
+            "{end}",
+            "Session ends (delete, revoke, cap, id change) that returned before every live node acknowledged the invalidation.");
     }
 
     /// <summary>This node's copies.</summary>
@@ -509,7 +509,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
                 Interlocked.Increment(ref _unacknowledgedEnds);
-                UnacknowledgedEndsCounter.Add(1);
+                _unacknowledgedEndsCounter.Add(1);
                 LogUnacknowledgedEnd(_logger, end.Missing, _intervalMs);
             }
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
@@ -43,6 +44,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly string? _scrubPrefix;
     private readonly RedisTopologyRefresh _topology;
     private readonly RedisReplicaWait? _replicaWait;
+    private readonly (string? Address, int? Port) _endpoint;
     private int _evictionPolicyChecked;
 
     /// <summary>Creates a store. It connects on first use.</summary>
@@ -51,7 +53,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <param name="logger">The logger. Default: none.</param>
     /// <exception cref="OptionsValidationException">An option is invalid; the message names it and the fix.</exception>
     public RedisSessionStore(RedisSessionStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisSessionStore>? logger = null)
-        : this(options, null, timeProvider, logger)
+        : this(options, null, timeProvider, logger, meterFactory: null)
     {
     }
 
@@ -61,11 +63,27 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     /// <param name="timeProvider">Default <see cref="TimeProvider.System"/>: expiry is decided, and accesses dated, on Redis's own clock (TIME), one clock for every node. Any other provider replaces that clock (for tests that move time, such as FakeTimeProvider); every node must then use the same one.</param>
     /// <param name="logger">The logger. Default: none.</param>
     public RedisSessionStore(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options = null, TimeProvider? timeProvider = null, ILogger<RedisSessionStore>? logger = null)
-        : this(WithMultiplexer(multiplexer, options), multiplexer, timeProvider, logger)
+        : this(WithMultiplexer(multiplexer, options), multiplexer, timeProvider, logger, meterFactory: null)
     {
     }
 
-    private RedisSessionStore(RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer, TimeProvider? timeProvider, ILogger<RedisSessionStore>? logger)
+    /// <summary>
+    /// Creates a store for DI registration, with the application's clock, logger and meter factory (a store built with
+    /// <c>new</c> owns its meter instead).
+    /// </summary>
+    /// <param name="provider">The application's services.</param>
+    /// <param name="options">The options.</param>
+    /// <param name="multiplexer">The application's multiplexer, or null for one the store creates and owns.</param>
+    internal static RedisSessionStore Create(IServiceProvider provider, RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer = null)
+        => new(
+            multiplexer is null ? options : WithMultiplexer(multiplexer, options),
+            multiplexer,
+            (TimeProvider?)provider.GetService(typeof(TimeProvider)),
+            (ILogger<RedisSessionStore>?)provider.GetService(typeof(ILogger<RedisSessionStore>)),
+            (IMeterFactory?)provider.GetService(typeof(IMeterFactory)));
+
+    /// <summary>The constructor behind the public ones and <see cref="Create"/>.</summary>
+    internal RedisSessionStore(RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer, TimeProvider? timeProvider, ILogger<RedisSessionStore>? logger, IMeterFactory? meterFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.ThrowIfInvalid();
@@ -75,13 +93,14 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
         _near = options.NearCache.Enabled
-            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger, NearKeyOf)
+            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger, NearKeyOf, meterFactory)
             : null;
         _saveScript = WithAnnounce(RedisScripts.SaveWithLimit(options.Limits.MaxAttributes));
         _compareAndSetScript = WithAnnounce(RedisScripts.CompareAndSet);
         _deleteScript = WithAnnounce(RedisScripts.Delete);
         _beginMoveScript = WithAnnounce(RedisScripts.BeginMove);
         _connection = new RedisConnection(options, multiplexer);
+        _endpoint = EndpointOf(options, multiplexer);
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
         _scrubPrefix = _connection.OwnsMultiplexer ? null : options.KeyPrefix;

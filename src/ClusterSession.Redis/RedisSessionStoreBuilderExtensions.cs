@@ -20,7 +20,7 @@ public static class RedisSessionStoreBuilderExtensions
         where TBuilder : ISessionStoreBuilder
         => builder.UseStore<TBuilder, RedisSessionStoreOptions>(
             configure,
-            static (provider, options) => new RedisSessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System, provider.GetService<ILogger<RedisSessionStore>>()));
+            static (provider, options) => RedisSessionStore.Create(provider, options));
 
     /// <summary>Keeps sessions in Redis at <paramref name="configuration"/> (a StackExchange.Redis configuration string such as <c>"127.0.0.1:6379"</c>).</summary>
     /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
@@ -63,11 +63,10 @@ public static class RedisSessionStoreBuilderExtensions
         ArgumentNullException.ThrowIfNull(multiplexer);
         return builder.UseStore<TBuilder, RedisSessionStoreOptions>(
             configure ?? (static _ => { }),
-            (provider, options) => new RedisSessionStore(
-                multiplexer(provider) ?? throw new InvalidOperationException("The multiplexer given to UseRedis(...) returned null: register an IConnectionMultiplexer (e.g. builder.AddRedisClient(\"cache\")) or use UseRedis(\"host:port\")."),
+            (provider, options) => RedisSessionStore.Create(
+                provider,
                 options,
-                provider.GetService<TimeProvider>() ?? TimeProvider.System,
-                provider.GetService<ILogger<RedisSessionStore>>()));
+                multiplexer(provider) ?? throw new InvalidOperationException("The multiplexer given to UseRedis(...) returned null: register an IConnectionMultiplexer (e.g. builder.AddRedisClient(\"cache\")) or use UseRedis(\"host:port\")."))); 
     }
 
     /// <summary>

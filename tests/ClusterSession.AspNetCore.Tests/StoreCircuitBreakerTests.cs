@@ -264,14 +264,14 @@ public sealed class StoreCircuitMetricsTests
     [Fact]
     public void The_state_metric_counts_this_circuit_in_its_state_and_fast_failures_are_counted()
     {
-        Assert.NotNull(SessionDiagnostics.CircuitStates); // publishes the instruments when this test runs first
+        using var metrics = new SessionMetrics(meterFactory: null);
         long fastFailures = 0;
         var states = new Dictionary<string, int>(StringComparer.Ordinal);
         using var listener = new MeterListener
         {
             InstrumentPublished = (instrument, l) =>
             {
-                if (instrument.Meter.Name == SessionDiagnostics.Name && instrument.Name is "cluster_session.store.circuit.state" or "cluster_session.store.fast_failures")
+                if (instrument.Meter == metrics.Meter && instrument.Name is "cluster_session.store.circuit.state" or "cluster_session.store.fast_failures")
                 {
                     l.EnableMeasurementEvents(instrument);
                 }
@@ -296,9 +296,10 @@ public sealed class StoreCircuitMetricsTests
         });
         listener.Start();
 
-        using var circuit = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { FailureThreshold = 3 }, TimeSpan.FromSeconds(5), new FakeTimeProvider(), NullLogger.Instance);
+        using var circuit = new StoreCircuitBreaker(new StoreCircuitBreakerOptions { FailureThreshold = 3 }, TimeSpan.FromSeconds(5), new FakeTimeProvider(), NullLogger.Instance, metrics);
         listener.RecordObservableInstruments();
         var openBefore = states["open"];
+        Assert.Equal(1, states["closed"]);
         for (var i = 0; i < 3; i++)
         {
             circuit.Report(circuit.Enter("load"), new SessionStoreUnavailableException("refused"));

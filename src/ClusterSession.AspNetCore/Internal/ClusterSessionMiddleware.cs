@@ -37,7 +37,7 @@ internal sealed class ClusterSessionMiddleware
         var incomingId = SessionIdTransport.Read(context.Request, _runtime.Options, out var malformed);
         if (malformed && incomingId is null)
         {
-            SessionDiagnostics.Misses.Add(1);
+            _runtime.Metrics.Misses.Add(1);
             Log.MalformedId(_runtime.Logger);
         }
 

@@ -79,7 +79,7 @@ internal sealed partial class RequestSession
         var result = await _runtime.SaveAsync(session.GetChanges(), cancellationToken).ConfigureAwait(false);
         if (result == SessionSaveResult.Gone)
         {
-            SessionDiagnostics.Conflicts.Add(1);
+            _runtime.Metrics.Conflicts.Add(1);
             Log.SessionGone(_runtime.Logger, SessionId.ToLogTag(session.Id));
             _session = _runtime.NewSession();
             _idUpdate.Expire();
@@ -88,7 +88,7 @@ internal sealed partial class RequestSession
         }
 
         session.AcceptChanges();
-        SessionDiagnostics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "update"));
+        _runtime.Metrics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "update"));
         Log.SessionSaved(_runtime.Logger, SessionId.ToLogTag(session.Id));
     }
 
@@ -105,12 +105,12 @@ internal sealed partial class RequestSession
         {
             // Saved: a later read in this request loads the stored session, which already holds these writes.
             _blind = null;
-            SessionDiagnostics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "update"));
+            _runtime.Metrics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "update"));
             Log.SessionSaved(_runtime.Logger, SessionId.ToLogTag(id));
             return;
         }
 
-        SessionDiagnostics.Misses.Add(1);
+        _runtime.Metrics.Misses.Add(1);
         Log.SessionMiss(_runtime.Logger, SessionId.ToLogTag(id));
         Adopt(_runtime.NewSession());
         if (_session!.HasChanges)
@@ -139,7 +139,7 @@ internal sealed partial class RequestSession
 
         session.AcceptChanges();
         _idUpdate.Send();
-        SessionDiagnostics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "create"));
+        _runtime.Metrics.Saves.Add(1, new KeyValuePair<string, object?>("cluster_session.save", "create"));
         Log.SessionCreated(_runtime.Logger, SessionId.ToLogTag(session.Id));
     }
 }

@@ -72,7 +72,7 @@ internal sealed partial class RequestSession
         }
 
         ExpireBuiltInCookie(import);
-        SessionDiagnostics.Loads.Add(1);
+        _runtime.Metrics.Loads.Add(1);
         Log.BuiltInSessionImported(_runtime.Logger, SessionId.ToLogTag(session.Id), values.Count);
         Adopt(session);
         return true;

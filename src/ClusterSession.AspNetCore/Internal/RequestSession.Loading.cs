@@ -64,13 +64,13 @@ internal sealed partial class RequestSession
 
         if (snapshot is null)
         {
-            SessionDiagnostics.Misses.Add(1);
+            _runtime.Metrics.Misses.Add(1);
             Log.SessionMiss(_runtime.Logger, SessionId.ToLogTag(_incomingId));
             Adopt(_runtime.NewSession());
         }
         else
         {
-            SessionDiagnostics.Loads.Add(1);
+            _runtime.Metrics.Loads.Add(1);
             Log.SessionLoaded(_runtime.Logger, SessionId.ToLogTag(_incomingId));
             Adopt(new TrackedSession(snapshot, _runtime.AttributeLimits));
         }

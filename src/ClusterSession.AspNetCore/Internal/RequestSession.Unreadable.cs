@@ -17,7 +17,7 @@ internal sealed partial class RequestSession
     public void OnUnreadableAttribute(Type requestedType, Exception error)
     {
         var policy = _runtime.Options.UnreadableAttributes;
-        SessionDiagnostics.UnreadableAttributes.Add(1, new KeyValuePair<string, object?>(SessionDiagnostics.PolicyTag, PolicyName(policy)));
+        _runtime.Metrics.UnreadableAttributes.Add(1, new KeyValuePair<string, object?>(SessionDiagnostics.PolicyTag, PolicyName(policy)));
         if (!_unreadableLogged)
         {
             _unreadableLogged = true;

@@ -181,7 +181,7 @@ internal sealed partial class RequestSession : IClusterSession
         }
         catch (SessionConflictException ex)
         {
-            SessionDiagnostics.Conflicts.Add(1);
+            _runtime.Metrics.Conflicts.Add(1);
             Log.UpdateConflict(_runtime.Logger, ex);
             throw;
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using ClusterSession.AspNetCore.Protection;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Logging;
@@ -15,6 +16,9 @@ internal sealed class SessionRuntime : IDisposable
 {
     private readonly string _storeName;
 
+    /// <summary>The semantic-convention attributes that describe the store: db.system.name, server.address, server.port.</summary>
+    private readonly KeyValuePair<string, object?>[] _storeTags;
+
     /// <summary>What the store calls go to: the store behind the value decryption (and, when on, encryption).</summary>
     private readonly ISessionStore _calls;
 
@@ -26,7 +30,9 @@ internal sealed class SessionRuntime : IDisposable
     /// The application's Data Protection, resolved at the first encrypted value; null (or a function returning null)
     /// when the application has none, so encrypted values read as unreadable. Required with <see cref="ClusterSessionOptions.EncryptValues"/>.
     /// </param>
-    public SessionRuntime(IOptions<ClusterSessionOptions> options, ISessionStore store, TimeProvider time, ILoggerFactory loggerFactory, Func<IDataProtectionProvider?>? dataProtection = null)
+    /// <param name="meterFactory">The application's meter factory; null (a runtime built without DI): the runtime owns its meter.</param>
+    public SessionRuntime(
+        IOptions<ClusterSessionOptions> options, ISessionStore store, TimeProvider time, ILoggerFactory loggerFactory, Func<IDataProtectionProvider?>? dataProtection = null, IMeterFactory? meterFactory = null)
     {
         Options = options.Value;
         Store = store;
@@ -41,7 +47,9 @@ internal sealed class SessionRuntime : IDisposable
             : Options.Limits;
         Time = time;
         Logger = loggerFactory.CreateLogger("ClusterSession.AspNetCore");
-        Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, Options.StoreTimeout, time, Logger);
+        Metrics = new SessionMetrics(meterFactory);
+        Circuit = new StoreCircuitBreaker(Options.CircuitBreaker, Options.StoreTimeout, time, Logger, Metrics);
+        _storeTags = StoreTags(store);
         var storeType = store.GetType().Name;
         _storeName = storeType.EndsWith("SessionStore", StringComparison.Ordinal) && storeType.Length > "SessionStore".Length
             ? storeType[..^"SessionStore".Length]
@@ -73,7 +81,14 @@ internal sealed class SessionRuntime : IDisposable
     /// <summary>Fails calls fast while the store is known to be down; fed with the outcome of every call below.</summary>
     public StoreCircuitBreaker Circuit { get; }
 
-    public void Dispose() => Circuit.Dispose();
+    /// <summary>This application's instruments.</summary>
+    public SessionMetrics Metrics { get; }
+
+    public void Dispose()
+    {
+        Circuit.Dispose();
+        Metrics.Dispose();
+    }
 
     public TrackedSession NewSession()
         => TrackedSession.CreateNew(SessionId.Create(), Time.GetUtcNow(), Options.IdleTimeout, Options.AbsoluteLifetime, AttributeLimits);
@@ -133,7 +148,7 @@ internal sealed class SessionRuntime : IDisposable
     {
         var permit = Circuit.Enter(operation);
         var activity = SessionDiagnostics.ActivitySource.HasListeners()
-            ? SessionDiagnostics.ActivitySource.StartActivity("session " + operation, ActivityKind.Client)
+            ? StartActivity(operation)
             : null;
         var started = Stopwatch.GetTimestamp();
         var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -202,7 +217,7 @@ internal sealed class SessionRuntime : IDisposable
     /// </summary>
     private Exception Translate(Exception exception, string operation, bool timedOut) => exception switch
     {
-        OperationCanceledException when timedOut => SessionStoreUnavailableException.TimedOut(_storeName, operation, Options.StoreTimeout, "ClusterSessionOptions.StoreTimeout"),
+        OperationCanceledException when timedOut => SessionStoreUnavailableException.TimedOut(_storeName, operation, Options.StoreTimeout, "ClusterSessionOptions.StoreTimeout", exception),
         ClusterSessionException or OperationCanceledException or ArgumentException or NotSupportedException => exception,
         _ => SessionStoreUnavailableException.Failed(_storeName, operation, exception.GetType().Name, "The store threw an exception it does not classify; see the inner exception.", exception),
     };
@@ -211,14 +226,86 @@ internal sealed class SessionRuntime : IDisposable
     {
         Circuit.Report(permit, error);
         var failed = error is SessionStoreUnavailableException;
-        var tag = new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation);
-        SessionDiagnostics.StoreDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tag);
-        if (failed)
+        var errorType = error is null ? null : ErrorType(error);
+        var tags = new TagList(_storeTags)
         {
-            activity?.SetStatus(ActivityStatusCode.Error);
-            SessionDiagnostics.Failures.Add(1, tag);
+            { SessionDiagnostics.OperationTag, operation },
+            { SessionDiagnostics.DbOperationNameTag, operation },
+        };
+        if (errorType is not null)
+        {
+            tags.Add(SessionDiagnostics.ErrorTypeTag, errorType);
         }
 
-        activity?.Dispose();
+        Metrics.StoreDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+        if (failed)
+        {
+            Metrics.Failures.Add(1, tags);
+        }
+
+        if (activity is not null)
+        {
+            if (errorType is not null)
+            {
+                activity.SetTag(SessionDiagnostics.ErrorTypeTag, errorType);
+            }
+
+            if (failed)
+            {
+                activity.SetStatus(ActivityStatusCode.Error);
+            }
+
+            activity.Dispose();
+        }
+    }
+
+    private Activity? StartActivity(string operation)
+    {
+        var tags = new TagList(_storeTags)
+        {
+            { SessionDiagnostics.DbOperationNameTag, operation },
+        };
+        return SessionDiagnostics.ActivitySource.StartActivity(ActivityKind.Client, tags: tags, name: "session " + operation);
+    }
+
+    /// <summary>
+    /// The <c>error.type</c> of a failed call: <c>timeout</c> when it ran out of time (the request's deadline or the
+    /// store's own), the full name of the driver's exception behind an outage when there is one, <c>unavailable</c> for an
+    /// outage the store reported without one, and the failure kind (<c>gone</c>, <c>conflict</c>, <c>limit_exceeded</c>)
+    /// or exception type of any other failure.
+    /// </summary>
+    private static string ErrorType(Exception error) => error switch
+    {
+        SessionStoreUnavailableException { InnerException: OperationCanceledException or TimeoutException } => "timeout",
+        SessionStoreUnavailableException { InnerException: { } inner } => inner.GetType().FullName ?? inner.GetType().Name,
+        SessionStoreUnavailableException => "unavailable",
+        _ => SessionFailures.Classify(error) switch
+        {
+            SessionFailureKind.Gone => "gone",
+            SessionFailureKind.Conflict => "conflict",
+            SessionFailureKind.LimitExceeded => "limit_exceeded",
+            _ => error.GetType().FullName ?? error.GetType().Name,
+        },
+    };
+
+    /// <summary>The attributes of <see cref="IStoreTelemetry"/>, or <c>db.system.name=other</c> for a store that does not tell.</summary>
+    private static KeyValuePair<string, object?>[] StoreTags(ISessionStore store)
+    {
+        if (store is not IStoreTelemetry telemetry)
+        {
+            return [new(SessionDiagnostics.DbSystemNameTag, "other")];
+        }
+
+        var tags = new List<KeyValuePair<string, object?>>(3) { new(SessionDiagnostics.DbSystemNameTag, telemetry.DbSystemName) };
+        if (telemetry.ServerAddress is { } address)
+        {
+            tags.Add(new(SessionDiagnostics.ServerAddressTag, address));
+            if (telemetry.ServerPort is { } port)
+            {
+                tags.Add(new(SessionDiagnostics.ServerPortTag, port));
+            }
+        }
+
+        return [.. tags];
     }
 }

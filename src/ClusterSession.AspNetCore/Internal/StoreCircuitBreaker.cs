@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
@@ -46,12 +45,10 @@ internal sealed class StoreCircuitBreaker : IDisposable
     public static readonly TimeSpan MinBreakDuration = TimeSpan.FromMilliseconds(100);
     public static readonly TimeSpan MaxBreakDuration = TimeSpan.FromMinutes(10);
 
-    // Every breaker alive in the process, for the state metric (one per application; tests run several).
-    private static readonly ConcurrentDictionary<StoreCircuitBreaker, byte> Live = new();
-
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly SessionMetrics? _metrics;
     private readonly bool _enabled;
     private readonly int _threshold;
     private readonly TimeSpan _breakDuration;
@@ -66,8 +63,10 @@ internal sealed class StoreCircuitBreaker : IDisposable
     /// <param name="storeTimeout">How long a store call may take, so a probe that never reports back cannot hold the circuit.</param>
     /// <param name="time">The clock.</param>
     /// <param name="logger">Where state changes are logged.</param>
-    public StoreCircuitBreaker(StoreCircuitBreakerOptions options, TimeSpan storeTimeout, TimeProvider time, ILogger logger)
+    /// <param name="metrics">The application's instruments; null: the circuit is not measured.</param>
+    public StoreCircuitBreaker(StoreCircuitBreakerOptions options, TimeSpan storeTimeout, TimeProvider time, ILogger logger, SessionMetrics? metrics = null)
     {
+        _metrics = metrics;
         _time = time;
         _logger = logger;
         _enabled = options.Enabled;
@@ -77,7 +76,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
         _probeLeaseTicks = _breakTicks + (long)(storeTimeout.TotalSeconds * time.TimestampFrequency);
         if (_enabled)
         {
-            Live.TryAdd(this, 0);
+            metrics?.Track(this);
         }
     }
 
@@ -125,10 +124,10 @@ internal sealed class StoreCircuitBreaker : IDisposable
         => Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The number of live circuits in each state, for the <c>cluster_session.store.circuit.state</c> metric.</summary>
-    public static IEnumerable<Measurement<int>> ObserveStates()
+    public static IEnumerable<Measurement<int>> ObserveStates(IEnumerable<StoreCircuitBreaker> circuits)
     {
         int closed = 0, open = 0, halfOpen = 0;
-        foreach (var breaker in Live.Keys)
+        foreach (var breaker in circuits)
         {
             switch (breaker._state)
             {
@@ -152,7 +151,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
         ];
     }
 
-    public void Dispose() => Live.TryRemove(this, out _);
+    public void Dispose() => _metrics?.Forget(this);
 
     private CircuitPermit EnterOpen(string operation)
     {
@@ -188,7 +187,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
             return CircuitPermit.Probe;
         }
 
-        SessionDiagnostics.FastFailures.Add(1, new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation));
+        _metrics?.FastFailures.Add(1, new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation));
         throw new SessionStoreUnavailableException(
             $"The session store is unavailable: after {_threshold} store call(s) in a row failed, ClusterSession stopped calling it (circuit open) and failed this {operation} at once. It tries the store again within {retryAfter.TotalSeconds:0.#} s and resumes by itself when the store answers: retry then, and check the store.")
         {

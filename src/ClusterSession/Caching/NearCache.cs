@@ -28,12 +28,6 @@ internal sealed class NearCache : IDisposable
     // Per session: the entry object, two dictionary slots and strings; a rough figure, the limit is approximate by design.
     private const int EntryOverhead = 256;
 
-    private static readonly Meter Meter = new("ClusterSession.NearCache");
-    private static readonly Counter<long> Hits = Meter.CreateCounter<long>("cluster_session.near_cache.hits", description: "Session reads served from this node's near cache.");
-    private static readonly Counter<long> Misses = Meter.CreateCounter<long>("cluster_session.near_cache.misses", description: "Session reads the near cache could not serve (absent, expired, or cache bypassed).");
-    private static readonly Counter<long> Invalidations = Meter.CreateCounter<long>("cluster_session.near_cache.invalidations", description: "Cached sessions dropped because another node (or this one) changed them.");
-    private static readonly Counter<long> Flushes = Meter.CreateCounter<long>("cluster_session.near_cache.flushes", description: "Times the near cache was emptied because its invalidation channel was down or late.");
-
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PendingLoad.Tracker> _pending = new(StringComparer.Ordinal);
     private readonly Lock _pendingGate = new();
@@ -66,7 +60,8 @@ internal sealed class NearCache : IDisposable
     /// The one-way digest of a session id that the store's invalidation messages carry instead of the id (a session id
     /// is a bearer credential: whoever can listen to the channel must not learn it). Null: messages carry the id itself.
     /// </param>
-    public NearCache(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, Func<long, Task>? sendHeartbeat, Func<string, string>? invalidationKey = null)
+    /// <param name="meterFactory">The application's meter factory; null (a store built without DI): the cache owns its meter.</param>
+    public NearCache(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, Func<long, Task>? sendHeartbeat, Func<string, string>? invalidationKey = null, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(time);
@@ -77,11 +72,15 @@ internal sealed class NearCache : IDisposable
         _touchFraction = touchIntervalFraction;
         _sendHeartbeat = sendHeartbeat;
         _invalidationKey = invalidationKey;
+        Metrics = new NearCacheMetrics(meterFactory);
         if (sendHeartbeat is not null)
         {
             _heartbeatTimer = time.CreateTimer(static state => ((NearCache)state!).Beat(), this, TimeSpan.Zero, options.HeartbeatInterval);
         }
     }
+
+    /// <summary>The cache's instruments (the Redis store adds one to their meter).</summary>
+    public NearCacheMetrics Metrics { get; }
 
     /// <summary>Whether copies are served now: the channel is subscribed and its last heartbeat is recent.</summary>
     public bool IsUsable
@@ -122,7 +121,7 @@ internal sealed class NearCache : IDisposable
         if (!IsUsable || !_entries.TryGetValue(key, out var entry))
         {
             snapshot = null!;
-            Misses.Add(1);
+            Metrics.Misses.Add(1);
             return false;
         }
 
@@ -131,14 +130,14 @@ internal sealed class NearCache : IDisposable
         {
             Drop(key, entry);
             snapshot = null!;
-            Misses.Add(1);
+            Metrics.Misses.Add(1);
             return false;
         }
 
         entry.LastUsed = now;
         touchDue = now - entry.AccessedAt >= entry.TouchAfterTicks && Volatile.Read(ref entry.Touching) == 0;
         snapshot = entry.Snapshot;
-        Hits.Add(1);
+        Metrics.Hits.Add(1);
         return true;
     }
 
@@ -306,7 +305,7 @@ internal sealed class NearCache : IDisposable
         if (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < version)
         {
             Drop(key, entry);
-            Invalidations.Add(1);
+            Metrics.Invalidations.Add(1);
         }
     }
 
@@ -331,7 +330,7 @@ internal sealed class NearCache : IDisposable
 
         if (!_entries.IsEmpty)
         {
-            Flushes.Add(1);
+            Metrics.Flushes.Add(1);
         }
 
         _entries.Clear();
@@ -366,6 +365,7 @@ internal sealed class NearCache : IDisposable
         _heartbeatTimer?.Dispose();
         _usable = false;
         _entries.Clear();
+        Metrics.Dispose();
     }
 
     private void Beat()
