@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Net;
+using ClusterSession.Redis;
+using ClusterSession.Testing.Servers;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace ClusterSession.AspNetCore.Tests;
+
+/// <summary>
+/// One store deadline per request: all store calls of a request share <c>StoreTimeout</c>, measured against a real
+/// redis-server that is paused (SIGSTOP) in the middle of the test.
+/// </summary>
+public sealed class RequestDeadlineTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IAsyncLifetime
+{
+    private static readonly TimeSpan StoreTimeout = TimeSpan.FromMilliseconds(1500);
+
+    // Less than one more StoreTimeout: a request that waited for two calls cannot pass.
+    private static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(1000);
+
+    private AppCluster? _cluster;
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(redis.OwnsProcess, "This test pauses its Redis server; it needs a server of its own, not CLUSTERSESSION_REDIS.");
+
+        // The store's own deadline is far longer, so only StoreTimeout ends a call.
+        var store = new RedisSessionStore(new RedisSessionStoreOptions { Configuration = redis.Configuration, OperationTimeout = TimeSpan.FromSeconds(30) });
+        _cluster = await AppCluster.StartAsync(
+            store,
+            instances: 1,
+            options =>
+            {
+                options.StoreTimeout = StoreTimeout;
+                options.CircuitBreaker.FailureThreshold = 50;
+            },
+            map: static (_, app) => app.MapGet("/t/three-loads", async (HttpContext context) =>
+            {
+                // An application that handles a store failure itself and tries again, three times in one request.
+                var failures = 0;
+                for (var i = 0; i < 3; i++)
+                {
+                    try
+                    {
+                        await context.Session.LoadAsync();
+                    }
+                    catch (SessionStoreUnavailableException)
+                    {
+                        failures++;
+                    }
+                }
+
+                return failures + " failed";
+            }));
+    }
+
+    public async Task DisposeAsync() => await _cluster!.DisposeAsync();
+
+    [Fact]
+    public async Task Three_store_calls_of_one_request_against_a_paused_redis_end_within_one_store_timeout()
+    {
+        var browser = new Browser();
+        Assert.Equal(HttpStatusCode.OK, (await browser.PostAsync(_cluster![0], "/s/set/a/1")).Status);
+        var loadsBefore = _cluster.Store.Calls("load");
+
+        await redis.PauseAsync();
+        TimeSpan elapsed;
+        Response response;
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            response = await browser.GetAsync(_cluster[0], "/t/three-loads");
+            elapsed = watch.Elapsed;
+        }
+        finally
+        {
+            await redis.ResumeAsync();
+        }
+
+        Assert.Equal("3 failed", response.Body);
+        Assert.InRange(elapsed, StoreTimeout - TimeSpan.FromMilliseconds(50), StoreTimeout + Margin);
+
+        // Only the first call reached the store; the other two failed at once, the deadline having passed.
+        Assert.Equal(1, _cluster.Store.Calls("load") - loadsBefore);
+
+        // The deadline is the request's: the next request has a whole StoreTimeout again.
+        Assert.Equal("1", (await browser.GetAsync(_cluster[0], "/s/get/a")).Body);
+    }
+}
