@@ -4,6 +4,7 @@ using ClusterSession.Redis;
 using ClusterSession.Testing.Servers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Xunit.Abstractions;
 
 namespace ClusterSession.AspNetCore.Tests;
 
@@ -11,7 +12,7 @@ namespace ClusterSession.AspNetCore.Tests;
 /// One store deadline per request: all store calls of a request share <c>StoreTimeout</c>, measured against a real
 /// redis-server that is paused (SIGSTOP) in the middle of the test.
 /// </summary>
-public sealed class RequestDeadlineTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IAsyncLifetime
+public sealed class RequestDeadlineTests(RedisServerFixture redis, ITestOutputHelper output) : IClassFixture<RedisServerFixture>, IAsyncLifetime
 {
     private static readonly TimeSpan StoreTimeout = TimeSpan.FromMilliseconds(1500);
 
@@ -26,6 +27,7 @@ public sealed class RequestDeadlineTests(RedisServerFixture redis) : IClassFixtu
 
         // The store's own deadline is far longer, so only StoreTimeout ends a call.
         var store = new RedisSessionStore(new RedisSessionStoreOptions { Configuration = redis.Configuration, OperationTimeout = TimeSpan.FromSeconds(30) });
+        await RedisFailFastTests.UntilAnswersAsync(store);
         _cluster = await AppCluster.StartAsync(
             store,
             instances: 1,
@@ -77,6 +79,7 @@ public sealed class RequestDeadlineTests(RedisServerFixture redis) : IClassFixtu
             await redis.ResumeAsync();
         }
 
+        output.WriteLine($"three loads against a paused redis-server: {elapsed.TotalMilliseconds:0} ms (StoreTimeout {StoreTimeout.TotalMilliseconds:0} ms)");
         Assert.Equal("3 failed", response.Body);
         Assert.InRange(elapsed, StoreTimeout - TimeSpan.FromMilliseconds(50), StoreTimeout + Margin);
 
