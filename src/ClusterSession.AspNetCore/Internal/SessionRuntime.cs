@@ -145,7 +145,7 @@ internal sealed class SessionRuntime : IDisposable
     {
         if (deadline is { HasPassed: true } && !cancellationToken.IsCancellationRequested)
         {
-            SessionDiagnostics.Failures.Add(1, new KeyValuePair<string, object?>(SessionDiagnostics.OperationTag, operation));
+            // Not a store failure (the store was not asked), so neither the breaker nor the failure counter hears of it.
             return ValueTask.FromException<TResult>(DeadlinePassed(operation));
         }
 
