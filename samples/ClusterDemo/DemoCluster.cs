@@ -1,10 +1,15 @@
+using System.Diagnostics;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace ClusterDemo;
 
 /// <summary>The running demo: the store, the nodes and the load balancer, started and stopped together.</summary>
 internal sealed class DemoCluster : IAsyncDisposable
 {
+    /// <summary>How long the demo waits at startup for the store to take writes (e.g. a replica's first sync) before it gives up.</summary>
+    public static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
+
     private readonly List<WebApplication> _apps = [];
     private EmbeddedGarnet? _garnet;
     private X509Certificate2? _certificate;
@@ -60,6 +65,41 @@ internal sealed class DemoCluster : IAsyncDisposable
         _apps.Add(balancer);
         await balancer.StartAsync(cancellationToken).ConfigureAwait(false);
         output.WriteLine($"Load balancer (round robin over {Arguments.Nodes} node{(Arguments.Nodes == 1 ? "" : "s")}): {Arguments.LoadBalancerUrl}");
+        await UntilReadyAsync(_apps[0].Services.GetRequiredService<HealthCheckService>(), output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Waits until the store takes writes as configured (node 1's readiness check, the one <c>/healthz/ready</c> runs:
+    /// with <c>--wait-replicas N</c>, a write that gets its N replica acknowledgements), saying once what it waits for
+    /// (and again when that changes), at most <see cref="ReadyTimeout"/>.
+    /// </summary>
+    private static async Task UntilReadyAsync(HealthCheckService health, TextWriter output, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        string? said = null;
+        while (true)
+        {
+            // Each check is bounded by StoreTimeout (ClusterSession's one deadline per check).
+            var report = await health.CheckHealthAsync(static check => check.Tags.Contains(ClusterSessionHealthChecksBuilderExtensions.ReadyTag), cancellationToken).ConfigureAwait(false);
+            if (report.Status == HealthStatus.Healthy)
+            {
+                return;
+            }
+
+            var why = string.Join(" ", report.Entries.Values.Select(static e => e.Description).Where(static d => d is not null));
+            if (Stopwatch.GetElapsedTime(started) >= ReadyTimeout)
+            {
+                throw new InvalidOperationException($"the store did not take writes within {ReadyTimeout.TotalSeconds:0} s: {why}");
+            }
+
+            if (!string.Equals(why, said, StringComparison.Ordinal))
+            {
+                output.WriteLine($"Waiting until the store takes writes (at most {ReadyTimeout.TotalSeconds:0} s): {why}");
+                said = why;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async ValueTask DisposeAsync()

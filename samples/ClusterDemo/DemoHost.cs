@@ -16,6 +16,9 @@ internal static class DemoHost
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // /healthz answers with the status, and the start-up wait prints what it waits for; the health check
+        // service would also log every answer that is not healthy, twice a second while the demo waits.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
         return builder;
     }
 

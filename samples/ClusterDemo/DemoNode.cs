@@ -5,6 +5,7 @@ using ClusterSession;
 using ClusterSession.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
@@ -56,7 +57,9 @@ internal static class DemoNode
         AddCookieAuthentication(builder.Services, keyRing, arguments.Https);
 
         // GET /healthz asks the store: 200 while it answers, 503 while it is down (or the store's circuit is open).
-        builder.Services.AddHealthChecks().AddClusterSession();
+        // GET /healthz/live: 200 while the node runs, whatever the store does (restarting the node would not help).
+        // GET /healthz/ready: 200 only while the store takes writes as configured (with --wait-replicas, replicas in sync).
+        builder.Services.AddHealthChecks().AddClusterSession().AddClusterSessionLiveness().AddClusterSessionReadiness();
 
         var app = builder.Build();
         app.Use((context, next) =>
@@ -71,7 +74,9 @@ internal static class DemoNode
         app.UseAuthentication();
         app.UseAuthorization();
 
-        app.MapHealthChecks("/healthz");
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = static check => check.Name == ClusterSessionHealthChecksBuilderExtensions.DefaultName });
+        app.MapHealthChecks("/healthz/live", new HealthCheckOptions { Predicate = static check => check.Tags.Contains(ClusterSessionHealthChecksBuilderExtensions.LiveTag) });
+        app.MapHealthChecks("/healthz/ready", new HealthCheckOptions { Predicate = static check => check.Tags.Contains(ClusterSessionHealthChecksBuilderExtensions.ReadyTag) });
         app.MapGet("/", (HttpContext context, ISessionManager manager) => PageAsync(context, manager, node, arguments));
         app.MapPost("/api/login", (HttpContext context, [FromBody] LoginRequest request) => LoginAsync(context, request, node));
         app.MapGet("/api/me", (HttpContext context, CancellationToken _) => MeAsync(context, node)).RequireAuthorization();

@@ -39,6 +39,12 @@ catch (Exception ex) when (ex is IOException or InvalidOperationException or Arg
     Console.Error.WriteLine($"ClusterDemo could not start: {ex.Message}");
     return 1;
 }
+catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+{
+    // Ctrl+C while waiting for the store to take writes.
+    Console.WriteLine("ClusterDemo stopped.");
+    return 0;
+}
 
 await using (cluster)
 {

@@ -36,6 +36,7 @@ internal sealed class RedisKeys
         AnySessionPattern = glob + "s*";
         Layout = prefix + "layout";
         Nodes = prefix + "nodes";
+        HealthProbe = prefix + "health";
     }
 
     /// <summary>The SCAN pattern matching every current-layout session key of this store.</summary>
@@ -55,6 +56,9 @@ internal sealed class RedisKeys
 
     /// <summary>The registry of running store instances: field node id, value "layout,unix ms".</summary>
     public RedisKey Nodes { get; }
+
+    /// <summary>The health check's probe: a hash written, with a short TTL, to learn whether writes get their replica acknowledgements.</summary>
+    public RedisKey HealthProbe { get; }
 
     /// <summary>The current-layout session hash: <c>P s3:{tag}handle</c>, in the slot of the previous layout's key.</summary>
     public RedisKey Session(in RedisSessionRef session) => _sessionPrefix + session.Tag + "}" + session.Handle;

@@ -5,7 +5,8 @@ namespace ClusterSession.Redis;
 
 /// <summary>
 /// The store's health beyond "it answers": with <see cref="RedisSessionStoreOptions.WaitForReplicas"/> set, saves
-/// fail while the primary has fewer connected replicas than that, so the store reports itself degraded then.
+/// fail while the primary has fewer connected replicas than that, or while a connected replica does not acknowledge
+/// writes (still in its first sync, paused, too far behind), so the store reports itself degraded then.
 /// </summary>
 public sealed partial class RedisSessionStore : ISessionStoreHealthReporter
 {
@@ -13,12 +14,17 @@ public sealed partial class RedisSessionStore : ISessionStoreHealthReporter
     private const string ReplicationInfoScript = "return redis.call('INFO', 'replication')";
     private const string ConnectedReplicasField = "connected_slaves:";
 
+    // A hash and a script, so the probe needs no command beyond those the store's ACL already grants (docs/operations.md).
+    private const string ProbeWriteScript = "redis.call('HSET', KEYS[1], 'v', '1') return redis.call('PEXPIRE', KEYS[1], 60000)";
+
     /// <inheritdoc />
     /// <remarks>
-    /// Without <see cref="RedisSessionStoreOptions.WaitForReplicas"/>: healthy, with no round trip. With it: one
-    /// read-only round trip (<c>INFO replication</c> from a one-line script, on the primary; on a Redis Cluster, on
-    /// one primary), degraded when the primary reports fewer connected replicas than writes wait for. Healthy when the
-    /// server refuses the command (an ACL without <c>+info</c>, a managed service) or does not report the field.
+    /// Without <see cref="RedisSessionStoreOptions.WaitForReplicas"/>: healthy, with no round trip. With it: two
+    /// round trips: <c>INFO replication</c> from a one-line script, on the primary (on a Redis Cluster, on one primary),
+    /// degraded when the primary reports fewer connected replicas than writes wait for; then a write as saves make it
+    /// (a script that writes the probe hash <c>Phealth</c>, 60 s TTL, followed by <c>WAIT</c>), degraded when it does not get
+    /// its acknowledgements within <see cref="RedisSessionStoreOptions.ReplicaWaitTimeout"/>. The INFO step is skipped
+    /// when the server refuses the command (an ACL without <c>+info</c>, a managed service) or does not report the field.
     /// </remarks>
     public ValueTask<SessionStoreHealth> GetHealthAsync(CancellationToken cancellationToken = default)
         => _options.WaitForReplicas == 0
@@ -27,29 +33,46 @@ public sealed partial class RedisSessionStore : ISessionStoreHealthReporter
 
     private async Task<SessionStoreHealth> ReplicaHealthAsync(CancellationToken token)
     {
-        string info;
+        var required = _options.WaitForReplicas;
+        int? connected;
         try
         {
-            info = (string?)await CommandAsync(
+            var info = (string?)await CommandAsync(
                 static (db, script) => db.ScriptEvaluateAsync(script, flags: Primary), ReplicationInfoScript, token).ConfigureAwait(false) ?? "";
+            connected = ConnectedReplicas(info);
         }
         catch (RedisServerException ex) when (!RedisFailures.NotApplied(ex))
         {
-            // Refused (NOPERM, scripting or INFO disabled): the store cannot tell, and says nothing.
-            return SessionStoreHealth.Healthy();
+            // Refused (NOPERM, scripting or INFO disabled): INFO cannot tell; the write below still does.
+            connected = null;
         }
 
-        var required = _options.WaitForReplicas;
-        var connected = ConnectedReplicas(info);
-        if (connected is not { } count)
+        if (connected is { } count && count < required)
         {
+            return SessionStoreHealth.Degraded(string.Create(CultureInfo.InvariantCulture,
+                $"{count} of {required} replica(s) connected to the Redis primary; saves wait for {required} (RedisSessionStoreOptions.WaitForReplicas) and fail until enough replicas are back. Check the replicas (INFO replication), or lower WaitForReplicas."));
+        }
+
+        // Connected is not in sync: a replica in its first sync (state=wait_bgsave), paused or far behind counts as
+        // connected, yet WAIT gets no acknowledgement from it. Only a write says whether saves succeed now.
+        try
+        {
+            await WriteAsync(ProbeWriteScript, _keys.HealthProbe, [], token).ConfigureAwait(false);
+        }
+        catch (ReplicasNotAcknowledgedException ex)
+        {
+            return SessionStoreHealth.Degraded(string.Create(CultureInfo.InvariantCulture,
+                $"A write got {ex.Acknowledged} of the {required} replica acknowledgement(s) it waits for (RedisSessionStoreOptions.WaitForReplicas) within {ex.Timeout.TotalMilliseconds:0} ms; saves fail until the replicas are in sync. Check the replicas (INFO replication: a replica still in its first sync, or paused, does not acknowledge), or lower WaitForReplicas."));
+        }
+        catch (RedisServerException ex) when (!RedisFailures.NotApplied(ex))
+        {
+            // Refused (NOPERM on the probe key, scripting disabled): the store cannot tell more than INFO did.
             return SessionStoreHealth.Healthy();
         }
 
-        return count < required
-            ? SessionStoreHealth.Degraded(string.Create(CultureInfo.InvariantCulture,
-                $"{count} of {required} replica(s) connected to the Redis primary; saves wait for {required} (RedisSessionStoreOptions.WaitForReplicas) and fail until enough replicas are back. Check the replicas (INFO replication), or lower WaitForReplicas."))
-            : SessionStoreHealth.Healthy(string.Create(CultureInfo.InvariantCulture, $"{count} replica(s) connected; saves wait for {required}."));
+        return SessionStoreHealth.Healthy(connected is { } n
+            ? string.Create(CultureInfo.InvariantCulture, $"{n} replica(s) connected; a write got the {required} acknowledgement(s) saves wait for.")
+            : string.Create(CultureInfo.InvariantCulture, $"A write got the {required} replica acknowledgement(s) saves wait for."));
     }
 
     private static int? ConnectedReplicas(string info)

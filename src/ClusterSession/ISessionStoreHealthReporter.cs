@@ -9,7 +9,8 @@ namespace ClusterSession;
 public interface ISessionStoreHealthReporter
 {
     /// <summary>
-    /// Reports the store's health. Cheap (a round trip at most), read-only (creates and writes no session),
+    /// Reports the store's health. Cheap (a round trip or two), creates and writes no session (a store may write a probe key of its own, to learn
+    /// whether writes are acknowledged as configured),
     /// and bounded by <paramref name="cancellationToken"/>. Throws <see cref="SessionStoreUnavailableException"/>
     /// when the store cannot be reached, as every store call does.
     /// </summary>

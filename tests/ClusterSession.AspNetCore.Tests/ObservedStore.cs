@@ -38,7 +38,21 @@ internal sealed class ObservedStore : ISessionStore
             throw Down();
         }
 
-        return HangLoads is { } hang ? HungLoadAsync(hang.Task, id, cancellationToken) : _inner.LoadAsync(id, cancellationToken);
+        return HangLoads is { } hang ? HungLoadAsync(hang.Task, id, cancellationToken)
+            : SlowCalls > TimeSpan.Zero ? SlowAsync(static (store, id, ct) => store.LoadAsync(id, ct), id, cancellationToken)
+            : _inner.LoadAsync(id, cancellationToken);
+    }
+
+    /// <summary>
+    /// While above zero, loads and compare-and-sets wait this long (ending early when their token is cancelled) before the
+    /// real store answers: a store that is slow but answers, as one in the middle of a failover is.
+    /// </summary>
+    public TimeSpan SlowCalls { get; set; }
+
+    private async ValueTask<TResult> SlowAsync<TState, TResult>(Func<ISessionStore, TState, CancellationToken, ValueTask<TResult>> call, TState state, CancellationToken cancellationToken)
+    {
+        await Task.Delay(SlowCalls, cancellationToken);
+        return await call(_inner, state, cancellationToken);
     }
 
     /// <summary>A load with options counts as "load" without them, and as "load_no_touch" with <see cref="SessionLoadOptions.NoTouch"/>.</summary>
@@ -85,7 +99,9 @@ internal sealed class ObservedStore : ISessionStore
         => Enter("change_id") ? _inner.ChangeIdAsync(oldId, newId, cancellationToken) : throw Down();
 
     public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
-        => Enter("cas") ? _inner.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken) : throw Down();
+        => !Enter("cas") ? throw Down()
+            : SlowCalls > TimeSpan.Zero ? SlowAsync(static (store, a, ct) => store.CompareAndSetAttributeAsync(a.id, a.name, a.expected, a.replacement, ct), (id, name, expected, replacement), cancellationToken)
+            : _inner.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken);
 
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
         => Enter("find") ? _inner.FindByPrincipalAsync(principal, cancellationToken) : throw Down();

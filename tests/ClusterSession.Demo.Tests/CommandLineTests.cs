@@ -204,30 +204,58 @@ public sealed class CommandLineTests
     }
 
     [Fact]
-    public async Task Wait_replicas_reaches_the_store_so_without_a_replica_health_is_degraded_and_writes_fail()
+    public async Task Wait_replicas_makes_the_demo_wait_with_a_message_and_say_ready_only_once_a_replica_acknowledges_writes()
     {
-        var redis = new RedisServerFixture();
-        await redis.InitializeAsync();
+        var primary = new RedisServerFixture();
+        var replica = new RedisServerFixture();
+        await primary.InitializeAsync();
+        await replica.InitializeAsync();
         try
         {
-            await using var demo = await DemoProcess.StartAsync(nodes: 1, "--redis", redis.Configuration, "--wait-replicas", "1");
+            Assert.True(replica.OwnsProcess, "This test makes a replica of a redis-server of its own, not CLUSTERSESSION_REDIS.");
+            await using var demo = DemoProcess.Launch(1, "--redis", primary.Configuration, "--wait-replicas", "1");
             using var client = new DemoClient();
+            await ServerProcess.UntilAsync(
+                () => Task.FromResult(demo.Output.Contains("Waiting until the store takes writes", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(60),
+                "the demo says what it waits for");
 
+            // Not ready: no replica, so no write is acknowledged. The node is live; the login is refused, never reported done.
+            Assert.False(demo.Ready.IsCompleted, demo.Output);
             Assert.Contains("saves wait for 1 replica(s)", demo.Output, StringComparison.Ordinal);
-            using (var health = await client.GetAsync(demo.Node(1), "/healthz"))
+            Assert.Contains("0 of 1 replica(s) connected", demo.Output, StringComparison.Ordinal);
+            await AssertHealthAsync(client, demo.Node(1), "/healthz/live", HttpStatusCode.OK, "Healthy");
+            await AssertHealthAsync(client, demo.Node(1), "/healthz/ready", HttpStatusCode.ServiceUnavailable, "Unhealthy");
+            await AssertHealthAsync(client, demo.Node(1), "/healthz", HttpStatusCode.OK, "Degraded");
+            using (var refused = await client.LoginAsync(demo.Node(1), "alice"))
             {
-                Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-                Assert.Equal("Degraded", await health.Content.ReadAsStringAsync());
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
             }
 
-            // The redis-server has no replica, so no write is acknowledged: the login is refused, never reported done.
+            // A replica: once it is in sync (its first sync takes a few seconds), a write is acknowledged and the demo says ready.
+            Assert.StartsWith("+OK", await ServerProcess.TryCommandAsync(replica.Port, $"REPLICAOF 127.0.0.1 {primary.Port}"), StringComparison.Ordinal);
+            await demo.Ready.WaitAsync(TimeSpan.FromSeconds(60));
+            var output = demo.Output;
+            Assert.True(
+                output.IndexOf("Waiting until the store takes writes", StringComparison.Ordinal) < output.IndexOf("ClusterDemo ready: ", StringComparison.Ordinal),
+                output);
+            await AssertHealthAsync(client, demo.Node(1), "/healthz/ready", HttpStatusCode.OK, "Healthy");
+            await AssertHealthAsync(client, demo.Node(1), "/healthz", HttpStatusCode.OK, "Healthy");
             using var login = await client.LoginAsync(demo.Node(1), "alice");
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, login.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
         }
         finally
         {
-            await redis.DisposeAsync();
+            await replica.DisposeAsync();
+            await primary.DisposeAsync();
         }
+    }
+
+    private static async Task AssertHealthAsync(DemoClient client, Uri node, string path, HttpStatusCode status, string body)
+    {
+        using var response = await client.GetAsync(node, path);
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal(body, await response.Content.ReadAsStringAsync());
     }
 
     [Fact]

@@ -107,6 +107,22 @@ public sealed class DemoProcess : IAsyncDisposable
         return demo;
     }
 
+    /// <summary>
+    /// Starts the demo on a free port range without waiting for its ready line (<see cref="Ready"/> completes with it),
+    /// for tests of what the demo does before it is ready.
+    /// </summary>
+    public static DemoProcess Launch(int nodes, params string[] extraArguments)
+    {
+        var port = FreePortRange(nodes + 1);
+        string[] arguments = ["--port", port.ToString(CultureInfo.InvariantCulture), "--nodes", nodes.ToString(CultureInfo.InvariantCulture), .. extraArguments];
+        var demo = new DemoProcess(Launch(DemoDll, arguments), port, nodes);
+        demo.CaptureOutput();
+        return demo;
+    }
+
+    /// <summary>Completes with the ready line, once the demo prints it.</summary>
+    public Task<string> Ready => _ready.Task;
+
     /// <summary>Runs the demo to completion (for argument errors) and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunToExitAsync(params string[] arguments)
     {

@@ -190,7 +190,7 @@ internal static class AuthenticationCookieImport
                 return null;
             }
 
-            if (!await ClaimOnceAsync(runtime, ticket, cancellationToken).ConfigureAwait(false))
+            if (!await ClaimOnceAsync(runtime, ticket, RequestSession.Get(httpContext).Deadline, cancellationToken).ConfigureAwait(false))
             {
                 Log.AuthenticationCookieNotImported(runtime.Logger, _scheme, "imported already");
                 return null;
@@ -220,7 +220,7 @@ internal static class AuthenticationCookieImport
         /// cookie would; a replay of the cookie, or a second request racing the first, finds it and is not signed in. The
         /// marker holds no attribute and no principal.
         /// </summary>
-        private async Task<bool> ClaimOnceAsync(SessionRuntime runtime, AuthenticationTicket ticket, CancellationToken cancellationToken)
+        private async Task<bool> ClaimOnceAsync(SessionRuntime runtime, AuthenticationTicket ticket, RequestDeadline deadline, CancellationToken cancellationToken)
         {
             var now = runtime.Time.GetUtcNow();
             var lifetime = (ticket.Properties.ExpiresUtc ?? (ticket.Properties.IssuedUtc ?? now) + _cookie.ExpireTimeSpan) - now;
@@ -232,7 +232,7 @@ internal static class AuthenticationCookieImport
             Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
             SHA256.HashData([.. ImportedLabel, .. TicketSerializer.Default.Serialize(ticket)], digest);
             var marker = SessionSnapshot.CreateNew(System.Buffers.Text.Base64Url.EncodeToString(digest[..SessionId.ByteLength]), now, lifetime, lifetime);
-            return await runtime.CreateAsync(marker, cancellationToken).ConfigureAwait(false);
+            return await runtime.CreateAsync(marker, deadline, cancellationToken).ConfigureAwait(false);
         }
 
         /// <summary>The new authentication cookie, as the cookie handler writes it at sign-in; a chunked old cookie loses its chunks.</summary>

@@ -42,6 +42,7 @@ internal sealed class ClusterSessionMiddleware
         }
 
         var session = new RequestSession(context, _runtime, incomingId);
+        context.Response.RegisterForDispose(session);
         var adapter = new SessionAdapter(session);
         var previousFeature = context.Features.Get<ISessionFeature>();
         context.Features.Set(session);

@@ -76,7 +76,7 @@ internal sealed partial class RequestSession
 
     private async ValueTask SaveAsync(TrackedSession session, CancellationToken cancellationToken)
     {
-        var result = await _runtime.SaveAsync(session.GetChanges(), cancellationToken).ConfigureAwait(false);
+        var result = await _runtime.SaveAsync(session.GetChanges(), _deadline, cancellationToken).ConfigureAwait(false);
         if (result == SessionSaveResult.Gone)
         {
             _runtime.Metrics.Conflicts.Add(1);
@@ -100,7 +100,7 @@ internal sealed partial class RequestSession
     {
         var id = _incomingId!;
         UsedStore = true;
-        var result = await _runtime.SaveAsync(_blind!.ToChanges(id), cancellationToken).ConfigureAwait(false);
+        var result = await _runtime.SaveAsync(_blind!.ToChanges(id), _deadline, cancellationToken).ConfigureAwait(false);
         if (result == SessionSaveResult.Saved)
         {
             // Saved: a later read in this request loads the stored session, which already holds these writes.
@@ -124,7 +124,7 @@ internal sealed partial class RequestSession
         // A 192-bit random id never collides in practice; one retry keeps an astronomically unlikely collision harmless.
         for (var attempt = 0; ; attempt++)
         {
-            if (await _runtime.CreateAsync(session.ToNewSnapshot(), cancellationToken).ConfigureAwait(false))
+            if (await _runtime.CreateAsync(session.ToNewSnapshot(), _deadline, cancellationToken).ConfigureAwait(false))
             {
                 break;
             }

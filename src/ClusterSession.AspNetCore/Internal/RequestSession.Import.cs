@@ -61,7 +61,7 @@ internal sealed partial class RequestSession
             _idUpdate.ExpireIf(false);
             try
             {
-                await _runtime.DeleteAsync(session.Id, CancellationToken.None).ConfigureAwait(false);
+                await _runtime.DeleteAsync(session.Id, _deadline, CancellationToken.None).ConfigureAwait(false);
             }
             catch (ClusterSessionException)
             {

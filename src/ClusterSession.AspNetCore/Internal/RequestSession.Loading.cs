@@ -50,7 +50,7 @@ internal sealed partial class RequestSession
         try
         {
             var options = DoesNotExtend ? SessionLoadOptions.NoTouch : SessionLoadOptions.None;
-            snapshot = await _runtime.LoadAsync(_incomingId, options, cancellationToken).ConfigureAwait(false);
+            snapshot = await _runtime.LoadAsync(_incomingId, options, _deadline, cancellationToken).ConfigureAwait(false);
         }
         catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "load"))
         {

@@ -9,12 +9,13 @@ namespace ClusterSession.AspNetCore.Internal;
 /// This file is the façade; loading is in RequestSession.Loading.cs, saving in RequestSession.Commit.cs,
 /// write-only requests in <see cref="BlindWrites"/>, the id on the wire in <see cref="PendingIdUpdate"/>.
 /// </summary>
-internal sealed partial class RequestSession : IClusterSession
+internal sealed partial class RequestSession : IClusterSession, IDisposable
 {
     private readonly HttpContext _context;
     private readonly SessionRuntime _runtime;
     private readonly string? _incomingId;
     private readonly PendingIdUpdate _idUpdate = new();
+    private readonly RequestDeadline _deadline;
     private TrackedSession? _session;
     private BlindWrites? _blind;
 
@@ -23,9 +24,16 @@ internal sealed partial class RequestSession : IClusterSession
         _context = context;
         _runtime = runtime;
         _incomingId = incomingId;
+        _deadline = new RequestDeadline(runtime.Options.StoreTimeout);
     }
 
     public HttpContext Context => _context;
+
+    /// <summary>The request's one store deadline, shared by all its store calls.</summary>
+    public RequestDeadline Deadline => _deadline;
+
+    /// <summary>Disposes the deadline's timer; the middleware registers this with the response (<c>RegisterForDispose</c>).</summary>
+    public void Dispose() => _deadline.Dispose();
 
     public ClusterSessionOptions Options => _runtime.Options;
 
@@ -177,7 +185,7 @@ internal sealed partial class RequestSession : IClusterSession
         byte[]? written;
         try
         {
-            written = await _runtime.UpdateAttributeAsync(session.Id, key, current, update, cancellationToken).ConfigureAwait(false);
+            written = await _runtime.UpdateAttributeAsync(session.Id, key, current, update, _deadline, cancellationToken).ConfigureAwait(false);
         }
         catch (SessionConflictException ex)
         {
@@ -211,7 +219,7 @@ internal sealed partial class RequestSession : IClusterSession
         bool moved;
         try
         {
-            moved = await _runtime.ChangeIdAsync(oldId, newId, cancellationToken).ConfigureAwait(false);
+            moved = await _runtime.ChangeIdAsync(oldId, newId, _deadline, cancellationToken).ConfigureAwait(false);
         }
         catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "change_id"))
         {
@@ -241,7 +249,7 @@ internal sealed partial class RequestSession : IClusterSession
         {
             try
             {
-                await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false);
+                await _runtime.DeleteAsync(session.Id, _deadline, cancellationToken).ConfigureAwait(false);
             }
             catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "delete"))
             {
@@ -298,7 +306,7 @@ internal sealed partial class RequestSession : IClusterSession
                     await CreateAsync(session, cancellationToken).ConfigureAwait(false);
                 }
 
-                admission = await _runtime.AdmitAsync(session.Id, principal, max, policy, cancellationToken).ConfigureAwait(false);
+                admission = await _runtime.AdmitAsync(session.Id, principal, max, policy, _deadline, cancellationToken).ConfigureAwait(false);
             }
             catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "admit"))
             {
@@ -319,7 +327,7 @@ internal sealed partial class RequestSession : IClusterSession
                     if (created)
                     {
                         // Stored only to be admitted: the refused sign-in leaves nothing behind.
-                        await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false);
+                        await _runtime.DeleteAsync(session.Id, _deadline, cancellationToken).ConfigureAwait(false);
                         _session = _runtime.NewSession();
                         _idUpdate.ExpireIf(_incomingId is not null);
                     }

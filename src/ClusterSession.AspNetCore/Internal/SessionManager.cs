@@ -18,8 +18,9 @@ internal sealed class SessionManager : ISessionManager
     public async ValueTask<IReadOnlyList<SessionInfo>> ListAsync(string principal, HttpContext? current = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(principal);
-        var currentHandle = current?.Features.Get<RequestSession>()?.StoredIdOrNull is { } currentId ? SessionHandle.FromId(currentId) : null;
-        var sessions = await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false);
+        var request = current?.Features.Get<RequestSession>();
+        var currentHandle = request?.StoredIdOrNull is { } currentId ? SessionHandle.FromId(currentId) : null;
+        var sessions = await _runtime.FindByPrincipalAsync(principal, request?.Deadline, cancellationToken).ConfigureAwait(false);
         return
         [
             .. sessions
@@ -52,9 +53,9 @@ internal sealed class SessionManager : ISessionManager
 
         var keep = SessionHandle.FromId(session.Id);
         var count = 0;
-        foreach (var other in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        foreach (var other in await _runtime.FindByPrincipalAsync(principal, session.Deadline, cancellationToken).ConfigureAwait(false))
         {
-            if (!string.Equals(other.Handle, keep, StringComparison.Ordinal) && await _runtime.DeleteByHandleAsync(principal, other.Handle, cancellationToken).ConfigureAwait(false))
+            if (!string.Equals(other.Handle, keep, StringComparison.Ordinal) && await _runtime.DeleteByHandleAsync(principal, other.Handle, session.Deadline, cancellationToken).ConfigureAwait(false))
             {
                 count++;
             }
@@ -69,11 +70,11 @@ internal sealed class SessionManager : ISessionManager
         ArgumentException.ThrowIfNullOrEmpty(principal);
         ArgumentNullException.ThrowIfNull(handle);
         var wanted = Encoding.ASCII.GetBytes(handle);
-        foreach (var session in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        foreach (var session in await _runtime.FindByPrincipalAsync(principal, deadline: null, cancellationToken).ConfigureAwait(false))
         {
             if (CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(session.Handle), wanted))
             {
-                var deleted = await _runtime.DeleteByHandleAsync(principal, session.Handle, cancellationToken).ConfigureAwait(false);
+                var deleted = await _runtime.DeleteByHandleAsync(principal, session.Handle, deadline: null, cancellationToken).ConfigureAwait(false);
                 Log.SessionsRevoked(_runtime.Logger, deleted ? 1 : 0);
                 return deleted;
             }
@@ -86,9 +87,9 @@ internal sealed class SessionManager : ISessionManager
     {
         ArgumentException.ThrowIfNullOrEmpty(principal);
         var count = 0;
-        foreach (var session in await _runtime.FindByPrincipalAsync(principal, cancellationToken).ConfigureAwait(false))
+        foreach (var session in await _runtime.FindByPrincipalAsync(principal, deadline: null, cancellationToken).ConfigureAwait(false))
         {
-            if (await _runtime.DeleteByHandleAsync(principal, session.Handle, cancellationToken).ConfigureAwait(false))
+            if (await _runtime.DeleteByHandleAsync(principal, session.Handle, deadline: null, cancellationToken).ConfigureAwait(false))
             {
                 count++;
             }

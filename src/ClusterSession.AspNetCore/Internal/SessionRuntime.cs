@@ -93,75 +93,102 @@ internal sealed class SessionRuntime : IDisposable
     public TrackedSession NewSession()
         => TrackedSession.CreateNew(SessionId.Create(), Time.GetUtcNow(), Options.IdleTimeout, Options.AbsoluteLifetime, AttributeLimits);
 
-    public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken)
-        => CallAsync("load", id, static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("load", id, static (store, id, ct) => store.LoadAsync(id, ct), deadline, cancellationToken);
 
-    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken)
+    public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, RequestDeadline? deadline, CancellationToken cancellationToken)
         => options == SessionLoadOptions.None
-            ? LoadAsync(id, cancellationToken)
-            : CallAsync("load", (id, options), static (store, s, ct) => store.LoadAsync(s.id, s.options, ct), cancellationToken);
+            ? LoadAsync(id, deadline, cancellationToken)
+            : CallAsync("load", (id, options), static (store, s, ct) => store.LoadAsync(s.id, s.options, ct), deadline, cancellationToken);
 
-    public ValueTask<bool> CreateAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
-        => CallAsync("create", snapshot, static (store, s, ct) => store.CreateAsync(s, ct), cancellationToken);
+    public ValueTask<bool> CreateAsync(SessionSnapshot snapshot, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("create", snapshot, static (store, s, ct) => store.CreateAsync(s, ct), deadline, cancellationToken);
 
-    public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken)
-        => CallAsync("save", changes, static (store, c, ct) => store.SaveAsync(c, ct), cancellationToken);
+    public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("save", changes, static (store, c, ct) => store.SaveAsync(c, ct), deadline, cancellationToken);
 
-    public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken)
-        => CallAsync("delete", id, static (store, id, ct) => store.DeleteAsync(id, ct), cancellationToken);
+    public ValueTask<bool> DeleteAsync(string id, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("delete", id, static (store, id, ct) => store.DeleteAsync(id, ct), deadline, cancellationToken);
 
-    public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken)
-        => CallAsync("change_id", (oldId, newId), static (store, ids, ct) => store.ChangeIdAsync(ids.oldId, ids.newId, ct), cancellationToken);
+    public ValueTask<bool> ChangeIdAsync(string oldId, string newId, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("change_id", (oldId, newId), static (store, ids, ct) => store.ChangeIdAsync(ids.oldId, ids.newId, ct), deadline, cancellationToken);
 
     /// <summary>The health check's store call: a load of an id that does not exist, which creates and writes nothing.</summary>
-    public ValueTask<SessionSnapshot?> ProbeAsync(CancellationToken cancellationToken)
-        => CallAsync("health_check", SessionId.Create(), static (store, id, ct) => store.LoadAsync(id, ct), cancellationToken);
+    public ValueTask<SessionSnapshot?> ProbeAsync(RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("health_check", SessionId.Create(), static (store, id, ct) => store.LoadAsync(id, ct), deadline, cancellationToken);
 
-    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken)
-        => CallAsync("delete_by_handle", (principal, handle), static (store, s, ct) => store.DeleteByHandleAsync(s.principal, s.handle, ct), cancellationToken);
+    /// <summary>
+    /// What the store says about its health (<see cref="ISessionStoreHealthReporter"/>), through the same deadline,
+    /// circuit breaker and metrics as every store call.
+    /// </summary>
+    public ValueTask<SessionStoreHealth> ReportHealthAsync(ISessionStoreHealthReporter reporter, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("health_report", reporter, static (_, r, ct) => r.GetHealthAsync(ct), deadline, cancellationToken);
 
-    public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken)
-        => CallAsync("find_by_principal", principal, static (store, p, ct) => store.FindByPrincipalAsync(p, ct), cancellationToken);
+    public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("delete_by_handle", (principal, handle), static (store, s, ct) => store.DeleteByHandleAsync(s.principal, s.handle, ct), deadline, cancellationToken);
 
-    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken)
-        => CallAsync("admit", (id, principal, maxSessions, policy), static (store, a, ct) => store.AdmitAsync(a.id, a.principal, a.maxSessions, a.policy, ct), cancellationToken);
+    public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("find_by_principal", principal, static (store, p, ct) => store.FindByPrincipalAsync(p, ct), deadline, cancellationToken);
 
-    public ValueTask<byte[]?> UpdateAttributeAsync(string id, string name, byte[]? current, Func<byte[]?, byte[]?> update, CancellationToken cancellationToken)
+    public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, RequestDeadline? deadline, CancellationToken cancellationToken)
+        => CallAsync("admit", (id, principal, maxSessions, policy), static (store, a, ct) => store.AdmitAsync(a.id, a.principal, a.maxSessions, a.policy, ct), deadline, cancellationToken);
+
+    public ValueTask<byte[]?> UpdateAttributeAsync(string id, string name, byte[]? current, Func<byte[]?, byte[]?> update, RequestDeadline? deadline, CancellationToken cancellationToken)
         => CallAsync(
             "update_attribute",
             (id, name, current, update),
             static (store, a, ct) => store.UpdateAttributeAsync(a.id, a.name, a.current, a.update, cancellationToken: ct),
+            deadline,
             cancellationToken);
 
     /// <summary>
-    /// Runs one store operation with metrics, a trace span and the request's one store deadline: a linked
-    /// <see cref="CancellationTokenSource"/> that cancels the store call after <see cref="ClusterSessionOptions.StoreTimeout"/>
-    /// (a store's own deadline, such as the Redis store's OperationTimeout, may end it sooner; nothing waits
-    /// longer). A cancelled call is cancelled in the store, not abandoned. A timeout or an unexpected exception
-    /// becomes <see cref="SessionStoreUnavailableException"/>, so callers handle exactly one kind of outage.
+    /// Runs one store operation with metrics, a trace span and a deadline: a linked <see cref="CancellationTokenSource"/>
+    /// that cancels the store call when the request's one store deadline passes (<see cref="RequestDeadline"/>: all
+    /// store calls of a request share <see cref="ClusterSessionOptions.StoreTimeout"/>), or, for work of its own such
+    /// as a touch after the response (<paramref name="deadline"/> null), after a whole StoreTimeout. A store's own
+    /// deadline, such as the Redis store's OperationTimeout, may end it sooner; nothing waits longer. A cancelled call
+    /// is cancelled in the store, not abandoned. A timeout or an unexpected exception becomes
+    /// <see cref="SessionStoreUnavailableException"/>, so callers handle exactly one kind of outage; so does a call
+    /// made after its request's deadline passed, which fails at once without reaching the store or the circuit breaker.
     /// </summary>
     private ValueTask<TResult> CallAsync<TState, TResult>(
         string operation,
         TState state,
         Func<ISessionStore, TState, CancellationToken, ValueTask<TResult>> call,
+        RequestDeadline? deadline,
         CancellationToken cancellationToken)
     {
+        if (deadline is { HasPassed: true } && !cancellationToken.IsCancellationRequested)
+        {
+            // Not a store failure (the store was not asked), so neither the breaker nor the failure counter hears of it.
+            return ValueTask.FromException<TResult>(DeadlinePassed(operation));
+        }
+
         var permit = Circuit.Enter(operation);
         var activity = SessionDiagnostics.ActivitySource.HasListeners()
             ? StartActivity(operation)
             : null;
         var started = Stopwatch.GetTimestamp();
-        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(Options.StoreTimeout);
+        CancellationTokenSource linked;
+        if (deadline is null)
+        {
+            linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            linked.CancelAfter(Options.StoreTimeout);
+        }
+        else
+        {
+            linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Start());
+        }
+
         ValueTask<TResult> pending;
         try
         {
-            pending = call(_calls, state, deadline.Token);
+            pending = call(_calls, state, linked.Token);
         }
         catch (Exception ex)
         {
-            var translated = Translate(ex, operation, TimedOut(deadline, cancellationToken));
-            deadline.Dispose();
+            var translated = Translate(ex, operation, TimedOut(linked, cancellationToken));
+            linked.Dispose();
             Complete(activity, operation, started, permit, translated);
             if (ReferenceEquals(translated, ex))
             {
@@ -174,13 +201,19 @@ internal sealed class SessionRuntime : IDisposable
         if (pending.IsCompletedSuccessfully)
         {
             var result = pending.Result;
-            deadline.Dispose();
+            linked.Dispose();
             Complete(activity, operation, started, permit, error: null);
             return new ValueTask<TResult>(result);
         }
 
-        return AwaitSlowAsync(pending, operation, activity, started, permit, deadline, cancellationToken);
+        return AwaitSlowAsync(pending, operation, activity, started, permit, linked, cancellationToken);
     }
+
+    /// <summary>The error of a store call made after its request's one store deadline passed: the same typed outage as a timeout.</summary>
+    private SessionStoreUnavailableException DeadlinePassed(string operation)
+        => new(string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"The {_storeName} session store calls of this request used up its store deadline of {Options.StoreTimeout.TotalMilliseconds:0} ms (ClusterSessionOptions.StoreTimeout, one deadline for all store calls of a request); the {operation} was not sent. Check that the store is running and not overloaded, or raise StoreTimeout."));
 
     private async ValueTask<TResult> AwaitSlowAsync<TResult>(
         ValueTask<TResult> pending, string operation, Activity? activity, long started, CircuitPermit permit, CancellationTokenSource deadline, CancellationToken cancellationToken)

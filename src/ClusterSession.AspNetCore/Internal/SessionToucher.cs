@@ -111,7 +111,7 @@ internal sealed class SessionToucher
         try
         {
             // Bounded by StoreTimeout inside the runtime; nobody waits for the answer, so no request token.
-            var snapshot = await _runtime.LoadAsync(id, CancellationToken.None).ConfigureAwait(false);
+            var snapshot = await _runtime.LoadAsync(id, deadline: null, CancellationToken.None).ConfigureAwait(false);
             if (snapshot is not null && IdKey.TryCreate(id, out var key))
             {
                 // The session's own idle timeout may differ from the default the claim assumed.
