@@ -249,7 +249,10 @@ internal sealed partial class RequestSession : IClusterSession
             }
 
             Log.SessionInvalidated(_runtime.Logger, SessionId.ToLogTag(session.Id));
+            RaiseEvent(SessionLifecycleEventKind.Ended, SessionEndCause.SignedOut, session.Id);
         }
+
+        _signedIn = false;
 
         _session = _runtime.NewSession();
         _idUpdate.ExpireIf(_incomingId is not null || !session.IsNew);
@@ -276,6 +279,7 @@ internal sealed partial class RequestSession : IClusterSession
         }
 
         ReservedNames.BindPrincipal(_session!, principal, _context, _runtime.Options.RecordClientAddress);
+        _signedIn = principal is not null;
     }
 
     /// <summary>
@@ -311,6 +315,10 @@ internal sealed partial class RequestSession : IClusterSession
                     if (admission.EndedHandles.Count > 0)
                     {
                         Log.SessionCapEnded(_runtime.Logger, admission.EndedHandles.Count);
+                        foreach (var handle in admission.EndedHandles)
+                        {
+                            RaiseEventByHandle(SessionLifecycleEventKind.Ended, SessionEndCause.Capped, handle);
+                        }
                     }
 
                     return;

@@ -1,0 +1,128 @@
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace ClusterSession.Redis;
+
+/// <content>
+/// The session lifecycle event channel (<see cref="ISessionEventChannel"/>): events go out with PUBLISH on
+/// <c>{KeyPrefix}ev</c> (Redis Cluster forwards a PUBLISH to every node, so any node's subscriber hears it), expiries come
+/// from keyevent notifications (<c>notify-keyspace-events Ex</c>), and a claim is a <c>SET NX PX</c> of
+/// <c>{KeyPrefix}evc:{event id}</c>.
+/// </content>
+public sealed partial class RedisSessionStore : ISessionEventChannel
+{
+    private const string ExpiryFlags = "Ex";
+
+    /// <inheritdoc />
+    public Task PublishAsync(SessionLifecycleEvent sessionEvent, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sessionEvent);
+        return RunAsync(
+            "publish_event",
+            (Store: this, Message: (RedisValue)sessionEvent.ToWireFormat()),
+            static (s, token) => s.Store.CommandAsync(static (db, m) => db.PublishAsync(m.Store.EventChannel, m.Message), s, token),
+            cancellationToken).AsTask();
+    }
+
+    /// <inheritdoc />
+    public Task<bool> TryClaimAsync(string eventId, TimeSpan hold, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventId);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(hold, TimeSpan.Zero);
+        return RunAsync(
+            "claim_event",
+            (Store: this, Key: (RedisKey)(_options.KeyPrefix + "evc:" + eventId), Hold: hold),
+            static (s, token) => s.Store.CommandAsync(static (db, c) => db.StringSetAsync(c.Key, 1, c.Hold, When.NotExists), s, token),
+            cancellationToken).AsTask();
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Expiries need keyevent notifications (<c>notify-keyspace-events</c> with <c>E</c> and <c>x</c>): the store sets them
+    /// with CONFIG SET when the connection allows it (<c>allowAdmin=true</c>), on every server it knows (replicas too, so a
+    /// promoted replica of a Sentinel deployment reports expiries as well); otherwise they must be in the server's
+    /// configuration. On Redis Cluster a node publishes its keyevent notifications only to its own subscribers, so expiries
+    /// are reported only by the node this connection subscribes to; events that nodes publish reach every node.
+    /// </remarks>
+    public async Task<IAsyncDisposable> SubscribeAsync(Action<SessionLifecycleEvent> handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.OperationTimeout);
+        var multiplexer = await _connection.GetAsync(deadline.Token).ConfigureAwait(false);
+        var servers = multiplexer.GetServers();
+        var cluster = servers.Any(static s => s.ServerType == ServerType.Cluster);
+        foreach (var server in servers)
+        {
+            try
+            {
+                await EnableKeyspaceEventsAsync(server, ExpiryFlags).WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException ex)
+            {
+                // Expiries then depend on the server's own configuration; events that nodes publish still flow.
+                LogLifecycleExpiriesUnavailable(_logger, ex.Message);
+            }
+            catch (RedisException ex)
+            {
+                LogLifecycleExpiriesUnavailable(_logger, ex.Message);
+            }
+        }
+
+        if (cluster)
+        {
+            LogLifecycleExpiriesUnavailable(_logger, "on Redis Cluster each node reports expiries only to its own subscribers; expiries of sessions on other nodes are not reported");
+        }
+
+        var subscriber = multiplexer.GetSubscriber();
+        var database = Math.Max(multiplexer.GetDatabase().Database, 0);
+        var events = await subscriber.SubscribeAsync(EventChannel).WaitAsync(deadline.Token).ConfigureAwait(false);
+        events.OnMessage(message =>
+        {
+            if (SessionLifecycleEvent.TryParse(message.Message, out var sessionEvent))
+            {
+                Deliver(handler, sessionEvent);
+            }
+        });
+        var expiries = await subscriber.SubscribeAsync(RedisChannel.Literal($"__keyevent@{database}__:expired")).WaitAsync(deadline.Token).ConfigureAwait(false);
+        expiries.OnMessage(message =>
+        {
+            if (_keys.HandleFromSessionKey((string?)message.Message ?? string.Empty) is { } handle && SessionHandle.IsWellFormed(handle))
+            {
+                Deliver(handler, SessionLifecycleEvent.Expired(handle, _time.GetUtcNow()));
+            }
+        });
+        return new LifecycleSubscription(events, expiries);
+    }
+
+    private RedisChannel EventChannel => RedisChannel.Literal(_options.KeyPrefix + "ev");
+
+    private void Deliver(Action<SessionLifecycleEvent> handler, SessionLifecycleEvent sessionEvent)
+    {
+        try
+        {
+            handler(sessionEvent);
+        }
+#pragma warning disable CA1031 // A failing handler must not break the Pub/Sub connection's message loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogLifecycleEventHandlerFailed(_logger, ex);
+        }
+    }
+
+    [LoggerMessage(EventId = RedisLogEvents.LifecycleExpiriesUnavailable, Level = LogLevel.Warning, Message = "Session expiry events may be missing: {Reason}")]
+    private static partial void LogLifecycleExpiriesUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = RedisLogEvents.LifecycleEventHandlerFailed, Level = LogLevel.Error, Message = "A session lifecycle event handler threw")]
+    private static partial void LogLifecycleEventHandlerFailed(ILogger logger, Exception exception);
+
+    private sealed class LifecycleSubscription(ChannelMessageQueue events, ChannelMessageQueue expiries) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await events.UnsubscribeAsync().ConfigureAwait(false);
+            await expiries.UnsubscribeAsync().ConfigureAwait(false);
+        }
+    }
+}
