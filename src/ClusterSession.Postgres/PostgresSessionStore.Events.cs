@@ -11,6 +11,9 @@ namespace ClusterSession.Postgres;
 /// </content>
 public sealed partial class PostgresSessionStore : ISessionEventChannel
 {
+    /// <summary>The table of lifecycle event claims (for tests and tools).</summary>
+    internal string EventClaimsTableName => _sql.EventClaimsTable;
+
     /// <inheritdoc />
     public Task PublishAsync(SessionLifecycleEvent sessionEvent, CancellationToken cancellationToken = default)
     {

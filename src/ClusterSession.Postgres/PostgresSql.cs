@@ -200,6 +200,7 @@ internal sealed class PostgresSql
 
         // $1 event id, $2 hold. A claim whose hold ran out may be taken again.
         var claims = $"\"{schemaName}\".\"{prefix}event_claims\"";
+        EventClaimsTable = claims;
         ClaimEvent = $"""
             INSERT INTO {claims} AS c (event_id, expires_at) VALUES ($1, now() + $2)
             ON CONFLICT (event_id) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE c.expires_at <= now()
@@ -215,6 +216,9 @@ internal sealed class PostgresSql
 
     /// <summary>Claims a lifecycle event for one node: one row affected when this caller holds the claim.</summary>
     public string ClaimEvent { get; }
+
+    /// <summary>The table of lifecycle event claims.</summary>
+    public string EventClaimsTable { get; }
 
     /// <summary>Deletes the claims whose hold ran out.</summary>
     public string PruneClaims { get; }
