@@ -6,7 +6,7 @@ namespace ClusterSession.Redis;
 /// <content>
 /// The session lifecycle event channel (<see cref="ISessionEventChannel"/>): events go out with PUBLISH on
 /// <c>{KeyPrefix}ev</c> (Redis Cluster forwards a PUBLISH to every node, so any node's subscriber hears it), expiries come
-/// from keyevent notifications (<c>notify-keyspace-events Ex</c>), and a claim is a <c>SET NX PX</c> of
+/// from keyevent notifications (<c>notify-keyspace-events Ex</c>, heard on every node of a cluster), and a claim is a <c>SET NX PX</c> of
 /// <c>{KeyPrefix}evc:{event id}</c>.
 /// </content>
 public sealed partial class RedisSessionStore : ISessionEventChannel
@@ -41,8 +41,8 @@ public sealed partial class RedisSessionStore : ISessionEventChannel
     /// Expiries need keyevent notifications (<c>notify-keyspace-events</c> with <c>E</c> and <c>x</c>): the store sets them
     /// with CONFIG SET when the connection allows it (<c>allowAdmin=true</c>), on every server it knows (replicas too, so a
     /// promoted replica of a Sentinel deployment reports expiries as well); otherwise they must be in the server's
-    /// configuration. On Redis Cluster a node publishes its keyevent notifications only to its own subscribers, so expiries
-    /// are reported only by the node this connection subscribes to; events that nodes publish reach every node.
+    /// configuration. On Redis Cluster every node reports the expiries of its own keys, and the subscription listens on every
+    /// node the connection knows.
     /// </remarks>
     public async Task<IAsyncDisposable> SubscribeAsync(Action<SessionLifecycleEvent> handler, CancellationToken cancellationToken = default)
     {
@@ -51,7 +51,6 @@ public sealed partial class RedisSessionStore : ISessionEventChannel
         deadline.CancelAfter(_options.OperationTimeout);
         var multiplexer = await _connection.GetAsync(deadline.Token).ConfigureAwait(false);
         var servers = multiplexer.GetServers();
-        var cluster = servers.Any(static s => s.ServerType == ServerType.Cluster);
         foreach (var server in servers)
         {
             try
@@ -69,11 +68,6 @@ public sealed partial class RedisSessionStore : ISessionEventChannel
             }
         }
 
-        if (cluster)
-        {
-            LogLifecycleExpiriesUnavailable(_logger, "on Redis Cluster each node reports expiries only to its own subscribers; expiries of sessions on other nodes are not reported");
-        }
-
         var subscriber = multiplexer.GetSubscriber();
         var database = Math.Max(multiplexer.GetDatabase().Database, 0);
         var events = await subscriber.SubscribeAsync(EventChannel).WaitAsync(deadline.Token).ConfigureAwait(false);
@@ -84,7 +78,9 @@ public sealed partial class RedisSessionStore : ISessionEventChannel
                 Deliver(handler, sessionEvent);
             }
         });
-        var expiries = await subscriber.SubscribeAsync(RedisChannel.Literal($"__keyevent@{database}__:expired")).WaitAsync(deadline.Token).ConfigureAwait(false);
+        // A keyevent channel is a multi-node channel: on Redis Cluster StackExchange.Redis subscribes to it on every node,
+        // since each node reports only the expiries of its own keys.
+        var expiries = await subscriber.SubscribeAsync(RedisChannel.KeyEvent(KeyNotificationType.Expired, database)).WaitAsync(deadline.Token).ConfigureAwait(false);
         expiries.OnMessage(message =>
         {
             if (_keys.HandleFromSessionKey((string?)message.Message ?? string.Empty) is { } handle && SessionHandle.IsWellFormed(handle))
