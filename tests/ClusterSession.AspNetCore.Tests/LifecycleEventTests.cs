@@ -62,6 +62,33 @@ public sealed class LifecycleEventTests
     }
 
     [Fact]
+    public async Task A_sign_in_refused_by_the_cap_ends_the_session_stored_for_it()
+    {
+        var observer = new Recorder();
+        await using var app = await TestApp.StartCoreAsync(
+            Directory.CreateTempSubdirectory("cs-keys-"),
+            services =>
+            {
+                services.AddSingleton<ISessionLifecycleObserver>(observer);
+                services.AddClusterSession(options =>
+                {
+                    options.UseStore(_ => new InMemorySessionStore());
+                    options.MaxSessionsPerPrincipal = 1;
+                    options.SessionCapPolicy = SessionCapPolicy.RefuseNewSession;
+                });
+            },
+            web => web.UseClusterSession());
+        Assert.Equal(HttpStatusCode.OK, (await new Browser().PostAsync(app.Address, "/login/bo")).Status);
+
+        Assert.Equal(HttpStatusCode.Conflict, (await new Browser().PostAsync(app.Address, "/login/bo")).Status);
+
+        await UntilAsync(() => observer.Events.Any(e => e.EndCause == SessionEndCause.Capped), "the refused sign-in's session ends");
+        var refused = observer.Events.Single(e => e.EndCause == SessionEndCause.Capped).Handle;
+        Assert.Contains(observer.Events, e => e.Kind == SessionLifecycleEventKind.Created && e.Handle == refused);
+        Assert.DoesNotContain(observer.Events, e => e.Kind == SessionLifecycleEventKind.SignedIn && e.Handle == refused);
+    }
+
+    [Fact]
     public void A_claim_hold_under_a_second_is_refused_at_start_up()
     {
         var services = new ServiceCollection().AddClusterSession(options =>

@@ -182,3 +182,33 @@ public sealed class RedisLifecycleEventTests(RedisLifecycleHosts hosts) : Lifecy
 
 /// <summary>Over PostgreSQL.</summary>
 public sealed class PostgresLifecycleEventTests(PostgresLifecycleHosts hosts) : LifecycleEventTests(hosts), IClassFixture<PostgresLifecycleHosts>;
+
+/// <summary>A Redis Cluster (expiries come from the node that holds each key); the app's connection may CONFIG SET every node.</summary>
+public sealed class RedisClusterLifecycleHosts : LifecycleHosts
+{
+    private readonly RedisClusterFixture _cluster = new();
+
+    protected override Task StartStoreAsync() => _cluster.InitializeAsync();
+
+    protected override Task StopStoreAsync() => _cluster.DisposeAsync();
+
+    protected override string[] StoreArguments(string prefix) => ["--Store", "redis", "--Redis", _cluster.Configuration + ",allowAdmin=true", "--Prefix", prefix + ":"];
+}
+
+/// <summary>A Sentinel deployment (primary, replica, sentinels); the app connects through the sentinels.</summary>
+public sealed class RedisSentinelLifecycleHosts : LifecycleHosts
+{
+    private readonly RedisSentinelFixture _sentinel = new();
+
+    protected override Task StartStoreAsync() => _sentinel.InitializeAsync();
+
+    protected override Task StopStoreAsync() => _sentinel.DisposeAsync();
+
+    protected override string[] StoreArguments(string prefix) => ["--Store", "redis", "--Redis", _sentinel.Configuration + ",allowAdmin=true", "--Prefix", prefix + ":"];
+}
+
+/// <summary>Over Redis Cluster.</summary>
+public sealed class RedisClusterLifecycleEventTests(RedisClusterLifecycleHosts hosts) : LifecycleEventTests(hosts), IClassFixture<RedisClusterLifecycleHosts>;
+
+/// <summary>Over Redis Sentinel.</summary>
+public sealed class RedisSentinelLifecycleEventTests(RedisSentinelLifecycleHosts hosts) : LifecycleEventTests(hosts), IClassFixture<RedisSentinelLifecycleHosts>;

@@ -328,6 +328,7 @@ internal sealed partial class RequestSession : IClusterSession
                     {
                         // Stored only to be admitted: the refused sign-in leaves nothing behind.
                         await _runtime.DeleteAsync(session.Id, cancellationToken).ConfigureAwait(false);
+                        RaiseEvent(SessionLifecycleEventKind.Ended, SessionEndCause.Capped, session.Id);
                         _session = _runtime.NewSession();
                         _idUpdate.ExpireIf(_incomingId is not null);
                     }
