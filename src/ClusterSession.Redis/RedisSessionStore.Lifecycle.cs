@@ -44,33 +44,44 @@ public sealed partial class RedisSessionStore : ISessionEventChannel
     /// configuration. On Redis Cluster every node reports the expiries of its own keys, and the subscription listens on every
     /// node the connection knows.
     /// </remarks>
-    public async Task<IAsyncDisposable> SubscribeAsync(Action<SessionLifecycleEvent> handler, CancellationToken cancellationToken = default)
+    public Task<IAsyncDisposable> SubscribeAsync(Action<SessionLifecycleEvent> handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.OperationTimeout);
-        var multiplexer = await _connection.GetAsync(deadline.Token).ConfigureAwait(false);
-        var servers = multiplexer.GetServers();
-        foreach (var server in servers)
+        return RunAsync("subscribe_events", (Store: this, Handler: handler), static (s, token) => s.Store.SubscribeCoreAsync(s.Handler, token), cancellationToken).AsTask();
+    }
+
+    private async Task<IAsyncDisposable> SubscribeCoreAsync(Action<SessionLifecycleEvent> handler, CancellationToken token)
+    {
+        var multiplexer = await _connection.GetAsync(token).ConfigureAwait(false);
+        foreach (var server in multiplexer.GetServers())
         {
             try
             {
-                await EnableKeyspaceEventsAsync(server, ExpiryFlags).WaitAsync(deadline.Token).ConfigureAwait(false);
+                await EnableKeyspaceEventsAsync(server, ExpiryFlags).WaitAsync(token).ConfigureAwait(false);
             }
-            catch (InvalidOperationException ex)
+            catch (Exception ex) when (ex is InvalidOperationException or RedisException)
             {
                 // Expiries then depend on the server's own configuration; events that nodes publish still flow.
-                LogLifecycleExpiriesUnavailable(_logger, ex.Message);
-            }
-            catch (RedisException ex)
-            {
                 LogLifecycleExpiriesUnavailable(_logger, ex.Message);
             }
         }
 
         var subscriber = multiplexer.GetSubscriber();
         var database = Math.Max(multiplexer.GetDatabase().Database, 0);
-        var events = await subscriber.SubscribeAsync(EventChannel).WaitAsync(deadline.Token).ConfigureAwait(false);
+        var events = await subscriber.SubscribeAsync(EventChannel).WaitAsync(token).ConfigureAwait(false);
+        ChannelMessageQueue expiries;
+        try
+        {
+            // A keyevent channel is a multi-node channel: on Redis Cluster StackExchange.Redis subscribes to it on every node,
+            // since each node reports only the expiries of its own keys.
+            expiries = await subscriber.SubscribeAsync(RedisChannel.KeyEvent(KeyNotificationType.Expired, database)).WaitAsync(token).ConfigureAwait(false);
+        }
+        catch
+        {
+            await events.UnsubscribeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         events.OnMessage(message =>
         {
             if (SessionLifecycleEvent.TryParse(message.Message, out var sessionEvent))
@@ -78,9 +89,6 @@ public sealed partial class RedisSessionStore : ISessionEventChannel
                 Deliver(handler, sessionEvent);
             }
         });
-        // A keyevent channel is a multi-node channel: on Redis Cluster StackExchange.Redis subscribes to it on every node,
-        // since each node reports only the expiries of its own keys.
-        var expiries = await subscriber.SubscribeAsync(RedisChannel.KeyEvent(KeyNotificationType.Expired, database)).WaitAsync(deadline.Token).ConfigureAwait(false);
         expiries.OnMessage(message =>
         {
             if (_keys.HandleFromSessionKey((string?)message.Message ?? string.Empty) is { } handle && SessionHandle.IsWellFormed(handle))

@@ -117,6 +117,30 @@ public sealed class LifecycleEventTests
         }
     }
 
+    [Fact]
+    public async Task A_store_channel_that_fails_at_start_up_neither_stops_the_app_nor_loses_later_events()
+    {
+        var observer = new Recorder();
+        var store = new ChannelStore(new InMemorySessionStore()) { FailingSubscriptions = 2, FailingPublishes = 1 };
+        await using var app = await TestApp.StartCoreAsync(
+            Directory.CreateTempSubdirectory("cs-keys-"),
+            services =>
+            {
+                services.AddSingleton<ISessionLifecycleObserver>(observer);
+                services.AddClusterSession(options => options.UseStore(_ => store));
+            },
+            web => web.UseClusterSession());
+
+        await UntilAsync(() => store.Subscriptions == 1, "the node subscribes after two failures");
+
+        // The first event (Created) is refused by the store: lost and logged. The request that caused it succeeds anyway,
+        // and the next event (SignedIn) goes out; events are sent one after another, so Created's fate is decided by then.
+        Assert.Equal(HttpStatusCode.OK, (await new Browser().PostAsync(app.Address, "/login/cy")).Status);
+
+        await UntilAsync(() => observer.Events.Any(e => e.Kind == SessionLifecycleEventKind.SignedIn), "the sign-in's event arrives");
+        Assert.Equal(SessionLifecycleEventKind.SignedIn, Assert.Single(observer.Events).Kind);
+    }
+
     private static Task UntilAsync(Func<bool> condition, string what) => ServerProcess.UntilAsync(() => Task.FromResult(condition()), Deadline, what);
 
     private sealed class Recorder : ISessionLifecycleObserver
@@ -131,6 +155,73 @@ public sealed class LifecycleEventTests
         {
             _events.Enqueue(sessionEvent);
             return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>The in-memory store with a channel of this process only, whose first subscriptions and publishes fail.</summary>
+    private sealed class ChannelStore(ISessionStore inner) : ISessionStore, ISessionEventChannel
+    {
+        private Action<SessionLifecycleEvent>? _handler;
+        private int _subscriptions;
+
+        public int FailingSubscriptions { get; set; }
+
+        public int FailingPublishes { get; set; }
+
+        public int Subscriptions => Volatile.Read(ref _subscriptions);
+
+        public Task PublishAsync(SessionLifecycleEvent sessionEvent, CancellationToken cancellationToken = default)
+        {
+            if (FailingPublishes-- > 0)
+            {
+                throw new SessionStoreUnavailableException("The test channel refuses this publish.");
+            }
+
+            _handler?.Invoke(sessionEvent);
+            return Task.CompletedTask;
+        }
+
+        public Task<IAsyncDisposable> SubscribeAsync(Action<SessionLifecycleEvent> handler, CancellationToken cancellationToken = default)
+        {
+            if (FailingSubscriptions-- > 0)
+            {
+                throw new SessionStoreUnavailableException("The test channel refuses this subscription.");
+            }
+
+            _handler = handler;
+            Interlocked.Increment(ref _subscriptions);
+            return Task.FromResult<IAsyncDisposable>(new NoSubscription());
+        }
+
+        public Task<bool> TryClaimAsync(string eventId, TimeSpan hold, CancellationToken cancellationToken = default) => Task.FromResult(true);
+
+        public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default) => inner.CreateAsync(session, cancellationToken);
+
+        public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default) => inner.LoadAsync(id, cancellationToken);
+
+        public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default) => inner.LoadAsync(id, options, cancellationToken);
+
+        public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default) => inner.SaveAsync(changes, cancellationToken);
+
+        public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default) => inner.DeleteAsync(id, cancellationToken);
+
+        public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default) => inner.DeleteByHandleAsync(principal, handle, cancellationToken);
+
+        public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default) => inner.ChangeIdAsync(oldId, newId, cancellationToken);
+
+        public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
+            => inner.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken);
+
+        public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default) => inner.FindByPrincipalAsync(principal, cancellationToken);
+
+        public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
+            => inner.AdmitAsync(id, principal, maxSessions, policy, cancellationToken);
+
+        public ValueTask<long> CountAsync(CancellationToken cancellationToken = default) => inner.CountAsync(cancellationToken);
+
+        private sealed class NoSubscription : IAsyncDisposable
+        {
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
         }
     }
 }

@@ -85,7 +85,9 @@ internal sealed class SessionEventHub : IHostedService, IAsyncDisposable
             _subscription = await _channel!.SubscribeAsync(e => _incoming.Writer.TryWrite(e), cancellationToken).ConfigureAwait(false);
             return true;
         }
-        catch (Exception ex) when (ex is ClusterSessionException or InvalidOperationException or NotSupportedException)
+#pragma warning disable CA1031 // Whatever the store throws, the node keeps serving and tries again in the background.
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+#pragma warning restore CA1031
         {
             Log.LifecycleSubscribeFailed(_runtime.Logger, ex, RetryDelay(failures));
             return false;
@@ -128,7 +130,9 @@ internal sealed class SessionEventHub : IHostedService, IAsyncDisposable
                 deadline.CancelAfter(_runtime.Options.StoreTimeout);
                 await _channel.PublishAsync(sessionEvent, deadline.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is ClusterSessionException or OperationCanceledException)
+#pragma warning disable CA1031 // A lost event is logged; the loop must go on with the next one.
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
                 Log.LifecycleEventLost(_runtime.Logger, ex, sessionEvent.Kind);
             }
@@ -173,7 +177,9 @@ internal sealed class SessionEventHub : IHostedService, IAsyncDisposable
             deadline.CancelAfter(_runtime.Options.StoreTimeout);
             return await _channel!.TryClaimAsync(sessionEvent.EventId, _runtime.Options.Events.ClaimHold, deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is ClusterSessionException || (ex is OperationCanceledException && !_stopping.IsCancellationRequested))
+#pragma warning disable CA1031 // Any failure of the claim means "handle it here": at least once.
+        catch (Exception) when (!_stopping.IsCancellationRequested)
+#pragma warning restore CA1031
         {
             return true;
         }
