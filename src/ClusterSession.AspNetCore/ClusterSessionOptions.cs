@@ -200,6 +200,12 @@ public sealed class ClusterSessionOptions : ISessionStoreBuilder
 
     /// <summary>The status of a sign-in refused by <see cref="ClusterSession.SessionCapPolicy.RefuseNewSession"/>. Default 409 (Conflict).</summary>
     public int SessionCapExceededStatusCode { get; set; } = StatusCodes.Status409Conflict;
+
+    /// <summary>
+    /// How session lifecycle events reach the application's <see cref="ISessionLifecycleObserver"/>s: to every node or to one.
+    /// Events flow only when at least one observer is registered.
+    /// </summary>
+    public SessionLifecycleEventOptions Events { get; set; } = new();
 }
 
 /// <summary>The ways a session id can travel; combine them with <c>|</c>.</summary>

@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -51,6 +52,8 @@ public static class ClusterSessionServiceCollectionExtensions
             sp.GetService<IMeterFactory>()));
         services.TryAddSingleton(static sp => new SessionToucher(sp.GetRequiredService<SessionRuntime>()));
         services.TryAddSingleton<ISessionManager, SessionManager>();
+        services.TryAddSingleton<SessionEventHub>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionEventHub>(static sp => sp.GetRequiredService<SessionEventHub>()));
         services.TryAddSingleton<SessionTicketStore>();
         services.TryAddSingleton<BuiltInSessionImporter>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, ConfigureCookieTicketStore>());

@@ -11,6 +11,8 @@ internal static class PostgresEventIds
     public const int LoggingModeMismatch = 2005;
     public const int NearCacheListening = 2006;
     public const int NearCacheListenerFailed = 2007;
+    public const int EventListenerFailed = 2010;
+    public const int EventHandlerFailed = 2011;
 }
 
 internal static partial class PostgresLog
@@ -32,4 +34,10 @@ internal static partial class PostgresLog
 
     [LoggerMessage(PostgresEventIds.NearCacheListenerFailed, LogLevel.Warning, "Near cache listener on channel {Channel} failed; the cache is off and emptied until it listens again (next attempt in {RetryDelay}).")]
     public static partial void NearCacheListenerFailed(ILogger logger, Exception exception, string channel, TimeSpan retryDelay);
+
+    [LoggerMessage(PostgresEventIds.EventListenerFailed, LogLevel.Warning, "Session lifecycle event listener on channel {Channel} failed; events sent until it listens again are lost to this node (next attempt in {RetryDelay}).")]
+    public static partial void EventListenerFailed(ILogger logger, Exception exception, string channel, TimeSpan retryDelay);
+
+    [LoggerMessage(PostgresEventIds.EventHandlerFailed, LogLevel.Error, "A session lifecycle event handler threw")]
+    public static partial void EventHandlerFailed(ILogger logger, Exception exception);
 }

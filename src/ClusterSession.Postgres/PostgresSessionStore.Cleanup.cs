@@ -1,3 +1,4 @@
+using System.Globalization;
 using Npgsql;
 using static ClusterSession.Postgres.PostgresParameters;
 
@@ -46,7 +47,18 @@ public sealed partial class PostgresSessionStore
         var command = CreateCommand(_sql.Cleanup, Clock(_timeProvider), Int(_cleanupBatchSize));
         await using (command.ConfigureAwait(false))
         {
-            return await command.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+            var deleted = Convert.ToInt32(await command.ExecuteScalarAsync(token).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            if (deleted < _cleanupBatchSize)
+            {
+                // The last batch of a run: the event claims whose hold ran out go too (few rows, by the primary key's order).
+                var prune = CreateCommand(_sql.PruneClaims);
+                await using (prune.ConfigureAwait(false))
+                {
+                    await prune.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+                }
+            }
+
+            return deleted;
         }
     }
 

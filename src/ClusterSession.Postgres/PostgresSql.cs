@@ -182,17 +182,46 @@ internal sealed class PostgresSql
 
         // $1 clock, $2 batch size. SKIP LOCKED: instances running the cleanup at once split the work
         // instead of waiting for each other, and a session a request is saving right now is left alone.
+        // The deleted sessions of the current layout (keyed by 22-character handles) are reported on the lifecycle event
+        // channel in the same statement: the notifications go out when the deletion commits, and never without it.
+        // The payload is SessionLifecycleEvent.Expired's wire format ("1|x<handle>|2|2|<handle>|<unix ms>").
+        EventChannel = PostgresNearCacheChannel.For(schema, tablePrefix + "events_");
         Cleanup = $"""
             WITH victims AS (
                 SELECT id FROM {sessions} WHERE expires_at <= {now1}
                 ORDER BY expires_at LIMIT $2
-                FOR UPDATE SKIP LOCKED)
-            DELETE FROM {sessions} s USING victims v WHERE s.id = v.id
+                FOR UPDATE SKIP LOCKED),
+            deleted AS (DELETE FROM {sessions} s USING victims v WHERE s.id = v.id RETURNING s.id),
+            notified AS (
+                SELECT pg_notify('{EventChannel}', '1|x' || id || '|2|2|' || id || '|' || floor(extract(epoch FROM {now1}) * 1000)::bigint)
+                FROM deleted WHERE length(id) = {SessionHandle.Length})
+            SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM notified)
             """;
+
+        // $1 event id, $2 hold. A claim whose hold ran out may be taken again.
+        var claims = $"\"{schemaName}\".\"{prefix}event_claims\"";
+        EventClaimsTable = claims;
+        ClaimEvent = $"""
+            INSERT INTO {claims} AS c (event_id, expires_at) VALUES ($1, now() + $2)
+            ON CONFLICT (event_id) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE c.expires_at <= now()
+            """;
+        PruneClaims = $"DELETE FROM {claims} WHERE expires_at <= now()";
     }
 
     /// <summary>The near cache's notification channel, or null when the statements notify nothing.</summary>
     public string? Channel { get; }
+
+    /// <summary>The session lifecycle events' notification channel (<see cref="ISessionEventChannel"/>).</summary>
+    public string EventChannel { get; }
+
+    /// <summary>Claims a lifecycle event for one node: one row affected when this caller holds the claim.</summary>
+    public string ClaimEvent { get; }
+
+    /// <summary>The table of lifecycle event claims.</summary>
+    public string EventClaimsTable { get; }
+
+    /// <summary>Deletes the claims whose hold ran out.</summary>
+    public string PruneClaims { get; }
 
     public string SessionsTable { get; }
 

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}attributes" (
         REFERENCES "{schema}"."{prefix}sessions" (id) ON DELETE CASCADE ON UPDATE CASCADE
 );
 
+-- Claims of session lifecycle events that ClusterSession.AspNetCore delivers to one node only: the node whose insert
+-- lands handles the event. Rows live for a few minutes; the cleanup deletes them. No session data.
+CREATE TABLE IF NOT EXISTS "{schema}"."{prefix}event_claims" (
+    event_id   text COLLATE "C" NOT NULL,
+    expires_at timestamptz      NOT NULL,
+    CONSTRAINT "{prefix}event_claims_pkey" PRIMARY KEY (event_id)
+);
+
 -- ASP.NET Core Data Protection's key ring, shared by every server through the store (ClusterSession.AspNetCore
 -- uses it unless the application persists its keys itself). One row per XML element (a key or a revocation),
 -- only ever inserted; Data Protection reads them all, oldest first, and decides which keys are valid.

@@ -12,4 +12,6 @@ internal static class RedisLogEvents
     public const int NearCacheChannelDown = 4021;
     public const int NearCacheInvalidation = 4022;
     public const int NearCacheUnacknowledgedEnd = 4023;
+    public const int LifecycleExpiriesUnavailable = 4030;
+    public const int LifecycleEventHandlerFailed = 4031;
 }

@@ -58,7 +58,7 @@ public sealed partial class RedisSessionStore
         {
             foreach (var server in servers)
             {
-                await EnableKeyspaceEventsAsync(server).WaitAsync(deadline.Token).ConfigureAwait(false);
+                await EnableKeyspaceEventsAsync(server, KeyspaceFlags).WaitAsync(deadline.Token).ConfigureAwait(false);
             }
 
             LogKeyspaceEventsConfigured(_logger, servers.Length);
@@ -72,15 +72,15 @@ public sealed partial class RedisSessionStore
         return new Subscription(queue);
     }
 
-    private static async Task EnableKeyspaceEventsAsync(IServer server)
+    private static async Task EnableKeyspaceEventsAsync(IServer server, string flags)
     {
         try
         {
             var current = (await server.ConfigGetAsync("notify-keyspace-events").ConfigureAwait(false)).FirstOrDefault().Value ?? string.Empty;
             var merged = current;
-            foreach (var flag in KeyspaceFlags)
+            foreach (var flag in flags)
             {
-                if (!merged.Contains(flag, StringComparison.Ordinal) && !(flag != 'K' && merged.Contains('A', StringComparison.Ordinal)))
+                if (!merged.Contains(flag, StringComparison.Ordinal) && !(flag is not ('K' or 'E') && merged.Contains('A', StringComparison.Ordinal)))
                 {
                     merged += flag;
                 }
@@ -95,14 +95,14 @@ public sealed partial class RedisSessionStore
         {
             throw new InvalidOperationException(
                 $"Session end events need CONFIG SET notify-keyspace-events, which StackExchange.Redis sends only in admin mode ({ex.Message}). " +
-                $"Add \",allowAdmin=true\" to the configuration string, or set notify-keyspace-events to include \"{KeyspaceFlags}\" on the server and subscribe with configureServer: false.",
+                $"Add \",allowAdmin=true\" to the configuration string, or set notify-keyspace-events to include \"{flags}\" on the server and subscribe with configureServer: false.",
                 ex);
         }
         catch (RedisServerException ex)
         {
             throw new InvalidOperationException(
                 $"Session end events need Redis keyspace notifications, but {server.EndPoint} refused CONFIG GET/SET notify-keyspace-events ({ex.Message}). " +
-                $"Set notify-keyspace-events to include \"{KeyspaceFlags}\" in the server's configuration (or your provider's settings) and subscribe with configureServer: false. The session store itself works without events.",
+                $"Set notify-keyspace-events to include \"{flags}\" in the server's configuration (or your provider's settings) and subscribe with configureServer: false. The session store itself works without events.",
                 ex);
         }
     }

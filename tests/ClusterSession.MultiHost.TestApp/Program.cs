@@ -4,7 +4,10 @@
 // --Postgres <connection string>, --Prefix <key or table prefix>, optional --ShareKeys false, --KeysDirectory <dir>,
 // --IdleTimeoutSeconds <n> (default 20 minutes), --NearCache true (the store's near cache on), --KeyCertificate <pfx file>
 // with --KeyCertificatePassword <password> (Data Protection encrypts its keys at rest with that certificate:
-// ProtectKeysWithCertificate). The clock tests run it under faketime, as a node whose clock is off.
+// ProtectKeysWithCertificate), --Events every|one (an observer records session lifecycle events, delivered to every
+// node or to one; GET /events lists them), --CleanupSeconds <n> (PostgreSQL's cleanup interval).
+// The clock tests run it under faketime, as a node whose clock is off.
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Security.Claims;
 using System.Security.Cryptography.X509Certificates;
@@ -39,8 +42,15 @@ if (settings["KeyCertificate"] is { Length: > 0 } certificateFile)
     builder.Services.AddDataProtection().ProtectKeysWithCertificate(certificate);
 }
 
+var lifecycle = new RecordingObserver();
+if (settings["Events"] is { Length: > 0 } delivery)
+{
+    builder.Services.AddSingleton<ISessionLifecycleObserver>(lifecycle);
+}
+
 builder.Services.AddClusterSession(options =>
 {
+    options.Events.Delivery = settings["Events"] == "one" ? SessionEventDelivery.OneNode : SessionEventDelivery.EveryNode;
     options.ShareDataProtectionKeys = settings.GetValue("ShareKeys", defaultValue: true);
     if (settings["IdleTimeoutSeconds"] is { Length: > 0 } idle)
     {
@@ -66,6 +76,10 @@ builder.Services.AddClusterSession(options =>
                 postgres.TablePrefix = prefix;
                 postgres.CreateSchemaOnStartup = true;
                 postgres.NearCache.Enabled = nearCache;
+                if (settings["CleanupSeconds"] is { Length: > 0 } cleanup)
+                {
+                    postgres.CleanupInterval = TimeSpan.FromSeconds(int.Parse(cleanup, System.Globalization.CultureInfo.InvariantCulture));
+                }
             });
             break;
         default:
@@ -105,6 +119,10 @@ app.MapPost("/signout", async (HttpContext context) =>
 });
 // Unauthenticated on purpose: a test app on loopback; a real app checks who may revoke whose sessions.
 app.MapPost("/revoke-all/{user}", async (ISessionManager sessions, string user) => Results.Text((await sessions.RevokeAllAsync(user)).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+app.MapGet("/events", () => Results.Text(string.Join('\n', lifecycle.Lines)));
+app.MapGet("/my-handle", async (HttpContext context, ISessionManager sessions) => context.User.Identity?.Name is { } name
+    ? Results.Text((await sessions.ListAsync(name, context)).Single(s => s.IsCurrent).Handle)
+    : Results.Unauthorized());
 app.MapGet("/me", (HttpContext context) => context.User.Identity is { IsAuthenticated: true, Name: { } name }
     ? Results.Text(name)
     : Results.Unauthorized());
@@ -176,4 +194,18 @@ internal sealed class NearCacheCounters
         ["invalidations"] = Interlocked.Read(ref _invalidations),
         ["flushes"] = Interlocked.Read(ref _flushes),
     };
+}
+
+/// <summary>Records every session lifecycle event this node handles, one line each: "event id|kind|cause|handle".</summary>
+internal sealed class RecordingObserver : ISessionLifecycleObserver
+{
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    public IEnumerable<string> Lines => _lines;
+
+    public ValueTask OnSessionEventAsync(ClusterSession.SessionLifecycleEvent sessionEvent, CancellationToken cancellationToken)
+    {
+        _lines.Enqueue($"{sessionEvent.EventId}|{sessionEvent.Kind}|{sessionEvent.EndCause}|{sessionEvent.Handle}");
+        return ValueTask.CompletedTask;
+    }
 }

@@ -73,7 +73,7 @@ public sealed class PostgresTestServer : IAsyncLifetime
     public async Task DropAsync(PostgresSessionStore store)
     {
         await store.DisposeAsync();
-        await using var command = DataSource.CreateCommand($"DROP TABLE IF EXISTS {store.AttributesTableName}, {store.SessionsTableName}, {store.KeyRingTableName}, {store.StoreTableName}");
+        await using var command = DataSource.CreateCommand($"DROP TABLE IF EXISTS {store.AttributesTableName}, {store.SessionsTableName}, {store.KeyRingTableName}, {store.StoreTableName}, {store.EventClaimsTableName}");
         await command.ExecuteNonQueryAsync();
     }
 

@@ -101,6 +101,15 @@ internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterS
             failures.Add($"ClusterSessionOptions.SessionCapExceededStatusCode must be an error status (400-599), not {options.SessionCapExceededStatusCode}.");
         }
 
+        if (options.Events is null)
+        {
+            failures.Add("ClusterSessionOptions.Events is null: leave it at its default or set a SessionLifecycleEventOptions.");
+        }
+        else if (options.Events.ClaimHold < TimeSpan.FromSeconds(1))
+        {
+            failures.Add($"ClusterSessionOptions.Events.ClaimHold must be at least 1 second (it is {options.Events.ClaimHold}); the default is 10 minutes.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

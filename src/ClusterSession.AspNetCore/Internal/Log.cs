@@ -35,6 +35,9 @@ internal static class EventIds
     public const int BuiltInSessionImported = 28;
     public const int AuthenticationCookieImported = 29;
     public const int AuthenticationCookieNotImported = 30;
+    public const int LifecycleEventLost = 31;
+    public const int LifecycleObserverFailed = 32;
+    public const int LifecycleSubscribeFailed = 33;
 }
 
 /// <summary>Source-generated log messages. Ids never appear; only <see cref="SessionId.ToLogTag"/> tags.</summary>
@@ -129,4 +132,13 @@ internal static partial class Log
 
     [LoggerMessage(EventIds.AuthenticationCookieNotImported, LogLevel.Information, "A self-contained authentication cookie of scheme {Scheme} was not imported ({Reason}); the request is not signed in.")]
     public static partial void AuthenticationCookieNotImported(ILogger logger, string scheme, string reason);
+
+    [LoggerMessage(EventIds.LifecycleEventLost, LogLevel.Warning, "A session lifecycle event ({Kind}) could not be sent through the store and is lost.")]
+    public static partial void LifecycleEventLost(ILogger logger, Exception exception, SessionLifecycleEventKind kind);
+
+    [LoggerMessage(EventIds.LifecycleObserverFailed, LogLevel.Error, "A session lifecycle observer ({Observer}) threw on a {Kind} event.")]
+    public static partial void LifecycleObserverFailed(ILogger logger, Exception exception, string observer, SessionLifecycleEventKind kind);
+
+    [LoggerMessage(EventIds.LifecycleSubscribeFailed, LogLevel.Warning, "Could not subscribe to session lifecycle events through the store; retrying in {RetryDelay}. Events sent meanwhile do not reach this node.")]
+    public static partial void LifecycleSubscribeFailed(ILogger logger, Exception exception, TimeSpan retryDelay);
 }

@@ -7,6 +7,8 @@ namespace ClusterSession.AspNetCore.Internal;
 internal sealed partial class RequestSession
 {
     private bool _failureLogged;
+    private bool _signedIn;
+    private SessionEventHub? _events;
 
     /// <summary>Whether the request failed on its session; it is answered with an error and not committed again.</summary>
     public bool HasFailed { get; private set; }
@@ -45,7 +47,26 @@ internal sealed partial class RequestSession
             throw;
         }
 
+        if (_signedIn && _session is { IsNew: false } signedIn)
+        {
+            // Reported once the signed-in session is stored, so that it never comes before the session's Created.
+            _signedIn = false;
+            RaiseEvent(SessionLifecycleEventKind.SignedIn, null, signedIn.Id);
+        }
+
         _idUpdate.Apply(_context, _runtime.Options, _session?.Id);
+    }
+
+    /// <summary>Queues a lifecycle event of the session with id <paramref name="id"/> (it goes out by its handle only).</summary>
+    private void RaiseEvent(SessionLifecycleEventKind kind, SessionEndCause? cause, string id)
+        => RaiseEventByHandle(kind, cause, SessionHandle.FromId(id));
+
+    private void RaiseEventByHandle(SessionLifecycleEventKind kind, SessionEndCause? cause, string handle)
+    {
+        if ((_events ??= _context.RequestServices?.GetService(typeof(SessionEventHub)) as SessionEventHub) is { Enabled: true } events)
+        {
+            events.Raise(kind, cause, handle);
+        }
     }
 
     /// <summary>Marks the request as failed on its session; with <paramref name="sessionGone"/>, also tells the client its id ended.</summary>
@@ -126,6 +147,7 @@ internal sealed partial class RequestSession
         {
             if (await _runtime.CreateAsync(session.ToNewSnapshot(), _deadline, cancellationToken).ConfigureAwait(false))
             {
+                RaiseEvent(SessionLifecycleEventKind.Created, null, session.Id);
                 break;
             }
 

@@ -257,7 +257,10 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
             }
 
             Log.SessionInvalidated(_runtime.Logger, SessionId.ToLogTag(session.Id));
+            RaiseEvent(SessionLifecycleEventKind.Ended, SessionEndCause.SignedOut, session.Id);
         }
+
+        _signedIn = false;
 
         _session = _runtime.NewSession();
         _idUpdate.ExpireIf(_incomingId is not null || !session.IsNew);
@@ -284,6 +287,7 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
         }
 
         ReservedNames.BindPrincipal(_session!, principal, _context, _runtime.Options.RecordClientAddress);
+        _signedIn = principal is not null;
     }
 
     /// <summary>
@@ -319,6 +323,10 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
                     if (admission.EndedHandles.Count > 0)
                     {
                         Log.SessionCapEnded(_runtime.Logger, admission.EndedHandles.Count);
+                        foreach (var handle in admission.EndedHandles)
+                        {
+                            RaiseEventByHandle(SessionLifecycleEventKind.Ended, SessionEndCause.Capped, handle);
+                        }
                     }
 
                     return;
@@ -328,6 +336,7 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
                     {
                         // Stored only to be admitted: the refused sign-in leaves nothing behind.
                         await _runtime.DeleteAsync(session.Id, _deadline, cancellationToken).ConfigureAwait(false);
+                        RaiseEvent(SessionLifecycleEventKind.Ended, SessionEndCause.Capped, session.Id);
                         _session = _runtime.NewSession();
                         _idUpdate.ExpireIf(_incomingId is not null);
                     }

@@ -12,8 +12,13 @@ namespace ClusterSession.AspNetCore.Internal;
 internal sealed class SessionManager : ISessionManager
 {
     private readonly SessionRuntime _runtime;
+    private readonly SessionEventHub? _events;
 
-    public SessionManager(SessionRuntime runtime) => _runtime = runtime;
+    public SessionManager(SessionRuntime runtime, SessionEventHub? events = null)
+    {
+        _runtime = runtime;
+        _events = events;
+    }
 
     public async ValueTask<IReadOnlyList<SessionInfo>> ListAsync(string principal, HttpContext? current = null, CancellationToken cancellationToken = default)
     {
@@ -55,7 +60,7 @@ internal sealed class SessionManager : ISessionManager
         var count = 0;
         foreach (var other in await _runtime.FindByPrincipalAsync(principal, session.Deadline, cancellationToken).ConfigureAwait(false))
         {
-            if (!string.Equals(other.Handle, keep, StringComparison.Ordinal) && await _runtime.DeleteByHandleAsync(principal, other.Handle, session.Deadline, cancellationToken).ConfigureAwait(false))
+            if (!string.Equals(other.Handle, keep, StringComparison.Ordinal) && await RevokeByHandleAsync(principal, other.Handle, session.Deadline, cancellationToken).ConfigureAwait(false))
             {
                 count++;
             }
@@ -74,7 +79,7 @@ internal sealed class SessionManager : ISessionManager
         {
             if (CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(session.Handle), wanted))
             {
-                var deleted = await _runtime.DeleteByHandleAsync(principal, session.Handle, deadline: null, cancellationToken).ConfigureAwait(false);
+                var deleted = await RevokeByHandleAsync(principal, session.Handle, deadline: null, cancellationToken).ConfigureAwait(false);
                 Log.SessionsRevoked(_runtime.Logger, deleted ? 1 : 0);
                 return deleted;
             }
@@ -89,7 +94,7 @@ internal sealed class SessionManager : ISessionManager
         var count = 0;
         foreach (var session in await _runtime.FindByPrincipalAsync(principal, deadline: null, cancellationToken).ConfigureAwait(false))
         {
-            if (await _runtime.DeleteByHandleAsync(principal, session.Handle, deadline: null, cancellationToken).ConfigureAwait(false))
+            if (await RevokeByHandleAsync(principal, session.Handle, deadline: null, cancellationToken).ConfigureAwait(false))
             {
                 count++;
             }
@@ -103,4 +108,16 @@ internal sealed class SessionManager : ISessionManager
 
     private static string? Reserved(SessionSnapshot session, string name)
         => session.Attributes.TryGetValue(ReservedNames.Prefix + name, out var value) ? Encoding.UTF8.GetString(value) : null;
+
+    /// <summary>Deletes one session of the principal by its handle and reports it as revoked.</summary>
+    private async ValueTask<bool> RevokeByHandleAsync(string principal, string handle, RequestDeadline? deadline, CancellationToken cancellationToken)
+    {
+        var deleted = await _runtime.DeleteByHandleAsync(principal, handle, deadline, cancellationToken).ConfigureAwait(false);
+        if (deleted)
+        {
+            _events?.Raise(SessionLifecycleEventKind.Ended, SessionEndCause.Revoked, handle);
+        }
+
+        return deleted;
+    }
 }
