@@ -88,7 +88,7 @@ internal static class NearStores
     public static async Task UntilUsableAsync(RedisSessionStore store)
     {
         await store.LoadAsync(SessionId.Create());
-        await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheUsable), TimeSpan.FromSeconds(10), "the near cache's first heartbeat comes back");
+        await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheUsable), TimeSpan.FromSeconds(30), "the near cache's first heartbeat comes back");
     }
 }
 
