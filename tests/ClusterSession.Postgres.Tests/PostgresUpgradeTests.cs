@@ -274,7 +274,8 @@ public sealed class PostgresUpgradeTests(PostgresTestServer server) : IAsyncLife
         var options = PostgresTestServer.NewOptions(server.DataSource);
         options.TablePrefix = _prefix;
         options.LayoutRefreshInterval = TimeSpan.FromMilliseconds(200);
-        options.CommandTimeout = TimeSpan.FromSeconds(1);
+        // Short refreshes keep the upgrade's waits short; a save under 8 parallel workers on a loaded 2-core machine took over 1 s once.
+        options.CommandTimeout = TimeSpan.FromSeconds(5);
         var store = new PostgresSessionStore(options);
         _stores.Add(store);
         return store;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ClusterSession.Testing;
 using ClusterSession.Testing.Servers;
 using Microsoft.Extensions.Time.Testing;
@@ -47,7 +48,7 @@ internal static class NearStores
             o.Limits = limits;
             o.NearCache = new NearCacheOptions { Enabled = true };
         });
-        await UntilUsableAsync(store);
+        await UntilUsableAsync(store, time);
         return store;
     }
 
@@ -84,11 +85,29 @@ internal static class NearStores
         }
     }
 
-    /// <summary>Starts the store's subscription (its first operation does) and waits until a heartbeat came back.</summary>
-    public static async Task UntilUsableAsync(RedisSessionStore store)
+    /// <summary>
+    /// Starts the store's subscription (its first operation does) and waits until a heartbeat came back. The store sends a
+    /// heartbeat when it subscribes and then every interval on its own clock: with a test clock (<paramref name="time"/>),
+    /// a second of it is let pass for each second of waiting, so that a first heartbeat lost to a connection event (which
+    /// drops the channel) is followed by another, as the real clock would.
+    /// </summary>
+    public static async Task UntilUsableAsync(RedisSessionStore store, FakeTimeProvider? time = null)
     {
         await store.LoadAsync(SessionId.Create());
-        await ServerProcess.UntilAsync(() => Task.FromResult(store.NearCacheUsable), TimeSpan.FromSeconds(30), "the near cache's first heartbeat comes back");
+        var nudged = Stopwatch.StartNew();
+        await ServerProcess.UntilAsync(
+            () =>
+            {
+                if (time is not null && !store.NearCacheUsable && nudged.Elapsed >= TimeSpan.FromSeconds(1))
+                {
+                    time.Advance(TimeSpan.FromSeconds(1));
+                    nudged.Restart();
+                }
+
+                return Task.FromResult(store.NearCacheUsable);
+            },
+            TimeSpan.FromSeconds(30),
+            "the near cache's first heartbeat comes back");
     }
 }
 
