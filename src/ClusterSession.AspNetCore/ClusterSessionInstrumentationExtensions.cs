@@ -1,4 +1,4 @@
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Diagnostics;
 using ClusterSession.Caching;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;

@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Configuration;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 

@@ -1,8 +1,11 @@
 using System.Security.Cryptography;
 using System.Text;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Http;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Management;
 
 /// <summary>
 /// <see cref="ISessionManager"/> over the store's principal index. A handle is a keyless one-way hash of

@@ -1,8 +1,9 @@
 using System.Xml.Linq;
+using ClusterSession.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.Extensions.Logging;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Protection;
 
 /// <summary>
 /// Data Protection's key repository over the session store's key ring (<see cref="IKeyRingStore"/>). It refuses to

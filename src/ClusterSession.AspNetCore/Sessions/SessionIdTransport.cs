@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>Reads and writes the session id through the configured transports (cookie, header, or both).</summary>
 internal static class SessionIdTransport

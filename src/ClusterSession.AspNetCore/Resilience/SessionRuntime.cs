@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using ClusterSession.AspNetCore.Diagnostics;
 using ClusterSession.AspNetCore.Protection;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Resilience;
 
 /// <summary>
 /// The per-application part of ClusterSession: options, store, clock, logger, and every store call

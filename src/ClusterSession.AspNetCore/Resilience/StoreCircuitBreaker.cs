@@ -1,7 +1,8 @@
 using System.Diagnostics.Metrics;
+using ClusterSession.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Logging;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Resilience;
 
 /// <summary>The state of a <see cref="StoreCircuitBreaker"/>.</summary>
 internal enum CircuitState

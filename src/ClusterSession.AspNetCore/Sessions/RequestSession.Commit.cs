@@ -1,4 +1,7 @@
-namespace ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Management;
+
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// Saving: the request's changes as one change set (or its blind writes as one save, or a new session as one

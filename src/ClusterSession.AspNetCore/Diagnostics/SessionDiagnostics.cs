@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Diagnostics;
 
 /// <summary>
 /// The names of ClusterSession.AspNetCore's telemetry and its ActivitySource. The meter and ActivitySource are both

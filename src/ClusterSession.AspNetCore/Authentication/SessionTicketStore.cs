@@ -1,11 +1,13 @@
 using System.Security.Cryptography;
 using System.Text;
+using ClusterSession.AspNetCore.Adoption;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Authentication;
 
 /// <summary>
 /// Keeps cookie-authentication tickets inside the request's session, so the authentication cookie holds

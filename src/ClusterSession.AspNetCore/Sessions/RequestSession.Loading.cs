@@ -1,4 +1,6 @@
-namespace ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Diagnostics;
+
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>Loading: lazily, at most once per request, asynchronously or (for ISession's synchronous API) synchronously.</summary>
 internal sealed partial class RequestSession

@@ -1,4 +1,4 @@
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Management;
 
 /// <summary>
 /// Turns a User-Agent into what a person recognises in a list of their devices: "Firefox on Windows",

@@ -1,7 +1,9 @@
 using System.Diagnostics.CodeAnalysis;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.AspNetCore.Http;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// The session of one request, as the application sees it (<see cref="IClusterSession"/>, and through

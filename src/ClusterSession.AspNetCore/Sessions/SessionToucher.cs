@@ -1,8 +1,10 @@
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// Sliding expiry for requests that carry a session id but never load or save the session (ASP.NET Core's

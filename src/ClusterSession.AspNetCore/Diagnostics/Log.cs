@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Diagnostics;
 
 /// <summary>Event ids of ClusterSession.AspNetCore, one place so they never collide.</summary>
 internal static class EventIds

@@ -1,7 +1,9 @@
 using System.Threading.Channels;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.Extensions.Hosting;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Management;
 
 /// <summary>
 /// Session lifecycle events between the request path, the store and the application's <see cref="ISessionLifecycleObserver"/>s.

@@ -1,9 +1,10 @@
 using System.Security.Claims;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Authentication;
 
 /// <summary>
 /// Wraps ASP.NET Core's <see cref="IAuthenticationService"/> so that every sign-in, through any scheme,

@@ -2,7 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// <see cref="ISession"/> over the request's ClusterSession, so that code written for

@@ -1,3 +1,4 @@
+using ClusterSession.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.Extensions.DependencyInjection;
@@ -5,7 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Protection;
 
 /// <summary>
 /// Puts Data Protection's key ring into the shared session store, so that every host of the application can

@@ -1,8 +1,9 @@
 using ClusterSession.AspNetCore.Adoption;
+using ClusterSession.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// The import of ASP.NET Core's built-in session (<see cref="ClusterSessionOptions.ImportBuiltInSession"/>), at the load of a

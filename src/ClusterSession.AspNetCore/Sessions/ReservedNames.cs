@@ -1,7 +1,8 @@
 using System.Text;
+using ClusterSession.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// ClusterSession's own attributes inside a session (<see cref="Prefix"/> + name), hidden from the

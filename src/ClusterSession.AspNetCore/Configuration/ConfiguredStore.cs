@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Configuration;
 
 /// <summary>
 /// <c>AddClusterSession(IConfiguration)</c>: binds <see cref="ClusterSessionOptions"/> from a section and chooses the store its

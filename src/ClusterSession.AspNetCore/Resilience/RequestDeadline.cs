@@ -1,4 +1,4 @@
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Resilience;
 
 /// <summary>
 /// The one store deadline of a request (or of one health check): it starts at the first store call and ends

@@ -1,7 +1,8 @@
 using System.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Diagnostics;
 
 /// <summary>
 /// Reports the session store: one cheap store call (a load of an id that does not exist: it creates and writes

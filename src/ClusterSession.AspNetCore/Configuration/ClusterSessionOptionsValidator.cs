@@ -1,7 +1,10 @@
+using ClusterSession.AspNetCore.Protection;
+using ClusterSession.AspNetCore.Resilience;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Configuration;
 
 /// <summary>Checks <see cref="ClusterSessionOptions"/> at startup; each message names the option and the fix.</summary>
 internal sealed class ClusterSessionOptionsValidator : IValidateOptions<ClusterSessionOptions>

@@ -1,4 +1,4 @@
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// Writes recorded for a session that arrived with an id but was not read: a write-only request then costs

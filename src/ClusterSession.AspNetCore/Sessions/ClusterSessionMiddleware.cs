@@ -1,8 +1,10 @@
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Net.Http.Headers;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// Gives each request its lazy session (and <c>HttpContext.Session</c>), commits it before the response

@@ -1,8 +1,9 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
+using ClusterSession.AspNetCore.Diagnostics;
 using ClusterSession.AspNetCore.Protection;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>Stored attributes that no longer deserialize (<see cref="ClusterSessionOptions.UnreadableAttributes"/>).</summary>
 internal sealed partial class RequestSession

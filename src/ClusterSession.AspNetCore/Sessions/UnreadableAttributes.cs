@@ -1,7 +1,7 @@
 using System.Runtime.ExceptionServices;
 using System.Text.Json;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Sessions;
 
 /// <summary>
 /// Applies <see cref="ClusterSessionOptions.UnreadableAttributes"/> where a typed read failed to deserialize a

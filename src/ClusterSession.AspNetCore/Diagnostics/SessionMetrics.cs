@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using ClusterSession.AspNetCore.Resilience;
+using ClusterSession.AspNetCore.Sessions;
 
-namespace ClusterSession.AspNetCore.Internal;
+namespace ClusterSession.AspNetCore.Diagnostics;
 
 /// <summary>
 /// The instruments of ClusterSession.AspNetCore, on the <c>ClusterSession.AspNetCore</c> meter: from the application's
