@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -20,7 +21,7 @@ namespace ClusterSession.Postgres;
 /// statement on the server). The store logs nothing per failed operation: it throws, and the caller logs once.
 /// This file holds the session operations; running statements, the schema and the cleanup have files of their own.
 /// </remarks>
-public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDisposable
+public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetry, IAsyncDisposable, IDisposable
 {
     private const int DefaultMaxAutoPrepare = 32;
 
@@ -35,6 +36,34 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     private readonly double _touchFraction;
     private readonly TimeSpan _timeout;
     private readonly int _commandTimeoutSeconds;
+    private readonly bool _unlogged;
+    private readonly ExpiredSessionCleanup _cleanup;
+
+    /// <summary>Cancelled by the disposal: stops the background work (cleanup, layout refresh, listeners).</summary>
+    private readonly CancellationTokenSource _disposing = new();
+    private int _disposed;
+
+    // Schema creation (PostgresSessionStore.Schema.cs).
+    private readonly Lock _schemaLock = new();
+    private Task? _schemaTask;
+
+    // The layout and this node's heartbeat (PostgresSessionStore.Layout.cs).
+    private readonly Lock _layoutLock = new();
+    private readonly string _nodeName = "node:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private readonly TimeSpan _layoutRefresh;
+    private volatile StoreLayout _layout = StoreLayout.Previous;
+    private StoreLayout _layoutBefore = StoreLayout.Previous;
+    private long _layoutSince;
+    private Task<bool>? _layoutTask;
+    private ITimer? _layoutTimer;
+    private Task _layoutRefreshTask = Task.CompletedTask;
+    private int _layoutRefreshing;
+    private bool _registered;
+    private volatile bool _layoutKnown;
+
+    // What the instrumentation reports (IStoreTelemetry): the first host of the connection string.
+    private string? _serverAddress;
+    private int? _serverPort;
 
     /// <summary>Creates the store. It opens no connection until its first command.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -70,7 +99,6 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _limits = options.Limits;
         _touchFraction = options.TouchIntervalFraction;
-        _cleanupBatchSize = options.CleanupBatchSize;
         _timeout = options.CommandTimeout;
         _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
         _unlogged = options.Unlogged;
@@ -115,11 +143,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             StartListener(_nearCache);
         }
 
-        if (options.CleanupInterval != Timeout.InfiniteTimeSpan)
-        {
-            _cleanupTimer = _timeProvider.CreateTimer(
-                static state => ((PostgresSessionStore)state!).OnCleanupTimer(), this, options.CleanupInterval, options.CleanupInterval);
-        }
+        _cleanup = new ExpiredSessionCleanup(this, options);
     }
 
     /// <summary>The quoted name of the sessions table, e.g. <c>"public"."clustersession_sessions"</c>.</summary>
@@ -127,6 +151,36 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     /// <summary>The quoted name of the attributes table.</summary>
     public string AttributesTableName => _sql.AttributesTable;
+
+    // What the instrumentation reports about this store: db.system.name=postgresql and the first host of the connection
+    // string (a multi-host connection string lists several; the span names the first).
+    string IStoreTelemetry.DbSystemName => "postgresql";
+
+    string? IStoreTelemetry.ServerAddress => _serverAddress;
+
+    int? IStoreTelemetry.ServerPort => _serverPort;
+
+    private void SetServer(string? host, int port)
+    {
+        var first = host?.Split(',', 2)[0].Trim();
+        if (string.IsNullOrEmpty(first))
+        {
+            return;
+        }
+
+        // A host may carry its own port ("db1:5433,db2").
+        var colon = first.LastIndexOf(':');
+        if (colon > 0 && first.IndexOf(']', StringComparison.Ordinal) < colon
+            && int.TryParse(first.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var own))
+        {
+            _serverAddress = first[..colon];
+            _serverPort = own;
+            return;
+        }
+
+        _serverAddress = first;
+        _serverPort = port;
+    }
 
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
@@ -260,7 +314,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
 
         await StopLayoutAsync().ConfigureAwait(false);
-        await StopCleanupAsync().ConfigureAwait(false);
+        await _cleanup.StopTimerAsync().ConfigureAwait(false);
+        await _disposing.CancelAsync().ConfigureAwait(false);
+        await _cleanup.WaitAsync().ConfigureAwait(false);
+        await StopNearCacheAsync().ConfigureAwait(false);
+        _disposing.Dispose();
         if (_ownsDataSource)
         {
             await _dataSource.DisposeAsync().ConfigureAwait(false);
