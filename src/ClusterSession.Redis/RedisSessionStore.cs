@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Net;
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,10 +20,11 @@ namespace ClusterSession.Redis;
 /// <see cref="CancellationTokenSource"/>, so the caller's token can end it sooner), whatever number of round
 /// trips it takes. The store logs nothing per failed operation: it throws, and the caller logs once.
 /// </remarks>
-public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
+public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, IAsyncDisposable, IDisposable
 {
     // Every command must see the latest state: never read from a replica, fail over with the primary.
     private const CommandFlags Primary = CommandFlags.DemandMaster;
+    private const int DefaultPort = 6379;
 
     private readonly RedisSessionStoreOptions _options;
     private readonly TimeProvider _time;
@@ -41,6 +43,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private readonly string _beginMoveScript;
     private readonly RedisNearChannel? _near;
     private readonly RedisConnection _connection;
+    private readonly RedisEventChannel _events;
     private readonly string? _scrubPrefix;
     private readonly RedisTopologyRefresh _topology;
     private readonly RedisReplicaWait? _replicaWait;
@@ -100,6 +103,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _deleteScript = WithAnnounce(RedisScripts.Delete);
         _beginMoveScript = WithAnnounce(RedisScripts.BeginMove);
         _connection = new RedisConnection(options, multiplexer);
+        _events = new RedisEventChannel(_connection, _keys, options.KeyPrefix, options.OperationTimeout, _time, _logger);
         _endpoint = EndpointOf(options, multiplexer);
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
@@ -211,6 +215,42 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         }
 
         await _connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Disposes the multiplexer when the store created it, as <see cref="DisposeAsync"/> does; prefer
+    /// <see cref="DisposeAsync"/> where the caller can await.
+    /// </summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    // What the instrumentation reports about this store: db.system.name=redis and the first configured endpoint (a cluster
+    // or Sentinel deployment has several; the span names the one the application was pointed at).
+    string IStoreTelemetry.DbSystemName => "redis";
+
+    string? IStoreTelemetry.ServerAddress => _endpoint.Address;
+
+    int? IStoreTelemetry.ServerPort => _endpoint.Port;
+
+    private static (string? Address, int? Port) EndpointOf(RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer)
+    {
+        EndPoint? endpoint;
+        try
+        {
+            endpoint = multiplexer is not null
+                ? multiplexer.GetEndPoints(configuredOnly: true).FirstOrDefault()
+                : options.Configuration is { } configuration ? ConfigurationOptions.Parse(configuration).EndPoints.FirstOrDefault() : null;
+        }
+        catch (ArgumentException)
+        {
+            endpoint = null;
+        }
+
+        return endpoint switch
+        {
+            DnsEndPoint dns => (dns.Host, dns.Port == 0 ? DefaultPort : dns.Port),
+            IPEndPoint ip => (ip.Address.ToString(), ip.Port == 0 ? DefaultPort : ip.Port),
+            _ => (null, null),
+        };
     }
 
     private static RedisSessionStoreOptions WithMultiplexer(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options)
