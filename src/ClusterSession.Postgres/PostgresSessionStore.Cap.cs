@@ -10,8 +10,6 @@ namespace ClusterSession.Postgres;
 /// </content>
 public sealed partial class PostgresSessionStore
 {
-    private PostgresCapSql? _capSql;
-
     /// <inheritdoc />
     public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
     {

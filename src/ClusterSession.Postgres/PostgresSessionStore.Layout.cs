@@ -184,16 +184,14 @@ public sealed partial class PostgresSessionStore : ISessionStoreUpgrade
                 _layoutKnown = true;
                 return;
             }
-            else if (before == layout)
+
+            if (before == layout)
             {
                 return;
             }
-            else
-            {
-                _layoutBefore = before;
-                Interlocked.Exchange(ref _layoutSince, Stopwatch.GetTimestamp());
-            }
 
+            _layoutBefore = before;
+            Interlocked.Exchange(ref _layoutSince, Stopwatch.GetTimestamp());
             _layout = layout;
         }
 

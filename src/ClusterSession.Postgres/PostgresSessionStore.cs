@@ -38,6 +38,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
     private readonly int _commandTimeoutSeconds;
     private readonly bool _unlogged;
     private readonly ExpiredSessionCleanup _cleanup;
+    private PostgresCapSql? _capSql;
 
     /// <summary>Cancelled by the disposal: stops the background work (cleanup, layout refresh, listeners).</summary>
     private readonly CancellationTokenSource _disposing = new();

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
@@ -28,13 +27,6 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
     private const string MarkerPrevious = "2";
     private const string MarkerMigrating = "migrating";
     private const string MarkerCurrent = "3";
-
-    private readonly string _nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-    private readonly Lock _layoutGate = new();
-    private readonly CancellationTokenSource _layoutStop = new();
-    private Task<RedisLayout>? _layoutStart;
-    private Task? _layoutLoop;
-    private int _layout;
 
     /// <inheritdoc />
     public bool WritesPreviousLayout => Layout == RedisLayout.Previous;

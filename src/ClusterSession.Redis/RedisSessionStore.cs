@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -49,6 +50,14 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     private readonly RedisReplicaWait? _replicaWait;
     private readonly (string? Address, int? Port) _endpoint;
     private int _evictionPolicyChecked;
+
+    // The layout this node writes and its heartbeat (RedisSessionStore.Layout.cs).
+    private readonly string _nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private readonly Lock _layoutGate = new();
+    private readonly CancellationTokenSource _layoutStop = new();
+    private Task<RedisLayout>? _layoutStart;
+    private Task? _layoutLoop;
+    private int _layout;
 
     /// <summary>Creates a store. It connects on first use.</summary>
     /// <param name="options">The options; validated here.</param>

@@ -66,6 +66,25 @@ public abstract class SessionStoreOptions
     /// <param name="failures">The list to add to.</param>
     protected abstract void AddFailures(ICollection<string> failures);
 
+    /// <summary>
+    /// Adds the failures of a store's <see cref="NearCacheOptions"/> (a null instance included), named
+    /// <c>NearCache.{option}</c>: for a store whose options carry a <c>NearCache</c> property, in its <see cref="AddFailures(ICollection{string})"/>.
+    /// </summary>
+    /// <param name="nearCache">The store's near-cache options.</param>
+    /// <param name="failures">The list to add to.</param>
+    protected void AddNearCacheFailures(NearCacheOptions? nearCache, ICollection<string> failures)
+    {
+        ArgumentNullException.ThrowIfNull(failures);
+        if (nearCache is null)
+        {
+            failures.Add(Failure("NearCache", null, "leave the default or set a NearCacheOptions instance."));
+        }
+        else
+        {
+            nearCache.AddFailures(Failure, failures);
+        }
+    }
+
     /// <summary>A validation message in the one format: <c>{OptionsType}.{option} is {value}: {fix}</c>.</summary>
     /// <param name="option">The option's property name.</param>
     /// <param name="value">Its current value (null is written as "null").</param>
