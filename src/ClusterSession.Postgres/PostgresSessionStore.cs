@@ -161,28 +161,6 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
 
     int? IStoreTelemetry.ServerPort => _serverPort;
 
-    private void SetServer(string? host, int port)
-    {
-        var first = host?.Split(',', 2)[0].Trim();
-        if (string.IsNullOrEmpty(first))
-        {
-            return;
-        }
-
-        // A host may carry its own port ("db1:5433,db2").
-        var colon = first.LastIndexOf(':');
-        if (colon > 0 && first.IndexOf(']', StringComparison.Ordinal) < colon
-            && int.TryParse(first.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var own))
-        {
-            _serverAddress = first[..colon];
-            _serverPort = own;
-            return;
-        }
-
-        _serverAddress = first;
-        _serverPort = port;
-    }
-
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
     {
@@ -328,6 +306,28 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
 
     /// <inheritdoc cref="DisposeAsync" />
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private void SetServer(string? host, int port)
+    {
+        var first = host?.Split(',', 2)[0].Trim();
+        if (string.IsNullOrEmpty(first))
+        {
+            return;
+        }
+
+        // A host may carry its own port ("db1:5433,db2").
+        var colon = first.LastIndexOf(':');
+        if (colon > 0 && first.IndexOf(']', StringComparison.Ordinal) < colon
+            && int.TryParse(first.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var own))
+        {
+            _serverAddress = first[..colon];
+            _serverPort = own;
+            return;
+        }
+
+        _serverAddress = first;
+        _serverPort = port;
+    }
 
     private async Task<bool> CreateCoreAsync(SessionSnapshot session, SessionKeys keys, CancellationToken token)
     {
