@@ -149,7 +149,8 @@ internal sealed class SessionRuntime : IDisposable
     /// deadline, such as the Redis store's OperationTimeout, may end it sooner; nothing waits longer. A cancelled call
     /// is cancelled in the store, not abandoned. A timeout or an unexpected exception becomes
     /// <see cref="SessionStoreUnavailableException"/>, so callers handle exactly one kind of outage; so does a call
-    /// made after its request's deadline passed, which fails at once without reaching the store or the circuit breaker.
+    /// made after its request's deadline passed, which fails at once without reaching the store or feeding the circuit
+    /// breaker (while the circuit is open, with the breaker's fast failure and its retry hint).
     /// </summary>
     private ValueTask<TResult> CallAsync<TState, TResult>(
         string operation,
@@ -160,7 +161,17 @@ internal sealed class SessionRuntime : IDisposable
     {
         if (deadline is { HasPassed: true } && !cancellationToken.IsCancellationRequested)
         {
-            // Not a store failure (the store was not asked), so neither the breaker nor the failure counter hears of it.
+            // Not a store failure (the store was not asked), so the breaker hears nothing of it. While the circuit is
+            // open the call fails as every call then does: fast, with the breaker's retry hint, counted as a fast failure.
+            try
+            {
+                Circuit.ThrowIfOpen(operation);
+            }
+            catch (SessionStoreUnavailableException open)
+            {
+                return ValueTask.FromException<TResult>(open);
+            }
+
             return ValueTask.FromException<TResult>(DeadlinePassed(operation));
         }
 
