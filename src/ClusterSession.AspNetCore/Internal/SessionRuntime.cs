@@ -315,7 +315,7 @@ internal sealed class SessionRuntime : IDisposable
     /// <summary>
     /// The <c>error.type</c> of a failed call: <c>timeout</c> when it ran out of time (the request's deadline or the
     /// store's own), the full name of the driver's exception behind an outage when there is one, <c>unavailable</c> for an
-    /// outage the store reported without one, and the failure kind (<c>gone</c>, <c>conflict</c>, <c>limit_exceeded</c>)
+    /// outage the store reported without one, the failure (<c>gone</c>, <c>conflict</c>, <c>limit_exceeded</c>)
     /// or exception type of any other failure.
     /// </summary>
     private static string ErrorType(Exception error) => error switch
@@ -323,13 +323,10 @@ internal sealed class SessionRuntime : IDisposable
         SessionStoreUnavailableException { InnerException: OperationCanceledException or TimeoutException } => "timeout",
         SessionStoreUnavailableException { InnerException: { } inner } => inner.GetType().FullName ?? inner.GetType().Name,
         SessionStoreUnavailableException => "unavailable",
-        _ => SessionFailures.Classify(error) switch
-        {
-            SessionFailureKind.Gone => "gone",
-            SessionFailureKind.Conflict => "conflict",
-            SessionFailureKind.LimitExceeded => "limit_exceeded",
-            _ => error.GetType().FullName ?? error.GetType().Name,
-        },
+        SessionGoneException => "gone",
+        SessionConflictException => "conflict",
+        SessionLimitExceededException or SessionCapExceededException => "limit_exceeded",
+        _ => error.GetType().FullName ?? error.GetType().Name,
     };
 
     /// <summary>The attributes of <see cref="IStoreTelemetry"/>, or <c>db.system.name=other</c> for a store that does not tell.</summary>
