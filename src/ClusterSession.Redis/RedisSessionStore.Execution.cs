@@ -15,20 +15,22 @@ public sealed partial class RedisSessionStore
     /// becomes <see cref="SessionStoreUnavailableException"/> through <see cref="RedisFailures.Classifier"/>.
     /// </summary>
     private ValueTask<TResult> RunAsync<TState, TResult>(string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken)
-        => _operations.RunAsync(
-            operation,
-            (Store: this, State: state, Body: body),
-            static async (s, token) =>
-            {
-                if (Volatile.Read(ref s.Store._layout) == (int)RedisLayout.Unknown)
+        => Volatile.Read(ref _layout) != (int)RedisLayout.Unknown
+            ? _operations.RunAsync(operation, state, body, cancellationToken)
+            : _operations.RunAsync(
+                operation,
+                (Store: this, State: state, Body: body),
+                static async (s, token) =>
                 {
-                    // First use: read which layout the store is on (docs/redis-data-model.md, "Layouts").
-                    await s.Store.EnsureLayoutAsync(token).ConfigureAwait(false);
-                }
+                    if (Volatile.Read(ref s.Store._layout) == (int)RedisLayout.Unknown)
+                    {
+                        // First use: read which layout the store is on (docs/redis-data-model.md, "Layouts").
+                        await s.Store.EnsureLayoutAsync(token).ConfigureAwait(false);
+                    }
 
-                return await s.Body(s.State, token).ConfigureAwait(false);
-            },
-            cancellationToken);
+                    return await s.Body(s.State, token).ConfigureAwait(false);
+                },
+                cancellationToken);
 
     /// <summary>
     /// One command (or pipelined batch) on the store's connection, ended by <paramref name="token"/> (the operation's
