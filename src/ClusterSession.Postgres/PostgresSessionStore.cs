@@ -29,7 +29,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
     private readonly bool _ownsDataSource;
     private readonly PostgresSql _sql;
     private readonly PostgresLayoutSql _layoutSql;
-    private readonly PostgresFailures _failures;
+    private readonly SessionStoreOperations _operations;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly SessionLimits _limits;
@@ -130,7 +130,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
 
         var connection = new NpgsqlConnectionStringBuilder(_dataSource.ConnectionString);
         var server = string.Create(CultureInfo.InvariantCulture, $"{connection.Host}:{connection.Port}");
-        _failures = new PostgresFailures(server, _sql.SessionsTable, _sql.AttributesTable, _timeout);
+        _operations = new PostgresFailures(server, _sql.SessionsTable, _sql.AttributesTable, _timeout).Operations();
         SetServer(connection.Host, connection.Port);
 
         if (options.CreateSchemaOnStartup)

@@ -45,7 +45,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     private readonly RedisNearChannel? _near;
     private readonly RedisConnection _connection;
     private readonly RedisEventChannel _events;
-    private readonly string? _scrubPrefix;
+    private readonly SessionStoreOperations _operations;
     private readonly RedisTopologyRefresh _topology;
     private readonly RedisReplicaWait? _replicaWait;
     private readonly (string? Address, int? Port) _endpoint;
@@ -116,7 +116,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         _endpoint = EndpointOf(options, multiplexer);
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
-        _scrubPrefix = _connection.OwnsMultiplexer ? null : options.KeyPrefix;
+        _operations = RedisFailures.Operations(options.OperationTimeout, _connection.OwnsMultiplexer ? null : options.KeyPrefix);
         _topology = new RedisTopologyRefresh(_logger);
         _replicaWait = options.WaitForReplicas > 0 ? new RedisReplicaWait(options.WaitForReplicas, options.ReplicaWaitTimeout) : null;
     }

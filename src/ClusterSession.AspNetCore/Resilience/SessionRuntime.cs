@@ -150,7 +150,8 @@ internal sealed class SessionRuntime : IDisposable
     /// deadline, such as the Redis store's OperationTimeout, may end it sooner; nothing waits longer. A cancelled call
     /// is cancelled in the store, not abandoned. A timeout or an unexpected exception becomes
     /// <see cref="SessionStoreUnavailableException"/>, so callers handle exactly one kind of outage; so does a call
-    /// made after its request's deadline passed, which fails at once without reaching the store or the circuit breaker.
+    /// made after its request's deadline passed, which fails at once without reaching the store or feeding the circuit
+    /// breaker (while the circuit is open, with the breaker's fast failure and its retry hint).
     /// </summary>
     private ValueTask<TResult> CallAsync<TState, TResult>(
         string operation,
@@ -161,7 +162,17 @@ internal sealed class SessionRuntime : IDisposable
     {
         if (deadline is { HasPassed: true } && !cancellationToken.IsCancellationRequested)
         {
-            // Not a store failure (the store was not asked), so neither the breaker nor the failure counter hears of it.
+            // Not a store failure (the store was not asked), so the breaker hears nothing of it. While the circuit is
+            // open the call fails as every call then does: fast, with the breaker's retry hint, counted as a fast failure.
+            try
+            {
+                Circuit.ThrowIfOpen(operation);
+            }
+            catch (SessionStoreUnavailableException open)
+            {
+                return ValueTask.FromException<TResult>(open);
+            }
+
             return ValueTask.FromException<TResult>(DeadlinePassed(operation));
         }
 
@@ -305,7 +316,7 @@ internal sealed class SessionRuntime : IDisposable
     /// <summary>
     /// The <c>error.type</c> of a failed call: <c>timeout</c> when it ran out of time (the request's deadline or the
     /// store's own), the full name of the driver's exception behind an outage when there is one, <c>unavailable</c> for an
-    /// outage the store reported without one, and the failure kind (<c>gone</c>, <c>conflict</c>, <c>limit_exceeded</c>)
+    /// outage the store reported without one, the failure (<c>gone</c>, <c>conflict</c>, <c>limit_exceeded</c>)
     /// or exception type of any other failure.
     /// </summary>
     private static string ErrorType(Exception error) => error switch
@@ -313,13 +324,10 @@ internal sealed class SessionRuntime : IDisposable
         SessionStoreUnavailableException { InnerException: OperationCanceledException or TimeoutException } => "timeout",
         SessionStoreUnavailableException { InnerException: { } inner } => inner.GetType().FullName ?? inner.GetType().Name,
         SessionStoreUnavailableException => "unavailable",
-        _ => SessionFailures.Classify(error) switch
-        {
-            SessionFailureKind.Gone => "gone",
-            SessionFailureKind.Conflict => "conflict",
-            SessionFailureKind.LimitExceeded => "limit_exceeded",
-            _ => error.GetType().FullName ?? error.GetType().Name,
-        },
+        SessionGoneException => "gone",
+        SessionConflictException => "conflict",
+        SessionLimitExceededException or SessionCapExceededException => "limit_exceeded",
+        _ => error.GetType().FullName ?? error.GetType().Name,
     };
 
     /// <summary>The attributes of <see cref="IStoreTelemetry"/>, or <c>db.system.name=other</c> for a store that does not tell.</summary>

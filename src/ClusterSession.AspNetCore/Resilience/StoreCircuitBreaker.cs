@@ -92,7 +92,20 @@ internal sealed class StoreCircuitBreaker : IDisposable
     public CircuitPermit Enter(string operation)
         => !_enabled ? CircuitPermit.Untracked
             : _state == CircuitState.Closed ? CircuitPermit.Call
-            : EnterOpen(operation);
+            : EnterOpen(operation, mayProbe: true);
+
+    /// <summary>
+    /// For a call that will not reach the store (its request's deadline passed): while the circuit is open or a probe
+    /// runs, throws the same fast failure as <see cref="Enter"/> (with a retry hint, counted as a fast failure), but
+    /// never makes this call the probe. Returns when the circuit is closed or the breaker is off.
+    /// </summary>
+    public void ThrowIfOpen(string operation)
+    {
+        if (_enabled && _state != CircuitState.Closed)
+        {
+            EnterOpen(operation, mayProbe: false);
+        }
+    }
 
     /// <summary>
     /// Called when a store call ended: <paramref name="error"/> null when it succeeded, else what the caller
@@ -154,7 +167,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
 
     public void Dispose() => _metrics?.Forget(this);
 
-    private CircuitPermit EnterOpen(string operation)
+    private CircuitPermit EnterOpen(string operation, bool mayProbe)
     {
         TimeSpan retryAfter;
         var probe = false;
@@ -168,7 +181,7 @@ internal sealed class StoreCircuitBreaker : IDisposable
 
             // The timeout layer ends every call, so a probe always reports back; should one ever not, it holds
             // the circuit for one store timeout and one break, not forever.
-            if ((_state == CircuitState.Open && now >= _nextProbe) || (_state == CircuitState.HalfOpen && now - _probeStarted >= _probeLeaseTicks))
+            if (mayProbe && ((_state == CircuitState.Open && now >= _nextProbe) || (_state == CircuitState.HalfOpen && now - _probeStarted >= _probeLeaseTicks)))
             {
                 _state = CircuitState.HalfOpen;
                 _probeStarted = now;

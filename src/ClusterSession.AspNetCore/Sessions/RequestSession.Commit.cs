@@ -45,8 +45,9 @@ internal sealed partial class RequestSession
                 }
             }
         }
-        catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "commit"))
+        catch (SessionStoreUnavailableException ex)
         {
+            LogStoreFailureOnce(ex, "commit");
             throw;
         }
 
@@ -84,18 +85,15 @@ internal sealed partial class RequestSession
 
     /// <summary>
     /// Logs a store failure at Error the first time this request meets one, whether or not the application
-    /// catches it; later failures of the same request are not logged again. Returns false, for use in an
-    /// exception filter that lets the exception fly on untouched.
+    /// catches it; later failures of the same request are not logged again.
     /// </summary>
-    public bool LogStoreFailureOnce(Exception exception, string operation)
+    public void LogStoreFailureOnce(Exception exception, string operation)
     {
         if (!_failureLogged && exception is SessionStoreUnavailableException)
         {
             _failureLogged = true;
             Log.StoreUnavailable(_runtime.Logger, exception, operation);
         }
-
-        return false;
     }
 
     private async ValueTask SaveAsync(TrackedSession session, CancellationToken cancellationToken)

@@ -39,8 +39,9 @@ internal sealed partial class RequestSession
                     Adopt(_runtime.NewSession());
                 }
             }
-            catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "import"))
+            catch (SessionStoreUnavailableException ex)
             {
+                LogStoreFailureOnce(ex, "import");
                 throw;
             }
 
@@ -54,8 +55,9 @@ internal sealed partial class RequestSession
             var options = DoesNotExtend ? SessionLoadOptions.NoTouch : SessionLoadOptions.None;
             snapshot = await _runtime.LoadAsync(_incomingId, options, _deadline, cancellationToken).ConfigureAwait(false);
         }
-        catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "load"))
+        catch (SessionStoreUnavailableException ex)
         {
+            LogStoreFailureOnce(ex, "load");
             throw;
         }
 

@@ -195,8 +195,9 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
             Log.UpdateConflict(_runtime.Logger, ex);
             throw;
         }
-        catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "update"))
+        catch (SessionStoreUnavailableException ex)
         {
+            LogStoreFailureOnce(ex, "update");
             throw;
         }
 
@@ -223,8 +224,9 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
         {
             moved = await _runtime.ChangeIdAsync(oldId, newId, _deadline, cancellationToken).ConfigureAwait(false);
         }
-        catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "change_id"))
+        catch (SessionStoreUnavailableException ex)
         {
+            LogStoreFailureOnce(ex, "change_id");
             throw;
         }
 
@@ -253,8 +255,9 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
             {
                 await _runtime.DeleteAsync(session.Id, _deadline, cancellationToken).ConfigureAwait(false);
             }
-            catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "delete"))
+            catch (SessionStoreUnavailableException ex)
             {
+                LogStoreFailureOnce(ex, "delete");
                 throw;
             }
 
@@ -314,8 +317,9 @@ internal sealed partial class RequestSession : IClusterSession, IDisposable
 
                 admission = await _runtime.AdmitAsync(session.Id, principal, max, policy, _deadline, cancellationToken).ConfigureAwait(false);
             }
-            catch (SessionStoreUnavailableException ex) when (LogStoreFailureOnce(ex, "admit"))
+            catch (SessionStoreUnavailableException ex)
             {
+                LogStoreFailureOnce(ex, "admit");
                 throw;
             }
 

@@ -13,6 +13,7 @@ internal static class ReservedNames
     /// <summary>Attribute names ClusterSession keeps for itself; the application can neither see nor set them.</summary>
     public const string Prefix = "__cs.";
 
+    /// <summary>The User-Agent of the binding request: <see cref="DeviceNames.UserAgentAttribute"/> without the prefix.</summary>
     public const string UserAgent = "ua";
     /// <summary>The ticket reference as the previous release kept it, in clear: written only while its nodes may still serve.</summary>
     public const string TicketKey = "tk";

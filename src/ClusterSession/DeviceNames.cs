@@ -1,14 +1,22 @@
-namespace ClusterSession.AspNetCore.Management;
+namespace ClusterSession;
 
 /// <summary>
 /// Turns a User-Agent into what a person recognises in a list of their devices: "Firefox on Windows",
 /// "Safari on iPhone". Covers the browsers and systems that make up nearly all real traffic; anything else
 /// is named by whichever part is known, or "Unknown device". Order matters: most browsers' User-Agents also
-/// name the engines they descend from (Edge says Chrome and Safari, Chrome says Safari).
+/// name the engines they descend from (Edge says Chrome and Safari, Chrome says Safari). Hosts show it in a user's
+/// list of sessions; the operator's tool shows it for sessions read from a store.
 /// </summary>
-internal static class DeviceNames
+public static class DeviceNames
 {
+    /// <summary>The name of a device whose User-Agent is missing or not recognised.</summary>
     public const string Unknown = "Unknown device";
+
+    /// <summary>
+    /// The session attribute in which a host keeps the User-Agent of the request that signed the session in (UTF-8),
+    /// among the attributes it reserves for itself (<c>__cs.</c>), hidden from the application.
+    /// </summary>
+    public const string UserAgentAttribute = "__cs.ua";
 
     private static readonly (string Token, string Name)[] Browsers =
     [
@@ -50,7 +58,18 @@ internal static class DeviceNames
         ("FreeBSD", "FreeBSD"),
     ];
 
+    /// <summary>The device that signed <paramref name="session"/> in, from its <see cref="UserAgentAttribute"/>; <see cref="Unknown"/> without one.</summary>
+    /// <param name="session">A session read from a store.</param>
+    /// <returns>The readable device name.</returns>
+    public static string Of(SessionSnapshot session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        return Describe(session.Attributes.TryGetValue(UserAgentAttribute, out var userAgent) ? System.Text.Encoding.UTF8.GetString(userAgent) : null);
+    }
+
     /// <summary>A readable device name for <paramref name="userAgent"/>; <see cref="Unknown"/> when nothing is recognised.</summary>
+    /// <param name="userAgent">A User-Agent header.</param>
+    /// <returns>The readable device name, such as "Firefox on Windows".</returns>
     public static string Describe(string? userAgent)
     {
         if (string.IsNullOrWhiteSpace(userAgent))
