@@ -3,6 +3,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using ClusterSession.Caching;
 using static ClusterSession.Postgres.PostgresParameters;
 
 namespace ClusterSession.Postgres;
@@ -111,8 +112,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
         if (nearCache)
         {
-            _nearCache = CreateNearCache(options, meterFactory);
-            StartListener(_nearCache);
+            _layer = CreateNearCache(options, meterFactory);
+            StartListener();
         }
 
         if (options.CleanupInterval != Timeout.InfiniteTimeSpan)
@@ -140,8 +141,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return _nearCache is { } cache
-            ? LoadThroughNearCache(cache, id, cancellationToken)
+        return _layer is { } layer
+            ? LoadThroughNearCache(layer, id, cancellationToken)
             : LoadSnapshotAsync(id, cancellationToken);
     }
 
@@ -170,38 +171,48 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _limits);
-        var saving = RunAsync(
+        return _layer is { } layer ? layer.SaveAsync(changes, cancellationToken) : ResultOf(SaveDirectAsync(changes, cancellationToken));
+
+        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SessionSaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
+    }
+
+    private ValueTask<SessionSaveOutcome> SaveDirectAsync(SessionChanges changes, CancellationToken cancellationToken)
+    {
+        return RunAsync(
             "save",
             (Store: this, Changes: changes),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Changes.Id), s, static (s, keys, write, token) => s.Store.SaveCoreAsync(s.Changes, keys, write, token), token),
             cancellationToken);
-        return _nearCache is { } cache ? SaveThroughNearCacheAsync(cache, changes, saving) : ResultOf(saving);
-
-        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
     }
 
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return Forgetting(id, RunAsync(
+        return _layer is { } layer ? layer.DeleteAsync(id, cancellationToken) : DeleteDirectAsync(id, cancellationToken);
+    }
+
+    private ValueTask<bool> DeleteDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync(
             "delete",
             (Store: this, Id: id),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.DeleteCoreAsync(keys, write, token), token),
-            cancellationToken));
-    }
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : Forgetting(oldId, RunAsync(
-                "id change",
-                (Store: this, OldId: oldId, NewId: newId),
-                static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
-                cancellationToken));
+            : _layer is { } layer ? layer.ChangeIdAsync(oldId, newId, cancellationToken) : ChangeIdDirectAsync(oldId, newId, cancellationToken);
     }
+
+    private ValueTask<bool> ChangeIdDirectAsync(string oldId, string newId, CancellationToken cancellationToken)
+        => RunAsync(
+            "id change",
+            (Store: this, OldId: oldId, NewId: newId),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(
@@ -212,12 +223,17 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
-        return Forgetting(id, RunAsync(
+        return _layer is { } layer
+            ? layer.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken)
+            : CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
+    }
+
+    private ValueTask<AttributeCasResult> CompareAndSetDirectAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken)
+        => RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.CompareAndSetCoreAsync(keys, s.Name, s.Expected, s.Replacement, write, token), token),
-            cancellationToken));
-    }
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
@@ -319,7 +335,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
+    private async Task<SessionSaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
@@ -375,7 +391,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             var live = await command.ExecuteScalarAsync(token).ConfigureAwait(false);
             if (live is bool)
             {
-                write?.Expect(Caching.NearCache.Gone);
+                write?.Expect(NearCachedSessionStore.Gone);
             }
 
             return live is true;
@@ -411,7 +427,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
             if (moved)
             {
-                write?.Expect(Caching.NearCache.Gone);
+                write?.Expect(NearCachedSessionStore.Gone);
             }
 
             return moved;

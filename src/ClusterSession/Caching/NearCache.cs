@@ -4,8 +4,8 @@ using System.Diagnostics.Metrics;
 namespace ClusterSession.Caching;
 
 /// <summary>
-/// One node's copies of sessions it has read from a shared store (<see cref="NearCacheOptions"/>): the part
-/// every store shares. The store feeds it what it learns: loads (<see cref="BeginLoad"/> before the round
+/// One node's copies of sessions it has read from a shared store (<see cref="NearCacheOptions"/>): the engine of
+/// <see cref="NearCachedSessionStore"/>, which feeds it what it learns: loads (<see cref="BeginLoad"/> before the round
 /// trip, <see cref="CompleteLoad"/> after), its own writes (<see cref="Saved"/>, <see cref="Remove"/>), the
 /// invalidations its channel delivers (<see cref="Invalidate"/>) and the state of that channel
 /// (<see cref="ChannelDown"/>, heartbeats). Thread-safe.
@@ -108,6 +108,10 @@ internal sealed class NearCache : IDisposable
 
     /// <summary>The number of cached sessions.</summary>
     public int Count => _entries.Count;
+
+    /// <summary>This node's copy of the session when one may be served now; counts nothing, starts nothing.</summary>
+    public SessionSnapshot? TryPeek(string id)
+        => IsUsable && _entries.TryGetValue(KeyOf(id), out var entry) && _time.GetTimestamp() < entry.ExpiresAt ? entry.Snapshot : null;
 
     /// <summary>
     /// Returns this node's copy of the session when one may be served. <paramref name="touchDue"/> is true
