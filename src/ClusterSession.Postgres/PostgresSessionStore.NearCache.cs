@@ -188,7 +188,7 @@ public sealed partial class PostgresSessionStore
             return;
         }
 
-        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text(_heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture)));
+        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text(_heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + "+"));
         await using (command.ConfigureAwait(false))
         {
             await command.ExecuteNonQueryAsync(_disposing.Token).ConfigureAwait(false);
@@ -209,7 +209,7 @@ public sealed partial class PostgresSessionStore
 
                 // Every change committed from now on is delivered here. Loads begun earlier may have missed one, and so may
                 // heartbeats sent earlier: the layer starts the proof afresh and sends a heartbeat at once.
-                Listener.OnChannelDown();
+                Listener.OnSubscribed();
                 PostgresLog.NearCacheListening(_logger, _sql.Channel!);
                 failures = 0;
                 while (true)
@@ -359,32 +359,42 @@ public sealed partial class PostgresSessionStore
         const int NonceLength = 16;
         if (payload.StartsWith("h:a:", StringComparison.Ordinal))
         {
+            // "h:a:" + key [":" version] "|" node.
             var bar = payload.LastIndexOf('|');
             if (bar > 4)
             {
-                Listener.OnAcknowledgement(payload[4..bar], payload[(bar + 1)..]);
+                var colon = payload.IndexOf(':', 4);
+                if (colon < 0 || colon > bar)
+                {
+                    Listener.OnAcknowledgement(payload[4..bar], NearCachedSessionStore.Gone, payload[(bar + 1)..]);
+                }
+                else if (long.TryParse(payload.AsSpan(colon + 1, bar - colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+                {
+                    Listener.OnAcknowledgement(payload[4..colon], version, payload[(bar + 1)..]);
+                }
             }
 
             return;
         }
 
-        // "h:" + nonce + ":" + number, from this node or another (other store instances share the channel).
-        if (payload.Length > 3 + NonceLength && payload[2 + NonceLength] == ':'
-            && long.TryParse(payload.AsSpan(3 + NonceLength), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        // "h:" + nonce + ":" + number + "+", from this node or another (other store instances share the channel). The
+        // previous release's heartbeats have no "+": those nodes acknowledge nothing, so no write waits for them.
+        if (payload.Length > 4 + NonceLength && payload[2 + NonceLength] == ':' && payload[^1] == '+'
+            && long.TryParse(payload.AsSpan(3 + NonceLength, payload.Length - 4 - NonceLength), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
             Listener.OnHeartbeat(payload.Substring(2, NonceLength), number);
         }
     }
 
-    /// <summary>Tells every node that this one applied the end of the session <paramref name="key"/>.</summary>
-    private async Task AcknowledgeAsync(string key)
+    /// <summary>Tells every node that this one applied <paramref name="version"/> (or the end) of the session <paramref name="key"/>.</summary>
+    private async Task AcknowledgeAsync(string key, long version)
     {
         if (Volatile.Read(ref _disposed) != 0)
         {
             return;
         }
 
-        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text("h:a:" + key + "|" + NodeId));
+        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text("h:a:" + key + (version == NearCachedSessionStore.Gone ? string.Empty : ":" + version.ToString(CultureInfo.InvariantCulture)) + "|" + NodeId));
         await using (command.ConfigureAwait(false))
         {
             await command.ExecuteNonQueryAsync(_disposing.Token).ConfigureAwait(false);
@@ -415,7 +425,7 @@ public sealed partial class PostgresSessionStore
 
         public Task SendHeartbeatAsync(long number) => store.SendHeartbeatAsync(number);
 
-        public Task AcknowledgeAsync(string key, string? writer) => store.AcknowledgeAsync(key);
+        public Task AcknowledgeAsync(string key, long version, string? writer) => store.AcknowledgeAsync(key, version);
     }
 
     /// <summary>The store's own operations, uncached: what the near-cache layer goes to on a miss and for every write.</summary>

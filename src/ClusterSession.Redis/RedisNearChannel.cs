@@ -26,10 +26,11 @@ namespace ClusterSession.Redis;
 /// back from all of them (a shard whose messages stop arriving turns the cache off).
 /// </remarks>
 /// <remarks>
-/// Messages: <c>h:&lt;nonce&gt;:&lt;n&gt;</c> a heartbeat (<c>h:&lt;nonce&gt;:-</c>: that node stops), <c>&lt;key&gt;:&lt;version&gt;</c>
-/// a change, <c>&lt;key&gt;</c> an end, <c>&lt;key&gt;|&lt;writer nonce&gt;</c> an end the writer waits to have acknowledged:
-/// the layer acknowledges it by publishing <c>&lt;key&gt;|&lt;its nonce&gt;</c> on the writer's own channel
-/// <c>&lt;channel&gt;:&lt;writer nonce&gt;</c>.
+/// Messages: <c>h:&lt;nonce&gt;:&lt;n&gt;+</c> a heartbeat (<c>h:&lt;nonce&gt;:-</c>: that node stops; without the <c>+</c>, a
+/// node of the previous release, which acknowledges ends only and is waited for by no write), <c>&lt;key&gt;:&lt;version&gt;</c>
+/// a change, <c>&lt;key&gt;</c> an end, <c>&lt;key&gt;|&lt;writer nonce&gt;</c> an end naming its writer. Acknowledgements: of
+/// an end, <c>&lt;key&gt;|&lt;nonce&gt;</c> on the writer's own channel <c>&lt;channel&gt;:&lt;writer nonce&gt;</c>; of a
+/// change, <c>&lt;key&gt;:&lt;version&gt;|&lt;nonce&gt;</c> on <c>&lt;channel&gt;:a</c>, which every node hears.
 /// </remarks>
 internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDisposable
 {
@@ -39,9 +40,17 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
     // In place of a heartbeat's number: the store instance stopped (a heartbeat number never has it).
     private const string LeavingMark = "-";
 
+    // After a heartbeat's number: the node acknowledges every invalidation (changes too). A heartbeat without it comes
+    // from a node of the previous release, which acknowledges ends only: no write waits for it.
+    private const string AcknowledgesMark = "+";
+
+    // The channel every node publishes its acknowledgements of changes to (the change does not name its writer).
+    private const string SharedAckSuffix = ":a";
+
     private readonly RedisChannel _ackChannel;
     private readonly Func<string, string> _keyOf;
     private ChannelMessageQueue? _acks;
+    private ChannelMessageQueue? _sharedAcks;
     private INearCacheListener? _listener;
 
     private readonly RedisChannel _channel;
@@ -114,7 +123,7 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
 
     public async ValueTask DisposeAsync()
     {
-        ChannelMessageQueue? queue, wake, acks;
+        ChannelMessageQueue? queue, wake, acks, sharedAcks;
         IConnectionMultiplexer? leaving;
         lock (_gate)
         {
@@ -123,6 +132,8 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             queue = _queue;
             wake = _wake;
             acks = _acks;
+            sharedAcks = _sharedAcks;
+            _sharedAcks = null;
             _queue = null;
             _wake = null;
             _acks = null;
@@ -145,6 +156,11 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
                 if (acks is not null)
                 {
                     await acks.UnsubscribeAsync().ConfigureAwait(false);
+                }
+
+                if (sharedAcks is not null)
+                {
+                    await sharedAcks.UnsubscribeAsync().ConfigureAwait(false);
                 }
             }
 #pragma warning disable CA1031 // Unsubscribing from a connection that is down or disposed leaves nothing to undo.
@@ -201,11 +217,12 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
         }
 
         var subscriber = multiplexer.GetSubscriber();
-        ChannelMessageQueue queue, wake, acks;
+        ChannelMessageQueue queue, wake, acks, sharedAcks;
         try
         {
             // The acknowledgement channel first: by the time other nodes hear this one, it hears their acknowledgements.
             acks = await subscriber.SubscribeAsync(_ackChannel, CommandFlags.DemandMaster).ConfigureAwait(false);
+            sharedAcks = await subscriber.SubscribeAsync(RedisChannel.Literal(ChannelName + SharedAckSuffix), CommandFlags.DemandMaster).ConfigureAwait(false);
             queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
             wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
         }
@@ -233,6 +250,7 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
                 _queue = queue;
                 _wake = wake;
                 _acks = acks;
+                _sharedAcks = sharedAcks;
             }
         }
 
@@ -241,16 +259,18 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             await queue.UnsubscribeAsync().ConfigureAwait(false);
             await wake.UnsubscribeAsync().ConfigureAwait(false);
             await acks.UnsubscribeAsync().ConfigureAwait(false);
+            await sharedAcks.UnsubscribeAsync().ConfigureAwait(false);
             return;
         }
 
         acks.OnMessage(m => OnAck(m.Message));
+        sharedAcks.OnMessage(m => OnAck(m.Message));
         wake.OnMessage(_ => Drain());
 
         // Loads that started before the subscription was live may have missed an invalidation: none of them is cached.
         // Loads that started before the subscription was live may have missed an invalidation: none of them is cached
         // (the layer sends a heartbeat at once, which turns the cache on when it comes back).
-        Listener.OnChannelDown();
+        Listener.OnSubscribed();
         LogSubscribed(_logger);
     }
 
@@ -361,7 +381,8 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             {
                 Listener.OnNodeLeft(peer);
             }
-            else if (long.TryParse(payload.AsSpan(3 + NonceLength), NumberStyles.None, CultureInfo.InvariantCulture, out var theirs))
+            else if (payload.EndsWith(AcknowledgesMark, StringComparison.Ordinal)
+                && long.TryParse(payload.AsSpan(3 + NonceLength, payload.Length - 3 - NonceLength - AcknowledgesMark.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var theirs))
             {
                 Listener.OnHeartbeat(peer, theirs);
             }
@@ -369,8 +390,8 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             return;
         }
 
-        if (!payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal)
-            || !long.TryParse(payload.AsSpan(_heartbeatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        if (!payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal) || !payload.EndsWith(AcknowledgesMark, StringComparison.Ordinal)
+            || !long.TryParse(payload.AsSpan(_heartbeatPrefix.Length, payload.Length - _heartbeatPrefix.Length - AcknowledgesMark.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
             return;
         }
@@ -409,14 +430,18 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
     private string AckChannelOf(string nonce) => ChannelName + ":" + nonce;
 
     /// <inheritdoc />
-    public Task AcknowledgeAsync(string key, string? writer)
+    /// <remarks>
+    /// An end that names its writer is acknowledged on the writer's channel as <c>&lt;key&gt;|&lt;nonce&gt;</c> (what the
+    /// previous release sends and waits for); a change, on the shared channel <c>&lt;channel&gt;:a</c> as
+    /// <c>&lt;key&gt;:&lt;version&gt;|&lt;nonce&gt;</c>.
+    /// </remarks>
+    public Task AcknowledgeAsync(string key, long version, string? writer)
     {
-        if (writer is null)
-        {
-            // Every end that waits names its writer; one that does not is waited for by no one.
-            return Task.CompletedTask;
-        }
-
+        var toWriter = version == NearCachedSessionStore.Gone && writer is not null;
+        var channel = RedisChannel.Literal(toWriter ? AckChannelOf(writer!) : ChannelName + SharedAckSuffix);
+        var payload = version == NearCachedSessionStore.Gone
+            ? key + "|" + Nonce
+            : key + ":" + version.ToString(CultureInfo.InvariantCulture) + "|" + Nonce;
         IConnectionMultiplexer? multiplexer;
         lock (_gate)
         {
@@ -425,7 +450,7 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
 
         try
         {
-            multiplexer?.GetDatabase().Publish(RedisChannel.Literal(AckChannelOf(writer)), key + "|" + Nonce, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+            multiplexer?.GetDatabase().Publish(channel, payload, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
         }
 #pragma warning disable CA1031 // A lost acknowledgement costs the writer one heartbeat interval, and that is counted there.
         catch (Exception)
@@ -445,7 +470,15 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             return;
         }
 
-        Listener.OnAcknowledgement(payload[..bar], payload[(bar + 1)..]);
+        var colon = payload.IndexOf(':', StringComparison.Ordinal);
+        if (colon < 0 || colon > bar)
+        {
+            Listener.OnAcknowledgement(payload[..bar], NearCachedSessionStore.Gone, payload[(bar + 1)..]);
+        }
+        else if (long.TryParse(payload.AsSpan(colon + 1, bar - colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+        {
+            Listener.OnAcknowledgement(payload[..colon], version, payload[(bar + 1)..]);
+        }
     }
 
     // Sends heartbeat N to every master (one on a standalone or Sentinel primary, one per shard on a cluster). At most one
@@ -466,7 +499,7 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             }
         }
 
-        var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture);
+        var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + AcknowledgesMark;
         var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
         lock (_gate)
         {

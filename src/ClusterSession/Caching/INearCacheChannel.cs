@@ -12,8 +12,8 @@ namespace ClusterSession.Caching;
 /// a PostgreSQL <c>pg_notify</c> in the write's statement), so that a change is never visible without its message
 /// being on its way. An invalidation names the session by <see cref="KeyOf"/>, never by its id (an id is a bearer
 /// credential; whoever can listen must not learn it), and carries the version the change produced, or says that the
-/// session ended (<see cref="NearCachedSessionStore.Gone"/>). An end should also carry the <see cref="NodeId"/> of
-/// the node that made it, so that the other nodes can acknowledge it to that node.
+/// session ended (<see cref="NearCachedSessionStore.Gone"/>). It may carry the <see cref="NodeId"/> of the node that
+/// made it, so that the other nodes acknowledge it to that node only (<see cref="AcknowledgeAsync"/>).
 /// </para>
 /// <para>
 /// A channel delivers to the <see cref="INearCacheListener"/> given to <see cref="Attach"/>, one message at a time and
@@ -61,14 +61,17 @@ public interface INearCacheChannel
     Task SendHeartbeatAsync(long number);
 
     /// <summary>
-    /// Tells the node <paramref name="writer"/> that this node applied the end of the session <paramref name="key"/>
-    /// (that node's <see cref="INearCacheListener.OnAcknowledgement"/> is then called with this node's
-    /// <see cref="NodeId"/>). <paramref name="writer"/> is null when the end did not say who made it: send the
-    /// acknowledgement to every node then.
+    /// Tells the node that made a change that this node applied it: that node's
+    /// <see cref="INearCacheListener.OnAcknowledgement"/> is then called with <paramref name="key"/>,
+    /// <paramref name="version"/> and this node's <see cref="NodeId"/>. Send it to <paramref name="writer"/> when the
+    /// invalidation named it, else to every node (the writer recognises its write by key and version). The layer calls
+    /// it for every invalidation it applied that another node (or an unnamed one) made; a writer waits for it from every
+    /// live node, at most four heartbeat intervals, so a lost acknowledgement costs time, never freshness.
     /// </summary>
     /// <param name="key">The session's invalidation key.</param>
-    /// <param name="writer">The node that ended the session, or null when unknown.</param>
-    Task AcknowledgeAsync(string key, string? writer);
+    /// <param name="version">The version applied; <see cref="NearCachedSessionStore.Gone"/> for an end.</param>
+    /// <param name="writer">The node that made the change, or null when the invalidation did not say.</param>
+    Task AcknowledgeAsync(string key, long version, string? writer);
 
     /// <summary>
     /// Delivers, before returning, every message that has already reached this process. The layer calls it before each
@@ -99,8 +102,9 @@ public interface INearCacheListener
 
     /// <summary>
     /// Heartbeat <paramref name="number"/> of node <paramref name="node"/> came through the channel. This node's own prove
-    /// the channel delivers (the layer serves copies again); another node's say that node is live (its ends and
-    /// acknowledgements are then waited for).
+    /// the channel delivers (the layer serves copies again); another node's say that node is live and acknowledges
+    /// invalidations (this node's writes then wait for its acknowledgements). Report only nodes that acknowledge every
+    /// invalidation: a node of an older protocol is not waited for.
     /// </summary>
     /// <param name="node">The node that sent it (<see cref="INearCacheChannel.NodeId"/>).</param>
     /// <param name="number">The heartbeat's number.</param>
@@ -110,17 +114,24 @@ public interface INearCacheListener
     /// <param name="node">The node that left.</param>
     void OnNodeLeft(string node);
 
-    /// <summary>Node <paramref name="node"/> applied this node's end of the session <paramref name="key"/>.</summary>
+    /// <summary>Node <paramref name="node"/> applied <paramref name="version"/> (or an end) of the session <paramref name="key"/>.</summary>
     /// <param name="key">The session's invalidation key.</param>
+    /// <param name="version">The version it applied; <see cref="NearCachedSessionStore.Gone"/> for an end.</param>
     /// <param name="node">The node that acknowledged.</param>
-    void OnAcknowledgement(string key, string node);
+    void OnAcknowledgement(string key, long version, string node);
 
     /// <summary>
     /// The channel may have missed a message (it is down, resubscribing, or the key scheme changed): the layer empties its
-    /// copies and serves none until a heartbeat sent after this call comes back. It sends one at once (a channel that
-    /// just subscribed calls this, and the cache is on again as soon as that heartbeat comes back).
+    /// copies and serves none until a heartbeat sent after this call comes back (the next one, at the heartbeat interval).
     /// </summary>
     void OnChannelDown();
+
+    /// <summary>
+    /// The channel has just (re)subscribed: every message sent from now on is delivered. As <see cref="OnChannelDown"/>
+    /// (loads begun earlier may have missed a message), and the layer sends a heartbeat at once, so the cache is on
+    /// again as soon as it comes back.
+    /// </summary>
+    void OnSubscribed();
 }
 
 /// <summary>

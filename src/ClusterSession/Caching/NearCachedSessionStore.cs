@@ -19,11 +19,16 @@ namespace ClusterSession.Caching;
 /// <item>A load that an invalidation of the same session overtook, or that started before the channel last went down, is
 /// not cached. A copy lives at most <see cref="NearCacheOptions.MaxAge"/> and never past the session's expiry.</item>
 /// <item>This node's own writes replace (a save, when the store reports its version) or drop (anything else, and any
-/// write that failed, which may have landed) its copy before they return.</item>
-/// <item>Ends are acknowledged: a delete or id change made through the layer (or <see cref="EndAsync{T}"/>) returns once
-/// every other node whose heartbeat this node heard within three intervals applied its invalidation, or after one
-/// heartbeat interval (counted in <c>cluster_session.near_cache.unacknowledged_ends</c>); such a node stops serving its
-/// copies three intervals after its own last heartbeat came back.</item>
+/// write that failed, which may have landed) its copy before they return. The save's own announcement, which may arrive
+/// before the save's reply, does not drop the copy; another node's change heard meanwhile does.</item>
+/// <item>Never stale: a save, compare-and-set, delete or id change made through the layer (or <see cref="EndAsync{T}"/>)
+/// returns once every other node whose heartbeat this node heard within four intervals acknowledged its invalidation
+/// (applied it), or, for a node that did not, once that node must have stopped serving copies: four heartbeat intervals
+/// after the write was sent (counted in <c>cluster_session.near_cache.unacknowledged_ends</c>). A node serves copies
+/// only while its own heartbeat came back within three intervals, and a heartbeat sent after the write's announcement
+/// comes back after it. So no node serves a value older than a write acknowledged anywhere, nor a session whose end was
+/// acknowledged (assuming the nodes' clocks run at the same rate, and a message reaches the nodes within an interval
+/// of each other).</item>
 /// <item>A served copy whose last access is due for a refresh (the store's touch interval) is refreshed off the
 /// request's path: one load per session at a time, at most 64 at once, errors ignored.</item>
 /// </list>
@@ -35,6 +40,12 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     /// <summary>The version an invalidation carries when the session ended (deleted, revoked, moved to a new id).</summary>
     public const long Gone = NearCache.Gone;
 
+    // A version any acknowledgement satisfies: the write's own is not known (a store that does not report it).
+    private const long AnyVersion = long.MinValue;
+
+    // How many heartbeat intervals a node is counted live after its last heartbeat, and the longest a write waits.
+    private const int LeaseIntervals = 4;
+
     // Refreshes of last access running in the background at once, at most; past it a due refresh waits for a later hit.
     private const int MaxTouchesInFlight = 64;
 
@@ -44,7 +55,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     private readonly TimeProvider _time;
     private readonly long _intervalMs;
     private readonly ConcurrentDictionary<string, long> _peers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<PendingEnd>> _pendingEnds = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<PendingAcknowledgement>> _pending = new(StringComparer.Ordinal);
     private int _touchesInFlight;
     private int _disposed;
     private long _unacknowledgedEnds;
@@ -147,20 +158,30 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         => options == SessionLoadOptions.None ? LoadAsync(id, cancellationToken) : _inner.LoadAsync(id, options, cancellationToken);
 
     /// <inheritdoc />
+    /// <remarks>Returns once every live node applied the change (see the type's remarks); this node's copy becomes the saved state.</remarks>
     public async ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(changes);
+        var key = _channel.KeyOf(changes.Id);
+        var pending = BeginAcknowledged(key);
+        _cache.BeginWrite(changes.Id);
         var mirrored = false;
+        var saved = false;
+        var version = AnyVersion;
         try
         {
             if (_inner is not IVersionedSessionStore versioned)
             {
-                return await _inner.SaveAsync(changes, cancellationToken).ConfigureAwait(false);
+                var result = await _inner.SaveAsync(changes, cancellationToken).ConfigureAwait(false);
+                saved = result == SessionSaveResult.Saved;
+                return result;
             }
 
             var outcome = await versioned.SaveWithVersionAsync(changes, cancellationToken).ConfigureAwait(false);
             if (outcome.Result == SessionSaveResult.Saved)
             {
+                saved = true;
+                version = outcome.Version;
                 _cache.Saved(changes, outcome.Version);
                 mirrored = true;
             }
@@ -174,6 +195,12 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
                 // Gone, refused, failed (it may have landed) or not mirrorable: the copy must not outlive it.
                 _cache.Remove(changes.Id);
             }
+
+            _cache.EndWrite(changes.Id);
+            if (pending is not null)
+            {
+                await CompleteAcknowledgedAsync(pending, saved, version, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -182,7 +209,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return EndAsync(
+        return AcknowledgedAsync(
             _channel.KeyOf(id),
             (Store: _inner, Id: id),
             static async (s, token) =>
@@ -191,6 +218,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
                 return (deleted, deleted);
             },
             id,
+            Gone,
             cancellationToken);
     }
 
@@ -203,7 +231,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
             return new(false);
         }
 
-        return EndAsync(
+        return AcknowledgedAsync(
             _channel.KeyOf(oldId),
             (Store: _inner, OldId: oldId, NewId: newId),
             static async (s, token) =>
@@ -212,12 +240,27 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
                 return (changed, changed);
             },
             oldId,
+            Gone,
             cancellationToken);
     }
 
     /// <inheritdoc />
+    /// <remarks>A change returns once every live node applied it, like a save.</remarks>
     public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
-        => Forgetting(id, _inner.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken));
+    {
+        SessionId.ThrowIfMalformed(id);
+        return AcknowledgedAsync(
+            _channel.KeyOf(id),
+            (Store: _inner, Id: id, Name: name, Expected: expected, Replacement: replacement),
+            static async (s, token) =>
+            {
+                var result = await s.Store.CompareAndSetAttributeAsync(s.Id, s.Name, s.Expected, s.Replacement, token).ConfigureAwait(false);
+                return (result, result.Status == AttributeCasStatus.Succeeded);
+            },
+            id,
+            AnyVersion,
+            cancellationToken);
+    }
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
@@ -249,7 +292,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     public ValueTask<T> EndAsync<T>(string key, Func<CancellationToken, ValueTask<(T Result, bool Announced)>> write, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(write);
-        return EndAsync(key, write, static (w, token) => w(token), id: null, cancellationToken);
+        return AcknowledgedAsync(key, write, static (w, token) => w(token), id: null, Gone, cancellationToken);
     }
 
     /// <summary>
@@ -263,9 +306,9 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     void INearCacheListener.OnInvalidation(string key, long version, string? writer)
     {
         _cache.Invalidate(key, version);
-        if (version == Gone && !string.Equals(writer, _channel.NodeId, StringComparison.Ordinal))
+        if (!string.Equals(writer, _channel.NodeId, StringComparison.Ordinal) && Volatile.Read(ref _disposed) == 0)
         {
-            _ = Quietly(_channel.AcknowledgeAsync(key, writer));
+            _ = Quietly(_channel.AcknowledgeAsync(key, version, writer));
         }
     }
 
@@ -287,22 +330,22 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     void INearCacheListener.OnNodeLeft(string node) => _peers.TryRemove(node, out _);
 
     /// <inheritdoc />
-    void INearCacheListener.OnAcknowledgement(string key, string node)
+    void INearCacheListener.OnAcknowledgement(string key, long version, string node)
     {
-        PendingEnd[] ends;
-        lock (_pendingEnds)
+        PendingAcknowledgement[] waiting;
+        lock (_pending)
         {
-            if (!_pendingEnds.TryGetValue(key, out var list))
+            if (!_pending.TryGetValue(key, out var list))
             {
                 return;
             }
 
-            ends = [.. list];
+            waiting = [.. list];
         }
 
-        foreach (var end in ends)
+        foreach (var write in waiting)
         {
-            end.Acknowledged(node);
+            write.Acknowledged(node, version);
         }
     }
 
@@ -311,8 +354,14 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     {
         Interlocked.Increment(ref _channelDowns);
         _cache.ChannelDown();
+    }
 
-        // The proof starts afresh: a heartbeat now rather than at the next beat.
+    /// <inheritdoc />
+    void INearCacheListener.OnSubscribed()
+    {
+        _cache.ChannelDown();
+
+        // The proof starts afresh, with a heartbeat now rather than at the next beat.
         if (Volatile.Read(ref _disposed) == 0)
         {
             _ = Quietly(_channel.SendHeartbeatAsync(_cache.NextHeartbeat()));
@@ -393,6 +442,96 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
     }
 
+    // A write of the session whose invalidation key is `key`: registered before it is sent (an acknowledgement may come
+    // back before the write's reply), waited for after it returned when it announced a change.
+    private async ValueTask<T> AcknowledgedAsync<TState, T>(string key, TState state, Func<TState, CancellationToken, ValueTask<(T Result, bool Announced)>> write, string? id, long version, CancellationToken cancellationToken)
+    {
+        var pending = BeginAcknowledged(key);
+        var announced = false;
+        try
+        {
+            (var result, announced) = await write(state, cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+        finally
+        {
+            if (id is not null)
+            {
+                _cache.Remove(id);
+            }
+            else
+            {
+                _cache.Invalidate(key, Gone);
+            }
+
+            if (pending is not null)
+            {
+                await CompleteAcknowledgedAsync(pending, announced, version, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    // A node whose own channel is not proven cannot hear acknowledgements, and serves no copy either: it waits for none.
+    private PendingAcknowledgement? BeginAcknowledged(string key)
+    {
+        if (!_cache.IsUsable)
+        {
+            return null;
+        }
+
+        var write = new PendingAcknowledgement(key, Environment.TickCount64);
+        lock (_pending)
+        {
+            if (!_pending.TryGetValue(key, out var list))
+            {
+                _pending[key] = list = [];
+            }
+
+            list.Add(write);
+        }
+
+        return write;
+    }
+
+    /// <summary>
+    /// Waits until every live node acknowledged <paramref name="version"/> of the write (or a later one), or until a node
+    /// that did not must have stopped serving copies: its copies live at most three intervals after its last heartbeat
+    /// came back, and a heartbeat sent after this write's announcement comes back only after the announcement (the
+    /// channel delivers in order), so four intervals after the write was sent every node either applied it or serves
+    /// nothing. Never throws for a missing acknowledgement (counted in <c>unacknowledged_ends</c>).
+    /// </summary>
+    private async ValueTask CompleteAcknowledgedAsync(PendingAcknowledgement write, bool announced, long version, CancellationToken token)
+    {
+        try
+        {
+            if (!announced || !write.Expect(LivePeers(), version))
+            {
+                return;
+            }
+
+            var remaining = write.StartedAt + (LeaseIntervals * _intervalMs) - Environment.TickCount64;
+            try
+            {
+                await write.Done.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, remaining)), token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                Interlocked.Increment(ref _unacknowledgedEnds);
+                UnacknowledgedEndsCounter.Add(1);
+            }
+        }
+        finally
+        {
+            lock (_pending)
+            {
+                if (_pending.TryGetValue(write.Key, out var list) && list.Remove(write) && list.Count == 0)
+                {
+                    _pending.Remove(write.Key);
+                }
+            }
+        }
+    }
+
     private ValueTask<T> Forgetting<T>(string id, ValueTask<T> operation)
     {
         if (operation.IsCompletedSuccessfully)
@@ -416,90 +555,15 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
     }
 
-    private async ValueTask<T> EndAsync<TState, T>(string key, TState state, Func<TState, CancellationToken, ValueTask<(T Result, bool Announced)>> write, string? id, CancellationToken cancellationToken)
-    {
-        // Registered before the write, since an acknowledgement may come back before the write's reply; a node whose own
-        // channel is not proven cannot hear acknowledgements, so it waits for none.
-        var end = _cache.IsUsable ? BeginEnd(key) : null;
-        var announced = false;
-        try
-        {
-            (var result, announced) = await write(state, cancellationToken).ConfigureAwait(false);
-            return result;
-        }
-        finally
-        {
-            if (id is not null)
-            {
-                _cache.Remove(id);
-            }
-            else
-            {
-                _cache.Invalidate(key, Gone);
-            }
-
-            if (end is not null)
-            {
-                await CompleteEndAsync(end, announced, cancellationToken).ConfigureAwait(false);
-            }
-        }
-    }
-
-    private PendingEnd BeginEnd(string key)
-    {
-        var end = new PendingEnd(key);
-        lock (_pendingEnds)
-        {
-            if (!_pendingEnds.TryGetValue(key, out var list))
-            {
-                _pendingEnds[key] = list = [];
-            }
-
-            list.Add(end);
-        }
-
-        return end;
-    }
-
-    private async ValueTask CompleteEndAsync(PendingEnd end, bool announced, CancellationToken token)
-    {
-        try
-        {
-            if (!announced || !end.Expect(LivePeers()))
-            {
-                return;
-            }
-
-            try
-            {
-                await end.Done.WaitAsync(TimeSpan.FromMilliseconds(_intervalMs), token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
-            {
-                Interlocked.Increment(ref _unacknowledgedEnds);
-                UnacknowledgedEndsCounter.Add(1);
-            }
-        }
-        finally
-        {
-            lock (_pendingEnds)
-            {
-                if (_pendingEnds.TryGetValue(end.Key, out var list) && list.Remove(end) && list.Count == 0)
-                {
-                    _pendingEnds.Remove(end.Key);
-                }
-            }
-        }
-    }
-
-    // The other nodes heard from within 3 heartbeat intervals: those whose own lag check still lets them serve copies.
+    // The other nodes heard from within 4 heartbeat intervals: those whose own lag check (3 intervals, from when their
+    // heartbeat came back to them) may still let them serve copies, with an interval to spare for delivery.
     private List<string> LivePeers()
     {
         var now = Environment.TickCount64;
         var live = new List<string>();
         foreach (var (node, seen) in _peers)
         {
-            if (now - seen <= 3 * _intervalMs)
+            if (now - seen <= LeaseIntervals * _intervalMs)
             {
                 live.Add(node);
             }
@@ -525,34 +589,38 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
     }
 
-    /// <summary>An end this node made, waiting for the other nodes' acknowledgements.</summary>
-    private sealed class PendingEnd(string key)
+    /// <summary>A write this node made, waiting for the other nodes' acknowledgements.</summary>
+    private sealed class PendingAcknowledgement(string key, long startedAt)
     {
-        private readonly HashSet<string> _acknowledged = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, long> _acknowledged = new(StringComparer.Ordinal);
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private HashSet<string>? _expected;
+        private long _version;
 
         public string Key { get; } = key;
 
+        public long StartedAt { get; } = startedAt;
+
         public Task Done => _done.Task;
 
-        /// <summary>Sets the nodes to wait for; false when there is nothing to wait for (none, or all acknowledged already).</summary>
-        public bool Expect(List<string> nodes)
+        /// <summary>Sets the nodes to wait for and the version they must acknowledge; false when there is nothing to wait for.</summary>
+        public bool Expect(List<string> nodes, long version)
         {
             lock (_acknowledged)
             {
+                _version = version;
                 _expected = [.. nodes];
-                _expected.ExceptWith(_acknowledged);
+                _expected.RemoveWhere(node => _acknowledged.TryGetValue(node, out var acknowledged) && acknowledged >= version);
                 return _expected.Count > 0;
             }
         }
 
-        public void Acknowledged(string node)
+        public void Acknowledged(string node, long version)
         {
             lock (_acknowledged)
             {
-                _acknowledged.Add(node);
-                if (_expected is not null && _expected.Remove(node) && _expected.Count == 0)
+                _acknowledged[node] = _acknowledged.TryGetValue(node, out var before) ? Math.Max(before, version) : version;
+                if (_expected is not null && version >= _version && _expected.Remove(node) && _expected.Count == 0)
                 {
                     _done.TrySetResult();
                 }
