@@ -9,7 +9,7 @@ namespace ClusterSession.Postgres;
 
 /// <content>
 /// The near cache (<see cref="PostgresSessionStoreOptions.NearCache"/>): the core's <see cref="NearCachedSessionStore"/>
-/// layer over this store's uncached operations (<see cref="Direct"/>), fed by this store's LISTEN connection
+/// layer over this store's uncached operations (a <see cref="NearCacheBackingStore"/>), fed by this store's LISTEN connection
 /// (<see cref="PostgresNearChannel"/>): this node's copies of sessions, kept only while it LISTENs to the tables'
 /// notification channel. Every statement that changes a session calls <c>pg_notify</c> in the
 /// same statement (PostgresSql), so the invalidation is sent when the change commits and never for one rolled back. One
@@ -47,7 +47,7 @@ public sealed partial class PostgresSessionStore
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
         _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
-        return new NearCachedSessionStore(new Direct(this), new PostgresNearChannel(this), options.NearCache, options.TouchIntervalFraction, _timeProvider, meterFactory);
+        return new NearCachedSessionStore(new NearCacheBackingStore(this, LoadSnapshotAsync, SaveDirectAsync, DeleteDirectAsync, ChangeIdDirectAsync, CompareAndSetDirectAsync, AdmitDirectAsync), new PostgresNearChannel(this), options.NearCache, options.TouchIntervalFraction, _timeProvider, meterFactory);
     }
 
     /// <summary>Starts the listener once the cache is in place (its notification handler uses it).</summary>
@@ -426,38 +426,6 @@ public sealed partial class PostgresSessionStore
         public Task SendHeartbeatAsync(long number) => store.SendHeartbeatAsync(number);
 
         public Task AcknowledgeAsync(string key, long version, string? writer) => store.AcknowledgeAsync(key, version);
-    }
-
-    /// <summary>The store's own operations, uncached: what the near-cache layer goes to on a miss and for every write.</summary>
-    private sealed class Direct(PostgresSessionStore store) : IVersionedSessionStore
-    {
-        public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default) => store.CreateAsync(session, cancellationToken);
-
-        public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default) => store.LoadSnapshotAsync(id, cancellationToken);
-
-        public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
-            => options == SessionLoadOptions.None ? store.LoadSnapshotAsync(id, cancellationToken) : store.LoadAsync(id, options, cancellationToken);
-
-        public async ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
-            => (await store.SaveDirectAsync(changes, cancellationToken).ConfigureAwait(false)).Result;
-
-        public ValueTask<SessionSaveOutcome> SaveWithVersionAsync(SessionChanges changes, CancellationToken cancellationToken = default) => store.SaveDirectAsync(changes, cancellationToken);
-
-        public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default) => store.DeleteDirectAsync(id, cancellationToken);
-
-        public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default) => store.ChangeIdDirectAsync(oldId, newId, cancellationToken);
-
-        public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
-            => store.CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
-
-        public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default) => store.FindByPrincipalAsync(principal, cancellationToken);
-
-        public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default) => store.DeleteByHandleAsync(principal, handle, cancellationToken);
-
-        public ValueTask<long> CountAsync(CancellationToken cancellationToken = default) => store.CountAsync(cancellationToken);
-
-        public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
-            => store.AdmitDirectAsync(id, principal, maxSessions, policy, cancellationToken);
     }
 }
 

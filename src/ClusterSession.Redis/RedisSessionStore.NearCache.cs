@@ -6,7 +6,7 @@ namespace ClusterSession.Redis;
 
 /// <content>
 /// The opt-in near cache (<see cref="RedisSessionStoreOptions.NearCache"/>, docs/near-cache.md): the core's
-/// <see cref="NearCachedSessionStore"/> layer over this store's uncached operations (<see cref="Direct"/>), fed by
+/// <see cref="NearCachedSessionStore"/> layer over this store's uncached operations (a <see cref="NearCacheBackingStore"/>), fed by
 /// <see cref="RedisNearChannel"/>, and the announce() function written into the scripts that change a session (a PUBLISH
 /// on the channel <c>&lt;KeyPrefix&gt;nc</c> when the cache is on, nothing when it is off).
 /// </content>
@@ -43,37 +43,5 @@ public sealed partial class RedisSessionStore
             ForgetNear(session);
             throw;
         }
-    }
-
-    /// <summary>The store's own operations, uncached: what the near-cache layer goes to on a miss and for every write.</summary>
-    private sealed class Direct(RedisSessionStore store) : IVersionedSessionStore
-    {
-        public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default) => store.CreateAsync(session, cancellationToken);
-
-        public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default) => store.LoadDirectAsync(id, cancellationToken);
-
-        public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
-            => options == SessionLoadOptions.None ? store.LoadDirectAsync(id, cancellationToken) : store.LoadAsync(id, options, cancellationToken);
-
-        public async ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
-            => (await store.SaveDirectAsync(changes, cancellationToken).ConfigureAwait(false)).Result;
-
-        public ValueTask<SessionSaveOutcome> SaveWithVersionAsync(SessionChanges changes, CancellationToken cancellationToken = default) => store.SaveDirectAsync(changes, cancellationToken);
-
-        public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default) => store.DeleteDirectAsync(id, cancellationToken);
-
-        public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default) => store.ChangeIdDirectAsync(oldId, newId, cancellationToken);
-
-        public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken = default)
-            => store.CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
-
-        public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default) => store.FindByPrincipalAsync(principal, cancellationToken);
-
-        public ValueTask<bool> DeleteByHandleAsync(string principal, string handle, CancellationToken cancellationToken = default) => store.DeleteByHandleAsync(principal, handle, cancellationToken);
-
-        public ValueTask<long> CountAsync(CancellationToken cancellationToken = default) => store.CountAsync(cancellationToken);
-
-        public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
-            => store.AdmitDirectAsync(id, principal, maxSessions, policy, cancellationToken);
     }
 }

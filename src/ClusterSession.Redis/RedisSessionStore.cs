@@ -97,7 +97,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _near = options.NearCache.Enabled
             ? new RedisNearChannel(options.KeyPrefix + NearChannelSuffix, options.NearCache.HeartbeatInterval, _logger, NearKeyOf)
             : null;
-        _layer = _near is null ? null : new NearCachedSessionStore(new Direct(this), _near, options.NearCache, options.TouchIntervalFraction, _time, meterFactory);
+        _layer = _near is null ? null : new NearCachedSessionStore(new NearCacheBackingStore(this, LoadDirectAsync, SaveDirectAsync, DeleteDirectAsync, ChangeIdDirectAsync, CompareAndSetDirectAsync, AdmitDirectAsync), _near, options.NearCache, options.TouchIntervalFraction, _time, meterFactory);
         _saveScript = WithAnnounce(RedisScripts.SaveWithLimit(options.Limits.MaxAttributes));
         _compareAndSetScript = WithAnnounce(RedisScripts.CompareAndSet);
         _deleteScript = WithAnnounce(RedisScripts.Delete);
