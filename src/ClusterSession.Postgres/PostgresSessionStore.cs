@@ -253,12 +253,26 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             return new(false);
         }
 
-        return RunAsync(
+        // With the near cache on, the revocation returns once every live node applied it; its key is the handle from
+        // layout 3 on (before, the digest of an id this node does not know: the end is then not waited for).
+        return _layer is { } layer && _layoutKnown && _layout == StoreLayout.Current
+            ? layer.EndAsync(
+                handle,
+                async token =>
+                {
+                    var live = await DeleteByHandleDirectAsync(principal, handle, token).ConfigureAwait(false);
+                    return (live, live);
+                },
+                cancellationToken)
+            : DeleteByHandleDirectAsync(principal, handle, cancellationToken);
+    }
+
+    private ValueTask<bool> DeleteByHandleDirectAsync(string principal, string handle, CancellationToken cancellationToken)
+        => RunAsync(
             "delete by handle",
             (Store: this, Principal: principal, Handle: handle),
             static (s, token) => s.Store.DeleteByHandleCoreAsync(s.Principal, s.Handle, token),
             cancellationToken);
-    }
 
     /// <inheritdoc />
     public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)

@@ -471,10 +471,9 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
     }
 
-    // A node whose own channel is not proven cannot hear acknowledgements, and serves no copy either: it waits for none.
     private PendingAcknowledgement? BeginAcknowledged(string key)
     {
-        if (!_cache.IsUsable)
+        if (_peers.IsEmpty)
         {
             return null;
         }
@@ -504,7 +503,10 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     {
         try
         {
-            if (!announced || !write.Expect(LivePeers(), version))
+            // A node whose own channel is not proven may have missed heartbeats and acknowledgements alike: it waits for
+            // every node it heard recently, and most likely until the lease bound (the other nodes may be serving).
+            var nodes = _cache.IsUsable ? LivePeers() : [.. _peers.Keys];
+            if (!announced || !write.Expect(nodes, version))
             {
                 return;
             }
