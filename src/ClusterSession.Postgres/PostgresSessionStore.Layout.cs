@@ -199,7 +199,7 @@ public sealed partial class PostgresSessionStore : ISessionStoreUpgrade
         // empties the cache (and it serves again after the next heartbeat).
         if ((before == StoreLayout.Current) != (layout == StoreLayout.Current))
         {
-            _nearCache?.ChannelDown();
+            ((Caching.INearCacheListener?)_layer)?.OnChannelDown();
         }
     }
 

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using ClusterSession.Caching;
 using static ClusterSession.Postgres.PostgresParameters;
 
 namespace ClusterSession.Postgres;
@@ -140,8 +141,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
 
         if (nearCache)
         {
-            _nearCache = CreateNearCache(options, meterFactory);
-            StartListener(_nearCache);
+            _layer = CreateNearCache(options, meterFactory);
+            StartListener();
         }
 
         _cleanup = new ExpiredSessionCleanup(this, options);
@@ -173,8 +174,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return _nearCache is { } cache
-            ? LoadThroughNearCache(cache, id, cancellationToken)
+        return _layer is { } layer
+            ? LoadThroughNearCache(layer, id, cancellationToken)
             : LoadSnapshotAsync(id, cancellationToken);
     }
 
@@ -203,38 +204,48 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _limits);
-        var saving = RunAsync(
+        return _layer is { } layer ? layer.SaveAsync(changes, cancellationToken) : ResultOf(SaveDirectAsync(changes, cancellationToken));
+
+        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SessionSaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
+    }
+
+    private ValueTask<SessionSaveOutcome> SaveDirectAsync(SessionChanges changes, CancellationToken cancellationToken)
+    {
+        return RunAsync(
             "save",
             (Store: this, Changes: changes),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Changes.Id), s, static (s, keys, write, token) => s.Store.SaveCoreAsync(s.Changes, keys, write, token), token),
             cancellationToken);
-        return _nearCache is { } cache ? SaveThroughNearCacheAsync(cache, changes, saving) : ResultOf(saving);
-
-        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
     }
 
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return Forgetting(id, RunAsync(
+        return _layer is { } layer ? layer.DeleteAsync(id, cancellationToken) : DeleteDirectAsync(id, cancellationToken);
+    }
+
+    private ValueTask<bool> DeleteDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync(
             "delete",
             (Store: this, Id: id),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.DeleteCoreAsync(keys, write, token), token),
-            cancellationToken));
-    }
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : Forgetting(oldId, RunAsync(
-                "id change",
-                (Store: this, OldId: oldId, NewId: newId),
-                static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
-                cancellationToken));
+            : _layer is { } layer ? layer.ChangeIdAsync(oldId, newId, cancellationToken) : ChangeIdDirectAsync(oldId, newId, cancellationToken);
     }
+
+    private ValueTask<bool> ChangeIdDirectAsync(string oldId, string newId, CancellationToken cancellationToken)
+        => RunAsync(
+            "id change",
+            (Store: this, OldId: oldId, NewId: newId),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(
@@ -245,12 +256,17 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
         CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
-        return Forgetting(id, RunAsync(
+        return _layer is { } layer
+            ? layer.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken)
+            : CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
+    }
+
+    private ValueTask<AttributeCasResult> CompareAndSetDirectAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken)
+        => RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.CompareAndSetCoreAsync(keys, s.Name, s.Expected, s.Replacement, write, token), token),
-            cancellationToken));
-    }
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
@@ -270,12 +286,26 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
             return new(false);
         }
 
-        return RunAsync(
+        // With the near cache on, the revocation returns once every live node applied it; its key is the handle from
+        // layout 3 on (before, the digest of an id this node does not know: the end is then not waited for).
+        return _layer is { } layer && _layoutKnown && _layout == StoreLayout.Current
+            ? layer.EndAsync(
+                handle,
+                async token =>
+                {
+                    var live = await DeleteByHandleDirectAsync(principal, handle, token).ConfigureAwait(false);
+                    return (live, live);
+                },
+                cancellationToken)
+            : DeleteByHandleDirectAsync(principal, handle, cancellationToken);
+    }
+
+    private ValueTask<bool> DeleteByHandleDirectAsync(string principal, string handle, CancellationToken cancellationToken)
+        => RunAsync(
             "delete by handle",
             (Store: this, Principal: principal, Handle: handle),
             static (s, token) => s.Store.DeleteByHandleCoreAsync(s.Principal, s.Handle, token),
             cancellationToken);
-    }
 
     /// <inheritdoc />
     public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
@@ -378,7 +408,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
         }
     }
 
-    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
+    private async Task<SessionSaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
@@ -434,7 +464,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
             var live = await command.ExecuteScalarAsync(token).ConfigureAwait(false);
             if (live is bool)
             {
-                write?.Expect(Caching.NearCache.Gone);
+                write?.Expect(NearCachedSessionStore.Gone);
             }
 
             return live is true;
@@ -470,7 +500,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetr
 
             if (moved)
             {
-                write?.Expect(Caching.NearCache.Gone);
+                write?.Expect(NearCachedSessionStore.Gone);
             }
 
             return moved;

@@ -149,7 +149,7 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
         if (before != RedisLayout.Unknown && before != layout && (before == RedisLayout.Previous || layout == RedisLayout.Previous))
         {
             // In layout 2 copies are keyed by the SHA-1 of the id (what the previous release announces), else by the handle.
-            _near?.Cache.ChannelDown();
+            ((Caching.INearCacheListener?)_layer)?.OnChannelDown();
         }
     }
 
@@ -232,25 +232,16 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
 
     /// <summary>The near cache's key of a session: the handle, or in layout 2 the SHA-1 of the id (null without the id).</summary>
     private string? NearKeyOf(in RedisSessionRef session)
-        => Layout == RedisLayout.Previous ? (session.Id is { } id ? RedisNearChannel.KeyOf(id) : null) : session.Handle;
+        => Layout == RedisLayout.Previous ? (session.Id is { } id ? RedisNearChannel.Sha1KeyOf(id) : null) : session.Handle;
 
-    private string NearKeyOf(string id) => Layout == RedisLayout.Previous ? RedisNearChannel.KeyOf(id) : SessionHandle.FromId(id);
+    private string NearKeyOf(string id) => Layout == RedisLayout.Previous ? RedisNearChannel.Sha1KeyOf(id) : SessionHandle.FromId(id);
 
     /// <summary>Drops this node's copy of a session (its writes may have landed).</summary>
     private void ForgetNear(in RedisSessionRef session)
     {
-        if (_near is not { } near)
+        if (_layer is { } layer && NearKeyOf(session) is { } key)
         {
-            return;
-        }
-
-        if (session.Id is { } id)
-        {
-            near.Cache.Remove(id);
-        }
-        else if (NearKeyOf(session) is { } key)
-        {
-            near.Cache.Invalidate(key, Caching.NearCache.Gone);
+            layer.Forget(key);
         }
     }
 

@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using ClusterSession.Caching;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
@@ -43,6 +44,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     private readonly string _deleteScript;
     private readonly string _beginMoveScript;
     private readonly RedisNearChannel? _near;
+    private readonly NearCachedSessionStore? _layer;
     private readonly RedisConnection _connection;
     private readonly RedisEventChannel _events;
     private readonly SessionStoreOperations _operations;
@@ -105,8 +107,9 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
         _near = options.NearCache.Enabled
-            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger, NearKeyOf, meterFactory)
+            ? new RedisNearChannel(options.KeyPrefix + NearChannelSuffix, options.NearCache.HeartbeatInterval, _logger, NearKeyOf)
             : null;
+        _layer = _near is null ? null : new NearCachedSessionStore(new NearCacheBackingStore(this, LoadDirectAsync, SaveDirectAsync, DeleteDirectAsync, ChangeIdDirectAsync, CompareAndSetDirectAsync, AdmitDirectAsync), _near, options.NearCache, options.TouchIntervalFraction, _time, meterFactory);
         _saveScript = WithAnnounce(RedisScripts.SaveWithLimit(options.Limits.MaxAttributes));
         _compareAndSetScript = WithAnnounce(RedisScripts.CompareAndSet);
         _deleteScript = WithAnnounce(RedisScripts.Delete);
@@ -132,10 +135,11 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return _near is { } near
-            ? LoadNearAsync(near, id, cancellationToken)
-            : RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
+        return _layer is { } layer ? layer.LoadAsync(id, cancellationToken) : LoadDirectAsync(id, cancellationToken);
     }
+
+    private ValueTask<SessionSnapshot?> LoadDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
 
     /// <inheritdoc />
     /// <remarks>
@@ -158,22 +162,41 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _options.Limits);
-        return RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
+        if (_layer is { } layer)
+        {
+            return layer.SaveAsync(changes, cancellationToken);
+        }
+
+        var saving = SaveDirectAsync(changes, cancellationToken);
+        return saving.IsCompletedSuccessfully ? new(saving.Result.Result) : ResultOf(saving);
+
+        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SessionSaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
     }
+
+    private ValueTask<SessionSaveOutcome> SaveDirectAsync(SessionChanges changes, CancellationToken cancellationToken)
+        => RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(RedisSessionRef.FromId(s.Id), null, token), cancellationToken);
+        return _layer is { } layer ? layer.DeleteAsync(id, cancellationToken) : DeleteDirectAsync(id, cancellationToken);
     }
+
+    private ValueTask<bool> DeleteDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(RedisSessionRef.FromId(s.Id), null, token), cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
+            : _layer is { } layer ? layer.ChangeIdAsync(oldId, newId, cancellationToken) : ChangeIdDirectAsync(oldId, newId, cancellationToken);
+    }
+
+    private ValueTask<bool> ChangeIdDirectAsync(string oldId, string newId, CancellationToken cancellationToken)
+    {
+        return RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -185,6 +208,13 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _options.Limits);
+        return _layer is { } layer
+            ? layer.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken)
+            : CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
+    }
+
+    private ValueTask<AttributeCasResult> CompareAndSetDirectAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken)
+    {
         RedisValue[] args =
         [
             Clock(),
@@ -218,6 +248,11 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     public async ValueTask DisposeAsync()
     {
         await StopLayoutAsync().ConfigureAwait(false);
+        if (_layer is { } layer)
+        {
+            await layer.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_near is { } near)
         {
             await near.DisposeAsync().ConfigureAwait(false);
@@ -343,7 +378,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         return live ? RedisSnapshots.TryRead(id, null, hash) : null;
     }
 
-    private async Task<SessionSaveResult> SaveCoreAsync(SessionChanges changes, CancellationToken token)
+    private async Task<SessionSaveOutcome> SaveCoreAsync(SessionChanges changes, CancellationToken token)
     {
         // Only what the change needs goes out: a one-attribute write is now, shape, field and value.
         var hasIdle = changes.IdleTimeout is not null;
@@ -381,13 +416,10 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         switch ((int)result[0])
         {
             case 0:
-                _near?.Cache.Remove(changes.Id);
-                return SessionSaveResult.Gone;
+                return new(SessionSaveResult.Gone, 0);
             case -1:
                 throw _options.Limits.TooManyAttributes();
         }
-
-        _near?.Cache.Saved(changes, (long)result[1]);
 
         if (changes.PrincipalChanged)
         {
@@ -396,37 +428,39 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
             await MovePrincipalAsync(session, oldPrincipal, changes.Principal, absolute, token).ConfigureAwait(false);
         }
 
-        return SessionSaveResult.Saved;
+        return new(SessionSaveResult.Saved, (long)result[1]);
+    }
+
+    /// <summary>
+    /// Deletes a session the store found by itself (a revocation by handle, a session the cap ended); with
+    /// <paramref name="expectedPrincipal"/>, only when it is bound to that principal. With the near cache on, it returns
+    /// once every other live node dropped its copy (docs/near-cache.md, "Ends are acknowledged").
+    /// </summary>
+    private Task<bool> EndSessionAsync(RedisSessionRef session, string? expectedPrincipal, CancellationToken token)
+    {
+        if (_layer is not { } layer || NearKeyOf(session) is not { } key)
+        {
+            return DeleteCoreAsync(session, expectedPrincipal, token);
+        }
+
+        return layer.EndAsync(
+            key,
+            async t =>
+            {
+                var deleted = await DeleteCoreAsync(session, expectedPrincipal, t).ConfigureAwait(false);
+                return (deleted, deleted);
+            },
+            token).AsTask();
     }
 
     /// <summary>Deletes a session; with <paramref name="expectedPrincipal"/>, only when it is bound to that principal.</summary>
     private async Task<bool> DeleteCoreAsync(RedisSessionRef session, string? expectedPrincipal, CancellationToken token)
     {
-        // An end returns once every other live node dropped its copy (docs/near-cache.md, "Ends are acknowledged").
-        var end = NearKeyOf(session) is { } nearKey ? _near?.BeginEnd(nearKey) : null;
-        RedisResult[] result;
-        try
-        {
-            result = await WriteChangeAsync(session, _deleteScript, expectedPrincipal is null ? [Clock()] : [Clock(), expectedPrincipal], token).ConfigureAwait(false);
-        }
-        catch
-        {
-            if (_near is { } failed)
-            {
-                await failed.CompleteEndAsync(end, announced: false, token).ConfigureAwait(false);
-            }
-
-            throw;
-        }
-
-        ForgetNear(session);
-        var acknowledged = _near is { } near ? near.CompleteEndAsync(end, announced: true, token) : default;
+        var result = await WriteChangeAsync(session, _deleteScript, expectedPrincipal is null ? [Clock()] : [Clock(), expectedPrincipal], token).ConfigureAwait(false);
         if ((int)result[1] == 1)
         {
             await IndexRemoveAsync((string)result[2]!, session, token).ConfigureAwait(false);
         }
-
-        await acknowledged.ConfigureAwait(false);
 
         return (int)result[0] == 1;
     }
@@ -441,22 +475,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         var target = RedisSessionRef.FromId(newId);
         var oldKeys = SessionKeys(source, layout);
         var now = Clock();
-        RedisResult? read = null;
-        var end = NearKeyOf(source) is { } nearKey ? _near?.BeginEnd(nearKey) : null;
-        try
-        {
-            read = await WriteAsync(_beginMoveScript, oldKeys, [now], token).ConfigureAwait(false);
-        }
-        finally
-        {
-            _near?.Cache.Remove(oldId);
-
-            // The old id ended (when it was live): wait for the other live nodes to drop their copies of it.
-            if (_near is { } near)
-            {
-                await near.CompleteEndAsync(end, announced: read is { IsNull: false }, token).ConfigureAwait(false);
-            }
-        }
+        var read = await WriteAsync(_beginMoveScript, oldKeys, [now], token).ConfigureAwait(false);
 
         if (read.IsNull)
         {
@@ -512,7 +531,6 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, RedisValue[] args, CancellationToken token)
     {
         var result = await WriteChangeAsync(RedisSessionRef.FromId(id), _compareAndSetScript, args, token).ConfigureAwait(false);
-        _near?.Cache.Remove(id);
         return (int)result[0] switch
         {
             1 => AttributeCasResult.Succeeded,
@@ -623,7 +641,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         {
             if (string.Equals(session.Handle, handle, StringComparison.Ordinal))
             {
-                return await DeleteCoreAsync(session, principal, token).ConfigureAwait(false);
+                return await EndSessionAsync(session, principal, token).ConfigureAwait(false);
             }
         }
 

@@ -67,10 +67,10 @@ public abstract class SessionStoreOptions
     protected abstract void AddFailures(ICollection<string> failures);
 
     /// <summary>
-    /// Adds the failures of a store's <see cref="NearCacheOptions"/> (a null instance included), named
-    /// <c>NearCache.{option}</c>: for a store whose options carry a <c>NearCache</c> property, in its <see cref="AddFailures(ICollection{string})"/>.
+    /// Adds a message per invalid near-cache option (<paramref name="nearCache"/>, the store's <c>NearCache</c>
+    /// property) to <paramref name="failures"/>, named as the store's options name them (<c>NearCache.MaxAge</c>).
     /// </summary>
-    /// <param name="nearCache">The store's near-cache options.</param>
+    /// <param name="nearCache">The store's near-cache options; null is reported.</param>
     /// <param name="failures">The list to add to.</param>
     protected void AddNearCacheFailures(NearCacheOptions? nearCache, ICollection<string> failures)
     {
