@@ -7,6 +7,12 @@ namespace ClusterSession.Redis;
 /// Redis Cluster safe). docs/redis-data-model.md describes every field and argument. Numbers go out
 /// through string.format('%d') so Lua 5.1 (Redis) and Lua 5.4 (Garnet) write the same digits.
 /// </summary>
+/// <remarks>
+/// One argument convention: ARGV[1] is the clock; a script that changes a session takes the announce arguments next
+/// (ARGV[2..4], <see cref="RedisAnnounce"/>); then its own arguments, named in its first line and built by one C#
+/// method with the same names (<c>SaveArgs</c>, <c>CompareAndSetArgs</c>, ...); a variable list comes last, after its
+/// count. The script texts are constants: no value is written into them.
+/// </remarks>
 internal static class RedisScripts
 {
     // "now" is the store's clock: Redis TIME, read inside the script, so every node of the application
