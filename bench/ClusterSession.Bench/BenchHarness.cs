@@ -320,9 +320,11 @@ internal static class BenchHarness
         var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
+        var statementsBefore = walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken);
         var cpuBefore = await storeCpu.SecondsAsync(contender);
         var sample = await generator.RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
         var cpu = StoreCpuMeter.Delta(cpuBefore, await storeCpu.SecondsAsync(contender));
+        totals.AddStatementMs(StoreCpuMeter.Delta(statementsBefore, walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken)));
         var bytes = proxy.BytesToServer - bytesBefore;
         var commands = proxy.CommandsToServer - commandsBefore;
         if (walProbe is not null)
@@ -421,6 +423,7 @@ internal static class BenchHarness
         var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
+        var statementsBefore = walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken);
         var cpuBefore = await storeCpu.SecondsAsync(contender);
         var latencies = new List<long>(sessions);
         long errors = 0;
@@ -441,6 +444,7 @@ internal static class BenchHarness
         var elapsed = Stopwatch.GetElapsedTime(start);
         await WaitForQuietAsync(proxy, cancellationToken);
         var cpu = StoreCpuMeter.Delta(cpuBefore, await storeCpu.SecondsAsync(contender));
+        totals.AddStatementMs(StoreCpuMeter.Delta(statementsBefore, walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken)));
         if (walProbe is not null)
         {
             totals.WalBytes += await walProbe.WalPositionAsync(cancellationToken) - walBefore;
@@ -587,6 +591,8 @@ internal static class BenchHarness
         private long _commands;
         private double _storeCpuSeconds;
         private bool _storeCpuUnknown;
+        private double _statementMs;
+        private bool _statementMsUnknown;
 
         public long Requests { get; private set; }
 
@@ -611,6 +617,13 @@ internal static class BenchHarness
             Errors += sample.Errors;
             _bytes += bytes;
             _commands += commands;
+        }
+
+        /// <summary>PostgreSQL statement execution time while the cell ran (pg_stat_statements), or null when the server has none.</summary>
+        public void AddStatementMs(double? milliseconds)
+        {
+            _statementMs += milliseconds ?? 0;
+            _statementMsUnknown |= milliseconds is null;
         }
 
         public BenchResult ToResult(IContender contender, Scenario scenario, int connections, long? sessionBytes, int lostUpdates, (long DeadTuples, long TableBytes)? afterWrites)
@@ -643,7 +656,8 @@ internal static class BenchHarness
                 afterWrites?.DeadTuples,
                 afterWrites?.TableBytes,
                 _storeCpuUnknown ? null : Math.Round(_storeCpuSeconds * 1e6 / requests, 2),
-                contender.UsesRedis ? Math.Round((double)TopLevelUsec(CommandStats) / requests, 2) : null);
+                contender.UsesRedis ? Math.Round((double)TopLevelUsec(CommandStats) / requests, 2)
+                    : usesPostgres && !_statementMsUnknown ? Math.Round(_statementMs * 1000 / requests, 2) : null);
         }
 
         private static double Percentile(long[] sorted, double quantile)

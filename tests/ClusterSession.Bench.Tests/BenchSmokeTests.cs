@@ -149,7 +149,9 @@ public sealed class BenchSmokeTests
                         var storeKind = contender.UsesRedis || usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
                         Assert.Equal(JsonValueKind.Number, row.GetProperty("store_round_trips_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("store_cpu_us_per_request").ValueKind);
-                        Assert.Equal(redisKind, row.GetProperty("store_command_us_per_request").ValueKind);
+                        // PostgreSQL's comes from pg_stat_statements, null where the installation does not ship it.
+                        JsonValueKind[] commandKinds = usesPostgres ? [JsonValueKind.Number, JsonValueKind.Null] : [redisKind];
+                        Assert.Contains(row.GetProperty("store_command_us_per_request").ValueKind, commandKinds);
                         Assert.Equal(storeKind, row.GetProperty("store_bytes_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("session_bytes_in_store").ValueKind);
                         var postgresKind = usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
