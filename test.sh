@@ -53,7 +53,7 @@ if ! dotnet build ClusterSession.slnx -c "$configuration" -v q -nologo; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-# eng/baseline-release.txt names the release; built once per clone under artifacts/baseline/ (a no-op when cached).
+# eng/baseline-release.txt names the releases (the previous one first); each built once per clone under artifacts/baseline/ (a no-op when cached).
 if ! ./eng/build-baseline.sh >/dev/null; then
   echo "BASELINE BUILD FAILED: the previous release could not be built (counted as 1 failure; no tests ran)"
   echo "0 passed, 1 failed"

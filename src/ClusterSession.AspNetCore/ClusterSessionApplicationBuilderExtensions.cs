@@ -1,4 +1,5 @@
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Resilience;
+using ClusterSession.AspNetCore.Sessions;
 
 namespace Microsoft.AspNetCore.Builder;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Sessions;
 
 namespace ClusterSession.AspNetCore;
 

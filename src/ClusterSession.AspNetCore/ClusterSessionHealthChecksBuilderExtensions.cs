@@ -1,5 +1,6 @@
 using ClusterSession;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Microsoft.Extensions.DependencyInjection;

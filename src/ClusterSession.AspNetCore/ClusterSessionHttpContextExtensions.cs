@@ -1,5 +1,5 @@
 using ClusterSession.AspNetCore;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Sessions;
 
 namespace Microsoft.AspNetCore.Http;
 

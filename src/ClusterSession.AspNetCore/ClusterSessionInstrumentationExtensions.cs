@@ -1,5 +1,4 @@
-using ClusterSession.AspNetCore.Internal;
-using ClusterSession.Caching;
+using ClusterSession.AspNetCore.Diagnostics;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 
@@ -8,6 +7,8 @@ namespace OpenTelemetry.Metrics
     /// <summary><c>AddClusterSessionInstrumentation()</c> for OpenTelemetry's meter provider builder.</summary>
     public static class ClusterSessionMeterProviderBuilderExtensions
     {
+        private const string NearCacheMeterName = "ClusterSession.NearCache";
+
         /// <summary>
         /// Collects every ClusterSession meter: <c>ClusterSession.AspNetCore</c> (loads, saves, store calls and their
         /// duration, circuit state) and <c>ClusterSession.NearCache</c> (near-cache hits, misses, invalidations, flushes).
@@ -17,7 +18,8 @@ namespace OpenTelemetry.Metrics
         public static MeterProviderBuilder AddClusterSessionInstrumentation(this MeterProviderBuilder builder)
         {
             ArgumentNullException.ThrowIfNull(builder);
-            return builder.AddMeter(SessionDiagnostics.Name, NearCacheMetrics.MeterName);
+            // The near cache's meter, by name: the near cache's own type for it is internal to the core.
+            return builder.AddMeter(SessionDiagnostics.Name, NearCacheMeterName);
         }
     }
 }

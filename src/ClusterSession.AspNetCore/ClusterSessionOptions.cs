@@ -1,3 +1,5 @@
+using ClusterSession.AspNetCore.Protection;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Http;
 
 namespace ClusterSession.AspNetCore;

@@ -38,7 +38,4 @@ public sealed class SessionAttributeUnreadableException : ClusterSessionExceptio
 
     /// <summary>The type the attribute was read as.</summary>
     public Type? RequestedType { get; init; }
-
-    /// <inheritdoc />
-    public override SessionFailureKind Kind => SessionFailureKind.None;
 }

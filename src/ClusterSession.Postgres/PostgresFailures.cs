@@ -8,19 +8,24 @@ namespace ClusterSession.Postgres;
 /// store's exceptions. Messages are built here from SQLSTATE codes, never copied from the server (whose
 /// details may quote a row).
 /// </summary>
-internal sealed class PostgresFailures(string server, string sessionsTable, string attributesTable, TimeSpan timeout)
+internal sealed class PostgresFailures(string server, string sessionsTable, string attributesTable, TimeSpan timeout) : IStoreFailureClassifier
 {
     private const string Store = "PostgreSQL";
     private const string TimeoutSetting = "PostgresSessionStoreOptions.CommandTimeout";
 
+    /// <summary>The store's operations: the command timeout each, failures through <see cref="Classify"/>.</summary>
+    public SessionStoreOperations Operations() => new(Store, timeout, TimeoutSetting, this);
+
     /// <summary>
     /// The exception to throw for <paramref name="exception"/>, or null when it is not a store failure (ours,
-    /// or a bug: let it through). <paramref name="deadlinePassed"/>: the store's own deadline cancelled the operation.
+    /// or a bug: let it through). Server errors are classified by SQLSTATE class rather than by
+    /// <see cref="NpgsqlException.IsTransient"/>, which answers differently here: it leaves out 57P01/57P02 (the server
+    /// shutting down or crashed: an outage, as a stopped server is) and counts serialization and lock failures
+    /// (40001, 55P03: the server answered) as transient.
     /// </summary>
-    public Exception? Translate(Exception exception, string operation, bool deadlinePassed) => exception switch
+    public Exception? Classify(Exception exception, string operation, TimeSpan elapsed) => exception switch
     {
         ClusterSessionException or InvalidOperationException => null,
-        OperationCanceledException when deadlinePassed => SessionStoreUnavailableException.TimedOut(Store, operation, timeout, TimeoutSetting),
         PostgresException { SqlState: PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName } missing => new InvalidOperationException(
             $"The session tables {sessionsTable} / {attributesTable} do not exist on PostgreSQL at {server}: " +
             "call PostgresSessionStore.CreateSchemaAsync(), set PostgresSessionStoreOptions.CreateSchemaOnStartup, or run schema.sql.",

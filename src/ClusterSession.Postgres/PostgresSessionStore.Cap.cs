@@ -10,31 +10,20 @@ namespace ClusterSession.Postgres;
 /// </content>
 public sealed partial class PostgresSessionStore
 {
-    private PostgresCapSql? _capSql;
-
     /// <inheritdoc />
     public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckAdmit(id, principal, maxSessions, policy);
-        var admitting = RunAsync(
+        return _layer is { } layer ? layer.AdmitAsync(id, principal, maxSessions, policy, cancellationToken) : AdmitDirectAsync(id, principal, maxSessions, policy, cancellationToken);
+    }
+
+    private ValueTask<SessionAdmission> AdmitDirectAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken)
+    {
+        return RunAsync(
             "admit",
             (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.AdmitCoreAsync(keys, s.Principal, s.Max, s.Refuse, write, token), token),
             cancellationToken);
-        return _nearCache is { } cache ? AdmitThroughNearCacheAsync(cache, id, admitting) : admitting;
-    }
-
-    /// <summary>The admitted session's principal changed: this node drops its copy (AdmitCoreAsync drops those of the ended sessions).</summary>
-    private static async ValueTask<SessionAdmission> AdmitThroughNearCacheAsync(NearCache cache, string id, ValueTask<SessionAdmission> admitting)
-    {
-        try
-        {
-            return await admitting.ConfigureAwait(false);
-        }
-        finally
-        {
-            cache.Remove(id);
-        }
     }
 
     private async Task<SessionAdmission> AdmitCoreAsync(SessionKeys keys, string principal, int maxSessions, bool refuse, OwnWrite? write, CancellationToken token)

@@ -6,8 +6,8 @@ namespace ClusterSession.Postgres;
 /// <content>
 /// The session lifecycle event channel (<see cref="ISessionEventChannel"/>): events go out with <c>pg_notify</c> on the
 /// tables' event channel, expiries are notified by the cleanup in the statement that deletes them, and a claim is a row
-/// of <c>{prefix}event_claims</c>. Each subscription LISTENs on a connection of its own, opened again with a backoff
-/// when it fails.
+/// of <c>{prefix}event_claims</c>. Each subscription LISTENs on a connection of its own (not the near cache's), opened
+/// again with a backoff when it fails.
 /// </content>
 public sealed partial class PostgresSessionStore : ISessionEventChannel
 {
@@ -35,8 +35,7 @@ public sealed partial class PostgresSessionStore : ISessionEventChannel
     /// <inheritdoc />
     public Task<bool> TryClaimAsync(string eventId, TimeSpan hold, CancellationToken cancellationToken = default)
     {
-        ArgumentException.ThrowIfNullOrEmpty(eventId);
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(hold, TimeSpan.Zero);
+        SessionStoreContract.CheckClaim(eventId, hold);
         return RunAsync(
             "claim_event",
             (Store: this, EventId: eventId, Hold: hold),
@@ -62,103 +61,48 @@ public sealed partial class PostgresSessionStore : ISessionEventChannel
 
         // The tables (and the claims table) exist before anyone listens or claims.
         await RunAsync("subscribe_events", 0, static (_, _) => Task.FromResult(0), cancellationToken).ConfigureAwait(false);
-        var stopping = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token);
-        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var loop = Task.Run(() => ListenForEventsAsync(handler, listening, stopping.Token), CancellationToken.None);
-        var subscription = new EventSubscription(stopping, loop);
-        try
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(_timeout);
-            await listening.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            await subscription.DisposeAsync().ConfigureAwait(false);
-            throw new SessionStoreUnavailableException($"Could not LISTEN for session lifecycle events on channel {_sql.EventChannel} within {_timeout}; check the database.");
-        }
-
-        return subscription;
+        var listener = new EventListener(this, handler);
+        await listener.StartAsync(cancellationToken).ConfigureAwait(false);
+        return listener;
     }
 
-    private async Task ListenForEventsAsync(Action<SessionLifecycleEvent> handler, TaskCompletionSource listening, CancellationToken stopping)
+    /// <summary>
+    /// One subscription: its LISTEN connection (opened again with a backoff after a failure), the loop that reads it, and
+    /// what stops it (its own disposal or the store's).
+    /// </summary>
+    private sealed class EventListener : IAsyncDisposable
     {
-        var failures = 0;
-        void OnEvent(object sender, NpgsqlNotificationEventArgs e)
-        {
-            if (!SessionLifecycleEvent.TryParse(e.Payload, out var sessionEvent))
-            {
-                return;
-            }
-
-            try
-            {
-                handler(sessionEvent);
-            }
-#pragma warning disable CA1031 // A failing handler must not stop the listener.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                PostgresLog.EventHandlerFailed(_logger, ex);
-            }
-        }
-
-        while (!stopping.IsCancellationRequested)
-        {
-            NpgsqlConnection? connection = null;
-            try
-            {
-                connection = await _dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
-                connection.Notification += OnEvent;
-                await ExecuteOnListenerAsync(connection, $"LISTEN \"{_sql.EventChannel}\"", stopping).ConfigureAwait(false);
-                listening.TrySetResult();
-                failures = 0;
-                while (true)
-                {
-                    if (!await connection.WaitAsync(_listenerProbeInterval, stopping).ConfigureAwait(false))
-                    {
-                        // A connection whose peer vanished stays silent: ask it.
-                        await ExecuteOnListenerAsync(connection, "SELECT 1", stopping).ConfigureAwait(false);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-            {
-                // The subscription or the store was disposed.
-            }
-#pragma warning disable CA1031 // The listener must outlive any failure: it reports it and tries again.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                failures++;
-                PostgresLog.EventListenerFailed(_logger, ex, _sql.EventChannel, ReconnectDelay(failures));
-            }
-            finally
-            {
-                if (connection is not null)
-                {
-                    connection.Notification -= OnEvent;
-                    await ReturnListenerAsync(connection).ConfigureAwait(false);
-                }
-            }
-
-            if (failures > 0 && !stopping.IsCancellationRequested)
-            {
-                try
-                {
-                    await Task.Delay(ReconnectDelay(failures), stopping).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Disposed meanwhile.
-                }
-            }
-        }
-    }
-
-    private sealed class EventSubscription(CancellationTokenSource stopping, Task loop) : IAsyncDisposable
-    {
+        private readonly PostgresSessionStore _store;
+        private readonly Action<SessionLifecycleEvent> _handler;
+        private readonly CancellationTokenSource _stopping;
+        private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private Task _loop = Task.CompletedTask;
+        private int _failures;
         private int _disposed;
+
+        public EventListener(PostgresSessionStore store, Action<SessionLifecycleEvent> handler)
+        {
+            _store = store;
+            _handler = handler;
+            _stopping = CancellationTokenSource.CreateLinkedTokenSource(store._disposing.Token);
+        }
+
+        /// <summary>Starts the loop and waits, under the store's deadline, until it LISTENs; disposes itself when it cannot.</summary>
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            _loop = Task.Run(() => ListenAsync(_stopping.Token), CancellationToken.None);
+            try
+            {
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                deadline.CancelAfter(_store._timeout);
+                await _listening.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await DisposeAsync().ConfigureAwait(false);
+                throw new SessionStoreUnavailableException($"Could not LISTEN for session lifecycle events on channel {_store._sql.EventChannel} within {_store._timeout}; check the database.");
+            }
+        }
 
         public async ValueTask DisposeAsync()
         {
@@ -167,9 +111,83 @@ public sealed partial class PostgresSessionStore : ISessionEventChannel
                 return;
             }
 
-            await stopping.CancelAsync().ConfigureAwait(false);
-            await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            stopping.Dispose();
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            _stopping.Dispose();
+        }
+
+        private async Task ListenAsync(CancellationToken stopping)
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                NpgsqlConnection? connection = null;
+                try
+                {
+                    connection = await _store._dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
+                    connection.Notification += OnNotification;
+                    await _store.ExecuteOnListenerAsync(connection, $"LISTEN \"{_store._sql.EventChannel}\"", stopping).ConfigureAwait(false);
+                    _listening.TrySetResult();
+                    _failures = 0;
+                    while (true)
+                    {
+                        if (!await connection.WaitAsync(_store._listenerProbeInterval, stopping).ConfigureAwait(false))
+                        {
+                            // A connection whose peer vanished stays silent: ask it.
+                            await _store.ExecuteOnListenerAsync(connection, "SELECT 1", stopping).ConfigureAwait(false);
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    // The subscription or the store was disposed.
+                }
+#pragma warning disable CA1031 // The listener must outlive any failure: it reports it and tries again.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    _failures++;
+                    PostgresLog.EventListenerFailed(_store._logger, ex, _store._sql.EventChannel, ReconnectDelay(_failures));
+                }
+                finally
+                {
+                    if (connection is not null)
+                    {
+                        connection.Notification -= OnNotification;
+                        await _store.ReturnListenerAsync(connection).ConfigureAwait(false);
+                    }
+                }
+
+                if (_failures > 0 && !stopping.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await Task.Delay(ReconnectDelay(_failures), stopping).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        // Disposed meanwhile.
+                    }
+                }
+            }
+        }
+
+        private void OnNotification(object sender, NpgsqlNotificationEventArgs e)
+        {
+            if (!SessionLifecycleEvent.TryParse(e.Payload, out var sessionEvent))
+            {
+                return;
+            }
+
+            try
+            {
+                _handler(sessionEvent);
+            }
+#pragma warning disable CA1031 // A failing handler must not stop the listener.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                PostgresLog.EventHandlerFailed(_store._logger, ex);
+            }
         }
     }
 }

@@ -6,48 +6,26 @@ namespace ClusterSession.Postgres;
 public sealed partial class PostgresSessionStore
 {
     /// <summary>
-    /// Runs one store operation (after the schema is in place, when the store creates it) under the store's
-    /// deadline, and maps every way PostgreSQL can fail through <see cref="PostgresFailures"/>: the one catch
-    /// of the store. The caller's own cancellation stays an <see cref="OperationCanceledException"/>.
+    /// Runs one store operation (after the schema is in place, when the store creates it) under the store's deadline
+    /// (<see cref="SessionStoreOperations"/>); every way PostgreSQL can fail is translated by <see cref="PostgresFailures"/>.
+    /// Npgsql cancels a running statement when the token fires (a cancel request to the server), but not a connection
+    /// attempt in its handshake: that one ends by the connection Timeout (at most the deadline on data sources the store
+    /// builds), while the caller stops waiting at the deadline.
     /// </summary>
-    private async ValueTask<TResult> RunAsync<TState, TResult>(
+    private ValueTask<TResult> RunAsync<TState, TResult>(
         string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken, bool ensureSchema = true)
-    {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_timeout);
-        try
-        {
-            if (ensureSchema)
-            {
-                await EnsureSchemaAsync(deadline.Token).ConfigureAwait(false);
-                await EnsureLayoutAsync(deadline.Token).ConfigureAwait(false);
-            }
-
-            return await AwaitWithinAsync(body(state, deadline.Token), deadline.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested && _failures.Translate(ex, operation, deadline.IsCancellationRequested) is { } failure)
-        {
-            throw failure;
-        }
-    }
-
-    /// <summary>
-    /// Npgsql cancels a running statement when the token fires (a cancel request to the server), but not a
-    /// connection attempt in its handshake: that one ends by the connection Timeout (at most the deadline on
-    /// data sources the store builds). The caller stops waiting at the token either way.
-    /// </summary>
-    private static async Task<TResult> AwaitWithinAsync<TResult>(Task<TResult> pending, CancellationToken token)
-    {
-        try
-        {
-            return await pending.WaitAsync(token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!pending.IsCompleted)
-        {
-            _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            throw;
-        }
-    }
+        => !ensureSchema
+            ? _operations.RunAsync(operation, state, body, cancellationToken)
+            : _operations.RunAsync(
+                operation,
+                (Store: this, State: state, Body: body),
+                static async (s, token) =>
+                {
+                    await s.Store.EnsureSchemaAsync(token).ConfigureAwait(false);
+                    await s.Store.EnsureLayoutAsync(token).ConfigureAwait(false);
+                    return await s.Body(s.State, token).ConfigureAwait(false);
+                },
+                cancellationToken);
 
     private NpgsqlCommand CreateCommand(string sql, params ReadOnlySpan<NpgsqlParameter> parameters)
     {

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Npgsql;
 using static ClusterSession.Postgres.PostgresParameters;
 
@@ -12,19 +11,6 @@ namespace ClusterSession.Postgres;
 /// </content>
 public sealed partial class PostgresSessionStore : ISessionStoreUpgrade
 {
-    private readonly Lock _layoutLock = new();
-    private readonly string _nodeName = "node:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-    private readonly TimeSpan _layoutRefresh;
-    private volatile StoreLayout _layout = StoreLayout.Previous;
-    private StoreLayout _layoutBefore = StoreLayout.Previous;
-    private long _layoutSince;
-    private Task<bool>? _layoutTask;
-    private ITimer? _layoutTimer;
-    private Task _layoutRefreshTask = Task.CompletedTask;
-    private int _layoutRefreshing;
-    private bool _registered;
-    private volatile bool _layoutKnown;
-
     /// <inheritdoc />
     /// <remarks>
     /// True until the store's first command has read the marker (a new store then finds <c>3</c>); true while the store
@@ -198,16 +184,14 @@ public sealed partial class PostgresSessionStore : ISessionStoreUpgrade
                 _layoutKnown = true;
                 return;
             }
-            else if (before == layout)
+
+            if (before == layout)
             {
                 return;
             }
-            else
-            {
-                _layoutBefore = before;
-                Interlocked.Exchange(ref _layoutSince, Stopwatch.GetTimestamp());
-            }
 
+            _layoutBefore = before;
+            Interlocked.Exchange(ref _layoutSince, Stopwatch.GetTimestamp());
             _layout = layout;
         }
 
@@ -215,7 +199,7 @@ public sealed partial class PostgresSessionStore : ISessionStoreUpgrade
         // empties the cache (and it serves again after the next heartbeat).
         if ((before == StoreLayout.Current) != (layout == StoreLayout.Current))
         {
-            _nearCache?.ChannelDown();
+            ((Caching.INearCacheListener?)_layer)?.OnChannelDown();
         }
     }
 

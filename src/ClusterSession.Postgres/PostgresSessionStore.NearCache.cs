@@ -8,174 +8,66 @@ using static ClusterSession.Postgres.PostgresParameters;
 namespace ClusterSession.Postgres;
 
 /// <content>
-/// The near cache (<see cref="PostgresSessionStoreOptions.NearCache"/>): this node's copies of sessions, kept only while
-/// it LISTENs to the tables' notification channel. Every statement that changes a session calls <c>pg_notify</c> in the
+/// The near cache (<see cref="PostgresSessionStoreOptions.NearCache"/>): the core's <see cref="NearCachedSessionStore"/>
+/// layer over this store's uncached operations (a <see cref="NearCacheBackingStore"/>), fed by this store's LISTEN connection
+/// (<see cref="PostgresNearChannel"/>): this node's copies of sessions, kept only while it LISTENs to the tables'
+/// notification channel. Every statement that changes a session calls <c>pg_notify</c> in the
 /// same statement (PostgresSql), so the invalidation is sent when the change commits and never for one rolled back. One
 /// connection of the data source per store LISTENs and reads notifications; when it fails it is opened again with a
 /// backoff, and the cache stays off and empty until a heartbeat sent through that channel after the new LISTEN comes back.
 /// </content>
 public sealed partial class PostgresSessionStore
 {
-    /// <summary>The most last-access refreshes of cached sessions in flight at once; past it, a due refresh waits for the next hit.</summary>
-    private const int MaxTouchesInFlight = 64;
-
     private static readonly TimeSpan FirstReconnectDelay = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(5);
 
-    private readonly NearCache? _nearCache;
+    private readonly NearCachedSessionStore? _layer;
     private readonly Dictionary<int, List<OwnWrite>> _ownWrites = [];
     private TimeSpan _echoTimeout;
     private readonly string _heartbeatPrefix = "h:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ":";
     private TimeSpan _listenerProbeInterval;
     private Task _listenerTask = Task.CompletedTask;
-    private int _touchesInFlight;
+
+    /// <summary>The near-cache layer over this store, or null when the cache is off. For tests, which read its state.</summary>
+    internal NearCachedSessionStore? NearCacheLayer => _layer;
 
     /// <summary>The near cache's notification channel; null when the near cache is off.</summary>
     internal string? NotificationChannel => _sql.Channel;
 
+    /// <summary>This store instance's name on the notification channel: in its heartbeats and acknowledgements.</summary>
+    private string NodeId => _heartbeatPrefix[2..^1];
+
     /// <summary>The <c>application_name</c> of this store's listener connection (<c>pg_stat_activity</c> shows it).</summary>
-    internal string ListenerApplicationName => "ClusterSession listener " + _heartbeatPrefix[2..^1];
+    internal string ListenerApplicationName => "ClusterSession listener " + NodeId;
 
-    /// <summary>Whether the near cache serves copies now (false when it is off).</summary>
-    internal bool NearCacheUsable => _nearCache?.IsUsable ?? false;
+    private INearCacheListener Listener => _layer!;
 
-    /// <summary>The number of sessions the near cache holds.</summary>
-    internal int NearCacheCount => _nearCache?.Count ?? 0;
-
-    /// <summary>The near cache's copy of a session, if it would serve one now (tests look with it, without loading).</summary>
-    internal SessionSnapshot? NearCacheCopy(string id) => _nearCache is { } cache && cache.TryGet(id, out var copy, out _) ? copy : null;
-
-    private NearCache CreateNearCache(PostgresSessionStoreOptions options, IMeterFactory? meterFactory)
+    private NearCachedSessionStore CreateNearCache(PostgresSessionStoreOptions options, IMeterFactory? meterFactory)
     {
         // A listener that heard nothing (not even a heartbeat) for this long checks that its connection is still alive.
         _listenerProbeInterval = options.NearCache.HeartbeatInterval * 3;
         _echoTimeout = options.NearCache.HeartbeatInterval < options.CommandTimeout ? options.NearCache.HeartbeatInterval : options.CommandTimeout;
-        return new NearCache(options.NearCache, options.TouchIntervalFraction, _timeProvider, SendHeartbeatAsync, NearCacheKeyOf, meterFactory);
+        return new NearCachedSessionStore(new NearCacheBackingStore(this, LoadSnapshotAsync, SaveDirectAsync, DeleteDirectAsync, ChangeIdDirectAsync, CompareAndSetDirectAsync, AdmitDirectAsync), new PostgresNearChannel(this), options.NearCache, options.TouchIntervalFraction, _timeProvider, meterFactory);
     }
 
     /// <summary>Starts the listener once the cache is in place (its notification handler uses it).</summary>
-    private void StartListener(NearCache cache) => _listenerTask = Task.Run(() => ListenAsync(cache, _disposing.Token));
+    private void StartListener() => _listenerTask = Task.Run(() => ListenAsync(_disposing.Token));
 
-    private ValueTask<SessionSnapshot?> LoadThroughNearCache(NearCache cache, string id, CancellationToken cancellationToken)
+    private ValueTask<SessionSnapshot?> LoadThroughNearCache(NearCachedSessionStore layer, string id, CancellationToken cancellationToken)
     {
         if (!_layoutKnown)
         {
             // Copies are keyed by the layout's scheme: none is kept, nor a load begun, before the store has read it.
-            return LoadAfterLayoutAsync(cache, id, cancellationToken);
+            return LoadAfterLayoutAsync(layer, id, cancellationToken);
         }
 
-        if (cache.TryGet(id, out var cached, out var touchDue))
-        {
-            if (touchDue)
-            {
-                TouchInBackground(cache, id);
-            }
-
-            return new(cached);
-        }
-
-        return LoadAndCacheAsync(cache, id, cancellationToken);
+        return layer.LoadAsync(id, cancellationToken);
     }
 
-    private async ValueTask<SessionSnapshot?> LoadAfterLayoutAsync(NearCache cache, string id, CancellationToken cancellationToken)
+    private async ValueTask<SessionSnapshot?> LoadAfterLayoutAsync(NearCachedSessionStore layer, string id, CancellationToken cancellationToken)
     {
         await RunAsync("load", true, static (_, _) => Task.FromResult(true), cancellationToken).ConfigureAwait(false);
-        return await LoadThroughNearCache(cache, id, cancellationToken).ConfigureAwait(false);
-    }
-
-    private async ValueTask<SessionSnapshot?> LoadAndCacheAsync(NearCache cache, string id, CancellationToken cancellationToken)
-    {
-        var pending = cache.BeginLoad(id);
-        LoadedSession loaded = default;
-        try
-        {
-            loaded = await RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken).ConfigureAwait(false);
-            return loaded.Snapshot;
-        }
-        finally
-        {
-            // Also on failure: the pending load must end. Nothing is cached then (the snapshot is null).
-            cache.CompleteLoad(pending, loaded.Snapshot, loaded.StoreNow);
-        }
-    }
-
-    /// <summary>
-    /// The cached copy was served and its last access is due for a refresh on the store: a normal load (which touches)
-    /// runs on the thread pool, at most one per session and <see cref="MaxTouchesInFlight"/> in all; its result
-    /// replaces the copy, and a failure is ignored (the next hit tries again).
-    /// </summary>
-    private void TouchInBackground(NearCache cache, string id)
-    {
-        if (Volatile.Read(ref _disposed) != 0)
-        {
-            return;
-        }
-
-        if (Interlocked.Increment(ref _touchesInFlight) > MaxTouchesInFlight || !cache.TryBeginTouch(id))
-        {
-            Interlocked.Decrement(ref _touchesInFlight);
-            return;
-        }
-
-        _ = Task.Run(() => TouchAsync(cache, id));
-    }
-
-    private async Task TouchAsync(NearCache cache, string id)
-    {
-        try
-        {
-            var pending = cache.BeginLoad(id);
-            LoadedSession loaded = default;
-            var completed = false;
-            try
-            {
-                loaded = await RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), _disposing.Token).ConfigureAwait(false);
-                completed = true;
-            }
-            finally
-            {
-                cache.CompleteLoad(pending, loaded.Snapshot, loaded.StoreNow);
-            }
-
-            if (completed && loaded.Snapshot is null)
-            {
-                cache.Remove(id);
-            }
-        }
-#pragma warning disable CA1031 // Off the request's path there is no caller to tell; the copy keeps its own bounds, the next hit tries again.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-        finally
-        {
-            cache.EndTouch(id);
-            Interlocked.Decrement(ref _touchesInFlight);
-        }
-    }
-
-    private static async ValueTask<SessionSaveResult> SaveThroughNearCacheAsync(NearCache cache, SessionChanges changes, ValueTask<SaveOutcome> saving)
-    {
-        var mirrored = false;
-        try
-        {
-            var outcome = await saving.ConfigureAwait(false);
-            if (outcome.Result == SessionSaveResult.Saved)
-            {
-                cache.Saved(changes, outcome.Version);
-                mirrored = true;
-            }
-
-            return outcome.Result;
-        }
-        finally
-        {
-            if (!mirrored)
-            {
-                // Gone, refused or failed (it may have landed): the copy must not outlive it.
-                cache.Remove(changes.Id);
-            }
-        }
+        return await LoadThroughNearCache(layer, id, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -187,7 +79,7 @@ public sealed partial class PostgresSessionStore
     /// </summary>
     private async Task<T> OwnWriteAsync<TState, T>(SessionKeys keys, TState state, Func<TState, SessionKeys, OwnWrite?, CancellationToken, Task<T>> body, CancellationToken token)
     {
-        if (_nearCache is not { IsUsable: true })
+        if (_layer is not { IsUsable: true })
         {
             return await body(state, keys, null, token).ConfigureAwait(false);
         }
@@ -263,22 +155,6 @@ public sealed partial class PostgresSessionStore
         }
     }
 
-    /// <summary>This node changed or ended the session in a way its copy does not mirror: the copy goes, whatever the outcome.</summary>
-    private ValueTask<T> Forgetting<T>(string id, ValueTask<T> operation)
-        => _nearCache is { } cache ? ForgettingAsync(cache, id, operation) : operation;
-
-    private static async ValueTask<T> ForgettingAsync<T>(NearCache cache, string id, ValueTask<T> operation)
-    {
-        try
-        {
-            return await operation.ConfigureAwait(false);
-        }
-        finally
-        {
-            cache.Remove(id);
-        }
-    }
-
     /// <summary>
     /// Sessions a statement ended that this node knows only by their near-cache keys (returned by the statement): their
     /// copies go. A key in the other scheme (a session of the other layout while the layouts change) cannot be matched to a
@@ -286,7 +162,7 @@ public sealed partial class PostgresSessionStore
     /// </summary>
     private void DropCopies(IEnumerable<string> keys)
     {
-        if (_nearCache is not { } cache)
+        if (_layer is not { } layer)
         {
             return;
         }
@@ -295,11 +171,11 @@ public sealed partial class PostgresSessionStore
         {
             if (IsNearCacheKeyForm(key))
             {
-                cache.Invalidate(key, NearCache.Gone);
+                layer.Forget(key);
             }
             else
             {
-                cache.ChannelDown();
+                Listener.OnChannelDown();
             }
         }
     }
@@ -312,14 +188,14 @@ public sealed partial class PostgresSessionStore
             return;
         }
 
-        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text(_heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture)));
+        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text(_heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + "+"));
         await using (command.ConfigureAwait(false))
         {
             await command.ExecuteNonQueryAsync(_disposing.Token).ConfigureAwait(false);
         }
     }
 
-    private async Task ListenAsync(NearCache cache, CancellationToken stopping)
+    private async Task ListenAsync(CancellationToken stopping)
     {
         var failures = 0;
         while (!stopping.IsCancellationRequested)
@@ -332,10 +208,9 @@ public sealed partial class PostgresSessionStore
                 await ExecuteOnListenerAsync(connection, $"SET application_name = '{ListenerApplicationName}'; LISTEN \"{_sql.Channel}\"", stopping).ConfigureAwait(false);
 
                 // Every change committed from now on is delivered here. Loads begun earlier may have missed one, and so may
-                // heartbeats sent earlier: start the proof afresh, then send a heartbeat at once rather than at the next beat.
-                cache.ChannelDown();
+                // heartbeats sent earlier: the layer starts the proof afresh and sends a heartbeat at once.
+                Listener.OnSubscribed();
                 PostgresLog.NearCacheListening(_logger, _sql.Channel!);
-                _ = SendHeartbeatQuietlyAsync(cache.NextHeartbeat());
                 failures = 0;
                 while (true)
                 {
@@ -359,7 +234,7 @@ public sealed partial class PostgresSessionStore
             }
             finally
             {
-                cache.ChannelDown();
+                Listener.OnChannelDown();
                 ReleaseOwnWrites();
                 if (connection is not null)
                 {
@@ -413,19 +288,6 @@ public sealed partial class PostgresSessionStore
         }
     }
 
-    private async Task SendHeartbeatQuietlyAsync(long number)
-    {
-        try
-        {
-            await SendHeartbeatAsync(number).ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // A heartbeat that is not sent is what the cache's heartbeat lag detects.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-    }
-
     /// <summary>100 ms, doubling up to 5 s, with up to a quarter more at random so that nodes do not reconnect in step.</summary>
     private static TimeSpan ReconnectDelay(int failures)
     {
@@ -437,21 +299,16 @@ public sealed partial class PostgresSessionStore
     private void OnNotification(object sender, NpgsqlNotificationEventArgs e) => OnNotification(e.PID, e.Payload);
 
     /// <summary>
-    /// One payload from the channel, sent by backend <paramref name="pid"/>: "h:nonce:n" a heartbeat, "key:version" a
-    /// change, "key" a session that ended (key: PostgresNearCacheChannel.KeyOf of the id until layout 3, the handle from then on).
+    /// One payload from the channel, sent by backend <paramref name="pid"/>: "h:nonce:n" a heartbeat, "h:a:key|nonce" an
+    /// acknowledgement of an end, "key:version" a change, "key" a session that ended (key: PostgresNearCacheChannel.KeyOf
+    /// of the id until layout 3, the handle from then on). An acknowledgement starts with "h:" so that the previous
+    /// release, which skips every heartbeat but its own, skips it too.
     /// </summary>
     internal void OnNotification(int pid, string payload)
     {
-        var cache = _nearCache!;
         if (payload.StartsWith("h:", StringComparison.Ordinal))
         {
-            // Other stores' heartbeats (other nodes, other store instances) share the channel: only this one's count.
-            if (payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal)
-                && long.TryParse(payload.AsSpan(_heartbeatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
-            {
-                cache.HeartbeatReceived(number);
-            }
-
+            OnHeartbeatOrAcknowledgement(payload);
             return;
         }
 
@@ -460,7 +317,7 @@ public sealed partial class PostgresSessionStore
         var key = colon < 0 ? payload : payload[..colon];
 
         // A version that does not parse cannot be compared: drop the copy whatever its version.
-        var version = colon < 0 || !long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? NearCache.Gone : v;
+        var version = colon < 0 || !long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? NearCachedSessionStore.Gone : v;
         lock (_ownWrites)
         {
             // Sent by the backend of a write of this session this node is running: its echo. The writer handles the copy
@@ -486,20 +343,89 @@ public sealed partial class PostgresSessionStore
 
         if (IsNearCacheKeyForm(key))
         {
-            cache.Invalidate(key, version);
+            // An end does not say who made it: the layer acknowledges it to every node.
+            Listener.OnInvalidation(key, version, writer: null);
         }
         else
         {
             // Sent by a node on the other side of a layout change (its key scheme is not this node's): no copy can be
             // matched to it, so none may stay. Happens only while the nodes switch to layout 3.
-            cache.ChannelDown();
+            Listener.OnChannelDown();
+        }
+    }
+
+    private void OnHeartbeatOrAcknowledgement(string payload)
+    {
+        const int NonceLength = 16;
+        if (payload.StartsWith("h:a:", StringComparison.Ordinal))
+        {
+            // "h:a:" + key [":" version] "|" node.
+            var bar = payload.LastIndexOf('|');
+            if (bar > 4)
+            {
+                var colon = payload.IndexOf(':', 4);
+                if (colon < 0 || colon > bar)
+                {
+                    Listener.OnAcknowledgement(payload[4..bar], NearCachedSessionStore.Gone, payload[(bar + 1)..]);
+                }
+                else if (long.TryParse(payload.AsSpan(colon + 1, bar - colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+                {
+                    Listener.OnAcknowledgement(payload[4..colon], version, payload[(bar + 1)..]);
+                }
+            }
+
+            return;
+        }
+
+        // "h:" + nonce + ":" + number + "+", from this node or another (other store instances share the channel). The
+        // previous release's heartbeats have no "+": those nodes acknowledge nothing, so no write waits for them.
+        if (payload.Length > 4 + NonceLength && payload[2 + NonceLength] == ':' && payload[^1] == '+'
+            && long.TryParse(payload.AsSpan(3 + NonceLength, payload.Length - 4 - NonceLength), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        {
+            Listener.OnHeartbeat(payload.Substring(2, NonceLength), number);
+        }
+    }
+
+    /// <summary>Tells every node that this one applied <paramref name="version"/> (or the end) of the session <paramref name="key"/>.</summary>
+    private async Task AcknowledgeAsync(string key, long version)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var command = CreateCommand("SELECT pg_notify($1, $2)", Text(_sql.Channel!), Text("h:a:" + key + (version == NearCachedSessionStore.Gone ? string.Empty : ":" + version.ToString(CultureInfo.InvariantCulture)) + "|" + NodeId));
+        await using (command.ConfigureAwait(false))
+        {
+            await command.ExecuteNonQueryAsync(_disposing.Token).ConfigureAwait(false);
         }
     }
 
     private async Task StopNearCacheAsync()
     {
-        _nearCache?.Dispose();
+        if (_layer is { } layer)
+        {
+            await layer.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _listenerTask.ConfigureAwait(false);
+    }
+
+    /// <summary>The near cache's channel over this store's LISTEN connection (the listener loop above delivers to the layer).</summary>
+    private sealed class PostgresNearChannel(PostgresSessionStore store) : INearCacheChannel
+    {
+        public string NodeId => store.NodeId;
+
+        public string KeyOf(string id) => store.NearCacheKeyOf(id);
+
+        public void Attach(INearCacheListener listener)
+        {
+            // The store's listener loop delivers to its layer, which is this listener.
+        }
+
+        public Task SendHeartbeatAsync(long number) => store.SendHeartbeatAsync(number);
+
+        public Task AcknowledgeAsync(string key, long version, string? writer) => store.AcknowledgeAsync(key, version);
     }
 }
 
@@ -520,7 +446,7 @@ internal sealed class OwnWrite(string key, NpgsqlConnection connection)
 
     public bool IsExpecting => Volatile.Read(ref _expected) >= 0;
 
-    /// <summary>The write announced <paramref name="version"/> (<see cref="NearCache.Gone"/>: the session ended).</summary>
+    /// <summary>The write announced <paramref name="version"/> (<see cref="NearCachedSessionStore.Gone"/>: the session ended).</summary>
     public void Expect(long version)
     {
         Interlocked.Exchange(ref _expected, version);
@@ -549,6 +475,3 @@ internal sealed class OwnWrite(string key, NpgsqlConnection connection)
 
     public void Release() => _echo.TrySetResult();
 }
-
-/// <summary>What a save did, and the session's new version when it was saved.</summary>
-internal readonly record struct SaveOutcome(SessionSaveResult Result, long Version);

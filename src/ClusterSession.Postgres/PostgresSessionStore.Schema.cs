@@ -5,10 +5,6 @@ namespace ClusterSession.Postgres;
 /// <content>Installing the schema: the tables and indexes of schema.sql, created where missing.</content>
 public sealed partial class PostgresSessionStore
 {
-    private readonly bool _unlogged;
-    private readonly Lock _schemaLock = new();
-    private Task? _schemaTask;
-
     /// <summary>
     /// Creates the schema, tables and indexes that are missing (the embedded schema.sql, with the
     /// configured schema, prefix and logging mode). Never alters or drops anything that exists;

@@ -1,8 +1,10 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using ClusterSession.Caching;
 using static ClusterSession.Postgres.PostgresParameters;
 
 namespace ClusterSession.Postgres;
@@ -20,7 +22,7 @@ namespace ClusterSession.Postgres;
 /// statement on the server). The store logs nothing per failed operation: it throws, and the caller logs once.
 /// This file holds the session operations; running statements, the schema and the cleanup have files of their own.
 /// </remarks>
-public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposable, IDisposable
+public sealed partial class PostgresSessionStore : ISessionStore, IStoreTelemetry, IAsyncDisposable, IDisposable
 {
     private const int DefaultMaxAutoPrepare = 32;
 
@@ -28,13 +30,42 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     private readonly bool _ownsDataSource;
     private readonly PostgresSql _sql;
     private readonly PostgresLayoutSql _layoutSql;
-    private readonly PostgresFailures _failures;
+    private readonly SessionStoreOperations _operations;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly SessionLimits _limits;
     private readonly double _touchFraction;
     private readonly TimeSpan _timeout;
     private readonly int _commandTimeoutSeconds;
+    private readonly bool _unlogged;
+    private readonly ExpiredSessionCleanup _cleanup;
+    private PostgresCapSql? _capSql;
+
+    /// <summary>Cancelled by the disposal: stops the background work (cleanup, layout refresh, listeners).</summary>
+    private readonly CancellationTokenSource _disposing = new();
+    private int _disposed;
+
+    // Schema creation (PostgresSessionStore.Schema.cs).
+    private readonly Lock _schemaLock = new();
+    private Task? _schemaTask;
+
+    // The layout and this node's heartbeat (PostgresSessionStore.Layout.cs).
+    private readonly Lock _layoutLock = new();
+    private readonly string _nodeName = "node:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private readonly TimeSpan _layoutRefresh;
+    private volatile StoreLayout _layout = StoreLayout.Previous;
+    private StoreLayout _layoutBefore = StoreLayout.Previous;
+    private long _layoutSince;
+    private Task<bool>? _layoutTask;
+    private ITimer? _layoutTimer;
+    private Task _layoutRefreshTask = Task.CompletedTask;
+    private int _layoutRefreshing;
+    private bool _registered;
+    private volatile bool _layoutKnown;
+
+    // What the instrumentation reports (IStoreTelemetry): the first host of the connection string.
+    private string? _serverAddress;
+    private int? _serverPort;
 
     /// <summary>Creates the store. It opens no connection until its first command.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -70,7 +101,6 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _limits = options.Limits;
         _touchFraction = options.TouchIntervalFraction;
-        _cleanupBatchSize = options.CleanupBatchSize;
         _timeout = options.CommandTimeout;
         _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
         _unlogged = options.Unlogged;
@@ -101,7 +131,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
         var connection = new NpgsqlConnectionStringBuilder(_dataSource.ConnectionString);
         var server = string.Create(CultureInfo.InvariantCulture, $"{connection.Host}:{connection.Port}");
-        _failures = new PostgresFailures(server, _sql.SessionsTable, _sql.AttributesTable, _timeout);
+        _operations = new PostgresFailures(server, _sql.SessionsTable, _sql.AttributesTable, _timeout).Operations();
         SetServer(connection.Host, connection.Port);
 
         if (options.CreateSchemaOnStartup)
@@ -111,15 +141,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
         if (nearCache)
         {
-            _nearCache = CreateNearCache(options, meterFactory);
-            StartListener(_nearCache);
+            _layer = CreateNearCache(options, meterFactory);
+            StartListener();
         }
 
-        if (options.CleanupInterval != Timeout.InfiniteTimeSpan)
-        {
-            _cleanupTimer = _timeProvider.CreateTimer(
-                static state => ((PostgresSessionStore)state!).OnCleanupTimer(), this, options.CleanupInterval, options.CleanupInterval);
-        }
+        _cleanup = new ExpiredSessionCleanup(this, options);
     }
 
     /// <summary>The quoted name of the sessions table, e.g. <c>"public"."clustersession_sessions"</c>.</summary>
@@ -127,6 +153,14 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     /// <summary>The quoted name of the attributes table.</summary>
     public string AttributesTableName => _sql.AttributesTable;
+
+    // What the instrumentation reports about this store: db.system.name=postgresql and the first host of the connection
+    // string (a multi-host connection string lists several; the span names the first).
+    string IStoreTelemetry.DbSystemName => "postgresql";
+
+    string? IStoreTelemetry.ServerAddress => _serverAddress;
+
+    int? IStoreTelemetry.ServerPort => _serverPort;
 
     /// <inheritdoc />
     public ValueTask<bool> CreateAsync(SessionSnapshot session, CancellationToken cancellationToken = default)
@@ -140,8 +174,8 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return _nearCache is { } cache
-            ? LoadThroughNearCache(cache, id, cancellationToken)
+        return _layer is { } layer
+            ? LoadThroughNearCache(layer, id, cancellationToken)
             : LoadSnapshotAsync(id, cancellationToken);
     }
 
@@ -170,38 +204,48 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _limits);
-        var saving = RunAsync(
+        return _layer is { } layer ? layer.SaveAsync(changes, cancellationToken) : ResultOf(SaveDirectAsync(changes, cancellationToken));
+
+        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SessionSaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
+    }
+
+    private ValueTask<SessionSaveOutcome> SaveDirectAsync(SessionChanges changes, CancellationToken cancellationToken)
+    {
+        return RunAsync(
             "save",
             (Store: this, Changes: changes),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Changes.Id), s, static (s, keys, write, token) => s.Store.SaveCoreAsync(s.Changes, keys, write, token), token),
             cancellationToken);
-        return _nearCache is { } cache ? SaveThroughNearCacheAsync(cache, changes, saving) : ResultOf(saving);
-
-        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
     }
 
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return Forgetting(id, RunAsync(
+        return _layer is { } layer ? layer.DeleteAsync(id, cancellationToken) : DeleteDirectAsync(id, cancellationToken);
+    }
+
+    private ValueTask<bool> DeleteDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync(
             "delete",
             (Store: this, Id: id),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.DeleteCoreAsync(keys, write, token), token),
-            cancellationToken));
-    }
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : Forgetting(oldId, RunAsync(
-                "id change",
-                (Store: this, OldId: oldId, NewId: newId),
-                static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
-                cancellationToken));
+            : _layer is { } layer ? layer.ChangeIdAsync(oldId, newId, cancellationToken) : ChangeIdDirectAsync(oldId, newId, cancellationToken);
     }
+
+    private ValueTask<bool> ChangeIdDirectAsync(string oldId, string newId, CancellationToken cancellationToken)
+        => RunAsync(
+            "id change",
+            (Store: this, OldId: oldId, NewId: newId),
+            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.OldId), s, static (s, keys, write, token) => s.Store.ChangeIdCoreAsync(keys, s.Store.KeysOf(s.NewId), write, token), token),
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<AttributeCasResult> CompareAndSetAttributeAsync(
@@ -212,12 +256,17 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _limits);
-        return Forgetting(id, RunAsync(
+        return _layer is { } layer
+            ? layer.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken)
+            : CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
+    }
+
+    private ValueTask<AttributeCasResult> CompareAndSetDirectAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken)
+        => RunAsync(
             "compare-and-set",
             (Store: this, Id: id, Name: name, Expected: expected?.ToArray(), Replacement: replacement),
             static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.CompareAndSetCoreAsync(keys, s.Name, s.Expected, s.Replacement, write, token), token),
-            cancellationToken));
-    }
+            cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<SessionSnapshot>> FindByPrincipalAsync(string principal, CancellationToken cancellationToken = default)
@@ -237,12 +286,26 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             return new(false);
         }
 
-        return RunAsync(
+        // With the near cache on, the revocation returns once every live node applied it; its key is the handle from
+        // layout 3 on (before, the digest of an id this node does not know: the end is then not waited for).
+        return _layer is { } layer && _layoutKnown && _layout == StoreLayout.Current
+            ? layer.EndAsync(
+                handle,
+                async token =>
+                {
+                    var live = await DeleteByHandleDirectAsync(principal, handle, token).ConfigureAwait(false);
+                    return (live, live);
+                },
+                cancellationToken)
+            : DeleteByHandleDirectAsync(principal, handle, cancellationToken);
+    }
+
+    private ValueTask<bool> DeleteByHandleDirectAsync(string principal, string handle, CancellationToken cancellationToken)
+        => RunAsync(
             "delete by handle",
             (Store: this, Principal: principal, Handle: handle),
             static (s, token) => s.Store.DeleteByHandleCoreAsync(s.Principal, s.Handle, token),
             cancellationToken);
-    }
 
     /// <inheritdoc />
     public ValueTask<long> CountAsync(CancellationToken cancellationToken = default)
@@ -260,7 +323,11 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
 
         await StopLayoutAsync().ConfigureAwait(false);
-        await StopCleanupAsync().ConfigureAwait(false);
+        await _cleanup.StopTimerAsync().ConfigureAwait(false);
+        await _disposing.CancelAsync().ConfigureAwait(false);
+        await _cleanup.WaitAsync().ConfigureAwait(false);
+        await StopNearCacheAsync().ConfigureAwait(false);
+        _disposing.Dispose();
         if (_ownsDataSource)
         {
             await _dataSource.DisposeAsync().ConfigureAwait(false);
@@ -269,6 +336,28 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
     /// <inheritdoc cref="DisposeAsync" />
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private void SetServer(string? host, int port)
+    {
+        var first = host?.Split(',', 2)[0].Trim();
+        if (string.IsNullOrEmpty(first))
+        {
+            return;
+        }
+
+        // A host may carry its own port ("db1:5433,db2").
+        var colon = first.LastIndexOf(':');
+        if (colon > 0 && first.IndexOf(']', StringComparison.Ordinal) < colon
+            && int.TryParse(first.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var own))
+        {
+            _serverAddress = first[..colon];
+            _serverPort = own;
+            return;
+        }
+
+        _serverAddress = first;
+        _serverPort = port;
+    }
 
     private async Task<bool> CreateCoreAsync(SessionSnapshot session, SessionKeys keys, CancellationToken token)
     {
@@ -319,7 +408,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
         }
     }
 
-    private async Task<SaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
+    private async Task<SessionSaveOutcome> SaveCoreAsync(SessionChanges changes, SessionKeys keys, OwnWrite? write, CancellationToken token)
     {
         var (names, values) = Split(changes.Set);
         var removed = changes.Removed.Count == 0 ? NoNames : [.. changes.Removed];
@@ -375,7 +464,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
             var live = await command.ExecuteScalarAsync(token).ConfigureAwait(false);
             if (live is bool)
             {
-                write?.Expect(Caching.NearCache.Gone);
+                write?.Expect(NearCachedSessionStore.Gone);
             }
 
             return live is true;
@@ -411,7 +500,7 @@ public sealed partial class PostgresSessionStore : ISessionStore, IAsyncDisposab
 
             if (moved)
             {
-                write?.Expect(Caching.NearCache.Gone);
+                write?.Expect(NearCachedSessionStore.Gone);
             }
 
             return moved;

@@ -19,9 +19,7 @@ public static class PostgresSessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UsePostgres<TBuilder>(this TBuilder builder, Action<PostgresSessionStoreOptions> configure)
         where TBuilder : ISessionStoreBuilder
-        => builder.UseStore<TBuilder, PostgresSessionStoreOptions>(
-            configure,
-            static (provider, options) => PostgresSessionStore.Create(provider, options));
+        => builder.UseStore<TBuilder, PostgresSessionStoreOptions>(configure, Create);
 
     /// <summary>Keeps sessions in PostgreSQL at <paramref name="connectionString"/> (an Npgsql connection string).</summary>
     /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
@@ -43,10 +41,7 @@ public static class PostgresSessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UsePostgres<TBuilder>(this TBuilder builder, IConfiguration section)
         where TBuilder : ISessionStoreBuilder
-    {
-        ArgumentNullException.ThrowIfNull(section);
-        return builder.UsePostgres(postgres => SessionStoreConfiguration.BindStoreOptions(section, postgres));
-    }
+        => builder.UseStore<TBuilder, PostgresSessionStoreOptions>(section, Create);
 
     /// <summary>
     /// Keeps sessions in PostgreSQL through a data source the application registered in its services, such as the one
@@ -62,13 +57,7 @@ public static class PostgresSessionStoreBuilderExtensions
         where TBuilder : ISessionStoreBuilder
     {
         ArgumentNullException.ThrowIfNull(dataSource);
-        return builder.UseStore<TBuilder, PostgresSessionStoreOptions>(
-            configure ?? (static _ => { }),
-            (provider, options) =>
-            {
-                options.DataSource = dataSource(provider) ?? throw new InvalidOperationException("The data source given to UsePostgres(...) returned null: register an NpgsqlDataSource (e.g. builder.AddNpgsqlDataSource(\"db\")) or use UsePostgres(\"Host=...\").");
-                return PostgresSessionStore.Create(provider, options);
-            });
+        return builder.UseStore(configure ?? (static _ => { }), CreateWith(dataSource));
     }
 
     /// <summary>
@@ -82,15 +71,14 @@ public static class PostgresSessionStoreBuilderExtensions
     /// </param>
     /// <returns>The services, for chaining.</returns>
     public static IServiceCollection AddPostgresSessionStoreKind(this IServiceCollection services, Func<IServiceProvider, NpgsqlDataSource>? dataSource = null)
-        => services.AddSessionStoreKind("Postgres", (builder, section) =>
+        => services.AddSessionStoreKind<PostgresSessionStoreOptions>("Postgres", dataSource is null ? Create : CreateWith(dataSource));
+
+    private static ISessionStore Create(IServiceProvider provider, PostgresSessionStoreOptions options) => PostgresSessionStore.Create(provider, options);
+
+    private static Func<IServiceProvider, PostgresSessionStoreOptions, ISessionStore> CreateWith(Func<IServiceProvider, NpgsqlDataSource> dataSource)
+        => (provider, options) =>
         {
-            if (dataSource is null)
-            {
-                builder.UsePostgres(section);
-            }
-            else
-            {
-                builder.UsePostgres(dataSource, postgres => SessionStoreConfiguration.BindStoreOptions(section, postgres));
-            }
-        });
+            options.DataSource = dataSource(provider) ?? throw new InvalidOperationException("The data source given to UsePostgres(...) returned null: register an NpgsqlDataSource (e.g. builder.AddNpgsqlDataSource(\"db\")) or use UsePostgres(\"Host=...\").");
+            return PostgresSessionStore.Create(provider, options);
+        };
 }

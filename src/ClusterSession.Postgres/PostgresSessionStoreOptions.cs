@@ -103,14 +103,7 @@ public sealed class PostgresSessionStoreOptions : SessionStoreOptions
     protected override void AddFailures(ICollection<string> failures)
     {
         ArgumentNullException.ThrowIfNull(failures);
-        if (NearCache is null)
-        {
-            failures.Add(Failure(nameof(NearCache), null, "leave the default or set a NearCacheOptions instance."));
-        }
-        else
-        {
-            NearCache.AddFailures(Failure, failures);
-        }
+        AddNearCacheFailures(NearCache, failures);
 
         if (DataSource is null && string.IsNullOrWhiteSpace(ConnectionString))
         {

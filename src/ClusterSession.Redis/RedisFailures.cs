@@ -16,19 +16,18 @@ internal static partial class RedisFailures
     private const string Store = "Redis";
     private const string TimeoutSetting = "RedisSessionStoreOptions.OperationTimeout";
 
+    /// <summary>The store's operations: <see cref="RedisSessionStoreOptions.OperationTimeout"/> each, failures through <see cref="Classifier"/>.</summary>
+    /// <param name="timeout">The operation timeout.</param>
+    /// <param name="keyPrefixToScrub">The key prefix to remove from driver messages (a multiplexer the application configured); null: none.</param>
+    public static SessionStoreOperations Operations(TimeSpan timeout, string? keyPrefixToScrub)
+        => new(Store, timeout, TimeoutSetting, new Classifier(keyPrefixToScrub));
+
     /// <summary>
     /// The typed exception for <paramref name="exception"/>, or null when it is not a Redis failure (a bug:
-    /// let it through). <paramref name="deadlinePassed"/>: the store's own deadline cancelled the operation.
-    /// <paramref name="elapsed"/>: how long the operation ran, retries included.
+    /// let it through). <paramref name="elapsed"/>: how long the operation ran, retries included.
     /// </summary>
-    public static SessionStoreUnavailableException? ToUnavailable(
-        Exception exception, string operation, bool deadlinePassed, TimeSpan timeout, TimeSpan elapsed, string? keyPrefixToScrub)
+    public static SessionStoreUnavailableException? ToUnavailable(Exception exception, string operation, TimeSpan elapsed, string? keyPrefixToScrub)
     {
-        if (deadlinePassed && exception is OperationCanceledException)
-        {
-            return SessionStoreUnavailableException.TimedOut(Store, operation, timeout, TimeoutSetting);
-        }
-
         if (exception is not (RedisException or TimeoutException))
         {
             return null;
@@ -60,6 +59,12 @@ internal static partial class RedisFailures
             _ => SessionStoreUnavailableException.Failed(
                 Store, operation, exception.GetType().Name, "Check that Redis is running and reachable.", inner),
         };
+    }
+
+    /// <summary>Redis's part of <see cref="SessionStoreOperations"/>: <see cref="ToUnavailable"/>.</summary>
+    internal sealed class Classifier(string? keyPrefixToScrub) : IStoreFailureClassifier
+    {
+        public Exception? Classify(Exception exception, string operation, TimeSpan elapsed) => ToUnavailable(exception, operation, elapsed, keyPrefixToScrub);
     }
 
     /// <summary>

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Security.Cryptography;
 using ClusterSession.Caching;
@@ -9,8 +7,9 @@ using StackExchange.Redis;
 namespace ClusterSession.Redis;
 
 /// <summary>
-/// The Redis side of the near cache (docs/near-cache.md): the invalidation channel <c>&lt;KeyPrefix&gt;nc</c>, which the
-/// store's changing scripts PUBLISH to, this node's subscription to it, and the heartbeats that prove it delivers.
+/// The Redis side of the near cache (docs/near-cache.md), the <see cref="INearCacheChannel"/> of
+/// <see cref="NearCachedSessionStore"/>: the invalidation channel <c>&lt;KeyPrefix&gt;nc</c>, which the store's changing
+/// scripts PUBLISH to, this node's subscription to it, and the heartbeats that prove it delivers.
 /// Messages are handled one at a time, in the order Redis sent them, so a heartbeat that comes back proves that every
 /// invalidation published before it was applied.
 /// </summary>
@@ -27,12 +26,13 @@ namespace ClusterSession.Redis;
 /// back from all of them (a shard whose messages stop arriving turns the cache off).
 /// </remarks>
 /// <remarks>
-/// Ends are acknowledged: a session that ended (delete, revoke, cap, the old id of an id change) is announced as
-/// <c>&lt;key&gt;|&lt;writer nonce&gt;</c>; every other node applies it, then publishes <c>&lt;key&gt;|&lt;its nonce&gt;</c> on
-/// the writer's own channel <c>&lt;channel&gt;:&lt;writer nonce&gt;</c>. The writer returns once every node it heard a
-/// heartbeat from within 3 intervals acknowledged, or after one heartbeat interval (counted, logged).
+/// Messages: <c>h:&lt;nonce&gt;:&lt;n&gt;+</c> a heartbeat (<c>h:&lt;nonce&gt;:-</c>: that node stops; without the <c>+</c>, a
+/// node of the previous release, which acknowledges ends only and is waited for by no write), <c>&lt;key&gt;:&lt;version&gt;</c>
+/// a change, <c>&lt;key&gt;</c> an end, <c>&lt;key&gt;|&lt;writer nonce&gt;</c> an end naming its writer. Acknowledgements: of
+/// an end, <c>&lt;key&gt;|&lt;nonce&gt;</c> on the writer's own channel <c>&lt;channel&gt;:&lt;writer nonce&gt;</c>; of a
+/// change, <c>&lt;key&gt;:&lt;version&gt;|&lt;nonce&gt;</c> on <c>&lt;channel&gt;:a</c>, which every node hears.
 /// </remarks>
-internal sealed partial class RedisNearChannel : IAsyncDisposable
+internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDisposable
 {
     private const string ProbeScript = "return redis.call('PUBLISH', ARGV[1], 'p')";
     private const int NonceLength = 16;
@@ -40,13 +40,18 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     // In place of a heartbeat's number: the store instance stopped (a heartbeat number never has it).
     private const string LeavingMark = "-";
 
-    private readonly Counter<long> _unacknowledgedEndsCounter;
+    // After a heartbeat's number: the node acknowledges every invalidation (changes too). A heartbeat without it comes
+    // from a node of the previous release, which acknowledges ends only: no write waits for it.
+    private const string AcknowledgesMark = "+";
+
+    // The channel every node publishes its acknowledgements of changes to (the change does not name its writer).
+    private const string SharedAckSuffix = ":a";
+
     private readonly RedisChannel _ackChannel;
-    private readonly long _intervalMs;
-    private readonly ConcurrentDictionary<string, long> _peers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<PendingEnd>> _pendingEnds = new(StringComparer.Ordinal);
+    private readonly Func<string, string> _keyOf;
     private ChannelMessageQueue? _acks;
-    private long _unacknowledgedEnds;
+    private ChannelMessageQueue? _sharedAcks;
+    private INearCacheListener? _listener;
 
     private readonly RedisChannel _channel;
     private readonly string _heartbeatPrefix;
@@ -64,28 +69,23 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     private int _heartbeatReceived;
     private long _heartbeatSentAt;
     private bool _disposed;
-    private long _channelDowns;
-    private long _heartbeatsReceived;
 
-    public RedisNearChannel(NearCacheOptions options, double touchIntervalFraction, TimeProvider time, string channel, ILogger logger, Func<string, string> keyOf, IMeterFactory? meterFactory = null)
+    /// <summary>Creates the channel; it subscribes on the store's first use (<see cref="EnsureStartedAsync"/>).</summary>
+    /// <param name="channel">The channel's name.</param>
+    /// <param name="heartbeatInterval">The near cache's heartbeat interval: a heartbeat not back within half of it is abandoned.</param>
+    /// <param name="logger">The store's logger.</param>
+    /// <param name="keyOf">The store's invalidation key of a session id (it depends on the layout).</param>
+    public RedisNearChannel(string channel, TimeSpan heartbeatInterval, ILogger logger, Func<string, string> keyOf)
     {
+        _abandonAfterMs = (long)Math.Max(1, heartbeatInterval.TotalMilliseconds / 2);
+        _keyOf = keyOf;
         ChannelName = channel;
         _channel = RedisChannel.Literal(channel);
         Nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(NonceLength / 2));
         _heartbeatPrefix = "h:" + Nonce + ":";
         _ackChannel = RedisChannel.Literal(AckChannelOf(Nonce));
-        _intervalMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds);
         _logger = logger;
-        _abandonAfterMs = (long)Math.Max(1, options.HeartbeatInterval.TotalMilliseconds / 2);
-        Cache = new NearCache(options, touchIntervalFraction, time, SendHeartbeatAsync, keyOf, meterFactory);
-        _unacknowledgedEndsCounter = Cache.Metrics.Meter.CreateCounter<long>(
-            "cluster_session.near_cache.unacknowledged_ends",
-            "{end}",
-            "Session ends (delete, revoke, cap, id change) that returned before every live node acknowledged the invalidation.");
     }
-
-    /// <summary>This node's copies.</summary>
-    public NearCache Cache { get; }
 
     /// <summary>The channel the scripts publish to.</summary>
     public string ChannelName { get; }
@@ -93,17 +93,23 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     /// <summary>This store instance's nonce: in its heartbeats, its end announcements, and its acknowledgement channel's name.</summary>
     public string Nonce { get; }
 
-    /// <summary>How many ends returned before every live node acknowledged them (for tests).</summary>
-    public long UnacknowledgedEnds => Interlocked.Read(ref _unacknowledgedEnds);
+    /// <inheritdoc />
+    public string NodeId => Nonce;
 
-    /// <summary>How many other nodes this one heard a heartbeat from within 3 intervals (for tests).</summary>
-    public int LivePeerCount => LivePeers().Count;
+    private INearCacheListener Listener => _listener ?? throw new InvalidOperationException("The near-cache channel is used before the layer attached to it.");
 
-    /// <summary>How many times a connection event turned the cache off (for tests).</summary>
-    public long ChannelDowns => Interlocked.Read(ref _channelDowns);
+    /// <inheritdoc />
+    public string KeyOf(string id) => _keyOf(id);
 
-    /// <summary>How many heartbeats came back (for tests).</summary>
-    public long HeartbeatsReceived => Interlocked.Read(ref _heartbeatsReceived);
+    /// <inheritdoc />
+    public void Attach(INearCacheListener listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        _listener = listener;
+    }
+
+    /// <inheritdoc />
+    public void DeliverReceived() => Drain();
 
     /// <summary>
     /// Subscribes on first use (once; again after a failure Redis may recover from). Throws
@@ -117,7 +123,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        ChannelMessageQueue? queue, wake, acks;
+        ChannelMessageQueue? queue, wake, acks, sharedAcks;
         IConnectionMultiplexer? leaving;
         lock (_gate)
         {
@@ -126,6 +132,8 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             queue = _queue;
             wake = _wake;
             acks = _acks;
+            sharedAcks = _sharedAcks;
+            _sharedAcks = null;
             _queue = null;
             _wake = null;
             _acks = null;
@@ -136,7 +144,6 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             }
         }
 
-        Cache.Dispose();
         if (queue is not null && wake is not null)
         {
             try
@@ -149,6 +156,11 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
                 if (acks is not null)
                 {
                     await acks.UnsubscribeAsync().ConfigureAwait(false);
+                }
+
+                if (sharedAcks is not null)
+                {
+                    await sharedAcks.UnsubscribeAsync().ConfigureAwait(false);
                 }
             }
 #pragma warning disable CA1031 // Unsubscribing from a connection that is down or disposed leaves nothing to undo.
@@ -205,17 +217,18 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         }
 
         var subscriber = multiplexer.GetSubscriber();
-        ChannelMessageQueue queue, wake, acks;
+        ChannelMessageQueue queue, wake, acks, sharedAcks;
         try
         {
             // The acknowledgement channel first: by the time other nodes hear this one, it hears their acknowledgements.
             acks = await subscriber.SubscribeAsync(_ackChannel, CommandFlags.DemandMaster).ConfigureAwait(false);
+            sharedAcks = await subscriber.SubscribeAsync(RedisChannel.Literal(ChannelName + SharedAckSuffix), CommandFlags.DemandMaster).ConfigureAwait(false);
             queue = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
             wake = await subscriber.SubscribeAsync(_channel, CommandFlags.DemandMaster).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (!RedisFailures.NotApplied(ex))
         {
-            Cache.ChannelDown();
+            Listener.OnChannelDown();
             throw new InvalidOperationException(
                 $"RedisSessionStoreOptions.NearCache.Enabled is on, but the server refused to subscribe to the near cache's channel ({ex.Message}). " +
                 $"With a Redis ACL, allow +subscribe and the channels &{ChannelName} and &{ChannelName}:*; otherwise turn NearCache.Enabled off for this store.",
@@ -224,7 +237,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // The next operation tries again; until a subscription is proven, nothing is served from the cache.
-            Cache.ChannelDown();
+            Listener.OnChannelDown();
             throw;
         }
 
@@ -237,6 +250,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
                 _queue = queue;
                 _wake = wake;
                 _acks = acks;
+                _sharedAcks = sharedAcks;
             }
         }
 
@@ -245,32 +259,33 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             await queue.UnsubscribeAsync().ConfigureAwait(false);
             await wake.UnsubscribeAsync().ConfigureAwait(false);
             await acks.UnsubscribeAsync().ConfigureAwait(false);
+            await sharedAcks.UnsubscribeAsync().ConfigureAwait(false);
             return;
         }
 
         acks.OnMessage(m => OnAck(m.Message));
+        sharedAcks.OnMessage(m => OnAck(m.Message));
         wake.OnMessage(_ => Drain());
 
         // Loads that started before the subscription was live may have missed an invalidation: none of them is cached.
-        Cache.ChannelDown();
+        // Loads that started before the subscription was live may have missed an invalidation: none of them is cached
+        // (the layer sends a heartbeat at once, which turns the cache on when it comes back).
+        Listener.OnSubscribed();
         LogSubscribed(_logger);
-        await SendHeartbeatAsync(Cache.NextHeartbeat()).ConfigureAwait(false);
     }
 
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
     {
         // Any connection: with RESP3 the subscription shares the interactive one, and a failure is rare enough to
         // cost a cache refill. Messages published while it was down are lost, so nothing cached may be trusted.
-        Cache.ChannelDown();
-        Interlocked.Increment(ref _channelDowns);
+        _listener?.OnChannelDown();
         LogChannelDown(_logger, "connection failed", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
         // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven.
-        Cache.ChannelDown();
-        Interlocked.Increment(ref _channelDowns);
+        _listener?.OnChannelDown();
         LogChannelDown(_logger, "connection restored, resubscribing", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
@@ -319,26 +334,20 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
         var bar = payload.IndexOf('|', StringComparison.Ordinal);
         if (bar >= 0)
         {
-            // An end: apply it, then (another node's) acknowledge it, in that order.
-            var key = payload[..bar];
-            Apply(key, NearCache.Gone);
+            // An end whose writer waits: the layer applies it, then acknowledges it (unless this node wrote it).
             var writer = payload.AsSpan(bar + 1);
-            if (IsNonce(writer) && !writer.SequenceEqual(Nonce))
-            {
-                Acknowledge(writer.ToString(), key);
-            }
-
+            Apply(payload[..bar], NearCachedSessionStore.Gone, IsNonce(writer) ? writer.ToString() : Nonce);
             return;
         }
 
         var colon = payload.IndexOf(':', StringComparison.Ordinal);
         if (colon < 0)
         {
-            Apply(payload, NearCache.Gone);
+            Apply(payload, NearCachedSessionStore.Gone, Nonce);
         }
         else if (long.TryParse(payload.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
         {
-            Apply(payload[..colon], version);
+            Apply(payload[..colon], version, null);
         }
     }
 
@@ -349,15 +358,16 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     /// that some session changed and cannot turn it back into a cookie.
     /// </summary>
 #pragma warning disable CA5350 // Not a signature or a password hash: a digest Lua can compute, of a random 192-bit id.
-    internal static string KeyOf(string id) => Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(id)));
+    internal static string Sha1KeyOf(string id) => Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(id)));
 #pragma warning restore CA5350
 
-    private void Apply(string key, long version)
+    // An end without a writer waits for no one: it is passed on as this node's own, which the layer does not acknowledge.
+    private void Apply(string key, long version, string? writer)
     {
-        Cache.Invalidate(key, version);
+        Listener.OnInvalidation(key, version, writer);
         if (_logger.IsEnabled(LogLevel.Trace))
         {
-            LogInvalidation(_logger, version == NearCache.Gone ? "gone" : version.ToString(CultureInfo.InvariantCulture));
+            LogInvalidation(_logger, version == NearCachedSessionStore.Gone ? "gone" : version.ToString(CultureInfo.InvariantCulture));
         }
     }
 
@@ -369,18 +379,19 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             var peer = payload.Substring(2, NonceLength);
             if (payload.AsSpan(3 + NonceLength).SequenceEqual(LeavingMark))
             {
-                _peers.TryRemove(peer, out _);
+                Listener.OnNodeLeft(peer);
             }
-            else
+            else if (payload.EndsWith(AcknowledgesMark, StringComparison.Ordinal)
+                && long.TryParse(payload.AsSpan(3 + NonceLength, payload.Length - 3 - NonceLength - AcknowledgesMark.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var theirs))
             {
-                _peers[peer] = Environment.TickCount64;
+                Listener.OnHeartbeat(peer, theirs);
             }
 
             return;
         }
 
-        if (!payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal)
-            || !long.TryParse(payload.AsSpan(_heartbeatPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        if (!payload.StartsWith(_heartbeatPrefix, StringComparison.Ordinal) || !payload.EndsWith(AcknowledgesMark, StringComparison.Ordinal)
+            || !long.TryParse(payload.AsSpan(_heartbeatPrefix.Length, payload.Length - _heartbeatPrefix.Length - AcknowledgesMark.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
             return;
         }
@@ -395,8 +406,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             _heartbeat = 0;
         }
 
-        Cache.HeartbeatReceived(number);
-        Interlocked.Increment(ref _heartbeatsReceived);
+        Listener.OnHeartbeat(Nonce, number);
     }
 
     private static bool IsNonce(ReadOnlySpan<char> text)
@@ -419,8 +429,19 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     private string AckChannelOf(string nonce) => ChannelName + ":" + nonce;
 
-    private void Acknowledge(string writer, string key)
+    /// <inheritdoc />
+    /// <remarks>
+    /// An end that names its writer is acknowledged on the writer's channel as <c>&lt;key&gt;|&lt;nonce&gt;</c> (what the
+    /// previous release sends and waits for); a change, on the shared channel <c>&lt;channel&gt;:a</c> as
+    /// <c>&lt;key&gt;:&lt;version&gt;|&lt;nonce&gt;</c>.
+    /// </remarks>
+    public Task AcknowledgeAsync(string key, long version, string? writer)
     {
+        var toWriter = version == NearCachedSessionStore.Gone && writer is not null;
+        var channel = RedisChannel.Literal(toWriter ? AckChannelOf(writer!) : ChannelName + SharedAckSuffix);
+        var payload = version == NearCachedSessionStore.Gone
+            ? key + "|" + Nonce
+            : key + ":" + version.ToString(CultureInfo.InvariantCulture) + "|" + Nonce;
         IConnectionMultiplexer? multiplexer;
         lock (_gate)
         {
@@ -429,100 +450,15 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
         try
         {
-            multiplexer?.GetDatabase().Publish(RedisChannel.Literal(AckChannelOf(writer)), key + "|" + Nonce, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+            multiplexer?.GetDatabase().Publish(channel, payload, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
         }
 #pragma warning disable CA1031 // A lost acknowledgement costs the writer one heartbeat interval, and that is counted there.
         catch (Exception)
 #pragma warning restore CA1031
         {
         }
-    }
 
-    // The other nodes heard from within 3 heartbeat intervals: those whose own lag check still lets them serve copies.
-    private List<string> LivePeers()
-    {
-        var now = Environment.TickCount64;
-        var live = new List<string>();
-        foreach (var (nonce, seen) in _peers)
-        {
-            if (now - seen <= 3 * _intervalMs)
-            {
-                live.Add(nonce);
-            }
-            else if (now - seen > 30 * _intervalMs)
-            {
-                _peers.TryRemove(nonce, out _);
-            }
-        }
-
-        return live;
-    }
-
-    /// <summary>
-    /// Registers an end of the session whose invalidation key is <paramref name="key"/> BEFORE its script is sent (an
-    /// acknowledgement may come back before the script's reply); null when this node cannot hear acknowledgements (not
-    /// subscribed yet).
-    /// </summary>
-    public PendingEnd? BeginEnd(string key)
-    {
-        if (Volatile.Read(ref _acks) is null)
-        {
-            return null;
-        }
-
-        var end = new PendingEnd(key);
-        lock (_pendingEnds)
-        {
-            if (!_pendingEnds.TryGetValue(end.Key, out var list))
-            {
-                _pendingEnds[end.Key] = list = [];
-            }
-
-            list.Add(end);
-        }
-
-        return end;
-    }
-
-    /// <summary>
-    /// After the end's script returned: when it <paramref name="announced"/> the end, waits until every node live now
-    /// acknowledged it, at most one heartbeat interval (then counts and logs it). Never throws.
-    /// </summary>
-    public async ValueTask CompleteEndAsync(PendingEnd? end, bool announced, CancellationToken token)
-    {
-        if (end is null)
-        {
-            return;
-        }
-
-        try
-        {
-            if (!announced || !end.Expect(LivePeers()))
-            {
-                return;
-            }
-
-            try
-            {
-                await end.Done.WaitAsync(TimeSpan.FromMilliseconds(_intervalMs), token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
-            {
-                Interlocked.Increment(ref _unacknowledgedEnds);
-                _unacknowledgedEndsCounter.Add(1);
-                LogUnacknowledgedEnd(_logger, end.Missing, _intervalMs);
-            }
-        }
-        finally
-        {
-            lock (_pendingEnds)
-            {
-                if (_pendingEnds.TryGetValue(end.Key, out var list) && list.Remove(end) && list.Count == 0)
-                {
-                    _pendingEnds.Remove(end.Key);
-                }
-            }
-        }
+        return Task.CompletedTask;
     }
 
     private void OnAck(RedisValue message)
@@ -534,69 +470,14 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             return;
         }
 
-        var key = payload[..bar];
-        var from = payload[(bar + 1)..];
-        PendingEnd[] ends;
-        lock (_pendingEnds)
+        var colon = payload.IndexOf(':', StringComparison.Ordinal);
+        if (colon < 0 || colon > bar)
         {
-            if (!_pendingEnds.TryGetValue(key, out var list))
-            {
-                return;
-            }
-
-            ends = [.. list];
+            Listener.OnAcknowledgement(payload[..bar], NearCachedSessionStore.Gone, payload[(bar + 1)..]);
         }
-
-        foreach (var end in ends)
+        else if (long.TryParse(payload.AsSpan(colon + 1, bar - colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
         {
-            end.Acknowledged(from);
-        }
-    }
-
-    /// <summary>An end this node made, waiting for the other nodes' acknowledgements.</summary>
-    internal sealed class PendingEnd(string key)
-    {
-        private readonly HashSet<string> _acknowledged = new(StringComparer.Ordinal);
-        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private HashSet<string>? _expected;
-
-        public string Key { get; } = key;
-
-        public Task Done => _done.Task;
-
-        /// <summary>How many expected nodes have not acknowledged.</summary>
-        public int Missing
-        {
-            get
-            {
-                lock (_acknowledged)
-                {
-                    return _expected?.Count ?? 0;
-                }
-            }
-        }
-
-        /// <summary>Sets the nodes to wait for; false when there is nothing to wait for (none, or all acknowledged already).</summary>
-        public bool Expect(List<string> nodes)
-        {
-            lock (_acknowledged)
-            {
-                _expected = [.. nodes];
-                _expected.ExceptWith(_acknowledged);
-                return _expected.Count > 0;
-            }
-        }
-
-        public void Acknowledged(string node)
-        {
-            lock (_acknowledged)
-            {
-                _acknowledged.Add(node);
-                if (_expected is not null && _expected.Remove(node) && _expected.Count == 0)
-                {
-                    _done.TrySetResult();
-                }
-            }
+            Listener.OnAcknowledgement(payload[..colon], version, payload[(bar + 1)..]);
         }
     }
 
@@ -604,7 +485,8 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
     // heartbeat is in flight; one that has not come back within half an interval (of real time) is abandoned and the
     // next one goes out (a lost one is what the lag check catches). A test clock that jumps ahead fires many timer
     // ticks at once: they send one heartbeat.
-    private async Task SendHeartbeatAsync(long number)
+    /// <inheritdoc />
+    public async Task SendHeartbeatAsync(long number)
     {
         IConnectionMultiplexer? multiplexer;
         var now = Environment.TickCount64;
@@ -617,7 +499,7 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
             }
         }
 
-        var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture);
+        var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + AcknowledgesMark;
         var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
         lock (_gate)
         {
@@ -641,9 +523,6 @@ internal sealed partial class RedisNearChannel : IAsyncDisposable
 
     [LoggerMessage(EventId = RedisLogEvents.NearCacheChannelDown, Level = LogLevel.Warning, Message = "Near cache emptied and bypassed ({Reason}, {ConnectionType} connection, {FailureType}) until a heartbeat comes back")]
     private static partial void LogChannelDown(ILogger logger, string reason, string connectionType, string failureType);
-
-    [LoggerMessage(EventId = RedisLogEvents.NearCacheUnacknowledgedEnd, Level = LogLevel.Warning, Message = "A session end returned before {Missing} live node(s) acknowledged its near-cache invalidation within {IntervalMs} ms; such a node serves no copy for longer than 3 heartbeat intervals after its last heartbeat came back")]
-    private static partial void LogUnacknowledgedEnd(ILogger logger, int missing, long intervalMs);
 
     [LoggerMessage(EventId = RedisLogEvents.NearCacheInvalidation, Level = LogLevel.Trace, Message = "Near cache applied an invalidation (version {Version})")]
     private static partial void LogInvalidation(ILogger logger, string version);

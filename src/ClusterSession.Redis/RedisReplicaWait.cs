@@ -81,7 +81,7 @@ internal sealed class RedisReplicaWait(int replicas, TimeSpan timeout)
         }
         catch
         {
-            _ = wait.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            SessionStoreOperations.ObserveAbandoned(wait);
             throw;
         }
 

@@ -16,6 +16,11 @@ public sealed partial class RedisSessionStore
     public ValueTask<SessionAdmission> AdmitAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckAdmit(id, principal, maxSessions, policy);
+        return _layer is { } layer ? layer.AdmitAsync(id, principal, maxSessions, policy, cancellationToken) : AdmitDirectAsync(id, principal, maxSessions, policy, cancellationToken);
+    }
+
+    private ValueTask<SessionAdmission> AdmitDirectAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken)
+    {
         return RunAsync(
             "admit",
             (Store: this, Id: id, Principal: principal, Max: maxSessions, Policy: policy),
@@ -66,7 +71,7 @@ public sealed partial class RedisSessionStore
         }
 
         // The popped sessions are out of the index already; their hashes go now, one single-slot call each.
-        await Task.WhenAll(ended.Select(e => DeleteCoreAsync(e, null, token))).ConfigureAwait(false);
+        await Task.WhenAll(ended.Select(e => EndSessionAsync(e, null, token))).ConfigureAwait(false);
         return SessionAdmission.Admitted(ended.Select(e => e.Handle).ToArray());
     }
 
@@ -75,7 +80,6 @@ public sealed partial class RedisSessionStore
     {
         var args = RedisScripts.SaveArgs(Clock(), _announce, _options.Limits.MaxAttributes, idle: null, (principal, true), ReadOnlyDictionary<string, byte[]>.Empty, []);
         var result = await WriteChangeAsync(session, RedisScripts.Save, args, token).ConfigureAwait(false);
-        _near?.Cache.Remove(session.Id!);
         return (int)result[0] != 1 ? null : ((int)result[3] == 1 ? (string?)result[4] : null, (long)result[2]);
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
@@ -11,36 +10,27 @@ namespace ClusterSession.Redis;
 public sealed partial class RedisSessionStore
 {
     /// <summary>
-    /// Runs one store operation, every round trip and every retry of it, under the store's deadline, and maps every
-    /// way Redis can fail to <see cref="SessionStoreUnavailableException"/> (the one catch of the store). The
-    /// caller's own cancellation stays an <see cref="OperationCanceledException"/>.
+    /// Runs one store operation, every round trip and every retry of it, under the store's deadline
+    /// (<see cref="SessionStoreOperations"/>), after reading the store's layout on first use; every way Redis can fail
+    /// becomes <see cref="SessionStoreUnavailableException"/> through <see cref="RedisFailures.Classifier"/>.
     /// </summary>
-    private async ValueTask<TResult> RunAsync<TState, TResult>(string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken)
-    {
-        var started = Stopwatch.GetTimestamp();
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.OperationTimeout);
-        try
-        {
-            if (Volatile.Read(ref _layout) == (int)RedisLayout.Unknown)
-            {
-                // First use: read which layout the store is on (docs/redis-data-model.md, "Layouts").
-                await EnsureLayoutAsync(deadline.Token).ConfigureAwait(false);
-            }
+    private ValueTask<TResult> RunAsync<TState, TResult>(string operation, TState state, Func<TState, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken)
+        => Volatile.Read(ref _layout) != (int)RedisLayout.Unknown
+            ? _operations.RunAsync(operation, state, body, cancellationToken)
+            : _operations.RunAsync(
+                operation,
+                (Store: this, State: state, Body: body),
+                static async (s, token) =>
+                {
+                    if (Volatile.Read(ref s.Store._layout) == (int)RedisLayout.Unknown)
+                    {
+                        // First use: read which layout the store is on (docs/redis-data-model.md, "Layouts").
+                        await s.Store.EnsureLayoutAsync(token).ConfigureAwait(false);
+                    }
 
-            return await body(state, deadline.Token).ConfigureAwait(false);
-        }
-        catch (Exception) when (cancellationToken.IsCancellationRequested)
-        {
-            // The caller gave up: whatever the command's last failure was, the caller sees its own cancellation.
-            throw new OperationCanceledException(cancellationToken);
-        }
-        catch (Exception ex) when (RedisFailures.ToUnavailable(
-            ex, operation, deadline.IsCancellationRequested, _options.OperationTimeout, Stopwatch.GetElapsedTime(started), _scrubPrefix) is { } failure)
-        {
-            throw failure;
-        }
-    }
+                    return await s.Body(s.State, token).ConfigureAwait(false);
+                },
+                cancellationToken);
 
     /// <summary>
     /// One command (or pipelined batch) on the store's connection, ended by <paramref name="token"/> (the operation's
@@ -58,7 +48,6 @@ public sealed partial class RedisSessionStore
                 _ = RedisEvictionPolicyCheck.WarnIfUnfitAsync(multiplexer, _logger);
             }
 
-            Task<TResult>? pending = null;
             try
             {
                 if (_near is { } near)
@@ -66,15 +55,9 @@ public sealed partial class RedisSessionStore
                     await near.EnsureStartedAsync(multiplexer, token).ConfigureAwait(false);
                 }
 
-                pending = command(multiplexer.GetDatabase(), state);
-                return await pending.WaitAsync(token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (pending is { IsCompleted: false })
-            {
                 // StackExchange.Redis cannot recall a command once written; its own AsyncTimeout (set to OperationTimeout
-                // on connections the store creates) completes it. Observe its failure so it is never unobserved.
-                _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                throw;
+                // on connections the store creates) completes one the deadline abandoned.
+                return await SessionStoreOperations.WithinAsync(command(multiplexer.GetDatabase(), state), token).ConfigureAwait(false);
             }
             catch (Exception ex) when (ShouldRetry(ex, multiplexer))
             {

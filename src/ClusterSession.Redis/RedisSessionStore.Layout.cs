@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
@@ -28,15 +27,6 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
     private const string MarkerPrevious = "2";
     private const string MarkerMigrating = "migrating";
     private const string MarkerCurrent = "3";
-
-    private readonly string _nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-    private readonly Lock _layoutGate = new();
-    private readonly CancellationTokenSource _layoutStop = new();
-    private Task<RedisLayout>? _layoutStart;
-    private Task? _layoutLoop;
-    private int _layout;
-    private long _storeClockOffsetMs;
-    private int _storeClockSampled;
 
     /// <inheritdoc />
     public bool WritesPreviousLayout => Layout == RedisLayout.Previous;
@@ -159,7 +149,7 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
         if (before != RedisLayout.Unknown && before != layout && (before == RedisLayout.Previous || layout == RedisLayout.Previous))
         {
             // In layout 2 copies are keyed by the SHA-1 of the id (what the previous release announces), else by the handle.
-            _near?.Cache.ChannelDown();
+            ((Caching.INearCacheListener?)_layer)?.OnChannelDown();
         }
     }
 
@@ -263,25 +253,16 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
 
     /// <summary>The near cache's key of a session: the handle, or in layout 2 the SHA-1 of the id (null without the id).</summary>
     private string? NearKeyOf(in RedisSessionRef session)
-        => Layout == RedisLayout.Previous ? (session.Id is { } id ? RedisNearChannel.KeyOf(id) : null) : session.Handle;
+        => Layout == RedisLayout.Previous ? (session.Id is { } id ? RedisNearChannel.Sha1KeyOf(id) : null) : session.Handle;
 
-    private string NearKeyOf(string id) => Layout == RedisLayout.Previous ? RedisNearChannel.KeyOf(id) : SessionHandle.FromId(id);
+    private string NearKeyOf(string id) => Layout == RedisLayout.Previous ? RedisNearChannel.Sha1KeyOf(id) : SessionHandle.FromId(id);
 
     /// <summary>Drops this node's copy of a session (its writes may have landed).</summary>
     private void ForgetNear(in RedisSessionRef session)
     {
-        if (_near is not { } near)
+        if (_layer is { } layer && NearKeyOf(session) is { } key)
         {
-            return;
-        }
-
-        if (session.Id is { } id)
-        {
-            near.Cache.Remove(id);
-        }
-        else if (NearKeyOf(session) is { } key)
-        {
-            near.Cache.Invalidate(key, Caching.NearCache.Gone);
+            layer.Forget(key);
         }
     }
 

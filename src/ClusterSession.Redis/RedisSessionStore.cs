@@ -1,10 +1,13 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Net;
 using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using ClusterSession.Caching;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
@@ -20,10 +23,11 @@ namespace ClusterSession.Redis;
 /// <see cref="CancellationTokenSource"/>, so the caller's token can end it sooner), whatever number of round
 /// trips it takes. The store logs nothing per failed operation: it throws, and the caller logs once.
 /// </remarks>
-public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
+public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, IAsyncDisposable, IDisposable
 {
     // Every command must see the latest state: never read from a replica, fail over with the primary.
     private const CommandFlags Primary = CommandFlags.DemandMaster;
+    private const int DefaultPort = 6379;
 
     private readonly RedisSessionStoreOptions _options;
     private readonly TimeProvider _time;
@@ -38,12 +42,24 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private static readonly RedisValue NeverTouchPerMille = 1_000_000_000L;
     private readonly RedisAnnounce _announce;
     private readonly RedisNearChannel? _near;
+    private readonly NearCachedSessionStore? _layer;
     private readonly RedisConnection _connection;
-    private readonly string? _scrubPrefix;
+    private readonly RedisEventChannel _events;
+    private readonly SessionStoreOperations _operations;
     private readonly RedisTopologyRefresh _topology;
     private readonly RedisReplicaWait? _replicaWait;
     private readonly (string? Address, int? Port) _endpoint;
     private int _evictionPolicyChecked;
+
+    // The layout this node writes and its heartbeat (RedisSessionStore.Layout.cs).
+    private readonly string _nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private readonly Lock _layoutGate = new();
+    private readonly CancellationTokenSource _layoutStop = new();
+    private Task<RedisLayout>? _layoutStart;
+    private Task? _layoutLoop;
+    private int _layout;
+    private long _storeClockOffsetMs;
+    private int _storeClockSampled;
 
     /// <summary>Creates a store. It connects on first use.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -91,14 +107,16 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         _keys = new RedisKeys(options.KeyPrefix);
         _touchPerMille = (long)Math.Round(options.TouchIntervalFraction * 1000);
         _near = options.NearCache.Enabled
-            ? new RedisNearChannel(options.NearCache, options.TouchIntervalFraction, _time, options.KeyPrefix + NearChannelSuffix, _logger, NearKeyOf, meterFactory)
+            ? new RedisNearChannel(options.KeyPrefix + NearChannelSuffix, options.NearCache.HeartbeatInterval, _logger, NearKeyOf)
             : null;
+        _layer = _near is null ? null : new NearCachedSessionStore(new NearCacheBackingStore(this, LoadDirectAsync, SaveDirectAsync, DeleteDirectAsync, ChangeIdDirectAsync, CompareAndSetDirectAsync, AdmitDirectAsync), _near, options.NearCache, options.TouchIntervalFraction, _time, meterFactory);
         _announce = AnnounceArguments();
         _connection = new RedisConnection(options, multiplexer);
+        _events = new RedisEventChannel(_connection, _keys, options.KeyPrefix, options.OperationTimeout, _time, _logger);
         _endpoint = EndpointOf(options, multiplexer);
 
         // A multiplexer the application configured may put keys (which hold session ids) into messages.
-        _scrubPrefix = _connection.OwnsMultiplexer ? null : options.KeyPrefix;
+        _operations = RedisFailures.Operations(options.OperationTimeout, _connection.OwnsMultiplexer ? null : options.KeyPrefix);
         _topology = new RedisTopologyRefresh(_logger);
         _replicaWait = options.WaitForReplicas > 0 ? new RedisReplicaWait(options.WaitForReplicas, options.ReplicaWaitTimeout) : null;
     }
@@ -114,10 +132,11 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     public ValueTask<SessionSnapshot?> LoadAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return _near is { } near
-            ? LoadNearAsync(near, id, cancellationToken)
-            : RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
+        return _layer is { } layer ? layer.LoadAsync(id, cancellationToken) : LoadDirectAsync(id, cancellationToken);
     }
+
+    private ValueTask<SessionSnapshot?> LoadDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, token), cancellationToken);
 
     /// <inheritdoc />
     /// <remarks>
@@ -140,22 +159,41 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     public ValueTask<SessionSaveResult> SaveAsync(SessionChanges changes, CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckSave(changes, _options.Limits);
-        return RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
+        if (_layer is { } layer)
+        {
+            return layer.SaveAsync(changes, cancellationToken);
+        }
+
+        var saving = SaveDirectAsync(changes, cancellationToken);
+        return saving.IsCompletedSuccessfully ? new(saving.Result.Result) : ResultOf(saving);
+
+        static async ValueTask<SessionSaveResult> ResultOf(ValueTask<SessionSaveOutcome> saving) => (await saving.ConfigureAwait(false)).Result;
     }
+
+    private ValueTask<SessionSaveOutcome> SaveDirectAsync(SessionChanges changes, CancellationToken cancellationToken)
+        => RunAsync("save", (Store: this, Changes: changes), static (s, token) => s.Store.SaveCoreAsync(s.Changes, token), cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(RedisSessionRef.FromId(s.Id), null, token), cancellationToken);
+        return _layer is { } layer ? layer.DeleteAsync(id, cancellationToken) : DeleteDirectAsync(id, cancellationToken);
     }
+
+    private ValueTask<bool> DeleteDirectAsync(string id, CancellationToken cancellationToken)
+        => RunAsync("delete", (Store: this, Id: id), static (s, token) => s.Store.DeleteCoreAsync(RedisSessionRef.FromId(s.Id), null, token), cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> ChangeIdAsync(string oldId, string newId, CancellationToken cancellationToken = default)
     {
         return !SessionStoreContract.CheckChangeId(oldId, newId)
             ? new(false)
-            : RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
+            : _layer is { } layer ? layer.ChangeIdAsync(oldId, newId, cancellationToken) : ChangeIdDirectAsync(oldId, newId, cancellationToken);
+    }
+
+    private ValueTask<bool> ChangeIdDirectAsync(string oldId, string newId, CancellationToken cancellationToken)
+    {
+        return RunAsync("id change", (Store: this, OldId: oldId, NewId: newId), static (s, token) => s.Store.ChangeIdCoreAsync(s.OldId, s.NewId, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -167,6 +205,13 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         SessionStoreContract.CheckCompareAndSet(id, name, replacement, _options.Limits);
+        return _layer is { } layer
+            ? layer.CompareAndSetAttributeAsync(id, name, expected, replacement, cancellationToken)
+            : CompareAndSetDirectAsync(id, name, expected, replacement, cancellationToken);
+    }
+
+    private ValueTask<AttributeCasResult> CompareAndSetDirectAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken)
+    {
         var args = RedisScripts.CompareAndSetArgs(Clock(), _announce, name, expected, replacement, _options.Limits.MaxAttributes);
         return RunAsync("compare-and-set", (Store: this, Id: id, Args: args), static (s, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Args, token), cancellationToken);
     }
@@ -191,12 +236,53 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopLayoutAsync().ConfigureAwait(false);
+        if (_layer is { } layer)
+        {
+            await layer.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_near is { } near)
         {
             await near.DisposeAsync().ConfigureAwait(false);
         }
 
         await _connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Disposes the multiplexer when the store created it, as <see cref="DisposeAsync"/> does; prefer
+    /// <see cref="DisposeAsync"/> where the caller can await.
+    /// </summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    // What the instrumentation reports about this store: db.system.name=redis and the first configured endpoint (a cluster
+    // or Sentinel deployment has several; the span names the one the application was pointed at).
+    string IStoreTelemetry.DbSystemName => "redis";
+
+    string? IStoreTelemetry.ServerAddress => _endpoint.Address;
+
+    int? IStoreTelemetry.ServerPort => _endpoint.Port;
+
+    private static (string? Address, int? Port) EndpointOf(RedisSessionStoreOptions options, IConnectionMultiplexer? multiplexer)
+    {
+        EndPoint? endpoint;
+        try
+        {
+            endpoint = multiplexer is not null
+                ? multiplexer.GetEndPoints(configuredOnly: true).FirstOrDefault()
+                : options.Configuration is { } configuration ? ConfigurationOptions.Parse(configuration).EndPoints.FirstOrDefault() : null;
+        }
+        catch (ArgumentException)
+        {
+            endpoint = null;
+        }
+
+        return endpoint switch
+        {
+            DnsEndPoint dns => (dns.Host, dns.Port == 0 ? DefaultPort : dns.Port),
+            IPEndPoint ip => (ip.Address.ToString(), ip.Port == 0 ? DefaultPort : ip.Port),
+            _ => (null, null),
+        };
     }
 
     private static RedisSessionStoreOptions WithMultiplexer(IConnectionMultiplexer multiplexer, RedisSessionStoreOptions? options)
@@ -310,7 +396,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         return live ? RedisSnapshots.TryRead(id, null, hash) : null;
     }
 
-    private async Task<SessionSaveResult> SaveCoreAsync(SessionChanges changes, CancellationToken token)
+    private async Task<SessionSaveOutcome> SaveCoreAsync(SessionChanges changes, CancellationToken token)
     {
         var args = RedisScripts.SaveArgs(
             Clock(), _announce, _options.Limits.MaxAttributes, changes.IdleTimeout, (changes.Principal, changes.PrincipalChanged), changes.Set, changes.Removed);
@@ -319,13 +405,10 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         switch ((int)result[0])
         {
             case 0:
-                _near?.Cache.Remove(changes.Id);
-                return SessionSaveResult.Gone;
+                return new(SessionSaveResult.Gone, 0);
             case -1:
                 throw _options.Limits.TooManyAttributes();
         }
-
-        _near?.Cache.Saved(changes, (long)result[1]);
 
         if (changes.PrincipalChanged)
         {
@@ -334,37 +417,39 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
             await MovePrincipalAsync(session, oldPrincipal, changes.Principal, absolute, token).ConfigureAwait(false);
         }
 
-        return SessionSaveResult.Saved;
+        return new(SessionSaveResult.Saved, (long)result[1]);
+    }
+
+    /// <summary>
+    /// Deletes a session the store found by itself (a revocation by handle, a session the cap ended); with
+    /// <paramref name="expectedPrincipal"/>, only when it is bound to that principal. With the near cache on, it returns
+    /// once every other live node dropped its copy (docs/near-cache.md, "Ends are acknowledged").
+    /// </summary>
+    private Task<bool> EndSessionAsync(RedisSessionRef session, string? expectedPrincipal, CancellationToken token)
+    {
+        if (_layer is not { } layer || NearKeyOf(session) is not { } key)
+        {
+            return DeleteCoreAsync(session, expectedPrincipal, token);
+        }
+
+        return layer.EndAsync(
+            key,
+            async t =>
+            {
+                var deleted = await DeleteCoreAsync(session, expectedPrincipal, t).ConfigureAwait(false);
+                return (deleted, deleted);
+            },
+            token).AsTask();
     }
 
     /// <summary>Deletes a session; with <paramref name="expectedPrincipal"/>, only when it is bound to that principal.</summary>
     private async Task<bool> DeleteCoreAsync(RedisSessionRef session, string? expectedPrincipal, CancellationToken token)
     {
-        // An end returns once every other live node dropped its copy (docs/near-cache.md, "Ends are acknowledged").
-        var end = NearKeyOf(session) is { } nearKey ? _near?.BeginEnd(nearKey) : null;
-        RedisResult[] result;
-        try
-        {
-            result = await WriteChangeAsync(session, RedisScripts.Delete, RedisScripts.DeleteArgs(Clock(), _announce, expectedPrincipal), token).ConfigureAwait(false);
-        }
-        catch
-        {
-            if (_near is { } failed)
-            {
-                await failed.CompleteEndAsync(end, announced: false, token).ConfigureAwait(false);
-            }
-
-            throw;
-        }
-
-        ForgetNear(session);
-        var acknowledged = _near is { } near ? near.CompleteEndAsync(end, announced: true, token) : default;
+        var result = await WriteChangeAsync(session, RedisScripts.Delete, RedisScripts.DeleteArgs(Clock(), _announce, expectedPrincipal), token).ConfigureAwait(false);
         if ((int)result[1] == 1)
         {
             await IndexRemoveAsync((string)result[2]!, session, token).ConfigureAwait(false);
         }
-
-        await acknowledged.ConfigureAwait(false);
 
         return (int)result[0] == 1;
     }
@@ -379,22 +464,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         var target = RedisSessionRef.FromId(newId);
         var oldKeys = SessionKeys(source, layout);
         var now = Clock();
-        RedisResult? read = null;
-        var end = NearKeyOf(source) is { } nearKey ? _near?.BeginEnd(nearKey) : null;
-        try
-        {
-            read = await WriteAsync(RedisScripts.BeginMove, oldKeys, RedisScripts.BeginMoveArgs(now, _announce), token).ConfigureAwait(false);
-        }
-        finally
-        {
-            _near?.Cache.Remove(oldId);
-
-            // The old id ended (when it was live): wait for the other live nodes to drop their copies of it.
-            if (_near is { } near)
-            {
-                await near.CompleteEndAsync(end, announced: read is { IsNull: false }, token).ConfigureAwait(false);
-            }
-        }
+        var read = await WriteAsync(RedisScripts.BeginMove, oldKeys, RedisScripts.BeginMoveArgs(now, _announce), token).ConfigureAwait(false);
 
         if (read.IsNull)
         {
@@ -450,7 +520,6 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
     private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, RedisValue[] args, CancellationToken token)
     {
         var result = await WriteChangeAsync(RedisSessionRef.FromId(id), RedisScripts.CompareAndSet, args, token).ConfigureAwait(false);
-        _near?.Cache.Remove(id);
         return (int)result[0] switch
         {
             1 => AttributeCasResult.Succeeded,
@@ -561,7 +630,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IAsyncDisposable
         {
             if (string.Equals(session.Handle, handle, StringComparison.Ordinal))
             {
-                return await DeleteCoreAsync(session, principal, token).ConfigureAwait(false);
+                return await EndSessionAsync(session, principal, token).ConfigureAwait(false);
             }
         }
 

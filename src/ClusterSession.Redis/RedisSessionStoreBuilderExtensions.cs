@@ -18,9 +18,7 @@ public static class RedisSessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UseRedis<TBuilder>(this TBuilder builder, Action<RedisSessionStoreOptions> configure)
         where TBuilder : ISessionStoreBuilder
-        => builder.UseStore<TBuilder, RedisSessionStoreOptions>(
-            configure,
-            static (provider, options) => RedisSessionStore.Create(provider, options));
+        => builder.UseStore<TBuilder, RedisSessionStoreOptions>(configure, Create);
 
     /// <summary>Keeps sessions in Redis at <paramref name="configuration"/> (a StackExchange.Redis configuration string such as <c>"127.0.0.1:6379"</c>).</summary>
     /// <param name="builder">The store builder (for ASP.NET Core: <c>ClusterSessionOptions</c>).</param>
@@ -42,10 +40,7 @@ public static class RedisSessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UseRedis<TBuilder>(this TBuilder builder, IConfiguration section)
         where TBuilder : ISessionStoreBuilder
-    {
-        ArgumentNullException.ThrowIfNull(section);
-        return builder.UseRedis(redis => SessionStoreConfiguration.BindStoreOptions(section, redis));
-    }
+        => builder.UseStore<TBuilder, RedisSessionStoreOptions>(section, Create);
 
     /// <summary>
     /// Keeps sessions in Redis through a multiplexer the application registered in its services, such as the one
@@ -61,12 +56,7 @@ public static class RedisSessionStoreBuilderExtensions
         where TBuilder : ISessionStoreBuilder
     {
         ArgumentNullException.ThrowIfNull(multiplexer);
-        return builder.UseStore<TBuilder, RedisSessionStoreOptions>(
-            configure ?? (static _ => { }),
-            (provider, options) => RedisSessionStore.Create(
-                provider,
-                options,
-                multiplexer(provider) ?? throw new InvalidOperationException("The multiplexer given to UseRedis(...) returned null: register an IConnectionMultiplexer (e.g. builder.AddRedisClient(\"cache\")) or use UseRedis(\"host:port\")."))); 
+        return builder.UseStore(configure ?? (static _ => { }), CreateWith(multiplexer));
     }
 
     /// <summary>
@@ -80,15 +70,13 @@ public static class RedisSessionStoreBuilderExtensions
     /// </param>
     /// <returns>The services, for chaining.</returns>
     public static IServiceCollection AddRedisSessionStoreKind(this IServiceCollection services, Func<IServiceProvider, IConnectionMultiplexer>? multiplexer = null)
-        => services.AddSessionStoreKind("Redis", (builder, section) =>
-        {
-            if (multiplexer is null)
-            {
-                builder.UseRedis(section);
-            }
-            else
-            {
-                builder.UseRedis(multiplexer, redis => SessionStoreConfiguration.BindStoreOptions(section, redis));
-            }
-        });
+        => services.AddSessionStoreKind<RedisSessionStoreOptions>("Redis", multiplexer is null ? Create : CreateWith(multiplexer));
+
+    private static ISessionStore Create(IServiceProvider provider, RedisSessionStoreOptions options) => RedisSessionStore.Create(provider, options);
+
+    private static Func<IServiceProvider, RedisSessionStoreOptions, ISessionStore> CreateWith(Func<IServiceProvider, IConnectionMultiplexer> multiplexer)
+        => (provider, options) => RedisSessionStore.Create(
+            provider,
+            options,
+            multiplexer(provider) ?? throw new InvalidOperationException("The multiplexer given to UseRedis(...) returned null: register an IConnectionMultiplexer (e.g. builder.AddRedisClient(\"cache\")) or use UseRedis(\"host:port\")."));
 }

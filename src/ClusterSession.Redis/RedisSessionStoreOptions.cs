@@ -70,14 +70,7 @@ public sealed class RedisSessionStoreOptions : SessionStoreOptions
     protected override void AddFailures(ICollection<string> failures)
     {
         ArgumentNullException.ThrowIfNull(failures);
-        if (NearCache is null)
-        {
-            failures.Add(Failure(nameof(NearCache), null, "leave the default or set a NearCacheOptions instance."));
-        }
-        else
-        {
-            NearCache.AddFailures(Failure, failures);
-        }
+        AddNearCacheFailures(NearCache, failures);
 
         if (ConnectionMultiplexerFactory is null && string.IsNullOrWhiteSpace(Configuration))
         {

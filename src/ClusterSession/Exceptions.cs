@@ -2,33 +2,6 @@ using System.Globalization;
 
 namespace ClusterSession;
 
-/// <summary>The four ways a session operation can fail that a caller must handle; see <see cref="SessionFailures.Classify"/>.</summary>
-public enum SessionFailureKind
-{
-    /// <summary>Not a session failure: a bug or bad input, for the caller's usual error handling.</summary>
-    None,
-
-    /// <summary>The store was unreachable, refused, failed or timed out (<see cref="SessionStoreUnavailableException"/>).</summary>
-    Unavailable,
-
-    /// <summary>The session was deleted or expired meanwhile (<see cref="SessionGoneException"/>).</summary>
-    Gone,
-
-    /// <summary>Concurrent changes kept winning (<see cref="SessionConflictException"/>).</summary>
-    Conflict,
-
-    /// <summary>A change is over the configured limits (<see cref="SessionLimitExceededException"/>).</summary>
-    LimitExceeded,
-}
-
-/// <summary>The one place that says which kind of failure an exception is.</summary>
-public static class SessionFailures
-{
-    /// <summary>The kind of <paramref name="exception"/>: a <see cref="ClusterSessionException"/>'s own kind, otherwise <see cref="SessionFailureKind.None"/>.</summary>
-    public static SessionFailureKind Classify(Exception? exception)
-        => exception is ClusterSessionException known ? known.Kind : SessionFailureKind.None;
-}
-
 /// <summary>
 /// The base type of every exception ClusterSession throws on purpose. Messages never contain a session id,
 /// an attribute name or a value: they may be logged.
@@ -40,9 +13,6 @@ public abstract class ClusterSessionException : Exception
         : base(message, innerException)
     {
     }
-
-    /// <summary>What kind of failure this is.</summary>
-    public abstract SessionFailureKind Kind { get; }
 }
 
 /// <summary>
@@ -65,9 +35,6 @@ public sealed class SessionStoreUnavailableException : ClusterSessionException
     /// clients, e.g. as an HTTP <c>Retry-After</c> header.
     /// </summary>
     public TimeSpan? RetryAfter { get; init; }
-
-    /// <inheritdoc />
-    public override SessionFailureKind Kind => SessionFailureKind.Unavailable;
 
     /// <summary>The operation ran out of time and was cancelled.</summary>
     /// <param name="store">The store, e.g. "Redis".</param>
@@ -109,9 +76,6 @@ public sealed class SessionLimitExceededException : ClusterSessionException
         : base(message)
     {
     }
-
-    /// <inheritdoc />
-    public override SessionFailureKind Kind => SessionFailureKind.LimitExceeded;
 }
 
 /// <summary>The session was deleted or expired while the caller still held a copy of it.</summary>
@@ -122,9 +86,6 @@ public sealed class SessionGoneException : ClusterSessionException
         : base(message)
     {
     }
-
-    /// <inheritdoc />
-    public override SessionFailureKind Kind => SessionFailureKind.Gone;
 }
 
 /// <summary>An atomic update did not succeed within its bounded number of compare-and-set attempts.</summary>
@@ -135,7 +96,4 @@ public sealed class SessionConflictException : ClusterSessionException
         : base(message)
     {
     }
-
-    /// <inheritdoc />
-    public override SessionFailureKind Kind => SessionFailureKind.Conflict;
 }

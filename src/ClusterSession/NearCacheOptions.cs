@@ -34,6 +34,18 @@ public sealed class NearCacheOptions
     /// </summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Checks the options. Returns one message per invalid option, each naming the option and the fix; an empty list
+    /// means the options are valid. (A store's options report these with the store's options type in the name.)
+    /// </summary>
+    /// <returns>The messages.</returns>
+    public IReadOnlyList<string> Validate()
+    {
+        var failures = new List<string>();
+        AddFailures((option, value, fix) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{nameof(NearCacheOptions)}.{option["NearCache.".Length..]} is {value}: {fix}"), failures);
+        return failures;
+    }
+
     /// <summary>Adds a message per invalid setting (in <see cref="SessionStoreOptions"/>'s format) to <paramref name="failures"/>.</summary>
     internal void AddFailures(Func<string, object?, string, string> failure, ICollection<string> failures)
     {

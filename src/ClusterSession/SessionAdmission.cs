@@ -53,7 +53,4 @@ public sealed class SessionCapExceededException : ClusterSessionException
         : base(message)
     {
     }
-
-    /// <inheritdoc />
-    public override SessionFailureKind Kind => SessionFailureKind.LimitExceeded;
 }

@@ -19,10 +19,13 @@ public sealed class SessionLimits
     public int MaxAttributes { get; init; } = 1000;
 
     /// <summary>A new instance with the same limits (what configuration binds onto, never the shared <see cref="Default"/>).</summary>
-    internal SessionLimits Copy() => new() { MaxNameLength = MaxNameLength, MaxValueBytes = MaxValueBytes, MaxAttributes = MaxAttributes };
+    /// <returns>The copy.</returns>
+    public SessionLimits Copy() => new() { MaxNameLength = MaxNameLength, MaxValueBytes = MaxValueBytes, MaxAttributes = MaxAttributes };
 
-    /// <summary>Whether <paramref name="other"/> sets the same limits.</summary>
-    internal bool HasSameValues(SessionLimits? other)
+    /// <summary>Whether <paramref name="other"/> sets the same limits (a host checks that it and its store agree).</summary>
+    /// <param name="other">The other limits; null never has the same values.</param>
+    /// <returns>True when all three limits are equal.</returns>
+    public bool HasSameValues(SessionLimits? other)
         => other is not null && other.MaxNameLength == MaxNameLength && other.MaxValueBytes == MaxValueBytes && other.MaxAttributes == MaxAttributes;
 
     /// <summary>Throws <see cref="SessionLimitExceededException"/> when <paramref name="name"/> is not an acceptable attribute name.</summary>

@@ -50,4 +50,21 @@ public static class SessionStoreConfiguration
 
         return services;
     }
+
+    /// <summary>
+    /// Makes a store choosable by name from configuration (<see cref="SessionStoreKind"/>): its
+    /// <typeparamref name="TOptions"/> are bound from the store's subsection and <paramref name="create"/> makes the store.
+    /// A store package's <c>AddXxxSessionStoreKind()</c> is this call. Registering a name twice keeps the first registration.
+    /// </summary>
+    /// <typeparam name="TOptions">The store's options.</typeparam>
+    /// <param name="services">The services.</param>
+    /// <param name="name">The kind's name, such as <c>Redis</c>.</param>
+    /// <param name="create">Creates the store from the bound options (validated by the store itself).</param>
+    /// <returns>The services, for chaining.</returns>
+    public static IServiceCollection AddSessionStoreKind<TOptions>(this IServiceCollection services, string name, Func<IServiceProvider, TOptions, ISessionStore> create)
+        where TOptions : SessionStoreOptions, new()
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        return services.AddSessionStoreKind(name, (builder, section) => builder.UseStore(section, create));
+    }
 }

@@ -46,6 +46,15 @@ public static class SessionStoreContract
         limits.ValidateAttribute(name, replacement);
     }
 
+    /// <summary>
+    /// Checks a claim of <see cref="ISessionEventChannel.TryClaimAsync"/>: an event id and a hold longer than zero.
+    /// </summary>
+    public static void CheckClaim(string eventId, TimeSpan hold)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eventId);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(hold, TimeSpan.Zero);
+    }
+
     /// <summary>Checks an admission: a well-formed id, a principal, a cap of at least 1 and a known policy.</summary>
     public static void CheckAdmit(string id, string principal, int maxSessions, SessionCapPolicy policy)
     {

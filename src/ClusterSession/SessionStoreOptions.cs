@@ -66,6 +66,25 @@ public abstract class SessionStoreOptions
     /// <param name="failures">The list to add to.</param>
     protected abstract void AddFailures(ICollection<string> failures);
 
+    /// <summary>
+    /// Adds a message per invalid near-cache option (<paramref name="nearCache"/>, the store's <c>NearCache</c>
+    /// property) to <paramref name="failures"/>, named as the store's options name them (<c>NearCache.MaxAge</c>).
+    /// </summary>
+    /// <param name="nearCache">The store's near-cache options; null is reported.</param>
+    /// <param name="failures">The list to add to.</param>
+    protected void AddNearCacheFailures(NearCacheOptions? nearCache, ICollection<string> failures)
+    {
+        ArgumentNullException.ThrowIfNull(failures);
+        if (nearCache is null)
+        {
+            failures.Add(Failure("NearCache", null, "leave the default or set a NearCacheOptions instance."));
+        }
+        else
+        {
+            nearCache.AddFailures(Failure, failures);
+        }
+    }
+
     /// <summary>A validation message in the one format: <c>{OptionsType}.{option} is {value}: {fix}</c>.</summary>
     /// <param name="option">The option's property name.</param>
     /// <param name="value">Its current value (null is written as "null").</param>

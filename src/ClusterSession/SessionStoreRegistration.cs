@@ -1,11 +1,12 @@
 using ClusterSession;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>
 /// The one way a store registers itself: every store package's <c>UseXxx(...)</c> (<c>UseInMemory</c>, <c>UseRedis</c>,
-/// <c>UsePostgres</c>) calls <see cref="UseStore{TBuilder, TOptions}"/> on a host integration's <see cref="ISessionStoreBuilder"/>.
+/// <c>UsePostgres</c>) calls <see cref="UseStore{TBuilder, TOptions}(TBuilder, Action{TOptions}, Func{IServiceProvider, TOptions, ISessionStore})"/> on a host integration's <see cref="ISessionStoreBuilder"/>.
 /// </summary>
 public static class SessionStoreRegistration
 {
@@ -42,5 +43,23 @@ public static class SessionStoreRegistration
             return create(provider, options);
         });
         return builder;
+    }
+
+    /// <summary>
+    /// Has a host integration's store builder use a store made from <typeparamref name="TOptions"/> bound from
+    /// <paramref name="section"/> (<see cref="SessionStoreConfiguration.BindStoreOptions"/>, read once), as
+    /// <see cref="UseStore{TBuilder, TOptions}(TBuilder, Action{TOptions}, Func{IServiceProvider, TOptions, ISessionStore})"/>
+    /// does with code. A store package's <c>UseXxx(IConfiguration)</c> is this call.
+    /// </summary>
+    /// <param name="builder">The store builder.</param>
+    /// <param name="section">The store's configuration section (such as <c>ClusterSession:Store:Redis</c>).</param>
+    /// <param name="create">Creates the store from the options (validated by the store itself).</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static TBuilder UseStore<TBuilder, TOptions>(this TBuilder builder, IConfiguration section, Func<IServiceProvider, TOptions, ISessionStore> create)
+        where TBuilder : ISessionStoreBuilder
+        where TOptions : SessionStoreOptions, new()
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        return builder.UseStore<TBuilder, TOptions>(options => SessionStoreConfiguration.BindStoreOptions(section, options), create);
     }
 }

@@ -6,9 +6,13 @@ namespace ClusterSession;
 /// the request it belongs to.
 /// </summary>
 /// <remarks>
-/// The public surface records changes and gives what a store takes (<see cref="GetChanges"/> for a stored
-/// session, <see cref="ToNewSnapshot"/> for a new one). The request lifecycle (id renewal, invalidation,
-/// accepting what a commit wrote) is the host integration's bookkeeping and internal to it.
+/// An application records changes and a store takes what they come to (<see cref="GetChanges"/> for a stored
+/// session, <see cref="ToNewSnapshot"/> for a new one). A host integration (the ASP.NET Core middleware, or one
+/// for another host) also drives the request lifecycle: it creates or saves the session at commit depending on
+/// <see cref="IsNew"/>, moves it with <see cref="RenewId"/> and a store's <c>ChangeIdAsync</c>, deletes it after
+/// <see cref="Invalidate"/>, and after each store write calls <see cref="AcceptChanges"/> (a save or create) or
+/// <see cref="AcceptStoredValue"/> (an atomic update), so that a second commit in the same request sends only
+/// what changed since.
 /// </remarks>
 public sealed class TrackedSession
 {
@@ -39,20 +43,20 @@ public sealed class TrackedSession
     public static TrackedSession CreateNew(string id, DateTimeOffset now, TimeSpan idleTimeout, TimeSpan absoluteLifetime, SessionLimits? limits = null)
         => new(SessionSnapshot.CreateNew(id, now, idleTimeout, absoluteLifetime), isNew: true, limits);
 
-    /// <summary>The session as loaded (or, for a new session, as started).</summary>
-    internal SessionSnapshot Snapshot { get; private set; }
+    /// <summary>The session as loaded (or, for a new session, as started), moved on by each accepted write.</summary>
+    public SessionSnapshot Snapshot { get; private set; }
 
     /// <summary>The session's id (the host integration may renew it within the request).</summary>
     public string Id { get; private set; }
 
-    /// <summary>Whether the session is new in this request and not yet in a store.</summary>
-    internal bool IsNew { get; private set; }
+    /// <summary>Whether the session is new in this request and not yet in a store: a commit creates it rather than saving changes.</summary>
+    public bool IsNew { get; private set; }
 
-    /// <summary>Whether <see cref="RenewId"/> was called on a stored session.</summary>
-    internal bool IdChanged => !IsNew && !string.Equals(Id, Snapshot.Id, StringComparison.Ordinal);
+    /// <summary>Whether <see cref="RenewId"/> was called on a stored session (whose stored id is still <see cref="Snapshot"/>'s).</summary>
+    public bool IdChanged => !IsNew && !string.Equals(Id, Snapshot.Id, StringComparison.Ordinal);
 
-    /// <summary>Whether <see cref="Invalidate"/> was called.</summary>
-    internal bool IsInvalidated { get; private set; }
+    /// <summary>Whether <see cref="Invalidate"/> was called: the host deletes the stored session at commit.</summary>
+    public bool IsInvalidated { get; private set; }
 
     /// <summary>Whether the request changed attributes, principal or timeout.</summary>
     public bool HasChanges => _set.Count > 0 || _removed.Count > 0 || _principalChanged || _idleTimeout is not null;
@@ -182,8 +186,12 @@ public sealed class TrackedSession
         _idleTimeout = idleTimeout == Snapshot.IdleTimeout ? null : idleTimeout;
     }
 
-    /// <summary>Gives the session a new id, keeping its data (session fixation protection).</summary>
-    internal void RenewId(string newId)
+    /// <summary>
+    /// Gives the session a new id, keeping its data (session fixation protection). For a stored session the host
+    /// moves it in the store first (<c>ISessionStore.ChangeIdAsync</c>) and calls this once the move succeeded.
+    /// </summary>
+    /// <param name="newId">The new id, from <see cref="SessionId.Create"/>.</param>
+    public void RenewId(string newId)
     {
         SessionId.ThrowIfMalformed(newId);
         ThrowIfInvalidated();
@@ -195,8 +203,8 @@ public sealed class TrackedSession
         Id = newId;
     }
 
-    /// <summary>Marks the session for deletion at commit; later writes throw.</summary>
-    internal void Invalidate() => IsInvalidated = true;
+    /// <summary>Marks the session for deletion at commit; later writes throw <see cref="InvalidOperationException"/>.</summary>
+    public void Invalidate() => IsInvalidated = true;
 
     /// <summary>The change set to save for a stored session, addressed to <see cref="Id"/>.</summary>
     public SessionChanges GetChanges()
@@ -212,7 +220,9 @@ public sealed class TrackedSession
     /// written outside this change set (an atomic update): it becomes part of the baseline, one version on,
     /// and any pending change of that attribute is dropped.
     /// </summary>
-    internal void AcceptStoredValue(string name, byte[]? value)
+    /// <param name="name">The attribute's name.</param>
+    /// <param name="value">What the store now holds; null when the attribute is absent.</param>
+    public void AcceptStoredValue(string name, byte[]? value)
     {
         ArgumentNullException.ThrowIfNull(name);
         var attributes = new Dictionary<string, byte[]>(Snapshot.Attributes, StringComparer.Ordinal);
@@ -233,9 +243,10 @@ public sealed class TrackedSession
 
     /// <summary>
     /// Records that the changes were written: the overlay becomes the new baseline, so a second
-    /// commit in the same request sends only what changed after the first.
+    /// commit in the same request sends only what changed after the first. Call it after a successful
+    /// <c>ISessionStore.CreateAsync</c> of <see cref="ToNewSnapshot"/> or <c>SaveAsync</c> of <see cref="GetChanges"/>.
     /// </summary>
-    internal void AcceptChanges()
+    public void AcceptChanges()
     {
         var attributes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var name in Keys)

@@ -1,4 +1,4 @@
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Configuration;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

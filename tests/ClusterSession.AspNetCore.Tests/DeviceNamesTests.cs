@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Management;
 
 namespace ClusterSession.AspNetCore.Tests;
 

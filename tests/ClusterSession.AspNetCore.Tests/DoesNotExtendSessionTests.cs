@@ -1,5 +1,5 @@
 using System.Net;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Sessions;
 using ClusterSession.InMemory;
 using ClusterSession.Redis;
 using ClusterSession.Testing.Servers;

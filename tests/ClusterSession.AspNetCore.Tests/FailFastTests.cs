@@ -3,7 +3,8 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using ClusterSession.Postgres;
 using ClusterSession.Redis;
 using ClusterSession.Testing.Servers;
@@ -216,13 +217,24 @@ public sealed class PostgresFailFastTests(PostgresServerFixture postgres, ITestO
             await postgres.StartOwnServerAsync();
         }
 
+        // The schema with a set-up timeout: a 1 s DDL statement can time out on a busy 2-core machine before the test starts.
+        await using (var setUp = new PostgresSessionStore(new PostgresSessionStoreOptions
+        {
+            ConnectionString = postgres.ConnectionString,
+            CommandTimeout = TimeSpan.FromSeconds(30),
+            CleanupInterval = Timeout.InfiniteTimeSpan,
+        }))
+        {
+            await setUp.CreateSchemaAsync();
+        }
+
         var store = new PostgresSessionStore(new PostgresSessionStoreOptions
         {
             ConnectionString = postgres.ConnectionString,
             CommandTimeout = timeout,
             CleanupInterval = Timeout.InfiniteTimeSpan,
         });
-        await store.CreateSchemaAsync();
+        await RedisFailFastTests.UntilAnswersAsync(store);
         return store;
     }
 

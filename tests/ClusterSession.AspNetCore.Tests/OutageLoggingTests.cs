@@ -105,7 +105,7 @@ public abstract class OutageLoggingTests : IAsyncLifetime
             await Task.Delay(20);
         }
 
-        var toucher = (Internal.SessionToucher)Cluster.Apps[0].Services.GetService(typeof(Internal.SessionToucher))!;
+        var toucher = (Sessions.SessionToucher)Cluster.Apps[0].Services.GetService(typeof(Sessions.SessionToucher))!;
         await UntilAsync(() => toucher.InFlight == 0);
     }
 

@@ -1,4 +1,4 @@
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.DependencyInjection;

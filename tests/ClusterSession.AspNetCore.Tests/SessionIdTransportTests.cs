@@ -1,4 +1,4 @@
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Http;
 
 namespace ClusterSession.AspNetCore.Tests;

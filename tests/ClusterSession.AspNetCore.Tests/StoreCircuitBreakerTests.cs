@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Configuration;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -91,6 +93,21 @@ public sealed class StoreCircuitBreakerTests : IDisposable
         Assert.Equal(CircuitState.HalfOpen, _circuit.State);
         var other = Assert.Throws<SessionStoreUnavailableException>(() => _circuit.Enter("load"));
         Assert.Equal(Break, other.RetryAfter);
+    }
+
+    [Fact]
+    public void A_call_that_will_not_reach_the_store_fails_fast_with_the_retry_hint_while_open_and_never_becomes_the_probe()
+    {
+        _circuit.ThrowIfOpen("load");
+        Fail(3);
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(TimeSpan.FromSeconds(3), Assert.Throws<SessionStoreUnavailableException>(() => _circuit.ThrowIfOpen("save")).RetryAfter);
+
+        // The next try is due: a call past its request's deadline still fails fast, and leaves the probe to a real call.
+        _time.Advance(Break);
+        Assert.NotNull(Assert.Throws<SessionStoreUnavailableException>(() => _circuit.ThrowIfOpen("save")).RetryAfter);
+        Assert.Equal(CircuitState.Open, _circuit.State);
+        Assert.Equal(CircuitPermit.Probe, _circuit.Enter("load"));
     }
 
     [Fact]

@@ -21,13 +21,16 @@ public abstract class NearCacheHosts : IAsyncLifetime
     /// <summary>The store's name in the measured output.</summary>
     public abstract string StoreName { get; }
 
+    /// <summary>Whether the hosts run with the near cache on (the fixtures without it measure what it costs).</summary>
+    public virtual bool NearCache => true;
+
     /// <summary>What <see cref="KillInvalidationConnectionsAsync"/> does, for the measured output.</summary>
     public abstract string KillCommand { get; }
 
     public async Task InitializeAsync()
     {
         await StartStoreAsync();
-        _hosts = await AppHost.StartManyAsync(3, _ => [.. StoreArguments(), "--NearCache", "true"]);
+        _hosts = await AppHost.StartManyAsync(3, _ => [.. StoreArguments(), "--NearCache", NearCache ? "true" : "false"]);
     }
 
     public async Task DisposeAsync()
@@ -74,7 +77,7 @@ public sealed record NearCacheCounters(long Hits, long Misses, long Invalidation
 }
 
 /// <summary>A real redis-server and three near-cached hosts over it.</summary>
-public sealed class RedisNearCacheHosts : NearCacheHosts
+public class RedisNearCacheHosts : NearCacheHosts
 {
     private readonly RedisServerFixture _redis = new();
     private readonly string _prefix = "nc" + Guid.NewGuid().ToString("N")[..8] + ":";
@@ -98,8 +101,37 @@ public sealed class RedisNearCacheHosts : NearCacheHosts
     protected override string[] StoreArguments() => ["--Store", "redis", "--Redis", _redis.Configuration, "--Prefix", _prefix];
 }
 
+/// <summary>A real Redis Cluster (three masters) and three near-cached hosts over it.</summary>
+public sealed class RedisClusterNearCacheHosts : NearCacheHosts
+{
+    private readonly RedisClusterFixture _cluster = new();
+    private readonly string _prefix = "nc" + Guid.NewGuid().ToString("N")[..8] + ":";
+
+    public override string StoreName => "Redis Cluster";
+
+    public override string KillCommand => "CLIENT KILL TYPE pubsub on every node";
+
+    public override async Task<long> KillInvalidationConnectionsAsync()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(_cluster.Configuration + ",allowAdmin=true");
+        long closed = 0;
+        foreach (var server in connection.GetServers())
+        {
+            closed += (long)await server.ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
+        }
+
+        return closed;
+    }
+
+    protected override Task StartStoreAsync() => _cluster.InitializeAsync();
+
+    protected override Task StopStoreAsync() => _cluster.DisposeAsync();
+
+    protected override string[] StoreArguments() => ["--Store", "redis", "--Redis", _cluster.Configuration, "--Prefix", _prefix];
+}
+
 /// <summary>A real PostgreSQL server and three near-cached hosts over it.</summary>
-public sealed class PostgresNearCacheHosts : NearCacheHosts
+public class PostgresNearCacheHosts : NearCacheHosts
 {
     private readonly PostgresServerFixture _postgres = new();
     private readonly string _prefix = "nc" + Guid.NewGuid().ToString("N")[..8] + "_";
@@ -123,4 +155,16 @@ public sealed class PostgresNearCacheHosts : NearCacheHosts
     protected override Task StopStoreAsync() => _postgres.DisposeAsync();
 
     protected override string[] StoreArguments() => ["--Store", "postgres", "--Postgres", _postgres.ConnectionString, "--Prefix", _prefix];
+}
+
+/// <summary>The same three hosts over a redis-server, with the near cache off.</summary>
+public sealed class RedisHostsWithoutNearCache : RedisNearCacheHosts
+{
+    public override bool NearCache => false;
+}
+
+/// <summary>The same three hosts over PostgreSQL, with the near cache off.</summary>
+public sealed class PostgresHostsWithoutNearCache : PostgresNearCacheHosts
+{
+    public override bool NearCache => false;
 }

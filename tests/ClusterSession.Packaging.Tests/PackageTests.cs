@@ -83,6 +83,18 @@ public sealed class PackageTests(PackageFeed feed)
     }
 
     [Fact]
+    public void The_tool_depends_on_the_core_and_the_stores_not_on_asp_net_core()
+    {
+        using var package = ZipFile.OpenRead(feed.PackagePath(Repository.ToolPackageId));
+        var files = package.Entries.Select(e => e.FullName).ToList();
+        Assert.Contains("tools/net10.0/any/ClusterSession.dll", files);
+        Assert.Contains("tools/net10.0/any/ClusterSession.Redis.dll", files);
+        Assert.Contains("tools/net10.0/any/ClusterSession.Postgres.dll", files);
+        Assert.DoesNotContain("tools/net10.0/any/ClusterSession.AspNetCore.dll", files);
+        Assert.DoesNotContain("Microsoft.AspNetCore.App", Read(package, "tools/net10.0/any/ClusterSession.Cli.runtimeconfig.json"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_postgres_package_carries_schema_sql_as_content_and_still_embeds_it()
     {
         var schema = File.ReadAllText(Path.Combine(Repository.Root, "src/ClusterSession.Postgres/schema.sql"));

@@ -58,7 +58,7 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
     }
 
     [Fact]
-    public async Task A_read_after_this_nodes_own_save_is_served_from_the_cache_unless_the_saves_own_invalidation_came_first()
+    public async Task A_read_after_this_nodes_own_save_is_served_from_the_cache_even_when_the_saves_own_invalidation_came_first()
     {
         const int Rounds = 500;
         var time = TestStores.NewClock();
@@ -79,11 +79,11 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         });
 
         var reads = delta.GetValueOrDefault("evalsha") + delta.GetValueOrDefault("eval") - Rounds;
-        output.WriteLine($"{Rounds} save-then-read rounds on one node: {Rounds} saves, {reads} reads went to the store (the save's own invalidation was applied before its reply)");
-        // How often the save's own invalidation reaches the subscriber before the save's reply depends on timing (124 and
-        // 296 of 500 seen in two runs on a loaded 2-core machine): a performance figure for the benchmark (issue 23's "0
-        // reloads after the node's own writes"), reported above. Asserted: every read saw its save, and no round read twice.
-        Assert.InRange(reads, 0, Rounds);
+        output.WriteLine($"{Rounds} save-then-read rounds on one node: {Rounds} saves, {reads} reads went to the store");
+        // The save's own invalidation often reaches the subscriber before the save's reply (124 and 296 of 500 rounds
+        // reloaded before the layer held such an invalidation back while the save was in flight): issue 23, "0 reloads
+        // after the node's own writes".
+        Assert.Equal(0, reads);
     }
 
     [Fact]

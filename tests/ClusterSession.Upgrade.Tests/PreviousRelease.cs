@@ -5,14 +5,15 @@ using ClusterSession.Demo.Tests;
 namespace ClusterSession.Upgrade.Tests;
 
 /// <summary>
-/// The previous release's ClusterDemo and CLI, built from this repository's history: the commit named in
-/// <c>eng/baseline-release.txt</c>, built once by <c>eng/build-baseline.sh</c> under <c>artifacts/baseline/</c>
-/// (test.sh does it before the tests; when it has not, the first test that needs it does).
+/// A released ClusterDemo and CLI, built from this repository's history: a commit named in <c>eng/baseline-release.txt</c>
+/// (its first line is the previous release; further lines older releases the current code still upgrades from), built once
+/// by <c>eng/build-baseline.sh</c> under <c>artifacts/baseline/</c> (test.sh does it before the tests; when it has not,
+/// the first test that needs it does).
 /// </summary>
 public sealed class PreviousRelease
 {
     private static readonly TimeSpan BuildDeadline = TimeSpan.FromMinutes(10);
-    private static readonly Lazy<Task<PreviousRelease>> Built = new(BuildAsync);
+    private static readonly Dictionary<string, Lazy<Task<PreviousRelease>>> Built = new(StringComparer.Ordinal);
 
     private PreviousRelease(string name, string demoDll, string cliDll)
     {
@@ -33,15 +34,43 @@ public sealed class PreviousRelease
     /// <summary>The current code's ClusterSession.Cli build (a project reference of this test project).</summary>
     public static string CurrentCliDll => Metadata("ClusterSessionCliDll");
 
-    /// <summary>The previous release, built (once per test run, and once per clone: the build is cached).</summary>
-    public static Task<PreviousRelease> GetAsync() => Built.Value;
+    /// <summary>The previous release (the first line of eng/baseline-release.txt), built (once per test run, and once per clone: the build is cached).</summary>
+    public static Task<PreviousRelease> GetAsync() => GetAsync(Releases()[0].Tag);
 
-    private static async Task<PreviousRelease> BuildAsync()
+    /// <summary>The release with this tag in eng/baseline-release.txt, built.</summary>
+    public static Task<PreviousRelease> GetAsync(string tag)
+    {
+        var (commit, _) = Releases().SingleOrDefault(r => r.Tag == tag);
+        if (commit is null)
+        {
+            throw new InvalidOperationException($"eng/baseline-release.txt names no release {tag}; the test needs it as a baseline.");
+        }
+
+        lock (Built)
+        {
+            if (!Built.TryGetValue(tag, out var built))
+            {
+                built = new(() => BuildAsync(commit, tag));
+                Built.Add(tag, built);
+            }
+
+            return built.Value;
+        }
+    }
+
+    private static List<(string Commit, string Tag)> Releases()
+        => [.. File.ReadAllLines(Path.Combine(DemoProcess.RepositoryRoot, "eng", "baseline-release.txt"))
+            .Where(l => l.Length > 0 && !l.StartsWith('#'))
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(p => (p[0], p[1]))];
+
+    private static async Task<PreviousRelease> BuildAsync(string commit, string tag)
     {
         var root = DemoProcess.RepositoryRoot;
         var script = Path.Combine(root, "eng", "build-baseline.sh");
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(script);
+        start.ArgumentList.Add(tag);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("bash did not start.");
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
@@ -73,9 +102,7 @@ public sealed class PreviousRelease
             return File.Exists(full) ? full : throw new InvalidOperationException($"{full}, named in {builtFile}, is missing: delete {Path.GetDirectoryName(builtFile)} and run {script} again.");
         }
 
-        var release = File.ReadAllLines(Path.Combine(root, "eng", "baseline-release.txt"))
-            .First(l => l.Length > 0 && !l.StartsWith('#')).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        return new PreviousRelease($"{release[1]} ({release[0][..7]})", Entry("demo"), Entry("cli"));
+        return new PreviousRelease($"{tag} ({commit[..7]})", Entry("demo"), Entry("cli"));
     }
 
     private static string Metadata(string key)

@@ -3,12 +3,12 @@ using ClusterSession.Demo.Tests;
 namespace ClusterSession.Upgrade.Tests;
 
 /// <summary>
-/// A rolling deploy on one real store: the previous release's ClusterDemo (one node) started first, then the current
+/// A rolling deploy on one real store: a release's ClusterDemo (one node; which release: the fixture type) started first, then the current
 /// code's (two nodes) beside it, each a process with its own HOME and temporary directory and its own ports, both on the
 /// store's one key (table) prefix. The mixed phase runs once, on first use; both phases' tests share its devices.
 /// Every process is stopped at the end, also after a failure.
 /// </summary>
-public sealed class SideBySide<TStore> : IAsyncLifetime
+public abstract class SideBySide<TStore> : IAsyncLifetime
     where TStore : UpgradeStore, new()
 {
     /// <summary>Signed-in browsers in the mixed phase (the demo has three users; each device has its own session).</summary>
@@ -27,7 +27,14 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
     private readonly List<Device> _devices = [];
     private int _homes;
 
-    public SideBySide() => _mixedPhase = new(RunMixedPhaseAsync);
+    private readonly string? _releaseTag;
+
+    /// <param name="releaseTag">The release of eng/baseline-release.txt to run beside the current code; null: the previous release (its first line).</param>
+    protected SideBySide(string? releaseTag)
+    {
+        _releaseTag = releaseTag;
+        _mixedPhase = new(RunMixedPhaseAsync);
+    }
 
     public TStore Store { get; } = new();
 
@@ -65,7 +72,7 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
     {
         try
         {
-            Release = await PreviousRelease.GetAsync();
+            Release = _releaseTag is null ? await PreviousRelease.GetAsync() : await PreviousRelease.GetAsync(_releaseTag);
             await Store.StartAsync();
             // The previous release runs first, as it did before the deploy; the current code joins it.
             Previous = await DemoProcess.StartBuildInHomeAsync(Release.DemoDll, NewHome("previous-demo"), 1, [.. Store.DemoArguments]);
@@ -155,4 +162,19 @@ public sealed class SideBySide<TStore> : IAsyncLifetime
         }));
         return traffic;
     }
+}
+
+/// <summary>The previous release (the first line of eng/baseline-release.txt) beside the current code: a rolling deploy.</summary>
+public sealed class PreviousReleaseSideBySide<TStore>() : SideBySide<TStore>(releaseTag: null)
+    where TStore : UpgradeStore, new();
+
+/// <summary>
+/// v0.2.0-preview.1, the last release on layout 2, beside the current code: the deploy from it, then `clustersession upgrade`
+/// (the current code still reads, writes and moves layout 2).
+/// </summary>
+public sealed class LayoutTwoSideBySide<TStore>() : SideBySide<TStore>(LayoutTwoRelease)
+    where TStore : UpgradeStore, new()
+{
+    /// <summary>The tag of the last release that wrote layout 2.</summary>
+    public const string LayoutTwoRelease = "v0.2.0-preview.1";
 }

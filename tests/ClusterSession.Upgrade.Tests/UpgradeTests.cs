@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace ClusterSession.Upgrade.Tests;
 
 /// <summary>
-/// The previous release (eng/baseline-release.txt) and the current code on one store, in two phases:
+/// The last release on layout 2 (v0.2.0-preview.1, eng/baseline-release.txt) and the current code on one store, in two phases:
 /// <list type="number">
 /// <item>mixed: both serve the same users side by side, as during a rolling deploy: no sign-out, no lost write;</item>
 /// <item>upgrade: <c>clustersession upgrade</c> (the current CLI, a process) is refused while the previous release serves,
@@ -12,7 +12,7 @@ namespace ClusterSession.Upgrade.Tests;
 /// </list>
 /// One class per store; each names only its store.
 /// </summary>
-public abstract class UpgradeTests<TStore>(SideBySide<TStore> cluster, ITestOutputHelper output) : IClassFixture<SideBySide<TStore>>
+public abstract class UpgradeTests<TStore>(LayoutTwoSideBySide<TStore> cluster, ITestOutputHelper output) : IClassFixture<LayoutTwoSideBySide<TStore>>
     where TStore : UpgradeStore, new()
 {
     /// <summary>
@@ -111,6 +111,6 @@ public abstract class UpgradeTests<TStore>(SideBySide<TStore> cluster, ITestOutp
     }
 }
 
-public sealed class RedisUpgradeTests(SideBySide<RedisUpgradeStore> cluster, ITestOutputHelper output) : UpgradeTests<RedisUpgradeStore>(cluster, output);
+public sealed class RedisUpgradeTests(LayoutTwoSideBySide<RedisUpgradeStore> cluster, ITestOutputHelper output) : UpgradeTests<RedisUpgradeStore>(cluster, output);
 
-public sealed class PostgresUpgradeTests(SideBySide<PostgresUpgradeStore> cluster, ITestOutputHelper output) : UpgradeTests<PostgresUpgradeStore>(cluster, output);
+public sealed class PostgresUpgradeTests(LayoutTwoSideBySide<PostgresUpgradeStore> cluster, ITestOutputHelper output) : UpgradeTests<PostgresUpgradeStore>(cluster, output);

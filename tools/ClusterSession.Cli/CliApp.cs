@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using ClusterSession.AspNetCore.Internal;
 using ClusterSession.Postgres;
 using ClusterSession.Redis;
 using Microsoft.Extensions.Options;
@@ -436,7 +435,7 @@ public static class CliApp
         }
 
         private static string Device(SessionSnapshot session)
-            => DeviceNames.Describe(session.Attributes.TryGetValue(ReservedNames.Prefix + ReservedNames.UserAgent, out var ua) ? Encoding.UTF8.GetString(ua) : null);
+            => DeviceNames.Of(session);
 
         private static string Date(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 

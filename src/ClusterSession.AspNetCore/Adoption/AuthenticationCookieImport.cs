@@ -1,6 +1,9 @@
 using System.Security.Cryptography;
 using System.Security.Claims;
-using ClusterSession.AspNetCore.Internal;
+using ClusterSession.AspNetCore.Authentication;
+using ClusterSession.AspNetCore.Diagnostics;
+using ClusterSession.AspNetCore.Resilience;
+using ClusterSession.AspNetCore.Sessions;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.DataProtection;

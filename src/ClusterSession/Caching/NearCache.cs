@@ -4,8 +4,8 @@ using System.Diagnostics.Metrics;
 namespace ClusterSession.Caching;
 
 /// <summary>
-/// One node's copies of sessions it has read from a shared store (<see cref="NearCacheOptions"/>): the part
-/// every store shares. The store feeds it what it learns: loads (<see cref="BeginLoad"/> before the round
+/// One node's copies of sessions it has read from a shared store (<see cref="NearCacheOptions"/>): the engine of
+/// <see cref="NearCachedSessionStore"/>, which feeds it what it learns: loads (<see cref="BeginLoad"/> before the round
 /// trip, <see cref="CompleteLoad"/> after), its own writes (<see cref="Saved"/>, <see cref="Remove"/>), the
 /// invalidations its channel delivers (<see cref="Invalidate"/>) and the state of that channel
 /// (<see cref="ChannelDown"/>, heartbeats). Thread-safe.
@@ -30,6 +30,7 @@ internal sealed class NearCache : IDisposable
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PendingLoad.Tracker> _pending = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, OwnWrite> _ownWrites = new(StringComparer.Ordinal);
     private readonly Lock _pendingGate = new();
     private readonly Lock _evictionGate = new();
     private readonly TimeProvider _time;
@@ -109,6 +110,63 @@ internal sealed class NearCache : IDisposable
     /// <summary>The number of cached sessions.</summary>
     public int Count => _entries.Count;
 
+    /// <summary>This node's copy of the session when one may be served now; counts nothing, starts nothing.</summary>
+    public SessionSnapshot? TryPeek(string id)
+    {
+        var key = KeyOf(id);
+        return IsUsable && _entries.TryGetValue(key, out var entry) && _time.GetTimestamp() < entry.ExpiresAt
+            && !(_ownWrites.TryGetValue(key, out var write) && Volatile.Read(ref write.Seen) > entry.Snapshot.Version)
+            ? entry.Snapshot
+            : null;
+    }
+
+    /// <summary>
+    /// This node starts a write of the session (call <see cref="EndWrite"/> when it returned, after
+    /// <see cref="Saved"/> or <see cref="Remove"/>). Until then an invalidation of the session with a version does not
+    /// drop the copy (it may be this write's own announcement, which can arrive before the write's reply): the
+    /// highest such version is kept, the copy is not served while it is newer than the copy, and the write's outcome
+    /// decides (<see cref="Saved"/> keeps the copy only when no other change came in between).
+    /// </summary>
+    public void BeginWrite(string id)
+    {
+        var key = KeyOf(id);
+        lock (_pendingGate)
+        {
+            if (!_ownWrites.TryGetValue(key, out var write))
+            {
+                _ownWrites[key] = write = new OwnWrite();
+            }
+
+            write.Count++;
+        }
+    }
+
+    /// <summary>Ends a write begun with <see cref="BeginWrite"/>: a copy older than a change heard meanwhile goes.</summary>
+    public void EndWrite(string id)
+    {
+        var key = KeyOf(id);
+        long seen;
+        lock (_pendingGate)
+        {
+            if (!_ownWrites.TryGetValue(key, out var write))
+            {
+                return;
+            }
+
+            seen = write.Seen;
+            if (--write.Count == 0)
+            {
+                _ownWrites.TryRemove(key, out _);
+            }
+        }
+
+        if (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < seen)
+        {
+            Drop(key, entry);
+            Metrics.Invalidations.Add(1);
+        }
+    }
+
     /// <summary>
     /// Returns this node's copy of the session when one may be served. <paramref name="touchDue"/> is true
     /// when the store should refresh the session's last access (off the request's path; see
@@ -129,6 +187,14 @@ internal sealed class NearCache : IDisposable
         if (now >= entry.ExpiresAt)
         {
             Drop(key, entry);
+            snapshot = null!;
+            Metrics.Misses.Add(1);
+            return false;
+        }
+
+        if (!_ownWrites.IsEmpty && _ownWrites.TryGetValue(key, out var write) && Volatile.Read(ref write.Seen) > entry.Snapshot.Version)
+        {
+            // Another change landed while this node's own write is in flight: the copy waits for that write to decide.
             snapshot = null!;
             Metrics.Misses.Add(1);
             return false;
@@ -228,7 +294,9 @@ internal sealed class NearCache : IDisposable
             return;
         }
 
-        if (entry.Snapshot.Version != newVersion - 1 || !_usable)
+        // A change after this one was heard while the save was in flight: the copy cannot become the latest state.
+        var later = _ownWrites.TryGetValue(key, out var write) && Volatile.Read(ref write.Seen) > newVersion;
+        if (entry.Snapshot.Version != newVersion - 1 || !_usable || later)
         {
             Drop(key, entry);
             return;
@@ -302,6 +370,11 @@ internal sealed class NearCache : IDisposable
     public void Invalidate(string key, long version)
     {
         MarkPendingStale(key);
+        if (version != Gone && !_ownWrites.IsEmpty && DeferToOwnWrite(key, version))
+        {
+            return;
+        }
+
         if (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < version)
         {
             Drop(key, entry);
@@ -432,6 +505,25 @@ internal sealed class NearCache : IDisposable
         }
     }
 
+    // This node's write of the session is in flight: the version is noted and the write's outcome decides (EndWrite).
+    private bool DeferToOwnWrite(string key, long version)
+    {
+        lock (_pendingGate)
+        {
+            if (!_ownWrites.TryGetValue(key, out var write))
+            {
+                return false;
+            }
+
+            if (version > write.Seen)
+            {
+                Volatile.Write(ref write.Seen, version);
+            }
+
+            return true;
+        }
+    }
+
     private void MarkPendingStale(string key)
     {
         lock (_pendingGate)
@@ -504,6 +596,13 @@ internal sealed class NearCache : IDisposable
         }
 
         return size;
+    }
+
+    private sealed class OwnWrite
+    {
+        public int Count;
+
+        public long Seen = -1;
     }
 
     private sealed class Entry(SessionSnapshot snapshot, long expiresAt, long accessedAt, long touchAfterTicks, long size)

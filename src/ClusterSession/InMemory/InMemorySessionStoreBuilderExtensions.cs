@@ -28,10 +28,7 @@ public static class InMemorySessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UseInMemory<TBuilder>(this TBuilder builder, IConfiguration section)
         where TBuilder : ISessionStoreBuilder
-    {
-        ArgumentNullException.ThrowIfNull(section);
-        return builder.UseInMemory(options => SessionStoreConfiguration.BindStoreOptions(section, options));
-    }
+        => builder.UseStore<TBuilder, InMemorySessionStoreOptions>(section, Create);
 
     /// <summary>
     /// Keeps sessions in this process's memory (see <see cref="UseInMemory{TBuilder}(TBuilder)"/>), with the in-memory
@@ -42,7 +39,8 @@ public static class InMemorySessionStoreBuilderExtensions
     /// <returns>The builder, for chaining.</returns>
     public static TBuilder UseInMemory<TBuilder>(this TBuilder builder, Action<InMemorySessionStoreOptions> configure)
         where TBuilder : ISessionStoreBuilder
-        => builder.UseStore<TBuilder, InMemorySessionStoreOptions>(
-            configure,
-            static (provider, options) => new InMemorySessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System));
+        => builder.UseStore<TBuilder, InMemorySessionStoreOptions>(configure, Create);
+
+    private static ISessionStore Create(IServiceProvider provider, InMemorySessionStoreOptions options)
+        => new InMemorySessionStore(options, provider.GetService<TimeProvider>() ?? TimeProvider.System);
 }
