@@ -273,15 +273,24 @@ internal static class BenchHarness
     }
 
     /// <summary>
-    /// Execution microseconds of the commands the app itself sent: when scripts ran, only the scripts (whose time includes
-    /// the commands they call, which commandstats also lists under their own names); else every command.
+    /// Execution microseconds of the commands the app itself sent, each counted once: scripts whole (their time includes
+    /// the commands they call, which commandstats also lists under their own names), plus the plain commands. When
+    /// scripts ran, a command a script may call (<see cref="ScriptCalls"/>) is taken as called by it and left out;
+    /// ClusterSession sends HGETALL plainly beside its scripts, and the built-in sends no script at all.
     /// </summary>
-    private static long TopLevelUsec(Dictionary<string, CommandStat> stats)
+    internal static long TopLevelUsec(IReadOnlyDictionary<string, CommandStat> stats)
     {
         static bool IsScript(string name) => name.StartsWith("eval", StringComparison.OrdinalIgnoreCase) || name.StartsWith("fcall", StringComparison.OrdinalIgnoreCase);
-        var scripts = stats.Where(s => IsScript(s.Key)).ToList();
-        return (scripts.Count > 0 ? scripts : stats.ToList()).Sum(s => s.Value.Usec);
+        var scriptsRan = stats.Keys.Any(IsScript);
+        return stats.Where(s => !scriptsRan || IsScript(s.Key) || !ScriptCalls.Contains(s.Key)).Sum(s => s.Value.Usec);
     }
+
+    /// <summary>The commands ClusterSession's scripts call (src/ClusterSession.Redis/RedisScripts.cs).</summary>
+    private static readonly HashSet<string> ScriptCalls = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "time", "hmget", "hset", "hdel", "hlen", "hexists", "pexpire", "publish", "del", "exists", "rename",
+        "zadd", "zrem", "zremrangebyscore", "zrange", "zscore", "zcard", "zpopmin",
+    };
 
     public static string ScenarioName(Scenario scenario) => scenario switch
     {
@@ -311,9 +320,11 @@ internal static class BenchHarness
         var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
+        var statementsBefore = walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken);
         var cpuBefore = await storeCpu.SecondsAsync(contender);
         var sample = await generator.RunAsync(scenario, options.CellDuration, options.CellMaxRequests, cancellationToken);
         var cpu = StoreCpuMeter.Delta(cpuBefore, await storeCpu.SecondsAsync(contender));
+        totals.AddStatementMs(StoreCpuMeter.Delta(statementsBefore, walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken)));
         var bytes = proxy.BytesToServer - bytesBefore;
         var commands = proxy.CommandsToServer - commandsBefore;
         if (walProbe is not null)
@@ -412,6 +423,7 @@ internal static class BenchHarness
         var walBefore = walProbe is null ? 0 : await walProbe.WalPositionAsync(cancellationToken);
         var bytesBefore = proxy.BytesToServer;
         var commandsBefore = proxy.CommandsToServer;
+        var statementsBefore = walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken);
         var cpuBefore = await storeCpu.SecondsAsync(contender);
         var latencies = new List<long>(sessions);
         long errors = 0;
@@ -432,6 +444,7 @@ internal static class BenchHarness
         var elapsed = Stopwatch.GetElapsedTime(start);
         await WaitForQuietAsync(proxy, cancellationToken);
         var cpu = StoreCpuMeter.Delta(cpuBefore, await storeCpu.SecondsAsync(contender));
+        totals.AddStatementMs(StoreCpuMeter.Delta(statementsBefore, walProbe is null ? null : await walProbe.StatementMsAsync(cancellationToken)));
         if (walProbe is not null)
         {
             totals.WalBytes += await walProbe.WalPositionAsync(cancellationToken) - walBefore;
@@ -578,6 +591,8 @@ internal static class BenchHarness
         private long _commands;
         private double _storeCpuSeconds;
         private bool _storeCpuUnknown;
+        private double _statementMs;
+        private bool _statementMsUnknown;
 
         public long Requests { get; private set; }
 
@@ -602,6 +617,13 @@ internal static class BenchHarness
             Errors += sample.Errors;
             _bytes += bytes;
             _commands += commands;
+        }
+
+        /// <summary>PostgreSQL statement execution time while the cell ran (pg_stat_statements), or null when the server has none.</summary>
+        public void AddStatementMs(double? milliseconds)
+        {
+            _statementMs += milliseconds ?? 0;
+            _statementMsUnknown |= milliseconds is null;
         }
 
         public BenchResult ToResult(IContender contender, Scenario scenario, int connections, long? sessionBytes, int lostUpdates, (long DeadTuples, long TableBytes)? afterWrites)
@@ -633,7 +655,9 @@ internal static class BenchHarness
                 scenario == Scenario.Write ? walPerRequest : null,
                 afterWrites?.DeadTuples,
                 afterWrites?.TableBytes,
-                _storeCpuUnknown ? null : Math.Round(_storeCpuSeconds * 1e6 / requests, 2));
+                _storeCpuUnknown ? null : Math.Round(_storeCpuSeconds * 1e6 / requests, 2),
+                contender.UsesRedis ? Math.Round((double)TopLevelUsec(CommandStats) / requests, 2)
+                    : usesPostgres && !_statementMsUnknown ? Math.Round(_statementMs * 1000 / requests, 2) : null);
         }
 
         private static double Percentile(long[] sorted, double quantile)

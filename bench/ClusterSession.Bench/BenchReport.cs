@@ -45,7 +45,8 @@ internal sealed record BenchResult(
     [property: JsonPropertyName("wal_bytes_per_write")] double? WalBytesPerWrite,
     [property: JsonPropertyName("dead_tuples_after_writes")] long? DeadTuplesAfterWrites,
     [property: JsonPropertyName("table_bytes_after_writes")] long? TableBytesAfterWrites,
-    [property: JsonPropertyName("store_cpu_us_per_request")] double? StoreCpuUsPerRequest);
+    [property: JsonPropertyName("store_cpu_us_per_request")] double? StoreCpuUsPerRequest,
+    [property: JsonPropertyName("store_command_us_per_request")] double? StoreCommandUsPerRequest);
 
 /// <summary>The console table, with ratios against the baseline contender.</summary>
 internal static class ReportTable

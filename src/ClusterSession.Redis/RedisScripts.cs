@@ -1,3 +1,5 @@
+using StackExchange.Redis;
+
 namespace ClusterSession.Redis;
 
 /// <summary>
@@ -5,6 +7,12 @@ namespace ClusterSession.Redis;
 /// Redis Cluster safe). docs/redis-data-model.md describes every field and argument. Numbers go out
 /// through string.format('%d') so Lua 5.1 (Redis) and Lua 5.4 (Garnet) write the same digits.
 /// </summary>
+/// <remarks>
+/// One argument convention: ARGV[1] is the clock; a script that changes a session takes the announce arguments next
+/// (ARGV[2..4], <see cref="RedisAnnounce"/>); then its own arguments, named in its first line and built by one C#
+/// method with the same names (<c>SaveArgs</c>, <c>CompareAndSetArgs</c>, ...); a variable list comes last, after its
+/// count. The script texts are constants: no value is written into them.
+/// </remarks>
 internal static class RedisScripts
 {
     // "now" is the store's clock: Redis TIME, read inside the script, so every node of the application
@@ -55,13 +63,26 @@ internal static class RedisScripts
 
         """;
 
-    /// <summary>Stands for the near cache's announce() function in the scripts that change a session; see <see cref="WithAnnounce"/>.</summary>
-    public const string AnnouncePlaceholder = "@ANNOUNCE@";
-
     // announce(version) tells every node's near cache that the session changed to that version; announce() that it
-    // ended. The store writes the function in (WithAnnounce): a PUBLISH on the near cache's channel when the cache is
-    // on, nothing when it is off. Each changing script calls it once, just before its successful return.
-    private const string Announce = AnnouncePlaceholder + "\n";
+    // ended. Its arguments are the same three in every script that changes a session, right after the clock
+    // (RedisAnnounce): ARGV[2] the near cache's channel ('' when the cache is off: announce does nothing), ARGV[3] the
+    // writing store instance's nonce (which the other nodes acknowledge an end to), ARGV[4] the byte (1-based) where the
+    // id starts in a previous-layout key. It PUBLISHes, per key the script got, the session's handle (the last 22
+    // characters of a current-layout key) or, for a previous-layout key, the SHA-1 (hex) of the session id as the
+    // previous release announced it (never the id itself, a credential), followed by ':' and the version for a change,
+    // or by '|' and the nonce for an end. Each changing script calls it once, just before its successful return.
+    private const string Announce = """
+        local function announce(v)
+          if ARGV[2] == '' then return end
+          for _, name in ipairs(KEYS) do
+            local key
+            if string.byte(name, -1) == 125 then key = redis.sha1hex(string.sub(name, tonumber(ARGV[4]), -2)) else key = string.sub(name, -22) end
+            if v then key = key .. ':' .. string.format('%d', v) else key = key .. '|' .. ARGV[3] end
+            redis.call('PUBLISH', ARGV[2], key)
+          end
+        end
+
+        """;
 
     /// <summary>
     /// The half of a load that runs in Lua. KEYS[1] session; ARGV clock, touch-fraction-per-mille. Sent in one round
@@ -115,43 +136,33 @@ internal static class RedisScripts
         return 1
         """;
 
-    /// <summary>Stands for the store's attribute limit in <see cref="Save"/>; see <see cref="SaveWithLimit"/>.</summary>
-    public const string MaxAttributesPlaceholder = "@MAX_ATTRIBUTES@";
-
     /// <summary>
-    /// KEYS[1] session; ARGV clock, shape, then (when the shape says so) new-idle-ms and principal, set
-    /// field/value pairs, removed fields. The shape is the set count followed by flags: 'i' a new idle
-    /// timeout follows, 'p' a principal follows (set it), 'c' clear the principal. A one-attribute write
-    /// sends only now, '1', field and value: the attribute limit is part of the script text, not an argument.
-    /// The attributes and the new metadata (version + 1, last access now) go in one HSET, then PEXPIRE: a save always
-    /// refreshes (SessionStoreOptions.TouchIntervalFraction). The limit is counted field by field only when the
-    /// session could reach it (its attributes plus the set ones exceed it).
+    /// KEYS[1] session; ARGV as <see cref="SaveArgs"/> builds them: clock, announce (3), max attributes, new idle ms ('' keeps
+    /// it), principal change ('' keeps it, 'set' or 'clear'), principal, count of set attributes, then the set
+    /// field/value pairs and the removed fields. The attributes and the new metadata (version + 1, last access now) go in
+    /// one HSET, then PEXPIRE: a save always refreshes (SessionStoreOptions.TouchIntervalFraction). The limit is counted
+    /// field by field only when the session could reach it (its attributes plus the set ones exceed it).
     /// Returns {1, version, absolute-ms, had-principal, old-principal}, {0} gone, {-1, count} over the limit.
     /// </summary>
     public const string Save = Prelude + Announce + """
+        local max_attributes, new_idle, principal_change, principal, set_count = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
         local s = meta(redis.call('HMGET', k, '#', '#m'))
         if not s then return {0} end
-        local nset, flags = string.match(ARGV[2], '^(%d+)(%a*)$')
-        nset = tonumber(nset)
-        local pos = 3
         local idle, rest = s.idle, s.rest
-        if flags ~= '' then
-          if string.find(flags, 'i', 1, true) then idle = tonumber(ARGV[pos]); pos = pos + 1 end
-          if string.find(flags, 'p', 1, true) then rest = ',' .. ARGV[pos]; pos = pos + 1
-          elseif string.find(flags, 'c', 1, true) then rest = '' end
-        end
-        local first, last = pos, pos - 1 + 2 * nset
-        if nset > 0 then
+        if new_idle ~= '' then idle = tonumber(new_idle) end
+        if principal_change == 'set' then rest = ',' .. principal elseif principal_change == 'clear' then rest = '' end
+        local first, last = 10, 9 + 2 * set_count
+        if set_count > 0 then
           local count = redis.call('HLEN', k) - 1
-          if count + nset > @MAX_ATTRIBUTES@ then
-            local grows = nset
+          if count + set_count > max_attributes then
+            local grows = set_count
             for i = first, last, 2 do
               if redis.call('HEXISTS', k, ARGV[i]) == 1 then grows = grows - 1 end
             end
             for i = last + 1, #ARGV do
               if redis.call('HEXISTS', k, ARGV[i]) == 1 then grows = grows - 1 end
             end
-            if grows > 0 and count + grows > @MAX_ATTRIBUTES@ then return {-1, count + grows} end
+            if grows > 0 and count + grows > max_attributes then return {-1, count + grows} end
           end
         end
         if #ARGV > last then redis.call('HDEL', k, unpack(ARGV, last + 1)) end
@@ -163,66 +174,59 @@ internal static class RedisScripts
         return {1, v, string.format('%d', s.abs), s.rest ~= '' and 1 or 0, old}
         """;
 
-    /// <summary>
-    /// <paramref name="script"/> with its announce() function written in: with <paramref name="channel"/>, a PUBLISH per
-    /// key the script got, of the session's handle (the last 22 characters of a current-layout key) or, for a
-    /// previous-layout key, of the SHA-1 (hex) of the session id as the previous release announced it (the key's text
-    /// from byte <paramref name="idStart"/>, 1-based, to before its closing brace: never the id itself, which is a
-    /// credential), followed by ':' and the version for a change, or by
-    /// '|' and <paramref name="writer"/> (the writing store instance's nonce, which the other nodes acknowledge to) when
-    /// the session ended; without it (the near cache is off) a function that does nothing.
-    /// </summary>
-    public static string WithAnnounce(string script, string? channel, int idStart, string writer)
+    /// <summary>The arguments of <see cref="Save"/>.</summary>
+    /// <param name="clock">The clock argument (RedisSessionStore.Clock).</param>
+    /// <param name="announce">The near cache's announce arguments.</param>
+    /// <param name="maxAttributes">The store's attribute limit.</param>
+    /// <param name="idle">A new idle timeout, or null to keep the session's.</param>
+    /// <param name="principalChange">Null keeps the principal; otherwise the new one, whose null clears it.</param>
+    /// <param name="set">Attributes to set.</param>
+    /// <param name="removed">Attributes to remove.</param>
+    public static RedisValue[] SaveArgs(
+        RedisValue clock,
+        in RedisAnnounce announce,
+        int maxAttributes,
+        TimeSpan? idle,
+        (string? Principal, bool Changed) principalChange,
+        IReadOnlyDictionary<string, byte[]> set,
+        IReadOnlyCollection<string> removed)
     {
-        var function = channel is null
-            ? "local function announce() end"
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"""
-                local function announce(v)
-                  for _, name in ipairs(KEYS) do
-                    local key
-                    if string.byte(name, -1) == 125 then key = redis.sha1hex(string.sub(name, {idStart}, -2)) else key = string.sub(name, -22) end
-                    if v then key = key .. ':' .. string.format('%d', v) else key = key .. '|{LuaEscape(writer)}' end
-                    redis.call('PUBLISH', '{LuaEscape(channel)}', key)
-                  end
-                end
-                """);
-        return script.Replace(AnnouncePlaceholder, function, StringComparison.Ordinal);
-    }
-
-    /// <summary><see cref="Save"/> with the attribute limit written in (one cached script per limit).</summary>
-    public static string SaveWithLimit(int maxAttributes)
-        => Save.Replace(MaxAttributesPlaceholder, maxAttributes.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
-
-    // The content of a Lua single-quoted string: letters, digits and a few safe marks as they are, every other byte as a decimal escape.
-    private static string LuaEscape(string text)
-    {
-        var builder = new System.Text.StringBuilder(text.Length);
-        foreach (var b in System.Text.Encoding.UTF8.GetBytes(text))
+        var args = new RedisValue[9 + (2 * set.Count) + removed.Count];
+        args[0] = clock;
+        announce.WriteTo(args);
+        args[4] = maxAttributes;
+        args[5] = idle is { } i ? (long)i.TotalMilliseconds : RedisValue.EmptyString;
+        args[6] = !principalChange.Changed ? RedisValue.EmptyString : principalChange.Principal is null ? "clear" : "set";
+        args[7] = principalChange.Principal ?? RedisValue.EmptyString;
+        args[8] = set.Count;
+        var n = 9;
+        foreach (var (name, value) in set)
         {
-            if (char.IsAsciiLetterOrDigit((char)b) || b is (byte)':' or (byte)'-' or (byte)'_' or (byte)'.' or (byte)'/')
-            {
-                builder.Append((char)b);
-            }
-            else
-            {
-                builder.Append('\\').Append(b.ToString("000", System.Globalization.CultureInfo.InvariantCulture));
-            }
+            args[n++] = RedisKeys.AttributeField(name);
+            args[n++] = value;
         }
 
-        return builder.ToString();
+        foreach (var name in removed)
+        {
+            args[n++] = RedisKeys.AttributeField(name);
+        }
+
+        return args;
     }
 
     /// <summary>
-    /// KEYS[1] session; ARGV clock, field, has-expected, expected, has-replacement, replacement, max-attributes.
+    /// KEYS[1] session; ARGV as <see cref="CompareAndSetArgs"/> builds them: clock, announce (3), field, has-expected,
+    /// expected, has-replacement, replacement, max attributes.
     /// Returns {1, version} set, {0} gone, {2, 1, current} or {2, 0} mismatch, {-1, count} over the limit.
     /// </summary>
     public const string CompareAndSet = Prelude + Announce + """
-        local m = redis.call('HMGET', k, '#', '#m', ARGV[2])
+        local field, has_expected, expected, has_replacement, replacement, max_attributes = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+        local m = redis.call('HMGET', k, '#', '#m', field)
         local s = meta(m)
         if not s then return {0} end
         local cur = m[3]
-        if ARGV[3] == '1' then
-          if cur ~= ARGV[4] then
+        if has_expected == '1' then
+          if cur ~= expected then
             if cur then return {2, 1, cur} else return {2, 0} end
           end
         elseif cur then
@@ -230,14 +234,14 @@ internal static class RedisScripts
         end
         local v = s.version + 1
         local packed = pack(s, now, s.idle, v, s.rest)
-        if ARGV[5] == '1' then
+        if has_replacement == '1' then
           if not cur then
             local count = redis.call('HLEN', k)
-            if count > tonumber(ARGV[7]) then return {-1, count} end
+            if count > max_attributes then return {-1, count} end
           end
-          redis.call('HSET', k, ARGV[2], ARGV[6], '#', packed)
+          redis.call('HSET', k, field, replacement, '#', packed)
         else
-          if cur then redis.call('HDEL', k, ARGV[2]) end
+          if cur then redis.call('HDEL', k, field) end
           redis.call('HSET', k, '#', packed)
         end
         redis.call('PEXPIRE', k, string.format('%d', math.min(now + s.idle, s.abs) - now))
@@ -245,22 +249,59 @@ internal static class RedisScripts
         return {1, v}
         """;
 
+    /// <summary>The arguments of <see cref="CompareAndSet"/>.</summary>
+    /// <param name="clock">The clock argument.</param>
+    /// <param name="announce">The near cache's announce arguments.</param>
+    /// <param name="name">The attribute.</param>
+    /// <param name="expected">The value expected now, or null for "absent".</param>
+    /// <param name="replacement">The new value, or null to remove the attribute.</param>
+    /// <param name="maxAttributes">The store's attribute limit.</param>
+    public static RedisValue[] CompareAndSetArgs(RedisValue clock, in RedisAnnounce announce, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, int maxAttributes)
+    {
+        var args = new RedisValue[10];
+        args[0] = clock;
+        announce.WriteTo(args);
+        args[4] = RedisKeys.AttributeField(name);
+        args[5] = expected is null ? "0" : "1";
+        args[6] = expected is { } e ? e : RedisValue.EmptyString;
+        args[7] = replacement is null ? "0" : "1";
+        args[8] = replacement ?? RedisValue.EmptyString;
+        args[9] = maxAttributes;
+        return args;
+    }
+
     /// <summary>
-    /// KEYS[1] session; ARGV clock[, principal]. Deletes the key (with a principal: only when the session is live and
-    /// bound to it, for a revocation by handle). Returns {was-live, had-principal, principal}.
+    /// KEYS[1] session; ARGV as <see cref="DeleteArgs"/> builds them: clock, announce (3), has-principal, principal.
+    /// Deletes the key (with a principal: only when the session is live and bound to it, for a revocation by handle).
+    /// Returns {was-live, had-principal, principal}.
     /// </summary>
     public const string Delete = Prelude + Announce + """
+        local has_principal, principal = ARGV[5], ARGV[6]
         local s = meta(redis.call('HMGET', k, '#', '#m'))
-        if ARGV[2] and (not s or s.rest ~= ',' .. ARGV[2]) then return {0, 0, ''} end
+        if has_principal == '1' and (not s or s.rest ~= ',' .. principal) then return {0, 0, ''} end
         redis.call('DEL', k)
         announce()
         local bound = s and s.rest ~= ''
         return {s and 1 or 0, bound and 1 or 0, bound and string.sub(s.rest, 2) or ''}
         """;
 
+    /// <summary>The arguments of <see cref="Delete"/>.</summary>
+    /// <param name="clock">The clock argument.</param>
+    /// <param name="announce">The near cache's announce arguments.</param>
+    /// <param name="expectedPrincipal">Delete only when the session is bound to this principal; null for any session.</param>
+    public static RedisValue[] DeleteArgs(RedisValue clock, in RedisAnnounce announce, string? expectedPrincipal)
+    {
+        var args = new RedisValue[6];
+        args[0] = clock;
+        announce.WriteTo(args);
+        args[4] = expectedPrincipal is null ? "0" : "1";
+        args[5] = expectedPrincipal ?? RedisValue.EmptyString;
+        return args;
+    }
+
     /// <summary>
-    /// First step of an id change. KEYS[1] old session; ARGV clock. Marks a live session as moving
-    /// (saves and loads then treat it as gone) and returns its hash; nil when absent.
+    /// First step of an id change. KEYS[1] old session; ARGV as <see cref="BeginMoveArgs"/> builds them: clock, announce (3).
+    /// Marks a live session as moving (saves and loads then treat it as gone) and returns its hash; nil when absent.
     /// </summary>
     public const string BeginMove = Prelude + Announce + """
         if not meta(redis.call('HMGET', k, '#', '#m')) then return false end
@@ -269,6 +310,17 @@ internal static class RedisScripts
         announce()
         return h
         """;
+
+    /// <summary>The arguments of <see cref="BeginMove"/>.</summary>
+    /// <param name="clock">The clock argument.</param>
+    /// <param name="announce">The near cache's announce arguments.</param>
+    public static RedisValue[] BeginMoveArgs(RedisValue clock, in RedisAnnounce announce)
+    {
+        var args = new RedisValue[4];
+        args[0] = clock;
+        announce.WriteTo(args);
+        return args;
+    }
 
     /// <summary>Undoes <see cref="BeginMove"/> when the new id is taken. KEYS the old session's keys (one slot).</summary>
     public const string AbortMove = """
@@ -336,6 +388,22 @@ internal static class RedisScripts
         end
         return h
         """;
+}
+
+/// <summary>
+/// The announce arguments of every script that changes a session (ARGV[2..4], after the clock): the near cache's
+/// channel (empty when the cache is off), the writing store instance's nonce, and the byte where the id starts in a
+/// previous-layout key (1-based).
+/// </summary>
+internal readonly record struct RedisAnnounce(RedisValue Channel, RedisValue Writer, long IdStart)
+{
+    /// <summary>Writes the three arguments at ARGV[2..4] (indexes 1 to 3).</summary>
+    public void WriteTo(RedisValue[] args)
+    {
+        args[1] = Channel;
+        args[2] = Writer;
+        args[3] = IdStart;
+    }
 }
 
 /// <summary>The scripts of the layout upgrade (RedisSessionStore.Layout.cs, RedisSessionStore.Upgrade.cs).</summary>

@@ -1,3 +1,4 @@
+using System.Collections.ObjectModel;
 using StackExchange.Redis;
 
 namespace ClusterSession.Redis;
@@ -77,8 +78,8 @@ public sealed partial class RedisSessionStore
     /// <summary>Sets (or, for null, clears) the principal field of a live session; null when the session is gone.</summary>
     private async Task<(string? Principal, long AbsoluteMs)?> SetPrincipalOnHashAsync(RedisSessionRef session, string? principal, CancellationToken token)
     {
-        RedisValue[] args = principal is null ? [Clock(), "0c"] : [Clock(), "0p", principal];
-        var result = await WriteChangeAsync(session, _saveScript, args, token).ConfigureAwait(false);
+        var args = RedisScripts.SaveArgs(Clock(), _announce, _options.Limits.MaxAttributes, idle: null, (principal, true), ReadOnlyDictionary<string, byte[]>.Empty, []);
+        var result = await WriteChangeAsync(session, RedisScripts.Save, args, token).ConfigureAwait(false);
         return (int)result[0] != 1 ? null : ((int)result[3] == 1 ? (string?)result[4] : null, (long)result[2]);
     }
 

@@ -153,9 +153,30 @@ public sealed partial class RedisSessionStore : ISessionStoreUpgrade
         }
     }
 
-    /// <summary>Writes this node's heartbeat (the layout it acts on, dated by the store's clock); returns that date.</summary>
+    /// <summary>
+    /// Writes this node's heartbeat (the layout it acts on, dated by the store's clock); returns that date. It also
+    /// samples the store's clock for <see cref="StoreClockMs"/>: the offset of Redis TIME from this node's clock,
+    /// taken at the middle of the round trip.
+    /// </summary>
     private async Task<long> RegisterAsync(RedisLayout layout, CancellationToken token)
-        => (long)await EvaluateAsync(RedisLayoutScripts.Register, _keys.Nodes, [_nodeId, MarkerOf(layout)], token).ConfigureAwait(false);
+    {
+        var sent = TimeProvider.System.GetTimestamp();
+        var storeNow = (long)await EvaluateAsync(RedisLayoutScripts.Register, _keys.Nodes, [_nodeId, MarkerOf(layout)], token).ConfigureAwait(false);
+        var halfTrip = TimeProvider.System.GetElapsedTime(sent) / 2;
+        var localMid = TimeProvider.System.GetUtcNow() - halfTrip;
+        Volatile.Write(ref _storeClockOffsetMs, storeNow - localMid.ToUnixTimeMilliseconds());
+        Volatile.Write(ref _storeClockSampled, 1);
+        return storeNow;
+    }
+
+    /// <summary>
+    /// The store's clock (Redis TIME) as this node estimates it: its own clock plus the offset sampled by every
+    /// registration (every <see cref="LayoutRefreshInterval"/>), off by about half a round trip; null before the
+    /// first sample. It only decides whether to ask the store (a touch that may be due); the store's own clock
+    /// decides expiry.
+    /// </summary>
+    private long? StoreClockMs()
+        => Volatile.Read(ref _storeClockSampled) == 0 ? null : TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds() + Volatile.Read(ref _storeClockOffsetMs);
 
     /// <summary>Reads (<paramref name="operation"/> empty) or sets ("nx", "set") the layout marker; returns it after the call.</summary>
     private async Task<RedisLayout> MarkerAsync(string operation, string value, CancellationToken token)

@@ -24,11 +24,12 @@ public sealed partial class RedisSessionStore
     /// <summary>The session's key in the layout this node writes. For tests that change a session behind the store's back.</summary>
     internal RedisKey SessionKeyForTests(string id) => CreateKey(RedisSessionRef.FromId(id), Layout == RedisLayout.Unknown ? RedisLayout.Current : Layout);
 
-    private string WithAnnounce(string script)
+    /// <summary>The announce arguments of the scripts that change a session (the channel empty when the cache is off).</summary>
+    private RedisAnnounce AnnounceArguments()
     {
         // Session keys are KeyPrefix + "s:{" + id + "}": the id starts after those bytes (Lua counts from 1).
         var idStart = Encoding.UTF8.GetByteCount(_options.KeyPrefix) + 4;
-        return RedisScripts.WithAnnounce(script, _near?.ChannelName, idStart, _near?.NodeId ?? string.Empty);
+        return new RedisAnnounce(_near?.ChannelName ?? string.Empty, _near?.NodeId ?? string.Empty, idStart);
     }
 
     /// <summary>A script that changes one session. When it fails the change may still have landed, so this node's copy goes.</summary>

@@ -13,8 +13,9 @@ using StackExchange.Redis;
 namespace ClusterSession.Redis;
 
 /// <summary>
-/// A session store on Redis, Redis Cluster or Garnet. Loading a session (with its throttled touch)
-/// and saving a change set each cost one round trip: an atomic Lua script on the session's one hash.
+/// A session store on Redis, Redis Cluster or Garnet. Loading a session is one plain HGETALL (Redis's TTL keeps only
+/// live sessions; the throttled touch, when due, is a script); saving a change set is one atomic Lua script on the
+/// session's one hash.
 /// docs/redis-data-model.md describes every key, field and script.
 /// </summary>
 /// <remarks>
@@ -39,10 +40,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     /// timeouts, which no last access is ever that old.
     /// </summary>
     private static readonly RedisValue NeverTouchPerMille = 1_000_000_000L;
-    private readonly string _saveScript;
-    private readonly string _compareAndSetScript;
-    private readonly string _deleteScript;
-    private readonly string _beginMoveScript;
+    private readonly RedisAnnounce _announce;
     private readonly RedisNearChannel? _near;
     private readonly NearCachedSessionStore? _layer;
     private readonly RedisConnection _connection;
@@ -60,6 +58,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     private Task<RedisLayout>? _layoutStart;
     private Task? _layoutLoop;
     private int _layout;
+    private long _storeClockOffsetMs;
+    private int _storeClockSampled;
 
     /// <summary>Creates a store. It connects on first use.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -110,10 +110,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
             ? new RedisNearChannel(options.KeyPrefix + NearChannelSuffix, options.NearCache.HeartbeatInterval, _logger, NearKeyOf)
             : null;
         _layer = _near is null ? null : new NearCachedSessionStore(new NearCacheBackingStore(this, LoadDirectAsync, SaveDirectAsync, DeleteDirectAsync, ChangeIdDirectAsync, CompareAndSetDirectAsync, AdmitDirectAsync), _near, options.NearCache, options.TouchIntervalFraction, _time, meterFactory);
-        _saveScript = WithAnnounce(RedisScripts.SaveWithLimit(options.Limits.MaxAttributes));
-        _compareAndSetScript = WithAnnounce(RedisScripts.CompareAndSet);
-        _deleteScript = WithAnnounce(RedisScripts.Delete);
-        _beginMoveScript = WithAnnounce(RedisScripts.BeginMove);
+        _announce = AnnounceArguments();
         _connection = new RedisConnection(options, multiplexer);
         _events = new RedisEventChannel(_connection, _keys, options.KeyPrefix, options.OperationTimeout, _time, _logger);
         _endpoint = EndpointOf(options, multiplexer);
@@ -143,8 +140,8 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
 
     /// <inheritdoc />
     /// <remarks>
-    /// <see cref="SessionLoadOptions.NoTouch"/> runs the same Load script with a touch threshold no idle timeout
-    /// reaches, so the script still judges the session on the store's clock and writes nothing. With the near cache on,
+    /// <see cref="SessionLoadOptions.NoTouch"/> reads the session as a load does but never touches it (when the store
+    /// must judge it, the Load script runs with a touch threshold no idle timeout reaches, and writes nothing). With the near cache on,
     /// such a load goes to the store and is not cached (a copy served from memory would start a background touch).
     /// </remarks>
     public ValueTask<SessionSnapshot?> LoadAsync(string id, SessionLoadOptions options, CancellationToken cancellationToken = default)
@@ -155,7 +152,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         }
 
         SessionId.ThrowIfMalformed(id);
-        return RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, NeverTouchPerMille, token), cancellationToken);
+        return RunAsync("load", (Store: this, Id: id), static (s, token) => s.Store.LoadCoreAsync(s.Id, touch: false, token), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -215,16 +212,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
 
     private ValueTask<AttributeCasResult> CompareAndSetDirectAsync(string id, string name, ReadOnlyMemory<byte>? expected, byte[]? replacement, CancellationToken cancellationToken)
     {
-        RedisValue[] args =
-        [
-            Clock(),
-            RedisKeys.AttributeField(name),
-            expected is null ? "0" : "1",
-            expected is { } e ? e : RedisValue.EmptyString,
-            replacement is null ? "0" : "1",
-            replacement ?? RedisValue.EmptyString,
-            _options.Limits.MaxAttributes,
-        ];
+        var args = RedisScripts.CompareAndSetArgs(Clock(), _announce, name, expected, replacement, _options.Limits.MaxAttributes);
         return RunAsync("compare-and-set", (Store: this, Id: id, Args: args), static (s, token) => s.Store.CompareAndSetCoreAsync(s.Id, s.Args, token), cancellationToken);
     }
 
@@ -352,9 +340,39 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         return (int)created == 1;
     }
 
-    private Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token) => LoadCoreAsync(id, _touchPerMille, token);
+    private Task<SessionSnapshot?> LoadCoreAsync(string id, CancellationToken token) => LoadCoreAsync(id, touch: true, token);
 
-    private async Task<SessionSnapshot?> LoadCoreAsync(string id, RedisValue touchPerMille, CancellationToken token)
+    private async Task<SessionSnapshot?> LoadCoreAsync(string id, bool touch, CancellationToken token)
+    {
+        var layout = Layout;
+        if (layout != RedisLayout.Current || (TestClockMs() ?? StoreClockMs()) is not { } now)
+        {
+            // While the layout is upgraded a session may sit under either key: the Load script finds (and moves) it.
+            return await LoadWithScriptAsync(id, touch ? _touchPerMille : NeverTouchPerMille, token).ConfigureAwait(false);
+        }
+
+        // Usually one plain HGETALL. A key that exists is live: its TTL is min(last access + idle, absolute expiry) on
+        // the store's clock, and every write sets it. A '#m' field (moving to a new id) reads as absent, as in the
+        // scripts. Only when the store's clock, as this node estimates it, says the touch is due (once per idle timeout
+        // x TouchIntervalFraction per session) or the session is over (with a test clock, which Redis's TTL does not
+        // follow; or an estimate a few ms ahead of a TTL about to end) does the Load script run: it judges on the store's
+        // own clock, deletes a dead session and touches a live one, with an HGETALL beside it for the result.
+        var hash = await CommandAsync(static (db, key) => db.HashGetAllAsync(key, Primary), _keys.Session(RedisSessionRef.FromId(id)), token).ConfigureAwait(false);
+        if (hash.Length == 0 || RedisSnapshots.TryRead(id, null, hash) is not { } snapshot)
+        {
+            return null;
+        }
+
+        var accessMs = ToMs(snapshot.LastAccessedAt);
+        var idleMs = (long)snapshot.IdleTimeout.TotalMilliseconds;
+        var over = now >= Math.Min(accessMs + idleMs, ToMs(snapshot.AbsoluteExpiresAt));
+        var touchDue = touch && now - accessMs >= idleMs * (long)_touchPerMille / 1000.0;
+        return over || touchDue
+            ? await LoadWithScriptAsync(id, touch ? _touchPerMille : NeverTouchPerMille, token).ConfigureAwait(false)
+            : snapshot;
+    }
+
+    private async Task<SessionSnapshot?> LoadWithScriptAsync(string id, RedisValue touchPerMille, CancellationToken token)
     {
         // One round trip: the Load script judges the session on the store's clock (and touches it when due), then a
         // plain HGETALL, sent in the same batch, reads it. The hash never goes through Lua, which costs the server more
@@ -380,39 +398,10 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
 
     private async Task<SessionSaveOutcome> SaveCoreAsync(SessionChanges changes, CancellationToken token)
     {
-        // Only what the change needs goes out: a one-attribute write is now, shape, field and value.
-        var hasIdle = changes.IdleTimeout is not null;
-        var setsPrincipal = changes.PrincipalChanged && changes.Principal is not null;
-        var shape = changes.Set.Count.ToString(CultureInfo.InvariantCulture)
-            + (hasIdle ? "i" : string.Empty)
-            + (setsPrincipal ? "p" : changes.PrincipalChanged ? "c" : string.Empty);
-        var args = new RedisValue[2 + (hasIdle ? 1 : 0) + (setsPrincipal ? 1 : 0) + (2 * changes.Set.Count) + changes.Removed.Count];
-        args[0] = Clock();
-        args[1] = shape;
-        var i = 2;
-        if (changes.IdleTimeout is { } idle)
-        {
-            args[i++] = (long)idle.TotalMilliseconds;
-        }
-
-        if (setsPrincipal)
-        {
-            args[i++] = changes.Principal;
-        }
-
-        foreach (var (name, value) in changes.Set)
-        {
-            args[i++] = RedisKeys.AttributeField(name);
-            args[i++] = value;
-        }
-
-        foreach (var name in changes.Removed)
-        {
-            args[i++] = RedisKeys.AttributeField(name);
-        }
-
+        var args = RedisScripts.SaveArgs(
+            Clock(), _announce, _options.Limits.MaxAttributes, changes.IdleTimeout, (changes.Principal, changes.PrincipalChanged), changes.Set, changes.Removed);
         var session = RedisSessionRef.FromId(changes.Id);
-        var result = await WriteChangeAsync(session, _saveScript, args, token).ConfigureAwait(false);
+        var result = await WriteChangeAsync(session, RedisScripts.Save, args, token).ConfigureAwait(false);
         switch ((int)result[0])
         {
             case 0:
@@ -456,7 +445,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
     /// <summary>Deletes a session; with <paramref name="expectedPrincipal"/>, only when it is bound to that principal.</summary>
     private async Task<bool> DeleteCoreAsync(RedisSessionRef session, string? expectedPrincipal, CancellationToken token)
     {
-        var result = await WriteChangeAsync(session, _deleteScript, expectedPrincipal is null ? [Clock()] : [Clock(), expectedPrincipal], token).ConfigureAwait(false);
+        var result = await WriteChangeAsync(session, RedisScripts.Delete, RedisScripts.DeleteArgs(Clock(), _announce, expectedPrincipal), token).ConfigureAwait(false);
         if ((int)result[1] == 1)
         {
             await IndexRemoveAsync((string)result[2]!, session, token).ConfigureAwait(false);
@@ -475,7 +464,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
         var target = RedisSessionRef.FromId(newId);
         var oldKeys = SessionKeys(source, layout);
         var now = Clock();
-        var read = await WriteAsync(_beginMoveScript, oldKeys, [now], token).ConfigureAwait(false);
+        var read = await WriteAsync(RedisScripts.BeginMove, oldKeys, RedisScripts.BeginMoveArgs(now, _announce), token).ConfigureAwait(false);
 
         if (read.IsNull)
         {
@@ -530,7 +519,7 @@ public sealed partial class RedisSessionStore : ISessionStore, IStoreTelemetry, 
 
     private async Task<AttributeCasResult> CompareAndSetCoreAsync(string id, RedisValue[] args, CancellationToken token)
     {
-        var result = await WriteChangeAsync(RedisSessionRef.FromId(id), _compareAndSetScript, args, token).ConfigureAwait(false);
+        var result = await WriteChangeAsync(RedisSessionRef.FromId(id), RedisScripts.CompareAndSet, args, token).ConfigureAwait(false);
         return (int)result[0] switch
         {
             1 => AttributeCasResult.Succeeded,

@@ -14,7 +14,7 @@ public sealed class BenchSmokeTests
         "redis_commands_per_request", "redis_bytes_per_request", "session_bytes_in_redis", "lost_updates",
         "store_round_trips_per_request", "store_bytes_per_request", "session_bytes_in_store",
         "wal_bytes_per_request", "wal_bytes_per_write", "dead_tuples_after_writes", "table_bytes_after_writes",
-        "store_cpu_us_per_request",
+        "store_cpu_us_per_request", "store_command_us_per_request",
     ];
 
     private static readonly string[] Scenarios = ["read", "write", "mixed", "signedin", "nosession", "nosession-cookie"];
@@ -41,10 +41,26 @@ public sealed class BenchSmokeTests
     }
 
     [Fact]
+    public void Command_time_counts_scripts_whole_and_plain_commands_beside_them_once()
+    {
+        var clusterSession = new Dictionary<string, CommandStat>
+        {
+            ["evalsha"] = new(10, 100),
+            ["hmget"] = new(10, 20),
+            ["time"] = new(10, 5),
+            ["hgetall"] = new(10, 30),
+        };
+        var builtIn = new Dictionary<string, CommandStat> { ["hmget"] = new(20, 40), ["expire"] = new(20, 10) };
+
+        Assert.Equal(130, BenchHarness.TopLevelUsec(clusterSession));
+        Assert.Equal(50, BenchHarness.TopLevelUsec(builtIn));
+    }
+
+    [Fact]
     public void Near_cache_targets_are_printed_for_a_near_contender_beside_the_same_contender_without_it()
     {
         static BenchResult Row(string contender, string scenario, int connections, double p50, double trips)
-            => new(contender, scenario, connections, 1000, p50, p50 * 2, null, null, null, 0, trips, null, null, null, null, null, null, null);
+            => new(contender, scenario, connections, 1000, p50, p50 * 2, null, null, null, 0, trips, null, null, null, null, null, null, null, null);
         BenchResult[] results =
         [
             Row("clustersession-memory", "read", 1, 0.020, 0),
@@ -133,6 +149,9 @@ public sealed class BenchSmokeTests
                         var storeKind = contender.UsesRedis || usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;
                         Assert.Equal(JsonValueKind.Number, row.GetProperty("store_round_trips_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("store_cpu_us_per_request").ValueKind);
+                        // PostgreSQL's comes from pg_stat_statements, null where the installation does not ship it.
+                        JsonValueKind[] commandKinds = usesPostgres ? [JsonValueKind.Number, JsonValueKind.Null] : [redisKind];
+                        Assert.Contains(row.GetProperty("store_command_us_per_request").ValueKind, commandKinds);
                         Assert.Equal(storeKind, row.GetProperty("store_bytes_per_request").ValueKind);
                         Assert.Equal(storeKind, row.GetProperty("session_bytes_in_store").ValueKind);
                         var postgresKind = usesPostgres ? JsonValueKind.Number : JsonValueKind.Null;

@@ -52,6 +52,51 @@ public abstract class RedisStoreBehaviourTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Saves_racing_deletes_never_bring_a_session_back()
+    {
+        var sessions = Enumerable.Range(0, 100).Select(_ => New(null, ("a", "1"))).ToList();
+        foreach (var session in sessions)
+        {
+            await Store.CreateAsync(session);
+            await Store.LoadAsync(session.Id!);
+        }
+
+        var changes = new Dictionary<string, byte[]> { ["a"] = "2"u8.ToArray(), ["b"] = "3"u8.ToArray() };
+        await Task.WhenAll(sessions.Select(session => Task.WhenAll(
+            Store.SaveAsync(new SessionChanges(session.Id!, changes)).AsTask(),
+            Store.DeleteAsync(session.Id!).AsTask(),
+            Store.LoadAsync(session.Id!).AsTask(),
+            Store.SaveAsync(new SessionChanges(session.Id!, changes)).AsTask())));
+
+        foreach (var session in sessions)
+        {
+            Assert.Null(await Store.LoadAsync(session.Id!));
+            Assert.False(await Db.KeyExistsAsync(Key(session.Id!)));
+            Assert.Equal(SessionSaveResult.Gone, await Store.SaveAsync(new SessionChanges(session.Id!, changes)));
+        }
+    }
+
+    [Fact]
+    public async Task A_load_whose_touch_is_due_refreshes_last_access_and_the_ttl_once_and_the_next_load_only_reads()
+    {
+        var session = New(null, ("a", "1"));
+        await Store.CreateAsync(session);
+        var key = Key(session.Id!);
+        Time.Advance(TimeSpan.FromMinutes(3));
+
+        var touched = await Store.LoadAsync(session.Id!);
+        var ttlAfterTouch = await Db.KeyTimeToLiveAsync(key);
+        var hashAfterTouch = await Db.HashGetAsync(key, "#");
+        Time.Advance(TimeSpan.FromMinutes(1));
+        var read = await Store.LoadAsync(session.Id!);
+
+        Assert.Equal(Time.GetUtcNow().AddMinutes(-1).ToUnixTimeMilliseconds(), touched!.LastAccessedAt.ToUnixTimeMilliseconds());
+        Assert.InRange(ttlAfterTouch!.Value, Idle - TimeSpan.FromSeconds(5), Idle);
+        Assert.Equal(touched.LastAccessedAt, read!.LastAccessedAt);
+        Assert.Equal(hashAfterTouch, await Db.HashGetAsync(key, "#"));
+    }
+
+    [Fact]
     public async Task Session_is_one_hash_with_a_server_ttl_of_the_idle_timeout()
     {
         var session = New(null, ("a", "1"));

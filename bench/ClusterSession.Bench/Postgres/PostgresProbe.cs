@@ -6,6 +6,7 @@ namespace ClusterSession.Bench.Postgres;
 internal sealed class PostgresProbe : IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
+    private bool _statementsReady;
 
     public PostgresProbe(string connectionString)
     {
@@ -39,6 +40,31 @@ internal sealed class PostgresProbe : IAsyncDisposable
         }
 
         return total;
+    }
+
+    /// <summary>
+    /// Milliseconds of statement execution the server has spent (pg_stat_statements total_exec_time, every database),
+    /// leaving out this probe's own queries; null when the server does not load pg_stat_statements.
+    /// </summary>
+    public async Task<double?> StatementMsAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!_statementsReady)
+            {
+                await ExecuteAsync("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", cancellationToken);
+                _statementsReady = true;
+            }
+
+            return Convert.ToDouble(await ScalarAsync(
+                "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements WHERE query NOT ILIKE ALL (ARRAY['%pg_stat_statements%', '%pg_current_wal_insert_lsn%', '%pg_total_relation_size%', '%pg_stat_user_tables%', '%pg_stat_activity%', 'CREATE EXTENSION%'])",
+                cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (PostgresException)
+        {
+            // Not installed, or not in shared_preload_libraries: the figure does not exist on this server.
+            return null;
+        }
     }
 
     public async Task<long> RowCountAsync(string table, CancellationToken cancellationToken)

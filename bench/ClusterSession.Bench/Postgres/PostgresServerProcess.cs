@@ -78,11 +78,18 @@ internal sealed class PostgresServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Whether the server loads pg_stat_statements (for the store's command time): when the installation ships it
+    /// (Debian's postgresql package does, in the lib directory beside bin).
+    /// </summary>
+    public bool HasStatementStatistics => File.Exists(Path.Combine(_bin, "..", "lib", "pg_stat_statements.so"));
+
     /// <summary>Starts the server (again) on the same port and waits until it accepts connections.</summary>
     public Task StartServerAsync(CancellationToken cancellationToken)
     {
         var options = string.Create(CultureInfo.InvariantCulture,
-            $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c max_connections=1000 -c fsync=on -c synchronous_commit=on -c full_page_writes=on");
+            $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c max_connections=1000 -c fsync=on -c synchronous_commit=on -c full_page_writes=on")
+            + (HasStatementStatistics ? " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" : string.Empty);
         return RunToolAsync("pg_ctl", ["-D", DataDirectory, "-l", Path.Combine(_directory, "server.log"), "-o", options, "-w", "-t", "60", "start"], cancellationToken);
     }
 
