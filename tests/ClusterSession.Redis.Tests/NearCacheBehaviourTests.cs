@@ -54,7 +54,11 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
         });
 
         output.WriteLine($"{Reads} reads of a cached session: commands sent {delta.Values.Sum()} ({string.Join(", ", delta.Select(d => d.Key + "=" + d.Value))}), {delta.Values.Sum() / (double)Reads:0.000} round trips per read");
-        Assert.Empty(delta);
+
+        // A node acknowledges every change it hears (a change does not name its writer), the save's above too: that one
+        // PUBLISH goes out when the announcement arrives, which may fall in this window. The reads themselves send nothing.
+        Assert.Equal(delta.GetValueOrDefault("publish"), delta.Values.Sum());
+        Assert.InRange(delta.GetValueOrDefault("publish"), 0, 1);
     }
 
     [Fact]
