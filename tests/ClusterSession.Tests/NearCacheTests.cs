@@ -327,6 +327,35 @@ public sealed class NearCacheTests : IDisposable
         Assert.Equal(0, leftover);
     }
 
+    [Fact]
+    public async Task Two_saves_of_this_node_mirrored_at_once_leave_the_newer_copy_or_none()
+    {
+        // Saves to versions 2 and 3 return together; whichever mirrors first, the copy of version 2 must not outlive them.
+        Beat();
+        var stale = 0;
+        var stop = DateTime.UtcNow.AddSeconds(2);
+        for (var round = 0; round < 200_000 && DateTime.UtcNow < stop; round++)
+        {
+            var session = Snapshot(version: 1);
+            var id = session.Id!;
+            Load(session);
+            _cache.BeginWrite(id);
+            _cache.BeginWrite(id);
+            using var start = new ManualResetEventSlim();
+            var saves = Enumerable.Range(2, 2).Select(version => Task.Run(() =>
+            {
+                start.Wait();
+                _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["n"] = [(byte)version] }), newVersion: version);
+                _cache.EndWrite(id);
+            })).ToArray();
+            start.Set();
+            await Task.WhenAll(saves);
+            stale += _cache.TryPeek(id) is { Version: < 3 } ? 1 : 0;
+        }
+
+        Assert.Equal(0, stale);
+    }
+
     private void Beat() => _cache.HeartbeatReceived(_cache.NextHeartbeat());
 
     private void Load(SessionSnapshot session) => _cache.CompleteLoad(_cache.BeginLoad(session.Id!), session, _time.GetUtcNow());
