@@ -284,6 +284,78 @@ public sealed class NearCacheTests : IDisposable
         Assert.All(await Task.WhenAll(readers), stale => Assert.Equal(0, stale));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_end_racing_this_nodes_save_leaves_no_copy(bool heardFromChannel)
+    {
+        // The end (this node's delete or id change: Remove; another node's, or a revocation: an invalidation to Gone) and
+        // the save's mirror run at once; whichever lands first, no copy of the ended session may stay.
+        Beat();
+        var leftover = 0;
+        var stop = DateTime.UtcNow.AddSeconds(2);
+        for (var round = 0; round < 200_000 && DateTime.UtcNow < stop; round++)
+        {
+            var session = Snapshot(version: 1);
+            var id = session.Id!;
+            Load(session);
+            _cache.BeginWrite(id);
+            using var start = new ManualResetEventSlim();
+            var save = Task.Run(() =>
+            {
+                start.Wait();
+                _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["raced"] = [1] }), newVersion: 2);
+                _cache.EndWrite(id);
+            });
+            var end = Task.Run(() =>
+            {
+                start.Wait();
+                if (heardFromChannel)
+                {
+                    _cache.Invalidate(_cache.KeyOf(id), NearCache.Gone);
+                }
+                else
+                {
+                    _cache.Remove(id);
+                }
+            });
+            start.Set();
+            await Task.WhenAll(save, end);
+            leftover += _cache.TryPeek(id) is null ? 0 : 1;
+        }
+
+        Assert.Equal(0, leftover);
+    }
+
+    [Fact]
+    public async Task Two_saves_of_this_node_mirrored_at_once_leave_the_newer_copy_or_none()
+    {
+        // Saves to versions 2 and 3 return together; whichever mirrors first, the copy of version 2 must not outlive them.
+        Beat();
+        var stale = 0;
+        var stop = DateTime.UtcNow.AddSeconds(2);
+        for (var round = 0; round < 200_000 && DateTime.UtcNow < stop; round++)
+        {
+            var session = Snapshot(version: 1);
+            var id = session.Id!;
+            Load(session);
+            _cache.BeginWrite(id);
+            _cache.BeginWrite(id);
+            using var start = new ManualResetEventSlim();
+            var saves = Enumerable.Range(2, 2).Select(version => Task.Run(() =>
+            {
+                start.Wait();
+                _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["n"] = [(byte)version] }), newVersion: version);
+                _cache.EndWrite(id);
+            })).ToArray();
+            start.Set();
+            await Task.WhenAll(saves);
+            stale += _cache.TryPeek(id) is { Version: < 3 } ? 1 : 0;
+        }
+
+        Assert.Equal(0, stale);
+    }
+
     private void Beat() => _cache.HeartbeatReceived(_cache.NextHeartbeat());
 
     private void Load(SessionSnapshot session) => _cache.CompleteLoad(_cache.BeginLoad(session.Id!), session, _time.GetUtcNow());

@@ -160,9 +160,8 @@ internal sealed class NearCache : IDisposable
             }
         }
 
-        if (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < seen)
+        if (DropOlderThan(key, seen))
         {
-            Drop(key, entry);
             Metrics.Invalidations.Add(1);
         }
     }
@@ -295,10 +294,11 @@ internal sealed class NearCache : IDisposable
         }
 
         // A change after this one was heard while the save was in flight: the copy cannot become the latest state.
-        var later = _ownWrites.TryGetValue(key, out var write) && Volatile.Read(ref write.Seen) > newVersion;
-        if (entry.Snapshot.Version != newVersion - 1 || !_usable || later)
+        var seen = _ownWrites.TryGetValue(key, out var write) ? Volatile.Read(ref write.Seen) : -1;
+        if (entry.Snapshot.Version != newVersion - 1 || !_usable || seen > newVersion)
         {
-            Drop(key, entry);
+            // Not only this entry: another save of this node may have mirrored itself in it meanwhile, older than this one.
+            DropOlderThan(key, _usable ? Math.Max(newVersion, seen) : Gone);
             return;
         }
 
@@ -356,10 +356,7 @@ internal sealed class NearCache : IDisposable
     {
         var key = KeyOf(id);
         MarkPendingStale(key);
-        if (_entries.TryGetValue(key, out var entry))
-        {
-            Drop(key, entry);
-        }
+        DropOlderThan(key, Gone);
     }
 
     /// <summary>
@@ -375,9 +372,8 @@ internal sealed class NearCache : IDisposable
             return;
         }
 
-        if (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < version)
+        if (DropOlderThan(key, version))
         {
-            Drop(key, entry);
             Metrics.Invalidations.Add(1);
         }
     }
@@ -503,6 +499,24 @@ internal sealed class NearCache : IDisposable
         {
             Interlocked.Add(ref _size, -entry.Size);
         }
+    }
+
+    // Drops the session's copy while it is older than `version` (Gone: whatever its version); true when one went. A loop, not
+    // one conditional removal: a save of this node mirrored at the same moment (Saved) replaces the entry between the read
+    // and the removal, and without another look that newer copy of a session just ended or changed would stay.
+    private bool DropOlderThan(string key, long version)
+    {
+        var dropped = false;
+        while (_entries.TryGetValue(key, out var entry) && entry.Snapshot.Version < version)
+        {
+            if (_entries.TryRemove(new KeyValuePair<string, Entry>(key, entry)))
+            {
+                Interlocked.Add(ref _size, -entry.Size);
+                dropped = true;
+            }
+        }
+
+        return dropped;
     }
 
     // This node's write of the session is in flight: the version is noted and the write's outcome decides (EndWrite).
