@@ -62,6 +62,48 @@ public sealed class NearCacheBehaviourTests(RedisServerFixture server, ITestOutp
     }
 
     [Fact]
+    public async Task Each_save_is_acknowledged_by_the_other_node_and_never_by_the_node_that_made_it()
+    {
+        const int Saves = 200;
+        var prefix = $"selfack-{Guid.NewGuid():N}:";
+        var writer = await NodeAsync(prefix);
+        var other = await NodeAsync(prefix);
+        var session = NewSession(DateTimeOffset.UtcNow);
+        await writer.CreateAsync(session);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (writer.NearCacheLivePeers == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(writer.NearCacheLivePeers > 0, "The writer never heard the other node's heartbeat.");
+        await other.LoadAsync(session.Id!);
+
+        // Every acknowledgement of a change goes to <channel>:a as "<key>:<version>|<acknowledging node>".
+        var acknowledgers = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        var multiplexer = await ConnectionMultiplexer.ConnectAsync(server.Configuration);
+        _disposables.Add(multiplexer);
+        var queue = await multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(writer.NearCacheChannel + ":a"));
+        queue.OnMessage(message =>
+        {
+            var payload = (string)message.Message!;
+            acknowledgers.AddOrUpdate(payload[(payload.IndexOf('|', StringComparison.Ordinal) + 1)..], 1, (_, n) => n + 1);
+        });
+
+        for (var i = 0; i < Saves; i++)
+        {
+            Assert.Equal(SessionSaveResult.Saved, await writer.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = Encoding.ASCII.GetBytes(i.ToString(CultureInfo.InvariantCulture)) })));
+        }
+
+        // Each save returned after the other node's acknowledgement (and an acknowledgement of the writer's own, were it
+        // sent, goes out when the writer hears its announcement: before the next save's acknowledgement, as a rule).
+        await multiplexer.GetSubscriber().PingAsync();
+
+        output.WriteLine($"{Saves} saves on one node: acknowledgements by node {string.Join(", ", acknowledgers.Select(a => a.Key + " = " + a.Value))}");
+        Assert.Equal(Saves, Assert.Single(acknowledgers).Value);
+    }
+
+    [Fact]
     public async Task A_read_after_this_nodes_own_save_is_served_from_the_cache_even_when_the_saves_own_invalidation_came_first()
     {
         const int Rounds = 500;

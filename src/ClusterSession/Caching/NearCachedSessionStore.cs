@@ -56,6 +56,14 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     private readonly long _intervalMs;
     private readonly ConcurrentDictionary<string, long> _peers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<PendingAcknowledgement>> _pending = new(StringComparer.Ordinal);
+
+    // This node's saves in flight, per invalidation key: a change announced without its writer (Redis) that is heard
+    // meanwhile may be the save's own, so its acknowledgement waits for the save's version (OwnSaveEnded).
+    private readonly Dictionary<string, OwnSaves> _ownSaves = new(StringComparer.Ordinal);
+
+    // The version of this node's last save of a session whose announcement had not been heard when the save returned:
+    // heard later, it is not acknowledged (nobody waits for this node's acknowledgement of its own change).
+    private readonly ConcurrentDictionary<string, long> _ownAnnounced = new(StringComparer.Ordinal);
     private int _touchesInFlight;
     private int _disposed;
     private long _unacknowledgedEnds;
@@ -165,6 +173,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         var key = _channel.KeyOf(changes.Id);
         var pending = BeginAcknowledged(key);
         _cache.BeginWrite(changes.Id);
+        OwnSaveStarted(key);
         var mirrored = false;
         var saved = false;
         var version = AnyVersion;
@@ -197,6 +206,9 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
             }
 
             _cache.EndWrite(changes.Id);
+
+            // Before waiting for the others: a node saving the same session waits for this node's acknowledgement too.
+            OwnSaveEnded(key, saved && version != AnyVersion ? version : null);
             if (pending is not null)
             {
                 await CompleteAcknowledgedAsync(pending, saved, version, cancellationToken).ConfigureAwait(false);
@@ -306,10 +318,17 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     void INearCacheListener.OnInvalidation(string key, long version, string? writer)
     {
         _cache.Invalidate(key, version);
-        if (!string.Equals(writer, _channel.NodeId, StringComparison.Ordinal) && Volatile.Read(ref _disposed) == 0)
+        if (string.Equals(writer, _channel.NodeId, StringComparison.Ordinal) || Volatile.Read(ref _disposed) != 0)
         {
-            _ = Quietly(_channel.AcknowledgeAsync(key, version, writer));
+            return;
         }
+
+        if (writer is null && version != Gone && IsOwnChange(key, version))
+        {
+            return;
+        }
+
+        _ = Quietly(_channel.AcknowledgeAsync(key, version, writer));
     }
 
     /// <inheritdoc />
@@ -576,6 +595,96 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
 
         return live;
+    }
+
+    // Entries of _ownAnnounced at most: past it the dictionary starts again (a few own acknowledgements go out, harmless).
+    private const int MaxOwnAnnounced = 10_000;
+
+    private void OwnSaveStarted(string key)
+    {
+        lock (_ownSaves)
+        {
+            if (!_ownSaves.TryGetValue(key, out var saves))
+            {
+                _ownSaves[key] = saves = new OwnSaves();
+            }
+
+            saves.Count++;
+        }
+    }
+
+    // True when the change is (or may be) this node's own save: not acknowledged now. A change heard while a save of the
+    // session is in flight is held until the save returns (OwnSaveEnded acknowledges it unless it was the save's own).
+    private bool IsOwnChange(string key, long version)
+    {
+        lock (_ownSaves)
+        {
+            if (_ownSaves.TryGetValue(key, out var saves))
+            {
+                (saves.Heard ??= []).Add(version);
+                return true;
+            }
+        }
+
+        return _ownAnnounced.TryRemove(new KeyValuePair<string, long>(key, version));
+    }
+
+    // A save of the session returned (its version, or null when it did not save or did not say): acknowledges the
+    // changes heard meanwhile that were not this node's own, and remembers own versions not heard yet.
+    private void OwnSaveEnded(string key, long? version)
+    {
+        List<long>? acknowledge = null;
+        lock (_ownSaves)
+        {
+            if (!_ownSaves.TryGetValue(key, out var saves))
+            {
+                return;
+            }
+
+            if (version is { } mine)
+            {
+                (saves.Mine ??= []).Add(mine);
+            }
+
+            if (--saves.Count > 0)
+            {
+                return;
+            }
+
+            _ownSaves.Remove(key);
+            foreach (var heard in saves.Heard ?? [])
+            {
+                if (saves.Mine?.Remove(heard) != true)
+                {
+                    (acknowledge ??= []).Add(heard);
+                }
+            }
+
+            foreach (var unheard in saves.Mine ?? [])
+            {
+                if (_ownAnnounced.Count >= MaxOwnAnnounced)
+                {
+                    _ownAnnounced.Clear();
+                }
+
+                _ownAnnounced[key] = unheard;
+            }
+        }
+
+        if (acknowledge is not null && Volatile.Read(ref _disposed) == 0)
+        {
+            foreach (var heard in acknowledge)
+            {
+                _ = Quietly(_channel.AcknowledgeAsync(key, heard, writer: null));
+            }
+        }
+    }
+
+    private sealed class OwnSaves
+    {
+        public int Count;
+        public List<long>? Heard;
+        public List<long>? Mine;
     }
 
     private static async Task Quietly(Task task)
