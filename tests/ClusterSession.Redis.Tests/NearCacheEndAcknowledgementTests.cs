@@ -102,7 +102,7 @@ public sealed class NearCacheEndAcknowledgementTests(RedisServerFixture server, 
             await heartbeats;
         }
 
-        // Once the silent node's heartbeats are 3 intervals old it is no longer waited for.
+        // Once the silent node's heartbeats are 10 intervals old it is no longer waited for.
         await UntilAsync(() => a.NearCacheLivePeers == 1);
         var next = NewSession();
         await a.CreateAsync(next);

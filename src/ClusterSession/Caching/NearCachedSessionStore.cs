@@ -22,7 +22,7 @@ namespace ClusterSession.Caching;
 /// write that failed, which may have landed) its copy before they return. The save's own announcement, which may arrive
 /// before the save's reply, does not drop the copy; another node's change heard meanwhile does.</item>
 /// <item>Never stale: a save, compare-and-set, delete or id change made through the layer (or <see cref="EndAsync{T}"/>)
-/// returns once every other node whose heartbeat this node heard within four intervals acknowledged its invalidation
+/// returns once every other node whose heartbeat this node heard within ten intervals acknowledged its invalidation
 /// (applied it), or, for a node that did not, once that node must have stopped serving copies: four heartbeat intervals
 /// after the write was sent (counted in <c>cluster_session.near_cache.unacknowledged_ends</c>). A node serves copies
 /// only while its own heartbeat came back within three intervals, and a heartbeat sent after the write's announcement
@@ -43,8 +43,14 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     // A version any acknowledgement satisfies: the write's own is not known (a store that does not report it).
     private const long AnyVersion = long.MinValue;
 
-    // How many heartbeat intervals a node is counted live after its last heartbeat, and the longest a write waits.
+    // The longest a write waits for a node's acknowledgement, in heartbeat intervals after the write was sent.
     private const int LeaseIntervals = 4;
+
+    // How many heartbeat intervals a node is counted live (waited for) after this node last heard its heartbeat. A node
+    // serves copies only while its own heartbeat came back within 3 intervals; counting it live for longer than that
+    // covers this node hearing the channel later than that node does (a loaded machine, a paused process), up to 7
+    // intervals. The price: for this long after a node died, a write waits for it (at most LeaseIntervals each).
+    private const int LiveIntervals = 10;
 
     // Refreshes of last access running in the background at once, at most; past it a due refresh waits for a later hit.
     private const int MaxTouchesInFlight = 64;
@@ -576,15 +582,15 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
     }
 
-    // The other nodes heard from within 4 heartbeat intervals: those whose own lag check (3 intervals, from when their
-    // heartbeat came back to them) may still let them serve copies, with an interval to spare for delivery.
+    // The other nodes heard from within LiveIntervals: those whose own lag check (3 intervals, from when their heartbeat
+    // came back to them) may still let them serve copies, with 7 intervals to spare for this node hearing it late.
     private List<string> LivePeers()
     {
         var now = Environment.TickCount64;
         var live = new List<string>();
         foreach (var (node, seen) in _peers)
         {
-            if (now - seen <= LeaseIntervals * _intervalMs)
+            if (now - seen <= LiveIntervals * _intervalMs)
             {
                 live.Add(node);
             }
