@@ -27,7 +27,7 @@ namespace ClusterSession.Caching;
 /// after the write was sent (counted in <c>cluster_session.near_cache.unacknowledged_ends</c>). A node serves copies
 /// only while its own heartbeat came back within three intervals, and a heartbeat sent after the write's announcement
 /// comes back after it. So no node serves a value older than a write acknowledged anywhere, nor a session whose end was
-/// acknowledged (assuming the nodes' clocks run at the same rate, and a message reaches the nodes within an interval
+/// acknowledged (assuming the nodes' clocks run at the same rate, and a message reaches the nodes within seven intervals
 /// of each other).</item>
 /// <item>A served copy whose last access is due for a refresh (the store's touch interval) is refreshed off the
 /// request's path: one load per session at a time, at most 64 at once, errors ignored.</item>
