@@ -37,8 +37,17 @@ public sealed partial class PostgresSessionStore
     /// <summary>This store instance's name on the notification channel: in its heartbeats and acknowledgements.</summary>
     private string NodeId => _heartbeatPrefix[2..^1];
 
-    /// <summary>The <c>application_name</c> of this store's listener connection (<c>pg_stat_activity</c> shows it).</summary>
-    internal string ListenerApplicationName => "ClusterSession listener " + NodeId;
+    /// <summary>
+    /// The <c>application_name</c> of this store's listener connection (<c>pg_stat_activity</c> shows it): the node and a
+    /// tag of its channel, so that a node that starts finds the nodes already listening to the same channel
+    /// (<see cref="ListNodesAsync"/>). The previous release's has no tag: those nodes acknowledge changes of no one.
+    /// </summary>
+    internal string ListenerApplicationName => ListenerApplicationPrefix + NodeId + " " + ChannelTag;
+
+    private const string ListenerApplicationPrefix = "ClusterSession listener ";
+
+    // 8 hex characters of the channel's SHA-256: application_name holds at most 63 bytes.
+    private string ChannelTag => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(_sql.Channel ?? string.Empty)))[..8];
 
     private INearCacheListener Listener => _layer!;
 
@@ -386,6 +395,29 @@ public sealed partial class PostgresSessionStore
         }
     }
 
+    /// <summary>The nodes whose listener connection to this store's channel is open now (their application_name says so).</summary>
+    private async Task<IReadOnlyCollection<string>> ListNodesAsync(CancellationToken cancellationToken)
+    {
+        var nodes = new List<string>();
+        var command = CreateCommand(
+            "SELECT split_part(application_name, ' ', 3) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1 AND split_part(application_name, ' ', 4) = $2",
+            Text(ListenerApplicationPrefix + "%"),
+            Text(ChannelTag));
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    nodes.Add(reader.GetString(0));
+                }
+            }
+        }
+
+        return nodes;
+    }
+
     /// <summary>Tells every node that this one applied <paramref name="version"/> (or the end) of the session <paramref name="key"/>.</summary>
     private async Task AcknowledgeAsync(string key, long version)
     {
@@ -426,6 +458,8 @@ public sealed partial class PostgresSessionStore
         public Task SendHeartbeatAsync(long number) => store.SendHeartbeatAsync(number);
 
         public Task AcknowledgeAsync(string key, long version, string? writer) => store.AcknowledgeAsync(key, version);
+
+        public Task<IReadOnlyCollection<string>> ListNodesAsync(CancellationToken cancellationToken) => store.ListNodesAsync(cancellationToken);
     }
 }
 

@@ -35,6 +35,29 @@ namespace ClusterSession.Redis;
 internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDisposable
 {
     private const string ProbeScript = "return redis.call('PUBLISH', ARGV[1], 'p')";
+
+    // Records that a node is about to send a heartbeat, on the server's clock (so that a node that joins later can tell
+    // which nodes were live before it listened), and forgets nodes silent for an hour.
+    private const string RegisterScript = """
+        -- KEYS[1] = the node record, ARGV[1] = node, ARGV[2] = forget after (ms)
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZADD', KEYS[1], now, ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return now
+        """;
+
+    // The nodes whose last heartbeat went out within the window, on the server's clock.
+    private const string ListScript = """
+        -- KEYS[1] = the node record, ARGV[1] = window (ms)
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+        """;
+
+    // How long the node record keeps a node that stopped sending heartbeats without saying goodbye.
+    private const long ForgetNodesAfterMs = 3_600_000;
     private const int NonceLength = 16;
 
     // In place of a heartbeat's number: the store instance stopped (a heartbeat number never has it).
@@ -48,6 +71,8 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
     private const string SharedAckSuffix = ":a";
 
     private readonly RedisChannel _ackChannel;
+    private readonly RedisKey _nodesKey;
+    private readonly long _listWithinMs;
     private readonly Func<string, string> _keyOf;
     private ChannelMessageQueue? _acks;
     private ChannelMessageQueue? _sharedAcks;
@@ -78,6 +103,9 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
     public RedisNearChannel(string channel, TimeSpan heartbeatInterval, ILogger logger, Func<string, string> keyOf)
     {
         _abandonAfterMs = (long)Math.Max(1, heartbeatInterval.TotalMilliseconds / 2);
+        _listWithinMs = (long)Math.Max(1, 4 * heartbeatInterval.TotalMilliseconds);
+        NodesKey = channel + "n";
+        _nodesKey = NodesKey;
         _keyOf = keyOf;
         ChannelName = channel;
         _channel = RedisChannel.Literal(channel);
@@ -86,6 +114,9 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
         _ackChannel = RedisChannel.Literal(AckChannelOf(Nonce));
         _logger = logger;
     }
+
+    /// <summary>The sorted set of the nodes that sent heartbeats (score: when the last one went out, on the server's clock).</summary>
+    public string NodesKey { get; }
 
     /// <summary>The channel the scripts publish to.</summary>
     public string ChannelName { get; }
@@ -150,6 +181,7 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             {
                 // The other nodes stop waiting for this one's acknowledgements at once, not 3 intervals later.
                 leaving?.GetDatabase().Publish(_channel, _heartbeatPrefix + LeavingMark, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+                leaving?.GetDatabase().SortedSetRemove(_nodesKey, Nonce, CommandFlags.DemandMaster | CommandFlags.FireAndForget);
 
                 await queue.UnsubscribeAsync().ConfigureAwait(false);
                 await wake.UnsubscribeAsync().ConfigureAwait(false);
@@ -284,8 +316,9 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
-        // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven.
-        _listener?.OnChannelDown();
+        // Resubscribing: until a heartbeat sent from now on comes back, the channel is not proven, and the heartbeats of
+        // nodes that started meanwhile were missed (the layer lists the nodes again once it is proven).
+        _listener?.OnSubscribed();
         LogChannelDown(_logger, "connection restored, resubscribing", e.ConnectionType.ToString(), e.FailureType.ToString());
     }
 
@@ -461,6 +494,25 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
         return Task.CompletedTask;
     }
 
+    /// <inheritdoc />
+    /// <remarks>The nodes whose last heartbeat was recorded within four intervals, on the server's clock.</remarks>
+    public async Task<IReadOnlyCollection<string>> ListNodesAsync(CancellationToken cancellationToken)
+    {
+        IConnectionMultiplexer? multiplexer;
+        lock (_gate)
+        {
+            multiplexer = _multiplexer;
+        }
+
+        if (multiplexer is null)
+        {
+            return [];
+        }
+
+        var result = await multiplexer.GetDatabase().ScriptEvaluateAsync(ListScript, [_nodesKey], [_listWithinMs], CommandFlags.DemandMaster).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return [.. ((RedisValue[]?)result ?? []).Select(static v => (string?)v).OfType<string>().Where(static n => IsNonce(n))];
+    }
+
     private void OnAck(RedisValue message)
     {
         var payload = (string?)message;
@@ -499,6 +551,9 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             }
         }
 
+        // Recorded before it is sent: a node that subscribes after this heartbeat went out finds this node in the record.
+        // A heartbeat that cannot be recorded is not sent (the cache turns off rather than be unknown to a new node).
+        await multiplexer.GetDatabase().ScriptEvaluateAsync(RegisterScript, [_nodesKey], [Nonce, ForgetNodesAfterMs], CommandFlags.DemandMaster).ConfigureAwait(false);
         var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + AcknowledgesMark;
         var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
         lock (_gate)

@@ -9,9 +9,10 @@ namespace ClusterSession.MultiHost.Tests;
 /// What the near cache's "never stale" costs a write (docs/near-cache.md): the same loop on three app processes with the
 /// cache on and off (a write on one instance, then a read of it on each of the other two, the writer rotating, 8 loops
 /// at once), the write's time as the client sees it. A figure for the docs, not a timed assertion: asserted is that every
-/// request succeeded and every read answered a value its loop wrote. Reads of an older value are counted and printed, not
-/// asserted: under the whole suite's load this test saw one in 4,000 reads in two of four full runs (issue 23, open);
-/// "never stale" is asserted by NearCacheCorrectnessTests (0 in 10,000 pairs per store).
+/// request succeeded and every read answered the value just written. The loops start as soon as the instances are up,
+/// before each has heard the others' heartbeats: the reads right after the first writes check that an instance that has
+/// just started waits for the instances already serving copies (it once did not: 1 read in 4,000 answered the previous
+/// value in two of four full runs).
 /// </summary>
 public abstract class NearCacheWriteCostTests(NearCacheHosts fixture, ITestOutputHelper output)
 {
@@ -23,7 +24,6 @@ public abstract class NearCacheWriteCostTests(NearCacheHosts fixture, ITestOutpu
     {
         var hosts = fixture.Hosts;
         var writeMs = new System.Collections.Concurrent.ConcurrentQueue<double>();
-        var stale = 0;
         var started = Stopwatch.GetTimestamp();
         await Task.WhenAll(Enumerable.Range(0, Loops).Select(loop => Task.Run(async () =>
         {
@@ -37,13 +37,7 @@ public abstract class NearCacheWriteCostTests(NearCacheHosts fixture, ITestOutpu
                 writeMs.Enqueue(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 foreach (var reader in hosts.Where(h => h != writer))
                 {
-                    var (status, read) = await browser.GetAsync(reader, "/session/v");
-                    Assert.Equal(HttpStatusCode.OK, status);
-                    Assert.StartsWith(string.Create(CultureInfo.InvariantCulture, $"{loop}-"), read, StringComparison.Ordinal);
-                    if (read != value)
-                    {
-                        Interlocked.Increment(ref stale);
-                    }
+                    Assert.Equal((HttpStatusCode.OK, value), await browser.GetAsync(reader, "/session/v"));
                 }
             }
         })));
@@ -52,7 +46,7 @@ public abstract class NearCacheWriteCostTests(NearCacheHosts fixture, ITestOutpu
         double At(double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
         output.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"{fixture.StoreName}, near cache {(fixture.NearCache ? "on" : "off")}: {sorted.Length:N0} writes in {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s, write p50 {At(0.50):0.00} ms, p99 {At(0.99):0.00} ms, max {sorted[^1]:0.00} ms; reads of an older value right after the write: {stale} of {2 * sorted.Length:N0}"));
+            $"{fixture.StoreName}, near cache {(fixture.NearCache ? "on" : "off")}: {sorted.Length:N0} writes in {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s, write p50 {At(0.50):0.00} ms, p99 {At(0.99):0.00} ms, max {sorted[^1]:0.00} ms"));
     }
 }
 

@@ -231,6 +231,36 @@ public sealed class PostgresNearCacheTests(PostgresTestServer server, ITestOutpu
     }
 
     [Fact]
+    public async Task A_node_that_starts_knows_at_once_the_nodes_already_listening_to_its_channel()
+    {
+        // A heartbeat every minute: A's next one is far off, so B can know A only from the listener connections.
+        var options = PostgresTestServer.NewOptions(server.DataSource);
+        void Slow(PostgresSessionStoreOptions o) => (o.TablePrefix, o.NearCache.Enabled, o.NearCache.HeartbeatInterval) = (options.TablePrefix, true, TimeSpan.FromMinutes(1));
+        await using var sourceA = PostgresTestServer.NewDataSource(server.Server.ConnectionString);
+        await using var sourceB = PostgresTestServer.NewDataSource(server.Server.ConnectionString);
+        var a = await PostgresTestServer.CreateStoreAsync(sourceA, TimeProvider.System, configure: Slow);
+        var elsewhere = await server.CreateStoreAsync(TimeProvider.System, configure: o => (o.NearCache.Enabled, o.NearCache.HeartbeatInterval) = (true, TimeSpan.FromMinutes(1)));
+        try
+        {
+            await NearCacheNodes.UntilUsableAsync(a);
+            await NearCacheNodes.UntilUsableAsync(elsewhere);
+            await using (var b = await PostgresTestServer.CreateStoreAsync(sourceB, TimeProvider.System, configure: Slow))
+            {
+                await NearCacheNodes.UntilUsableAsync(b);
+                await ServerProcess.UntilAsync(() => Task.FromResult(b.NearCacheLayer!.LiveNodeCount == 1), TimeSpan.FromSeconds(10), "the new node counts the node listening to its channel");
+
+                // The node of other tables listens to another channel: not counted.
+                Assert.Equal(1, b.NearCacheLayer!.LiveNodeCount);
+            }
+        }
+        finally
+        {
+            await server.DropAsync(elsewhere);
+            await server.DropAsync(a);
+        }
+    }
+
+    [Fact]
     public async Task Each_set_of_tables_has_its_own_channel_and_a_store_without_the_cache_notifies_nothing()
     {
         await using var nodes = await NearCacheNodes.StartAsync(server);

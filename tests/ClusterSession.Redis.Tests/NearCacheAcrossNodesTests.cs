@@ -162,6 +162,24 @@ public abstract class NearCacheAcrossNodesTests(ITestOutputHelper output) : IAsy
         AssertReadsBeforeTheChangeWereHits(RoundTrips(bConnection) - before, tally.Retries, perRound: 2, acknowledgements: 1);
     }
 
+    [Fact]
+    public async Task A_node_that_starts_knows_at_once_the_nodes_already_listening_from_the_servers_record()
+    {
+        // A heartbeat every minute: A's next one is far off, so B can know A only from the record of the nodes.
+        static void Slow(RedisSessionStoreOptions o) => o.NearCache.HeartbeatInterval = TimeSpan.FromMinutes(1);
+        var prefix = TestStores.UniquePrefix();
+        var a = await NodeAsync(prefix, Slow);
+        var b = await NodeAsync(prefix, Slow);
+
+        await ServerProcess.UntilAsync(() => Task.FromResult(b.Store.NearCacheLivePeers == 1), TimeSpan.FromSeconds(10), "the new node counts the node already listening");
+
+        // A's stop takes it out of the record: a node that starts after it does not wait for it.
+        await a.Store.DisposeAsync();
+        var c = await NodeAsync(prefix, Slow);
+        await ServerProcess.UntilAsync(() => Task.FromResult(c.Store.NearCacheLivePeers == 1), TimeSpan.FromSeconds(10), "the node started last counts B");
+        Assert.Equal(2, await a.Connection.GetDatabase().SortedSetLengthAsync(prefix + "ncn"));
+    }
+
     protected async Task<(RedisSessionStore A, RedisSessionStore B, ConnectionMultiplexer BConnection)> TwoNodesAsync(Action<RedisSessionStoreOptions>? configure = null)
     {
         var prefix = TestStores.UniquePrefix();

@@ -76,6 +76,25 @@ public sealed class NearCacheTests : IDisposable
     }
 
     [Fact]
+    public void A_heartbeat_that_comes_back_late_proves_the_channel_only_as_of_when_it_was_sent()
+    {
+        Beat();
+        var session = Snapshot(version: 1);
+        Load(session);
+
+        // The channel runs 2.5 intervals late: each heartbeat comes back in time to keep the last one received recent.
+        var sent = _cache.NextHeartbeat();
+        _time.Advance(TimeSpan.FromSeconds(2.5));
+        _cache.HeartbeatReceived(sent);
+        Assert.True(_cache.TryGet(session.Id!, out _, out _));
+
+        // One interval on, the proof is 3.5 intervals old although it arrived 1 interval ago: an invalidation sent
+        // since may still be on its way, so nothing is served.
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(_cache.TryGet(session.Id!, out _, out _));
+    }
+
+    [Fact]
     public void A_channel_that_goes_down_empties_the_cache_until_a_later_heartbeat_returns()
     {
         var before = _cache.NextHeartbeat();

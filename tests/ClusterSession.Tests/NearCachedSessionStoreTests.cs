@@ -83,6 +83,31 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_node_that_just_joined_waits_for_the_nodes_already_serving_although_it_has_not_heard_them_yet()
+    {
+        var session = await CreateAsync();
+        await _nodeA.LoadAsync(session.Id!);
+        Assert.NotNull(_nodeA.PeekCopy(session.Id!));
+
+        // C starts: its first heartbeat came back, but A's next one is a second away; A hears the channel late.
+        var (_, nodeC) = Node("c");
+        await using var _ = nodeC;
+        Assert.True(nodeC.IsUsable);
+        _bus.Hold("a");
+
+        var save = nodeC.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [4] })).AsTask();
+
+        // A, listed by the channel as listening, still serves its copy: the write must not have returned.
+        Assert.False(save.IsCompleted);
+        Assert.NotNull(_nodeA.PeekCopy(session.Id!));
+        _bus.Release("a");
+        Assert.Equal(SessionSaveResult.Saved, await save);
+        Assert.Null(_nodeA.PeekCopy(session.Id!));
+        Assert.Equal([4], (await _nodeA.LoadAsync(session.Id!))!.Attributes["n"]);
+        Assert.Equal(0, nodeC.UnacknowledgedEnds);
+    }
+
+    [Fact]
     public async Task Nothing_is_served_while_the_channel_is_down()
     {
         var session = await CreateAsync();
@@ -110,16 +135,39 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
         return session;
     }
 
-    /// <summary>The nodes' channels: messages are delivered to every node at once, in order.</summary>
+    /// <summary>The nodes' channels: messages are delivered to every node at once, in order (a held node's when released).</summary>
     private sealed class Bus
     {
+        private readonly Dictionary<string, Queue<Action<INearCacheListener>>> _held = [];
+
         public List<BusChannel> Channels { get; } = [];
 
         public void Send(Action<INearCacheListener> message)
         {
             foreach (var channel in Channels.ToArray())
             {
-                message(channel.Listener!);
+                if (_held.TryGetValue(channel.NodeId, out var queue))
+                {
+                    queue.Enqueue(message);
+                }
+                else
+                {
+                    message(channel.Listener!);
+                }
+            }
+        }
+
+        /// <summary>The node hears nothing until <see cref="Release"/>: its subscription runs late.</summary>
+        public void Hold(string node) => _held[node] = new();
+
+        public void Release(string node)
+        {
+            var queue = _held[node];
+            _held.Remove(node);
+            var listener = Channels.Single(c => c.NodeId == node).Listener!;
+            while (queue.TryDequeue(out var message))
+            {
+                message(listener);
             }
         }
     }
@@ -154,6 +202,9 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
 
             return Task.CompletedTask;
         }
+
+        public Task<IReadOnlyCollection<string>> ListNodesAsync(CancellationToken cancellationToken)
+            => Task.FromResult<IReadOnlyCollection<string>>([.. bus.Channels.Select(c => c.NodeId)]);
     }
 
     /// <summary>The shared store as one node sees it: counts its loads and announces its writes (before their reply, as Redis may).</summary>

@@ -81,6 +81,19 @@ public interface INearCacheChannel
     void DeliverReceived()
     {
     }
+
+    /// <summary>
+    /// The nodes the store knows to be listening to the channel now (their <see cref="NodeId"/>s; this node's may be among
+    /// them): those whose heartbeat went out within the last four <see cref="NearCacheOptions.HeartbeatInterval"/>s, or
+    /// whose subscription is open. The layer asks once a heartbeat sent after <see cref="INearCacheListener.OnSubscribed"/>
+    /// came back: a node serving copies then either sent a heartbeat this node heard, or one before it subscribed, which
+    /// the store must have recorded before sending it. Until the list came back, this node's writes do not return (at most
+    /// four intervals). A store that keeps no such record returns an empty list (the default); a node that joins then
+    /// learns of the others only from their next heartbeat, and its writes before that may leave a copy stale.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The nodes' ids.</returns>
+    Task<IReadOnlyCollection<string>> ListNodesAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyCollection<string>>([]);
 }
 
 /// <summary>
@@ -127,9 +140,10 @@ public interface INearCacheListener
     void OnChannelDown();
 
     /// <summary>
-    /// The channel has just (re)subscribed: every message sent from now on is delivered. As <see cref="OnChannelDown"/>
-    /// (loads begun earlier may have missed a message), and the layer sends a heartbeat at once, so the cache is on
-    /// again as soon as it comes back.
+    /// The channel has just (re)subscribed, or is resubscribing: every message sent from now on (or from its
+    /// resubscription) is delivered. As <see cref="OnChannelDown"/> (loads begun earlier may have missed a message), and
+    /// the layer sends a heartbeat at once, so the cache is on again as soon as it comes back; it then asks
+    /// <see cref="INearCacheChannel.ListNodesAsync"/> for the nodes whose heartbeats it may have missed.
     /// </summary>
     void OnSubscribed();
 }

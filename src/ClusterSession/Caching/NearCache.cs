@@ -28,6 +28,9 @@ internal sealed class NearCache : IDisposable
     // Per session: the entry object, two dictionary slots and strings; a rough figure, the limit is approximate by design.
     private const int EntryOverhead = 256;
 
+    // Heartbeats whose send time is remembered (by number, modulo this): one that comes back later proves nothing.
+    private const int SentHeartbeats = 64;
+
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PendingLoad.Tracker> _pending = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, OwnWrite> _ownWrites = new(StringComparer.Ordinal);
@@ -41,6 +44,8 @@ internal sealed class NearCache : IDisposable
     private readonly Func<long, Task>? _sendHeartbeat;
     private readonly Func<string, string>? _invalidationKey;
     private readonly ITimer? _heartbeatTimer;
+    private readonly (long Number, long SentAt)[] _sent = new (long, long)[SentHeartbeats];
+    private readonly Lock _heartbeatGate = new();
     private long _size;
     private long _epoch;
     private long _heartbeatSent;
@@ -409,22 +414,50 @@ internal sealed class NearCache : IDisposable
     /// <summary>The key that stands for the session in invalidation messages (and in this cache).</summary>
     public string KeyOf(string id) => _invalidationKey is null ? id : _invalidationKey(id);
 
-    /// <summary>Numbers the next heartbeat; the store sends it through the channel and reports it back with <see cref="HeartbeatReceived"/>.</summary>
-    public long NextHeartbeat() => Interlocked.Increment(ref _heartbeatSent);
+    /// <summary>
+    /// Numbers the next heartbeat and remembers when it was sent; the store sends it through the channel and reports it
+    /// back with <see cref="HeartbeatReceived"/>.
+    /// </summary>
+    public long NextHeartbeat()
+    {
+        lock (_heartbeatGate)
+        {
+            var number = Interlocked.Increment(ref _heartbeatSent);
+            _sent[(int)(number % SentHeartbeats)] = (number, _time.GetTimestamp());
+            return number;
+        }
+    }
 
     /// <summary>
-    /// Heartbeat <paramref name="number"/> came back through the channel: the channel delivers. Turns the cache
-    /// on when the heartbeat was sent after the channel last went down.
+    /// Heartbeat <paramref name="number"/> came back through the channel: every message sent before it was delivered.
+    /// Turns the cache on when the heartbeat was sent after the channel last went down. The proof dates from when the
+    /// heartbeat was <em>sent</em>, not from when it came back: a channel running late delivers old heartbeats on time,
+    /// and a copy is served only while a heartbeat sent within three intervals came back.
     /// </summary>
-    public void HeartbeatReceived(long number)
+    /// <returns>Whether the heartbeat proved the channel (false: sent before the channel last went down, or unknown).</returns>
+    public bool HeartbeatReceived(long number)
     {
         if (number < Interlocked.Read(ref _firstUsableHeartbeat))
         {
-            return;
+            return false;
         }
 
-        Volatile.Write(ref _lastHeartbeatAt, _time.GetTimestamp());
+        lock (_heartbeatGate)
+        {
+            var (sentNumber, sentAt) = _sent[(int)(number % SentHeartbeats)];
+            if (sentNumber != number)
+            {
+                return false;
+            }
+
+            if (sentAt > _lastHeartbeatAt)
+            {
+                Volatile.Write(ref _lastHeartbeatAt, sentAt);
+            }
+        }
+
         _usable = true;
+        return true;
     }
 
     /// <summary>Stops the heartbeats and empties the cache.</summary>

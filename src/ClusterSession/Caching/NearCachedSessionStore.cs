@@ -14,8 +14,9 @@ namespace ClusterSession.Caching;
 /// <para>What the layer guarantees, on every store:</para>
 /// <list type="bullet">
 /// <item>A copy is served only while the channel is proven: after <see cref="INearCacheListener.OnChannelDown"/>, or when
-/// no heartbeat of this node came back for three <see cref="NearCacheOptions.HeartbeatInterval"/>s, the copies are dropped
-/// and none is served until a heartbeat sent after that moment comes back.</item>
+/// no heartbeat this node sent within the last three <see cref="NearCacheOptions.HeartbeatInterval"/>s has come back (a
+/// channel running late proves only as much as the heartbeats it delivers are recent), the copies are dropped and none is
+/// served until a heartbeat sent after that moment comes back.</item>
 /// <item>A load that an invalidation of the same session overtook, or that started before the channel last went down, is
 /// not cached. A copy lives at most <see cref="NearCacheOptions.MaxAge"/> and never past the session's expiry.</item>
 /// <item>This node's own writes replace (a save, when the store reports its version) or drop (anything else, and any
@@ -24,11 +25,12 @@ namespace ClusterSession.Caching;
 /// <item>Never stale: a save, compare-and-set, delete or id change made through the layer (or <see cref="EndAsync{T}"/>)
 /// returns once every other node whose heartbeat this node heard within ten intervals acknowledged its invalidation
 /// (applied it), or, for a node that did not, once that node must have stopped serving copies: four heartbeat intervals
-/// after the write was sent (counted in <c>cluster_session.near_cache.unacknowledged_ends</c>). A node serves copies
-/// only while its own heartbeat came back within three intervals, and a heartbeat sent after the write's announcement
-/// comes back after it. So no node serves a value older than a write acknowledged anywhere, nor a session whose end was
-/// acknowledged (assuming the nodes' clocks run at the same rate, and a message reaches the nodes within seven intervals
-/// of each other).</item>
+/// after the write returned (counted in <c>cluster_session.near_cache.unacknowledged_ends</c>). A node serves copies
+/// only while a heartbeat it sent within three intervals came back, and a heartbeat sent after the write's announcement
+/// comes back after it. A node that has just (re)subscribed learns the nodes that were already serving from its channel
+/// (the store's record of them) and from the heartbeats delivered before its own first one: its writes wait for that
+/// heartbeat before choosing whom to wait for. So no node serves a value older than a write acknowledged anywhere, nor a
+/// session whose end was acknowledged (assuming the nodes' clocks run at the same rate).</item>
 /// <item>A served copy whose last access is due for a refresh (the store's touch interval) is refreshed off the
 /// request's path: one load per session at a time, at most 64 at once, errors ignored.</item>
 /// </list>
@@ -43,13 +45,15 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     // A version any acknowledgement satisfies: the write's own is not known (a store that does not report it).
     private const long AnyVersion = long.MinValue;
 
-    // The longest a write waits for a node's acknowledgement, in heartbeat intervals after the write was sent.
+    // The longest a write waits for a node's acknowledgement, in heartbeat intervals after the write returned: a node
+    // serves only while a heartbeat it sent within 3 intervals came back; one more for clocks and scheduling.
     private const int LeaseIntervals = 4;
 
     // How many heartbeat intervals a node is counted live (waited for) after this node last heard its heartbeat. A node
-    // serves copies only while its own heartbeat came back within 3 intervals; counting it live for longer than that
-    // covers this node hearing the channel later than that node does (a loaded machine, a paused process), up to 7
-    // intervals. The price: for this long after a node died, a write waits for it (at most LeaseIntervals each).
+    // serving at the time of a write had a heartbeat sent within 3 intervals come back before it, which this node hears
+    // before the write's announcement; this node, while its own channel is proven, hears the announcement within about 3
+    // intervals: 6 in all, and 10 leave room. The price: for this long after a node died, a write waits for it (at most
+    // LeaseIntervals each).
     private const int LiveIntervals = 10;
 
     // Refreshes of last access running in the background at once, at most; past it a due refresh waits for a later hit.
@@ -70,6 +74,10 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     // The version of this node's last save of a session whose announcement had not been heard when the save returned:
     // heard later, it is not acknowledged (nobody waits for this node's acknowledgement of its own change).
     private readonly ConcurrentDictionary<string, long> _ownAnnounced = new(StringComparer.Ordinal);
+    // From a (re)subscription until this node knows every node that may be serving copies: its first heartbeat since came
+    // back (any other node's heartbeat sent later is delivered to this node), and then the channel listed the nodes the
+    // store knows (those whose heartbeats went out earlier). A write waits for it before choosing whom to wait for.
+    private Settling? _settling = new();
     private int _touchesInFlight;
     private int _disposed;
     private long _unacknowledgedEnds;
@@ -343,7 +351,10 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         if (string.Equals(node, _channel.NodeId, StringComparison.Ordinal))
         {
             Interlocked.Increment(ref _heartbeats);
-            _cache.HeartbeatReceived(number);
+            if (_cache.HeartbeatReceived(number) && Volatile.Read(ref _settling) is { } settling && settling.TryStart())
+            {
+                _ = SettleAsync(settling);
+            }
         }
         else
         {
@@ -384,6 +395,10 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     /// <inheritdoc />
     void INearCacheListener.OnSubscribed()
     {
+        // Nodes whose heartbeats were sent while this node was not listening are known only from what the channel
+        // reported before this call: writes wait until a heartbeat sent from now on came back (every other node's
+        // heartbeat since is delivered before it).
+        Interlocked.Exchange(ref _settling, new Settling())?.Release();
         _cache.ChannelDown();
 
         // The proof starts afresh, with a heartbeat now rather than at the next beat.
@@ -498,12 +513,12 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
 
     private PendingAcknowledgement? BeginAcknowledged(string key)
     {
-        if (_peers.IsEmpty)
+        if (_peers.IsEmpty && Volatile.Read(ref _settling) is null)
         {
             return null;
         }
 
-        var write = new PendingAcknowledgement(key, Environment.TickCount64);
+        var write = new PendingAcknowledgement(key);
         lock (_pending)
         {
             if (!_pending.TryGetValue(key, out var list))
@@ -519,27 +534,41 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
 
     /// <summary>
     /// Waits until every live node acknowledged <paramref name="version"/> of the write (or a later one), or until a node
-    /// that did not must have stopped serving copies: its copies live at most three intervals after its last heartbeat
-    /// came back, and a heartbeat sent after this write's announcement comes back only after the announcement (the
-    /// channel delivers in order), so four intervals after the write was sent every node either applied it or serves
-    /// nothing. Never throws for a missing acknowledgement (counted in <c>unacknowledged_ends</c>).
+    /// that did not must have stopped serving copies: a node serves copies only while a heartbeat it sent within the last
+    /// three intervals came back, and a heartbeat sent after the write returned (so after its announcement) comes back
+    /// only after the announcement (the channel delivers in order), so four intervals after the write returned every
+    /// node either applied it or serves nothing. Never throws for a missing acknowledgement (counted in
+    /// <c>unacknowledged_ends</c>).
     /// </summary>
     private async ValueTask CompleteAcknowledgedAsync(PendingAcknowledgement write, bool announced, long version, CancellationToken token)
     {
         try
         {
-            // A node whose own channel is not proven may have missed heartbeats and acknowledgements alike: it waits for
-            // every node it heard recently, and most likely until the lease bound (the other nodes may be serving).
-            var nodes = _cache.IsUsable ? LivePeers() : [.. _peers.Keys];
-            if (!announced || !write.Expect(nodes, version))
+            if (!announced)
             {
                 return;
             }
 
-            var remaining = write.StartedAt + (LeaseIntervals * _intervalMs) - Environment.TickCount64;
+            var deadline = Environment.TickCount64 + (LeaseIntervals * _intervalMs);
             try
             {
-                await write.Done.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, remaining)), token).ConfigureAwait(false);
+                // Just (re)subscribed: which nodes to wait for is known once this node's first heartbeat came back and the
+                // channel listed the nodes the store knows.
+                while (Volatile.Read(ref _settling) is { } settling)
+                {
+                    await settling.Done.WaitAsync(Remaining(deadline), token).ConfigureAwait(false);
+                }
+
+                // A heartbeat of a node that has just started may have reached this process already: count it.
+                _channel.DeliverReceived();
+
+                // A node whose own channel is not proven may have missed heartbeats and acknowledgements alike: it waits
+                // for every node it heard recently, and most likely until the lease bound (the other nodes may be serving).
+                var nodes = _cache.IsUsable ? LivePeers() : [.. _peers.Keys];
+                if (write.Expect(nodes, version))
+                {
+                    await write.Done.WaitAsync(Remaining(deadline), token).ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
@@ -558,6 +587,36 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
             }
         }
     }
+
+    // The channel proved itself since the (re)subscription: the nodes whose heartbeats went out before it are the ones the
+    // store knows; with them, this node knows every node that may serve. A failed listing is tried again at the next beat.
+    private async Task SettleAsync(Settling settling)
+    {
+        try
+        {
+            foreach (var node in await _channel.ListNodesAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                if (!string.Equals(node, _channel.NodeId, StringComparison.Ordinal))
+                {
+                    _peers[node] = Environment.TickCount64;
+                }
+            }
+        }
+#pragma warning disable CA1031 // The store is unreachable: writes keep waiting (at most their lease) and the next heartbeat tries again.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            settling.Retry();
+            return;
+        }
+
+        if (Interlocked.CompareExchange(ref _settling, null, settling) == settling)
+        {
+            settling.Release();
+        }
+    }
+
+    private static TimeSpan Remaining(long deadline) => TimeSpan.FromMilliseconds(Math.Max(1, deadline - Environment.TickCount64));
 
     private ValueTask<T> Forgetting<T>(string id, ValueTask<T> operation)
     {
@@ -686,6 +745,21 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
     }
 
+    private sealed class Settling
+    {
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _started;
+
+        /// <summary>Completes when this node knows its peers, or when a newer subscription replaced this one.</summary>
+        public Task Done => _done.Task;
+
+        public bool TryStart() => Interlocked.CompareExchange(ref _started, 1, 0) == 0;
+
+        public void Retry() => Volatile.Write(ref _started, 0);
+
+        public void Release() => _done.TrySetResult();
+    }
+
     private sealed class OwnSaves
     {
         public int Count;
@@ -707,7 +781,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     }
 
     /// <summary>A write this node made, waiting for the other nodes' acknowledgements.</summary>
-    private sealed class PendingAcknowledgement(string key, long startedAt)
+    private sealed class PendingAcknowledgement(string key)
     {
         private readonly Dictionary<string, long> _acknowledged = new(StringComparer.Ordinal);
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -715,8 +789,6 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         private long _version;
 
         public string Key { get; } = key;
-
-        public long StartedAt { get; } = startedAt;
 
         public Task Done => _done.Task;
 
