@@ -460,6 +460,9 @@ public sealed partial class PostgresSessionStore
         public Task AcknowledgeAsync(string key, long version, string? writer) => store.AcknowledgeAsync(key, version);
 
         public Task<IReadOnlyCollection<string>> ListNodesAsync(CancellationToken cancellationToken) => store.ListNodesAsync(cancellationToken);
+
+        // A write waits for its own notification (OwnWrite.Echo) while the cache serves.
+        public bool DeliversBeforeWriteReturns => true;
     }
 }
 

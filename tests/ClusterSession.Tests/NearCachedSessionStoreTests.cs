@@ -108,6 +108,32 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_write_chooses_whom_to_wait_for_only_after_its_own_announcement_came_back()
+    {
+        var session = await CreateAsync();
+
+        // A hears the channel late. C starts (its first heartbeat is on its way to A) and reads the session at once.
+        _bus.Hold("a");
+        var (_, nodeC) = Node("c");
+        await using var _ = nodeC;
+        await nodeC.LoadAsync(session.Id!);
+        Assert.NotNull(nodeC.PeekCopy(session.Id!));
+        _bus.Hold("c");
+
+        var save = _nodeA.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [5] })).AsTask();
+
+        // B acknowledged already, but A has not heard its own announcement, nor C's heartbeat before it: not returned.
+        Assert.False(save.IsCompleted);
+        _bus.Release("a");
+        Assert.Equal(2, _nodeA.LiveNodeCount);
+        Assert.NotNull(nodeC.PeekCopy(session.Id!));
+        _bus.Release("c");
+        Assert.Equal(SessionSaveResult.Saved, await save);
+        Assert.Null(nodeC.PeekCopy(session.Id!));
+        Assert.Equal(0, _nodeA.UnacknowledgedEnds);
+    }
+
+    [Fact]
     public async Task Nothing_is_served_while_the_channel_is_down()
     {
         var session = await CreateAsync();

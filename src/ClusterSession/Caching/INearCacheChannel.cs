@@ -83,6 +83,15 @@ public interface INearCacheChannel
     }
 
     /// <summary>
+    /// Whether a write of the store returns only once this node's channel delivered the write's announcement (and so every
+    /// message sent before it), as the PostgreSQL store's writes do (they wait for their own notification). False (the
+    /// default): after a write returns, the layer waits until the channel delivered its announcement to
+    /// <see cref="INearCacheListener.OnInvalidation"/> (at most four heartbeat intervals) before it chooses the nodes to
+    /// wait for, so that a node whose first heartbeat went out before the write is among them.
+    /// </summary>
+    bool DeliversBeforeWriteReturns => false;
+
+    /// <summary>
     /// The nodes the store knows to be listening to the channel now (their <see cref="NodeId"/>s; this node's may be among
     /// them): those whose heartbeat went out within the last four <see cref="NearCacheOptions.HeartbeatInterval"/>s, or
     /// whose subscription is open. The layer asks once a heartbeat sent after <see cref="INearCacheListener.OnSubscribed"/>

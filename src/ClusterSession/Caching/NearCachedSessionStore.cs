@@ -332,6 +332,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     void INearCacheListener.OnInvalidation(string key, long version, string? writer)
     {
         _cache.Invalidate(key, version);
+        HeardFor(key, version);
         if (string.Equals(writer, _channel.NodeId, StringComparison.Ordinal) || Volatile.Read(ref _disposed) != 0)
         {
             return;
@@ -343,6 +344,26 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         }
 
         _ = Quietly(_channel.AcknowledgeAsync(key, version, writer));
+    }
+
+    // A write of this node waits to hear its own announcement (HeardAsync): everything sent before it was delivered then.
+    private void HeardFor(string key, long version)
+    {
+        PendingAcknowledgement[] writes;
+        lock (_pending)
+        {
+            if (!_pending.TryGetValue(key, out var list))
+            {
+                return;
+            }
+
+            writes = [.. list];
+        }
+
+        foreach (var write in writes)
+        {
+            write.Heard(version);
+        }
     }
 
     /// <inheritdoc />
@@ -513,7 +534,7 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
 
     private PendingAcknowledgement? BeginAcknowledged(string key)
     {
-        if (_peers.IsEmpty && Volatile.Read(ref _settling) is null)
+        if (_peers.IsEmpty && Volatile.Read(ref _settling) is null && (_channel.DeliversBeforeWriteReturns || !_cache.IsUsable))
         {
             return null;
         }
@@ -559,8 +580,14 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
                     await settling.Done.WaitAsync(Remaining(deadline), token).ConfigureAwait(false);
                 }
 
-                // A heartbeat of a node that has just started may have reached this process already: count it.
+                // Whom to wait for is chosen once every heartbeat sent before the write's announcement was delivered: a
+                // node that has just started announced itself before it cached anything. A channel whose writes return
+                // before their announcement is delivered (Redis) is waited for until this node heard it.
                 _channel.DeliverReceived();
+                if (!_channel.DeliversBeforeWriteReturns && _cache.IsUsable)
+                {
+                    await write.HeardAsync(version).WaitAsync(Remaining(deadline), token).ConfigureAwait(false);
+                }
 
                 // A node whose own channel is not proven may have missed heartbeats and acknowledgements alike: it waits
                 // for every node it heard recently, and most likely until the lease bound (the other nodes may be serving).
@@ -787,6 +814,10 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private HashSet<string>? _expected;
         private long _version;
+        private bool _heardAny;
+        private long _heardMax;
+        private long _heardVersion;
+        private TaskCompletionSource? _heardWaiter;
 
         public string Key { get; } = key;
 
@@ -801,6 +832,35 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
                 _expected = [.. nodes];
                 _expected.RemoveWhere(node => _acknowledged.TryGetValue(node, out var acknowledged) && acknowledged >= version);
                 return _expected.Count > 0;
+            }
+        }
+
+        /// <summary>This node heard an invalidation of the session (its own write's announcement, or a later change).</summary>
+        public void Heard(long version)
+        {
+            lock (_acknowledged)
+            {
+                _heardMax = _heardAny ? Math.Max(_heardMax, version) : version;
+                _heardAny = true;
+                if (_heardWaiter is { } waiter && _heardMax >= _heardVersion)
+                {
+                    waiter.TrySetResult();
+                }
+            }
+        }
+
+        /// <summary>Completes once this node heard <paramref name="version"/> (or a later one; any with <c>AnyVersion</c>) of the session.</summary>
+        public Task HeardAsync(long version)
+        {
+            lock (_acknowledged)
+            {
+                if (_heardAny && _heardMax >= version)
+                {
+                    return Task.CompletedTask;
+                }
+
+                _heardVersion = version;
+                return (_heardWaiter ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
         }
 
