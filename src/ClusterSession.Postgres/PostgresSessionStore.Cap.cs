@@ -19,14 +19,33 @@ public sealed partial class PostgresSessionStore
 
     private ValueTask<SessionAdmission> AdmitDirectAsync(string id, string principal, int maxSessions, SessionCapPolicy policy, CancellationToken cancellationToken)
     {
+        var state = (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession);
+        if (_layer is { } layer)
+        {
+            // The sessions the cap ends are known only from the statement's result: the admission returns once every
+            // live node acknowledged their ends (docs/near-cache.md, "Ends are acknowledged").
+            return layer.EndFoundAsync(
+                async token =>
+                {
+                    var ended = new List<string>();
+                    var admission = await RunAsync(
+                        "admit",
+                        (State: state, Ended: ended),
+                        static (s, token) => s.State.Store.OwnWriteAsync(s.State.Store.KeysOf(s.State.Id), s, static (s, keys, write, token) => s.State.Store.AdmitCoreAsync(keys, s.State.Principal, s.State.Max, s.State.Refuse, write, s.Ended, token), token),
+                        token).ConfigureAwait(false);
+                    return (admission, (IReadOnlyCollection<string>)ended);
+                },
+                cancellationToken);
+        }
+
         return RunAsync(
             "admit",
-            (Store: this, Id: id, Principal: principal, Max: maxSessions, Refuse: policy == SessionCapPolicy.RefuseNewSession),
-            static (s, token) => s.Store.OwnWriteAsync(s.Store.KeysOf(s.Id), s, static (s, keys, write, token) => s.Store.AdmitCoreAsync(keys, s.Principal, s.Max, s.Refuse, write, token), token),
+            state,
+            static (s, token) => s.Store.AdmitCoreAsync(s.Store.KeysOf(s.Id), s.Principal, s.Max, s.Refuse, write: null, ended: null, token),
             cancellationToken);
     }
 
-    private async Task<SessionAdmission> AdmitCoreAsync(SessionKeys keys, string principal, int maxSessions, bool refuse, OwnWrite? write, CancellationToken token)
+    private async Task<SessionAdmission> AdmitCoreAsync(SessionKeys keys, string principal, int maxSessions, bool refuse, OwnWrite? write, List<string>? ended, CancellationToken token)
     {
         var sql = _capSql ??= new PostgresCapSql(_sql.SessionsTable, _sql.Channel);
         var batch = CreateBatch(
@@ -55,8 +74,11 @@ public sealed partial class PostgresSessionStore
                     write?.Expect(reader.GetInt64(3));
                 }
 
-                // The ended sessions are known by handle (the result) and by near-cache key (this node's copies go).
-                DropCopies(reader.GetFieldValue<string[]>(4));
+                // The ended sessions are known by handle (the result) and by near-cache key (this node's copies go; with
+                // the near cache on, the layer waits for the other nodes' acknowledgements of their ends).
+                var endedKeys = reader.GetFieldValue<string[]>(4);
+                DropCopies(endedKeys);
+                ended?.AddRange(endedKeys);
                 return SessionAdmission.Admitted(reader.GetFieldValue<string[]>(2));
             }
         }

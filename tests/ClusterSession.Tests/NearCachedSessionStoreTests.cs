@@ -134,6 +134,27 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task An_end_found_by_the_write_itself_counts_the_acknowledgements_heard_while_it_ran()
+    {
+        var session = await CreateAsync();
+        await _nodeB.LoadAsync(session.Id!);
+        var key = SessionHandle.FromId(session.Id!);
+
+        // As a cap that ends the oldest session in the statement that admits another: the key is known from the result,
+        // after B already applied the end and acknowledged it.
+        var ended = await _nodeA.EndFoundAsync<bool>(async token =>
+        {
+            var deleted = await _shared.DeleteAsync(session.Id!, token);
+            _bus.Send(l => l.OnInvalidation(key, NearCachedSessionStore.Gone, writer: null));
+            return (deleted, [key]);
+        });
+
+        Assert.True(ended);
+        Assert.Null(_nodeB.PeekCopy(session.Id!));
+        Assert.Equal(0, _nodeA.UnacknowledgedEnds);
+    }
+
+    [Fact]
     public async Task Nothing_is_served_while_the_channel_is_down()
     {
         var session = await CreateAsync();

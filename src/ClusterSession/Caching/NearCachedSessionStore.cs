@@ -67,6 +67,9 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     private readonly ConcurrentDictionary<string, long> _peers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<PendingAcknowledgement>> _pending = new(StringComparer.Ordinal);
 
+    // Writes whose ends are known only from their result (EndFoundAsync): the acknowledgements heard meanwhile, by key.
+    private readonly List<AcknowledgementCollector> _collectors = [];
+
     // This node's saves in flight, per invalidation key: a change announced without its writer (Redis) that is heard
     // meanwhile may be the save's own, so its acknowledgement waits for the save's version (OwnSaveEnded).
     private readonly Dictionary<string, OwnSaves> _ownSaves = new(StringComparer.Ordinal);
@@ -322,6 +325,55 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
     }
 
     /// <summary>
+    /// Runs a write that ends sessions it finds itself, whose invalidation keys only its result names (a session cap that
+    /// ends the oldest sessions in the statement that admits a new one), and returns once every live node acknowledged
+    /// each of those ends, as <see cref="EndAsync{T}"/> does. Acknowledgements that arrive while the write is in flight
+    /// count. This node's copies of the ended sessions go.
+    /// </summary>
+    /// <typeparam name="T">The write's result.</typeparam>
+    /// <param name="write">The write; returns its result and the invalidation keys of the sessions it ended (and announced).</param>
+    /// <param name="cancellationToken">Cancels the write and the wait.</param>
+    /// <returns>The write's result.</returns>
+    public async ValueTask<T> EndFoundAsync<T>(Func<CancellationToken, ValueTask<(T Result, IReadOnlyCollection<string> Ended)>> write, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        var collector = new AcknowledgementCollector();
+        lock (_pending)
+        {
+            _collectors.Add(collector);
+        }
+
+        var waits = new List<Task>();
+        try
+        {
+            var (result, ended) = await write(cancellationToken).ConfigureAwait(false);
+            foreach (var key in ended)
+            {
+                _cache.Invalidate(key, Gone);
+                if (BeginAcknowledged(key) is { } pending)
+                {
+                    lock (_pending)
+                    {
+                        collector.SeedInto(key, pending);
+                    }
+
+                    waits.Add(CompleteAcknowledgedAsync(pending, announced: true, Gone, cancellationToken).AsTask());
+                }
+            }
+
+            await Task.WhenAll(waits).ConfigureAwait(false);
+            return result;
+        }
+        finally
+        {
+            lock (_pending)
+            {
+                _collectors.Remove(collector);
+            }
+        }
+    }
+
+    /// <summary>
     /// This node changed or ended the session whose invalidation key is <paramref name="key"/> (without going through this
     /// layer): drops its copy and keeps loads in flight from caching what they read.
     /// </summary>
@@ -352,6 +404,11 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         PendingAcknowledgement[] writes;
         lock (_pending)
         {
+            foreach (var collector in _collectors)
+            {
+                collector.Heard(key, version);
+            }
+
             if (!_pending.TryGetValue(key, out var list))
             {
                 return;
@@ -392,6 +449,11 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
         PendingAcknowledgement[] waiting;
         lock (_pending)
         {
+            foreach (var collector in _collectors)
+            {
+                collector.Add(key, version, node);
+            }
+
             if (!_pending.TryGetValue(key, out var list))
             {
                 return;
@@ -769,6 +831,43 @@ public sealed class NearCachedSessionStore : ISessionStore, INearCacheListener, 
             {
                 _ = Quietly(_channel.AcknowledgeAsync(key, heard, writer: null));
             }
+        }
+    }
+
+    /// <summary>The acknowledgements heard while a write of <see cref="EndFoundAsync{T}"/> was in flight. Guarded by <c>_pending</c>.</summary>
+    private sealed class AcknowledgementCollector
+    {
+        private readonly Dictionary<string, List<(long Version, string? Node)>> _heard = new(StringComparer.Ordinal);
+
+        /// <summary>Node <paramref name="node"/> acknowledged <paramref name="version"/> of the session.</summary>
+        public void Add(string key, long version, string node) => Record(key, version, node);
+
+        /// <summary>This node heard an invalidation of the session (the write's own announcement, as a rule).</summary>
+        public void Heard(string key, long version) => Record(key, version, null);
+
+        public void SeedInto(string key, PendingAcknowledgement pending)
+        {
+            foreach (var (version, node) in _heard.GetValueOrDefault(key) ?? [])
+            {
+                if (node is null)
+                {
+                    pending.Heard(version);
+                }
+                else
+                {
+                    pending.Acknowledged(node, version);
+                }
+            }
+        }
+
+        private void Record(string key, long version, string? node)
+        {
+            if (!_heard.TryGetValue(key, out var list))
+            {
+                _heard[key] = list = [];
+            }
+
+            list.Add((version, node));
         }
     }
 
