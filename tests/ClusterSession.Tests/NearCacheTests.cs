@@ -153,13 +153,11 @@ public sealed class NearCacheTests : IDisposable
 
         for (var i = 0; i < 29; i++)
         {
-            _time.Advance(TimeSpan.FromSeconds(1));
-            Beat();
+            Pass(TimeSpan.FromSeconds(1));
         }
 
         Assert.True(_cache.TryGet(session.Id!, out _, out _));
-        _time.Advance(TimeSpan.FromSeconds(1));
-        Beat();
+        Pass(TimeSpan.FromSeconds(1));
         Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
@@ -172,11 +170,9 @@ public sealed class NearCacheTests : IDisposable
 
         // The node's wall clock is an hour behind the store's: only the remaining lifetime counts.
         _cache.CompleteLoad(_cache.BeginLoad(session.Id!), session, storeNow);
-        _time.Advance(TimeSpan.FromSeconds(4.9));
-        Beat();
+        Pass(TimeSpan.FromSeconds(4.9));
         Assert.True(_cache.TryGet(session.Id!, out _, out _));
-        _time.Advance(TimeSpan.FromSeconds(0.2));
-        Beat();
+        Pass(TimeSpan.FromSeconds(0.2));
         Assert.False(_cache.TryGet(session.Id!, out _, out _));
     }
 
@@ -187,13 +183,11 @@ public sealed class NearCacheTests : IDisposable
         var session = Snapshot(version: 1, idle: TimeSpan.FromSeconds(20));
         Load(session);
 
-        _time.Advance(TimeSpan.FromSeconds(1.9));
-        Beat();
+        Pass(TimeSpan.FromSeconds(1.9));
         Assert.True(_cache.TryGet(session.Id!, out _, out var due));
         Assert.False(due);
 
-        _time.Advance(TimeSpan.FromSeconds(0.2));
-        Beat();
+        Pass(TimeSpan.FromSeconds(0.2));
         Assert.True(_cache.TryGet(session.Id!, out _, out due));
         Assert.True(due);
         Assert.True(_cache.TryBeginTouch(session.Id!));
@@ -376,6 +370,13 @@ public sealed class NearCacheTests : IDisposable
     }
 
     private void Beat() => _cache.HeartbeatReceived(_cache.NextHeartbeat());
+
+    // Time passes with the channel working: a heartbeat is sent and comes back at once.
+    private void Pass(TimeSpan time)
+    {
+        _time.Advance(time);
+        Beat();
+    }
 
     private void Load(SessionSnapshot session) => _cache.CompleteLoad(_cache.BeginLoad(session.Id!), session, _time.GetUtcNow());
 
