@@ -36,26 +36,6 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
 {
     private const string ProbeScript = "return redis.call('PUBLISH', ARGV[1], 'p')";
 
-    // Records that a node is about to send a heartbeat, on the server's clock (so that a node that joins later can tell
-    // which nodes were live before it listened), and forgets nodes silent for an hour.
-    private const string RegisterScript = """
-        -- KEYS[1] = the node record, ARGV[1] = node, ARGV[2] = forget after (ms)
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        redis.call('ZADD', KEYS[1], now, ARGV[1])
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-        redis.call('PEXPIRE', KEYS[1], ARGV[2])
-        return now
-        """;
-
-    // The nodes whose last heartbeat went out within the window, on the server's clock.
-    private const string ListScript = """
-        -- KEYS[1] = the node record, ARGV[1] = window (ms)
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
-        """;
-
     // How long the node record keeps a node that stopped sending heartbeats without saying goodbye.
     private const long ForgetNodesAfterMs = 3_600_000;
     private const int NonceLength = 16;
@@ -509,8 +489,17 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             return [];
         }
 
-        var result = await multiplexer.GetDatabase().ScriptEvaluateAsync(ListScript, [_nodesKey], [_listWithinMs], CommandFlags.DemandMaster).WaitAsync(cancellationToken).ConfigureAwait(false);
-        return [.. ((RedisValue[]?)result ?? []).Select(static v => (string?)v).OfType<string>().Where(static n => IsNonce(n))];
+        var database = multiplexer.GetDatabase();
+        var serverNow = await ServerNowMsAsync(database).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var nodes = await database.SortedSetRangeByScoreAsync(_nodesKey, serverNow - _listWithinMs, double.PositiveInfinity, flags: CommandFlags.DemandMaster).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return [.. nodes.Select(static v => (string?)v).OfType<string>().Where(static n => IsNonce(n))];
+    }
+
+    // The server's clock (TIME), in Unix milliseconds.
+    private static async Task<long> ServerNowMsAsync(IDatabase database)
+    {
+        var time = (RedisValue[]?)await database.ExecuteAsync("TIME", [], CommandFlags.DemandMaster).ConfigureAwait(false);
+        return time is [var seconds, var micros] ? ((long)seconds * 1000) + ((long)micros / 1000) : throw new InvalidOperationException("The server answered TIME without seconds and microseconds.");
     }
 
     private void OnAck(RedisValue message)
@@ -551,9 +540,14 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
             }
         }
 
-        // Recorded before it is sent: a node that subscribes after this heartbeat went out finds this node in the record.
-        // A heartbeat that cannot be recorded is not sent (the cache turns off rather than be unknown to a new node).
-        await multiplexer.GetDatabase().ScriptEvaluateAsync(RegisterScript, [_nodesKey], [Nonce, ForgetNodesAfterMs], CommandFlags.DemandMaster).ConfigureAwait(false);
+        // Recorded before it is sent, on the server's clock: a node that subscribes after this heartbeat went out finds
+        // this node in the record. A heartbeat that cannot be recorded is not sent (the cache turns off rather than be
+        // unknown to a new node). Plain commands (the server's TIME, then ZADD), no script: 2 commands a node a second.
+        var database = multiplexer.GetDatabase();
+        var serverNow = await ServerNowMsAsync(database).ConfigureAwait(false);
+        _ = database.SortedSetRemoveRangeByScoreAsync(_nodesKey, double.NegativeInfinity, serverNow - ForgetNodesAfterMs, flags: CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+        await database.SortedSetAddAsync(_nodesKey, Nonce, serverNow, CommandFlags.DemandMaster).ConfigureAwait(false);
+        _ = database.KeyExpireAsync(_nodesKey, TimeSpan.FromMilliseconds(ForgetNodesAfterMs), CommandFlags.DemandMaster | CommandFlags.FireAndForget);
         var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + AcknowledgesMark;
         var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
         lock (_gate)
