@@ -530,14 +530,31 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
     public async Task SendHeartbeatAsync(long number)
     {
         IConnectionMultiplexer? multiplexer;
-        var now = Environment.TickCount64;
         lock (_gate)
         {
             multiplexer = _queue is null ? null : _multiplexer;
-            if (multiplexer is null || (_heartbeat != 0 && now - _heartbeatSentAt < _abandonAfterMs))
+        }
+
+        if (multiplexer is null)
+        {
+            return;
+        }
+
+        var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
+        var now = Environment.TickCount64;
+        lock (_gate)
+        {
+            // One heartbeat in flight at a time, marked before the first await: the ticks of a test clock that jumps
+            // ahead, which all run now, send one.
+            if (_heartbeat != 0 && now - _heartbeatSentAt < _abandonAfterMs)
             {
                 return;
             }
+
+            _heartbeat = number;
+            _heartbeatExpected = Math.Max(1, masters.Length);
+            _heartbeatReceived = 0;
+            _heartbeatSentAt = now;
         }
 
         // Recorded before it is sent, on the server's clock: a node that subscribes after this heartbeat went out finds
@@ -549,18 +566,9 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
         await database.SortedSetAddAsync(_nodesKey, Nonce, serverNow, CommandFlags.DemandMaster).ConfigureAwait(false);
         _ = database.KeyExpireAsync(_nodesKey, TimeSpan.FromMilliseconds(ForgetNodesAfterMs), CommandFlags.DemandMaster | CommandFlags.FireAndForget);
         var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + AcknowledgesMark;
-        var masters = multiplexer.GetServers().Where(s => s.ServerType == ServerType.Cluster && !s.IsReplica).ToArray();
-        lock (_gate)
-        {
-            _heartbeat = number;
-            _heartbeatExpected = Math.Max(1, masters.Length);
-            _heartbeatReceived = 0;
-            _heartbeatSentAt = now;
-        }
-
         if (masters.Length == 0)
         {
-            await multiplexer.GetDatabase().PublishAsync(_channel, payload, CommandFlags.DemandMaster).ConfigureAwait(false);
+            await database.PublishAsync(_channel, payload, CommandFlags.DemandMaster).ConfigureAwait(false);
             return;
         }
 
