@@ -564,7 +564,7 @@ internal sealed partial class RedisNearChannel : INearCacheChannel, IAsyncDispos
         var serverNow = await ServerNowMsAsync(database).ConfigureAwait(false);
         _ = database.SortedSetRemoveRangeByScoreAsync(_nodesKey, double.NegativeInfinity, serverNow - ForgetNodesAfterMs, flags: CommandFlags.DemandMaster | CommandFlags.FireAndForget);
         await database.SortedSetAddAsync(_nodesKey, Nonce, serverNow, CommandFlags.DemandMaster).ConfigureAwait(false);
-        _ = database.KeyExpireAsync(_nodesKey, TimeSpan.FromMilliseconds(ForgetNodesAfterMs), CommandFlags.DemandMaster | CommandFlags.FireAndForget);
+        _ = database.ExecuteAsync("PEXPIRE", [_nodesKey, ForgetNodesAfterMs], CommandFlags.DemandMaster | CommandFlags.FireAndForget);
         var payload = _heartbeatPrefix + number.ToString(CultureInfo.InvariantCulture) + AcknowledgesMark;
         if (masters.Length == 0)
         {

@@ -28,6 +28,11 @@ internal static class SessionStoreAcl
         "+exists", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zscore", "+zcard", "+zpopmin", "+scan", "+time",
         // WaitForReplicas.
         "+wait");
+
+    public const string NearCacheUser = "sessions-near";
+
+    /// <summary>The rules above plus the near cache's, as docs/operations.md adds them (channels of every test prefix).</summary>
+    public static readonly string NearCacheRules = Rules + " +publish +subscribe &" + Prefix + "*";
 }
 
 /// <summary>A redis-server with extra arguments; the plain port answers probes even when the store uses TLS.</summary>
@@ -92,8 +97,13 @@ public sealed class AclRedisFixture : IAsyncLifetime
     {
         _server = await RedisProcess.StartAsync();
         await _server.CommandAsync($"ACL SETUSER {SessionStoreAcl.User} {SessionStoreAcl.Rules}");
+        await _server.CommandAsync($"ACL SETUSER {SessionStoreAcl.NearCacheUser} {SessionStoreAcl.NearCacheRules}");
         Configuration = $"127.0.0.1:{Port},user={SessionStoreAcl.User},password={SessionStoreAcl.Password}";
+        NearCacheConfiguration = $"127.0.0.1:{Port},user={SessionStoreAcl.NearCacheUser},password={SessionStoreAcl.Password}";
     }
+
+    /// <summary>As <see cref="Configuration"/>, for a user that also has the near cache's rules.</summary>
+    public string NearCacheConfiguration { get; private set; } = string.Empty;
 
     public async Task DisposeAsync() => await _server!.DisposeAsync();
 }
@@ -163,6 +173,43 @@ public sealed class LeastPrivilegeConformanceTests(AclRedisFixture redis) : Sess
             ((RedisSessionStoreOptions)o).KeyPrefix = SessionStoreAcl.Prefix + TestStores.UniquePrefix();
             configure(o);
         });
+}
+
+/// <summary>The near cache as a Redis user limited to the documented rules: it serves, and keeps its record of nodes.</summary>
+[Collection(AclRedis.Name)]
+public sealed class LeastPrivilegeNearCacheTests(AclRedisFixture redis) : IAsyncDisposable
+{
+    private readonly List<IAsyncDisposable> _disposables = [];
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var disposable in _disposables)
+        {
+            await disposable.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_near_cache_serves_and_records_its_node_with_the_documented_rules()
+    {
+        var prefix = SessionStoreAcl.Prefix + TestStores.UniquePrefix();
+        var time = TestStores.NewClock();
+        var store = await TestStores.CreateAsync(redis.NearCacheConfiguration, time, prefix, o => o.NearCache = new NearCacheOptions { Enabled = true });
+        _disposables.Add(store);
+        await NearStores.UntilUsableAsync(store, time);
+        var session = SessionSnapshot.CreateNew(SessionId.Create(), time.GetUtcNow(), TimeSpan.FromMinutes(20), TimeSpan.FromHours(8), new Dictionary<string, byte[]> { ["n"] = [1] });
+        Assert.True(await store.CreateAsync(session));
+        Assert.NotNull(await store.LoadAsync(session.Id!));
+        Assert.Equal(SessionSaveResult.Saved, await store.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [2] })));
+        Assert.Equal([2], (await store.LoadAsync(session.Id!))!.Attributes["n"]);
+
+        var admin = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redis.Port}");
+        _disposables.Add(admin);
+        var database = admin.GetDatabase();
+        Assert.Equal(1, await database.SortedSetLengthAsync(prefix + "ncn"));
+        await ServerProcess.UntilAsync(async () => await database.KeyTimeToLiveAsync(prefix + "ncn") > TimeSpan.FromMinutes(59), TimeSpan.FromSeconds(10), "the record of nodes expires after an hour");
+        Assert.Equal(0, store.NearCacheLayer!.UnacknowledgedEnds);
+    }
 }
 
 /// <summary>The whole conformance suite over TLS, the server's certificate trusted as its own issuer.</summary>
