@@ -47,7 +47,9 @@ public sealed partial class PostgresSessionStore
     private const string ListenerApplicationPrefix = "ClusterSession listener ";
 
     // 8 hex characters of the channel's SHA-256: application_name holds at most 63 bytes.
-    private string ChannelTag => Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(_sql.Channel ?? string.Empty)))[..8];
+    private string ChannelTag => _channelTag ??= Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(_sql.Channel ?? string.Empty)))[..8];
+
+    private string? _channelTag;
 
     private INearCacheListener Listener => _layer!;
 

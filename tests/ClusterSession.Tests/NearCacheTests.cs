@@ -304,38 +304,28 @@ public sealed class NearCacheTests : IDisposable
     {
         // The end (this node's delete or id change: Remove; another node's, or a revocation: an invalidation to Gone) and
         // the save's mirror run at once; whichever lands first, no copy of the ended session may stay.
-        Beat();
-        var leftover = 0;
-        var stop = DateTime.UtcNow.AddSeconds(2);
-        for (var round = 0; round < 200_000 && DateTime.UtcNow < stop; round++)
-        {
-            var session = Snapshot(version: 1);
-            var id = session.Id!;
-            Load(session);
-            _cache.BeginWrite(id);
-            using var start = new ManualResetEventSlim();
-            var save = Task.Run(() =>
-            {
-                start.Wait();
-                _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["raced"] = [1] }), newVersion: 2);
-                _cache.EndWrite(id);
-            });
-            var end = Task.Run(() =>
-            {
-                start.Wait();
-                if (heardFromChannel)
+        var leftover = await RaceAsync(
+            writes: 1,
+            id =>
+            [
+                () =>
                 {
-                    _cache.Invalidate(_cache.KeyOf(id), NearCache.Gone);
-                }
-                else
+                    _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["raced"] = [1] }), newVersion: 2);
+                    _cache.EndWrite(id);
+                },
+                () =>
                 {
-                    _cache.Remove(id);
-                }
-            });
-            start.Set();
-            await Task.WhenAll(save, end);
-            leftover += _cache.TryPeek(id) is null ? 0 : 1;
-        }
+                    if (heardFromChannel)
+                    {
+                        _cache.Invalidate(_cache.KeyOf(id), NearCache.Gone);
+                    }
+                    else
+                    {
+                        _cache.Remove(id);
+                    }
+                },
+            ],
+            id => _cache.TryPeek(id) is not null);
 
         Assert.Equal(0, leftover);
     }
@@ -344,29 +334,47 @@ public sealed class NearCacheTests : IDisposable
     public async Task Two_saves_of_this_node_mirrored_at_once_leave_the_newer_copy_or_none()
     {
         // Saves to versions 2 and 3 return together; whichever mirrors first, the copy of version 2 must not outlive them.
+        var stale = await RaceAsync(
+            writes: 2,
+            id => [.. Enumerable.Range(2, 2).Select(version => (Action)(() =>
+            {
+                _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["n"] = [(byte)version] }), newVersion: version);
+                _cache.EndWrite(id);
+            }))],
+            id => _cache.TryPeek(id) is { Version: < 3 });
+
+        Assert.Equal(0, stale);
+    }
+
+    // Rounds (at most 200,000, at most 2 s) of a fresh cached session with `writes` own writes begun, the actions run at
+    // once on pool threads; returns the rounds after which `wrong` held.
+    private async Task<int> RaceAsync(int writes, Func<string, Action[]> actions, Func<string, bool> wrong)
+    {
         Beat();
-        var stale = 0;
+        var count = 0;
         var stop = DateTime.UtcNow.AddSeconds(2);
         for (var round = 0; round < 200_000 && DateTime.UtcNow < stop; round++)
         {
             var session = Snapshot(version: 1);
             var id = session.Id!;
             Load(session);
-            _cache.BeginWrite(id);
-            _cache.BeginWrite(id);
+            for (var i = 0; i < writes; i++)
+            {
+                _cache.BeginWrite(id);
+            }
+
             using var start = new ManualResetEventSlim();
-            var saves = Enumerable.Range(2, 2).Select(version => Task.Run(() =>
+            var running = actions(id).Select(action => Task.Run(() =>
             {
                 start.Wait();
-                _cache.Saved(new SessionChanges(id, new Dictionary<string, byte[]> { ["n"] = [(byte)version] }), newVersion: version);
-                _cache.EndWrite(id);
+                action();
             })).ToArray();
             start.Set();
-            await Task.WhenAll(saves);
-            stale += _cache.TryPeek(id) is { Version: < 3 } ? 1 : 0;
+            await Task.WhenAll(running);
+            count += wrong(id) ? 1 : 0;
         }
 
-        Assert.Equal(0, stale);
+        return count;
     }
 
     private void Beat() => _cache.HeartbeatReceived(_cache.NextHeartbeat());

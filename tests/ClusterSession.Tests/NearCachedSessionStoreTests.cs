@@ -52,7 +52,7 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
         await _nodeB.LoadAsync(session.Id!);
         Assert.Equal(1, _nodeA.LiveNodeCount);
 
-        Assert.Equal(SessionSaveResult.Saved, await _nodeA.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [2] })));
+        Assert.Equal(SessionSaveResult.Saved, await _nodeA.SaveAsync(Change(session.Id!, 2)));
 
         Assert.Null(_nodeB.PeekCopy(session.Id!));
         Assert.Equal([2], (await _nodeB.LoadAsync(session.Id!))!.Attributes["n"]);
@@ -65,7 +65,7 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
         var session = await CreateAsync();
         await _nodeA.LoadAsync(session.Id!);
 
-        await _nodeA.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [3] }));
+        await _nodeA.SaveAsync(Change(session.Id!, 3));
 
         Assert.Equal([3], (await _nodeA.LoadAsync(session.Id!))!.Attributes["n"]);
         Assert.Equal(1, _a.Loads);
@@ -95,7 +95,7 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
         Assert.True(nodeC.IsUsable);
         _bus.Hold("a");
 
-        var save = nodeC.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [4] })).AsTask();
+        var save = nodeC.SaveAsync(Change(session.Id!, 4)).AsTask();
 
         // A, listed by the channel as listening, still serves its copy: the write must not have returned.
         Assert.False(save.IsCompleted);
@@ -120,7 +120,7 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
         Assert.NotNull(nodeC.PeekCopy(session.Id!));
         _bus.Hold("c");
 
-        var save = _nodeA.SaveAsync(new SessionChanges(session.Id!, new Dictionary<string, byte[]> { ["n"] = [5] })).AsTask();
+        var save = _nodeA.SaveAsync(Change(session.Id!, 5)).AsTask();
 
         // B acknowledged already, but A has not heard its own announcement, nor C's heartbeat before it: not returned.
         Assert.False(save.IsCompleted);
@@ -174,6 +174,8 @@ public sealed class NearCachedSessionStoreTests : IAsyncDisposable
         _time.Advance(TimeSpan.FromMilliseconds(1));
         return (store, layer);
     }
+
+    private static SessionChanges Change(string id, byte n) => new(id, new Dictionary<string, byte[]> { ["n"] = [n] });
 
     private async Task<SessionSnapshot> CreateAsync()
     {
